@@ -1,0 +1,175 @@
+//! Catalog items.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::event::{MAX_ID_BYTES, check_price};
+use crate::ids::ItemId;
+use crate::time::Timestamp;
+
+/// A product in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Item {
+    /// The shop's id (SKU).
+    pub id: ItemId,
+    /// Product name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Longer text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Category path from the root, e.g. `["Women", "Shoes", "Sneakers"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub category: Vec<String>,
+    /// Brand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Regular price of one unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+    /// Discounted price when on sale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sale_price: Option<f64>,
+    /// ISO 4217 currency code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Free key/values (color, size...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+    /// Free tags (genres, collections...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Units in stock, when tracked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stock: Option<i64>,
+    /// Whether the item can be sold now; `false` hides it from recommendations.
+    pub in_stock: bool,
+    /// When the item entered the catalog (for "new arrivals").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
+}
+
+impl Default for Item {
+    fn default() -> Self {
+        Self {
+            id: ItemId(String::new()),
+            title: None,
+            description: None,
+            category: Vec::new(),
+            brand: None,
+            price: None,
+            sale_price: None,
+            currency: None,
+            attributes: BTreeMap::new(),
+            tags: Vec::new(),
+            stock: None,
+            in_stock: true,
+            created_at: None,
+        }
+    }
+}
+
+/// Splits `"Women > Shoes > Sneakers"` (also `/` or `|` separated) into its parts.
+pub fn parse_category_path(s: &str) -> Vec<String> {
+    let sep = if s.contains('>') {
+        '>'
+    } else if s.contains('|') {
+        '|'
+    } else {
+        '/'
+    };
+    s.split(sep).map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
+}
+
+impl Item {
+    /// An item with only an id.
+    pub fn new(id: &str) -> Self {
+        Self { id: ItemId::from(id), ..Self::default() }
+    }
+
+    /// The category path joined with `" > "`.
+    pub fn category_path(&self) -> String {
+        self.category.join(" > ")
+    }
+
+    /// The price a buyer pays now (sale price when on sale).
+    pub fn effective_price(&self) -> Option<f64> {
+        self.sale_price.or(self.price)
+    }
+
+    /// Whether the item is discounted.
+    pub fn on_sale(&self) -> bool {
+        matches!((self.sale_price, self.price), (Some(s), Some(p)) if s < p)
+    }
+
+    /// Checks the rules an item must satisfy before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.0.trim().is_empty() {
+            return Err(CoreError::invalid("id", "is empty"));
+        }
+        if self.id.0.len() > MAX_ID_BYTES {
+            return Err(CoreError::invalid("id", format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len())));
+        }
+        check_price("price", self.price)?;
+        check_price("sale_price", self.sale_price)?;
+        if let Some(c) = &self.currency
+            && (c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(CoreError::invalid("currency", format!("{c:?} is not a 3-letter ISO 4217 code like EUR")));
+        }
+        Ok(())
+    }
+
+    /// Overlays the fields `other` sets onto `self` (used when events mention items).
+    pub fn merge_from(&mut self, other: Item) {
+        macro_rules! take {
+            ($($f:ident),*) => {$( if other.$f.is_some() { self.$f = other.$f; } )*};
+        }
+        take!(title, description, brand, price, sale_price, currency, stock, created_at);
+        if !other.category.is_empty() {
+            self.category = other.category;
+        }
+        for t in other.tags {
+            if !self.tags.contains(&t) {
+                self.tags.push(t);
+            }
+        }
+        self.attributes.extend(other.attributes);
+        if !other.in_stock {
+            self.in_stock = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_paths() {
+        assert_eq!(parse_category_path("Women > Shoes > Sneakers"), vec!["Women", "Shoes", "Sneakers"]);
+        assert_eq!(parse_category_path("a/b"), vec!["a", "b"]);
+        assert!(parse_category_path(" ").is_empty());
+    }
+
+    #[test]
+    fn validation_and_merge() {
+        let mut i = Item::new("sku");
+        i.price = Some(10.0);
+        i.sale_price = Some(8.0);
+        assert!(i.validate().is_ok() && i.on_sale());
+        assert_eq!(i.effective_price(), Some(8.0));
+        i.currency = Some("eur".into());
+        assert_eq!(i.validate().unwrap_err().field(), "currency");
+        let mut a = Item::new("x");
+        a.title = Some("old".into());
+        a.brand = Some("b".into());
+        let mut b = Item::new("x");
+        b.title = Some("new".into());
+        a.merge_from(b);
+        assert_eq!((a.title.as_deref(), a.brand.as_deref()), (Some("new"), Some("b")));
+    }
+}

@@ -1,0 +1,245 @@
+//! Timestamps: milliseconds since the Unix epoch, UTC, and the parsers importers share.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+/// Latest accepted instant (2200-01-01T00:00:00Z); later values are typos or unit mix-ups.
+pub const MAX_MILLIS: i64 = 7_258_118_400_000;
+
+/// Integers below this are read as seconds, at or above as milliseconds (1e11 s is year 5138).
+const SECONDS_LIMIT: i64 = 100_000_000_000;
+
+impl Timestamp {
+    /// From whole seconds.
+    pub fn from_secs(secs: i64) -> Self {
+        Self(secs.saturating_mul(1000))
+    }
+
+    /// Whole seconds (floor).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// Milliseconds.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// The current time.
+    pub fn now() -> Self {
+        Self(Utc::now().timestamp_millis())
+    }
+
+    /// Days (fractional) from `self` to `later`.
+    pub fn days_until(self, later: Timestamp) -> f64 {
+        (later.0 - self.0) as f64 / 86_400_000.0
+    }
+
+    /// RFC 3339 text, e.g. `2011-12-01T08:26:00Z` (milliseconds shown only when non-zero).
+    pub fn to_rfc3339(self) -> String {
+        match DateTime::<Utc>::from_timestamp_millis(self.0) {
+            Some(dt) if self.0 % 1000 == 0 => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            Some(dt) => dt.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => self.0.to_string(),
+        }
+    }
+
+    /// Hour of day (0..24) in UTC.
+    pub fn hour(self) -> u32 {
+        (self.0.div_euclid(3_600_000).rem_euclid(24)) as u32
+    }
+
+    /// Day of week, Monday = 0.
+    pub fn weekday(self) -> u32 {
+        // 1970-01-01 was a Thursday (index 3).
+        ((self.0.div_euclid(86_400_000) + 3).rem_euclid(7)) as u32
+    }
+
+    /// Parses the forms importers meet without a declared format: Unix seconds or
+    /// milliseconds (integers below 1e11 are seconds), fractional seconds, RFC 3339,
+    /// `YYYY-MM-DD HH:MM[:SS[.fff]]` and `YYYY-MM-DD` (both read as UTC).
+    pub fn parse_auto(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty timestamp".into());
+        }
+        let b = s.as_bytes();
+        let ms = if b.iter().all(u8::is_ascii_digit) || (b[0] == b'-' && b.len() > 1 && b[1..].iter().all(u8::is_ascii_digit)) {
+            let n: i64 = s.parse().map_err(|_| format!("{s:?} is out of range"))?;
+            if n.abs() < SECONDS_LIMIT { n.saturating_mul(1000) } else { n }
+        } else if let Some(ms) = parse_iso_fast(b) {
+            ms
+        } else if let Ok(f) = s.parse::<f64>() {
+            if !f.is_finite() {
+                return Err(format!("{s:?} is not a finite number"));
+            }
+            (f * 1000.0).round() as i64
+        } else if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+            dt.timestamp_millis()
+        } else {
+            return Err(format!(
+                "{s:?} is not a timestamp (expected Unix seconds or milliseconds, RFC 3339, or YYYY-MM-DD[ HH:MM:SS]; use --ts-format for others)"
+            ));
+        };
+        Self::checked(ms, s)
+    }
+
+    /// Parses with a strftime format (chrono syntax); without a zone the time is UTC.
+    pub fn parse_with_format(s: &str, format: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let ms = if let Ok(dt) = DateTime::parse_from_str(s, format) {
+            dt.timestamp_millis()
+        } else if let Ok(dt) = NaiveDateTime::parse_from_str(s, format) {
+            dt.and_utc().timestamp_millis()
+        } else if let Ok(d) = NaiveDate::parse_from_str(s, format) {
+            d.and_hms_opt(0, 0, 0).map(|dt| dt.and_utc().timestamp_millis()).unwrap_or(0)
+        } else {
+            return Err(format!("{s:?} does not match the format {format:?}"));
+        };
+        Self::checked(ms, s)
+    }
+
+    fn checked(ms: i64, s: &str) -> Result<Self, String> {
+        if !(0..MAX_MILLIS).contains(&ms) {
+            return Err(format!("{s:?} is outside 1970-01-01..2200-01-01"));
+        }
+        Ok(Self(ms))
+    }
+}
+
+fn digits(b: &[u8]) -> Option<i64> {
+    let mut n = 0i64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(c - b'0');
+    }
+    Some(n)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+/// `YYYY-MM-DD`, optionally followed by ` ` or `T` and `HH:MM[:SS[.fff]]` and an optional `Z`.
+/// Anything else (offsets, other layouts) is left to chrono.
+fn parse_iso_fast(b: &[u8]) -> Option<i64> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    let mut rest = &b[10..];
+    if rest.is_empty() {
+        return Some(ms);
+    }
+    if !(rest[0] == b' ' || rest[0] == b'T') || rest.len() < 6 || rest[3] != b':' {
+        return None;
+    }
+    let (hh, mm) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+    if hh > 23 || mm > 59 {
+        return None;
+    }
+    ms += (hh * 3600 + mm * 60) * 1000;
+    rest = &rest[6..];
+    if rest.len() >= 3 && rest[0] == b':' {
+        let ss = digits(&rest[1..3])?;
+        if ss > 60 {
+            return None;
+        }
+        ms += ss * 1000;
+        rest = &rest[3..];
+        if rest.first() == Some(&b'.') {
+            let frac_len = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if frac_len == 0 {
+                return None;
+            }
+            let frac = &rest[1..1 + frac_len];
+            let mut f = 0i64;
+            for i in 0..3 {
+                f = f * 10 + frac.get(i).map_or(0, |c| i64::from(c - b'0'));
+            }
+            ms += f;
+            rest = &rest[1 + frac_len..];
+        }
+    }
+    match rest {
+        [] | [b'Z'] => Some(ms),
+        _ => None,
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_forms() {
+        let t = |s| Timestamp::parse_auto(s).map(|t| t.0);
+        assert_eq!(t("874965758"), Ok(874_965_758_000));
+        assert_eq!(t("874965758123"), Ok(874_965_758_123));
+        assert_eq!(t("2010-12-01 08:26:00"), Ok(1_291_191_960_000));
+        assert_eq!(t("2010-12-01T08:26:00Z"), Ok(1_291_191_960_000));
+        assert_eq!(t("2010-12-01T09:26:00+01:00"), Ok(1_291_191_960_000));
+        assert_eq!(t("2010-12-01 08:26"), Ok(1_291_191_960_000));
+        assert_eq!(t("2010-12-01"), Ok(1_291_161_600_000));
+        assert_eq!(t("2024-02-29T00:00:00.25Z"), Ok(1_709_164_800_250));
+        assert_eq!(t("1.5"), Ok(1500));
+        assert!(t("2011-02-30").is_err());
+        assert!(t("yesterday").is_err());
+        assert!(t("-5").is_err());
+        assert!(t("").is_err());
+        assert!(t("NaN").is_err());
+    }
+
+    #[test]
+    fn fast_path_matches_chrono() {
+        for s in ["1999-12-31 23:59:59", "2000-02-29 12:00:00", "2011-12-09 12:50:00", "1970-01-01 00:00:00"] {
+            let fast = Timestamp::parse_auto(s).map(|t| t.0);
+            let slow = Timestamp::parse_with_format(s, "%Y-%m-%d %H:%M:%S").map(|t| t.0);
+            assert_eq!(fast, slow, "{s}");
+        }
+    }
+
+    #[test]
+    fn custom_format_and_calendar() {
+        let t = Timestamp::parse_with_format("12/1/2010 8:26", "%m/%d/%Y %H:%M").map(|t| t.0);
+        assert_eq!(t, Ok(1_291_191_960_000));
+        assert!(Timestamp::parse_with_format("x", "%Y").is_err());
+        let ts = Timestamp(1_291_191_960_000);
+        assert_eq!(ts.hour(), 8);
+        assert_eq!(ts.weekday(), 2); // 2010-12-01 was a Wednesday
+        assert_eq!(ts.to_rfc3339(), "2010-12-01T08:26:00Z");
+    }
+}

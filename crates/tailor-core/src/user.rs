@@ -1,0 +1,162 @@
+//! Users (customers) and their attributes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+use crate::event::MAX_ID_BYTES;
+use crate::ids::UserId;
+use crate::time::Timestamp;
+
+/// Urban, suburban or rural residence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Urbanicity {
+    /// City.
+    Urban,
+    /// Suburb or town.
+    Suburban,
+    /// Countryside.
+    Rural,
+}
+
+impl std::str::FromStr for Urbanicity {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "urban" | "city" => Ok(Self::Urban),
+            "suburban" | "suburb" | "town" => Ok(Self::Suburban),
+            "rural" | "countryside" => Ok(Self::Rural),
+            _ => Err(format!("{s:?} is not one of urban, suburban, rural")),
+        }
+    }
+}
+
+impl Urbanicity {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Urban => "urban",
+            Self::Suburban => "suburban",
+            Self::Rural => "rural",
+        }
+    }
+}
+
+/// A known customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct User {
+    /// The shop's id.
+    pub id: UserId,
+    /// Age in years, when the shop knows it (MovieLens gives ages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<u16>,
+    /// Year of birth, when the shop knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub birth_year: Option<i32>,
+    /// Gender as the shop records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    /// Country.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Region or state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// City.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// Urban, suburban or rural.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urbanicity: Option<Urbanicity>,
+    /// When the account was created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signup_at: Option<Timestamp>,
+    /// Device the user mostly shops on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preferred_device: Option<String>,
+    /// May receive e-mail campaigns.
+    pub consent_email: bool,
+    /// May receive push notifications.
+    pub consent_push: bool,
+    /// Free key/values (occupation, zip, loyalty tier...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Default for User {
+    fn default() -> Self {
+        Self {
+            id: UserId(String::new()),
+            age: None,
+            birth_year: None,
+            gender: None,
+            country: None,
+            region: None,
+            city: None,
+            urbanicity: None,
+            signup_at: None,
+            preferred_device: None,
+            consent_email: false,
+            consent_push: false,
+            attributes: BTreeMap::new(),
+        }
+    }
+}
+
+impl User {
+    /// A user with only an id.
+    pub fn new(id: &str) -> Self {
+        Self { id: UserId::from(id), ..Self::default() }
+    }
+
+    /// Checks the rules a user must satisfy before it is stored.
+    pub fn validate(&self) -> Result<()> {
+        if self.id.0.trim().is_empty() {
+            return Err(CoreError::invalid("id", "is empty"));
+        }
+        if self.id.0.len() > MAX_ID_BYTES {
+            return Err(CoreError::invalid("id", format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len())));
+        }
+        if let Some(a) = self.age
+            && a > 130
+        {
+            return Err(CoreError::invalid("age", format!("{a} is above 130")));
+        }
+        if let Some(y) = self.birth_year
+            && !(1850..=2200).contains(&y)
+        {
+            return Err(CoreError::invalid("birth_year", format!("{y} is outside 1850..=2200")));
+        }
+        Ok(())
+    }
+
+    /// Overlays the fields `other` sets onto `self`.
+    pub fn merge_from(&mut self, other: User) {
+        macro_rules! take {
+            ($($f:ident),*) => {$( if other.$f.is_some() { self.$f = other.$f; } )*};
+        }
+        take!(age, birth_year, gender, country, region, city, urbanicity, signup_at, preferred_device);
+        self.consent_email |= other.consent_email;
+        self.consent_push |= other.consent_push;
+        self.attributes.extend(other.attributes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let mut u = User::new("u");
+        assert!(u.validate().is_ok());
+        u.age = Some(200);
+        assert_eq!(u.validate().unwrap_err().to_string(), "age: 200 is above 130");
+        assert_eq!("City".parse::<Urbanicity>(), Ok(Urbanicity::Urban));
+        assert!(User::new(" ").validate().is_err());
+    }
+}

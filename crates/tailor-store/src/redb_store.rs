@@ -1,0 +1,459 @@
+//! The embedded default store: one redb file (`tailor.redb`) in the data directory.
+//!
+//! Tables: `meta` (schema version, counters), `{user,item}_ids` (external id → dense index),
+//! `{user,item}_names` (index → id), `users` / `items` (index → JSON record),
+//! `event_chunks` (sequence → column chunk, see [`crate::codec`]), `event_ids` (id → ()).
+//! redb commits with fsync (`Durability::Immediate`), so an acknowledged write survives
+//! `kill -9` and power loss, and a crash mid-write leaves the previous commit intact.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tailor_core::{Event, EventId, Interner, Item, ItemIdx, Timestamp, User, UserIdx};
+
+use crate::codec::{self, ChunkView, EncodedEvent};
+use crate::error::{Result, StoreError};
+use crate::{Counts, EventFilter, Store, Stored, UpsertMode, WriteBatch, WriteReport};
+
+/// Newest schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Events per stored chunk.
+const CHUNK_EVENTS: usize = 8192;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USER_IDS: TableDefinition<&str, u32> = TableDefinition::new("user_ids");
+const USER_NAMES: TableDefinition<u32, &str> = TableDefinition::new("user_names");
+const USERS: TableDefinition<u32, &[u8]> = TableDefinition::new("users");
+const ITEM_IDS: TableDefinition<&str, u32> = TableDefinition::new("item_ids");
+const ITEM_NAMES: TableDefinition<u32, &str> = TableDefinition::new("item_names");
+const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
+const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_chunks");
+const EVENT_IDS: TableDefinition<u128, ()> = TableDefinition::new("event_ids");
+
+const K_SCHEMA: &str = "schema_version";
+const K_EVENTS: &str = "events";
+const K_NEXT_CHUNK: &str = "next_chunk";
+
+type Migration = fn(&WriteTransaction) -> std::result::Result<(), redb::Error>;
+
+/// Each step brings the schema from `version - 1` to `version`, in its own transaction.
+const MIGRATIONS: [(u32, Migration); 1] = [(1, migrate_v1)];
+
+fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    txn.open_table(USER_IDS)?;
+    txn.open_table(USER_NAMES)?;
+    txn.open_table(USERS)?;
+    txn.open_table(ITEM_IDS)?;
+    txn.open_table(ITEM_NAMES)?;
+    txn.open_table(ITEMS)?;
+    txn.open_table(CHUNKS)?;
+    txn.open_table(EVENT_IDS)?;
+    meta.insert(K_EVENTS, 0)?;
+    meta.insert(K_NEXT_CHUNK, 0)?;
+    Ok(())
+}
+
+/// Dense-id dictionaries, mirrored in memory (redb's file lock makes this process the only writer).
+#[derive(Default)]
+struct Names {
+    users: Interner,
+    items: Interner,
+}
+
+/// The embedded redb store.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    names: RwLock<Names>,
+    writer: Mutex<()>,
+}
+
+trait Ctx<T> {
+    fn ctx(self, path: &Path) -> Result<T>;
+}
+
+impl<T, E: Into<redb::Error>> Ctx<T> for std::result::Result<T, E> {
+    fn ctx(self, path: &Path) -> Result<T> {
+        self.map_err(|e| StoreError::Db { path: path.to_owned(), source: Box::new(e.into()) })
+    }
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store in `data_dir`, migrating an older schema.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        fs_err::create_dir_all(data_dir).map_err(|e| StoreError::Io { path: data_dir.to_owned(), source: e })?;
+        let path = data_dir.join("tailor.redb");
+        let db = match Database::builder().create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
+            Err(e) => return Err(e).ctx(&path),
+        };
+        let store = Self { db, path, names: RwLock::new(Names::default()), writer: Mutex::new(()) };
+        store.migrate()?;
+        store.load_names()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let p = &self.path;
+        let current = {
+            let txn = self.db.begin_read().ctx(p)?;
+            match txn.open_table(META) {
+                Ok(t) => t.get(K_SCHEMA).ctx(p)?.map_or(0, |v| v.value() as u32),
+                Err(redb::TableError::TableDoesNotExist(_)) => 0,
+                Err(e) => return Err(e).ctx(p),
+            }
+        };
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew { path: p.clone(), found: current, supported: SCHEMA_VERSION });
+        }
+        for (version, step) in MIGRATIONS {
+            if version <= current {
+                continue;
+            }
+            let txn = self.db.begin_write().ctx(p)?;
+            step(&txn).ctx(p)?;
+            txn.open_table(META).ctx(p)?.insert(K_SCHEMA, u64::from(version)).ctx(p)?;
+            txn.commit().ctx(p)?;
+        }
+        Ok(())
+    }
+
+    fn load_names(&self) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let read = |def: TableDefinition<u32, &str>| -> Result<Interner> {
+            let t = txn.open_table(def).ctx(p)?;
+            let mut names = Vec::with_capacity(t.len().ctx(p)? as usize);
+            for (expect, row) in t.iter().ctx(p)?.enumerate() {
+                let (k, v) = row.ctx(p)?;
+                if k.value() as usize != expect {
+                    return Err(StoreError::Corrupt { path: p.clone(), what: "gap in the id dictionary".into() });
+                }
+                names.push(v.value().to_owned());
+            }
+            Ok(Interner::from_names(names))
+        };
+        let names = Names { users: read(USER_NAMES)?, items: read(ITEM_NAMES)? };
+        *self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner) = names;
+        Ok(())
+    }
+
+    fn names(&self) -> std::sync::RwLockReadGuard<'_, Names> {
+        self.names.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), what: what.into() }
+    }
+
+    fn get_record<T: DeserializeOwned>(&self, def: TableDefinition<u32, &[u8]>, idx: u32) -> Result<Option<Stored<T>>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let t = txn.open_table(def).ctx(p)?;
+        let Some(v) = t.get(idx).ctx(p)? else { return Ok(None) };
+        serde_json::from_slice(v.value()).map(Some).map_err(|e| self.corrupt(format!("record {idx}: {e}")))
+    }
+
+    fn for_each_record<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<u32, &[u8]>,
+        f: &mut dyn FnMut(u32, Stored<T>),
+    ) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let t = txn.open_table(def).ctx(p)?;
+        for row in t.iter().ctx(p)? {
+            let (k, v) = row.ctx(p)?;
+            let rec = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("record {}: {e}", k.value())))?;
+            f(k.value(), rec);
+        }
+        Ok(())
+    }
+}
+
+/// Interning inside one write transaction: new names become visible in memory only after commit.
+struct PendingNames<'a> {
+    known: &'a Interner,
+    added: Vec<String>,
+    lookup: HashMap<String, u32>,
+}
+
+impl<'a> PendingNames<'a> {
+    fn new(known: &'a Interner) -> Self {
+        Self { known, added: Vec::new(), lookup: HashMap::new() }
+    }
+
+    /// Returns (index, is_new).
+    fn intern(&mut self, name: &str) -> (u32, bool) {
+        if let Some(i) = self.known.get(name) {
+            return (i, false);
+        }
+        if let Some(&i) = self.lookup.get(name) {
+            return (i, false);
+        }
+        let i = (self.known.len() + self.added.len()) as u32;
+        self.added.push(name.to_owned());
+        self.lookup.insert(name.to_owned(), i);
+        (i, true)
+    }
+
+    fn persist(&self, txn: &WriteTransaction, ids: TableDefinition<&str, u32>, names: TableDefinition<u32, &str>) -> std::result::Result<(), redb::Error> {
+        let mut ids = txn.open_table(ids)?;
+        let mut names = txn.open_table(names)?;
+        let base = self.known.len() as u32;
+        for (k, name) in self.added.iter().enumerate() {
+            ids.insert(name.as_str(), base + k as u32)?;
+            names.insert(base + k as u32, name.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+fn upsert<T: Serialize + DeserializeOwned>(
+    table: &mut redb::Table<'_, u32, &[u8]>,
+    idx: u32,
+    value: T,
+    mode: UpsertMode,
+    merge: fn(&mut T, T),
+    now: Timestamp,
+) -> std::result::Result<bool, String> {
+    let existing: Option<Stored<T>> = match table.get(idx).map_err(|e| e.to_string())? {
+        Some(v) => Some(serde_json::from_slice(v.value()).map_err(|e| format!("record {idx}: {e}"))?),
+        None => None,
+    };
+    let (rec, updated) = match existing {
+        Some(mut old) => {
+            match mode {
+                UpsertMode::Replace => old.value = value,
+                UpsertMode::Merge => merge(&mut old.value, value),
+            }
+            old.updated_at = now;
+            old.revision += 1;
+            (old, true)
+        }
+        None => (Stored { value, created_at: now, updated_at: now, revision: 1 }, false),
+    };
+    let bytes = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
+    table.insert(idx, bytes.as_slice()).map_err(|e| e.to_string())?;
+    Ok(updated)
+}
+
+impl Store for RedbStore {
+    fn write(&self, batch: &WriteBatch) -> Result<WriteReport> {
+        for (index, e) in batch.events.iter().enumerate() {
+            e.validate().map_err(|source| StoreError::Invalid { what: "event", index, source })?;
+        }
+        for (index, i) in batch.items.iter().enumerate() {
+            i.validate().map_err(|source| StoreError::Invalid { what: "item", index, source })?;
+        }
+        for (index, u) in batch.users.iter().enumerate() {
+            u.validate().map_err(|source| StoreError::Invalid { what: "user", index, source })?;
+        }
+        let p = &self.path;
+        let _writer = self.writer();
+        let names = self.names();
+        let mut users = PendingNames::new(&names.users);
+        let mut items = PendingNames::new(&names.items);
+        let mut report = WriteReport::default();
+        let now = Timestamp::now();
+        let txn = self.db.begin_write().ctx(p)?;
+        {
+            let mut table = txn.open_table(ITEMS).ctx(p)?;
+            for item in &batch.items {
+                let (idx, _) = items.intern(item.id.as_str());
+                let updated = upsert(&mut table, idx, item.clone(), batch.mode, Item::merge_from, now)
+                    .map_err(|e| self.corrupt(format!("item {}: {e}", item.id)))?;
+                if updated { report.items_updated += 1 } else { report.items_inserted += 1 }
+            }
+            let mut table = txn.open_table(USERS).ctx(p)?;
+            for user in &batch.users {
+                let (idx, _) = users.intern(user.id.as_str());
+                let updated = upsert(&mut table, idx, user.clone(), batch.mode, User::merge_from, now)
+                    .map_err(|e| self.corrupt(format!("user {}: {e}", user.id)))?;
+                if updated { report.users_updated += 1 } else { report.users_inserted += 1 }
+            }
+        }
+        if !batch.events.is_empty() {
+            let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
+            let mut meta = txn.open_table(META).ctx(p)?;
+            let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
+            let mut ordinals: HashMap<u128, u32> = HashMap::new();
+            let mut seen: HashSet<u128> = HashSet::with_capacity(batch.events.len());
+            let mut fresh: Vec<EncodedEvent<'_>> = Vec::with_capacity(batch.events.len());
+            for e in &batch.events {
+                let id = match e.id {
+                    Some(id) => id,
+                    None => {
+                        let ord = ordinals.entry(e.content_hash()).or_insert(0);
+                        *ord += 1;
+                        e.derive_id(*ord - 1)
+                    }
+                };
+                if !seen.insert(id.0) || ids.get(id.0).ctx(p)?.is_some() {
+                    report.events_duplicate += 1;
+                    continue;
+                }
+                let user = e.user.as_ref().map_or(codec::NONE, |u| users.intern(u.as_str()).0);
+                let item = e.item.as_ref().map_or(codec::NONE, |i| items.intern(i.as_str()).0);
+                fresh.push(EncodedEvent { id, user, item, event: e });
+            }
+            let mut sorted: Vec<u128> = fresh.iter().map(|e| e.id.0).collect();
+            sorted.sort_unstable();
+            for id in sorted {
+                ids.insert(id, ()).ctx(p)?;
+            }
+            let mut next = meta.get(K_NEXT_CHUNK).ctx(p)?.map_or(0, |v| v.value());
+            for part in fresh.chunks(CHUNK_EVENTS) {
+                chunks.insert(next, codec::encode(part).as_slice()).ctx(p)?;
+                next += 1;
+            }
+            let total = meta.get(K_EVENTS).ctx(p)?.map_or(0, |v| v.value()) + fresh.len() as u64;
+            meta.insert(K_NEXT_CHUNK, next).ctx(p)?;
+            meta.insert(K_EVENTS, total).ctx(p)?;
+            report.events_added = fresh.len() as u64;
+        }
+        users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
+        items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
+        txn.commit().ctx(p)?;
+        let (new_users, new_items) = (users.added, items.added);
+        drop(names);
+        let mut names = self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for n in new_users {
+            names.users.intern(&n);
+        }
+        for n in new_items {
+            names.items.intern(&n);
+        }
+        Ok(report)
+    }
+
+    fn item(&self, id: &str) -> Result<Option<Stored<Item>>> {
+        let Some(idx) = self.names().items.get(id) else { return Ok(None) };
+        self.get_record(ITEMS, idx)
+    }
+
+    fn user(&self, id: &str) -> Result<Option<Stored<User>>> {
+        let Some(idx) = self.names().users.get(id) else { return Ok(None) };
+        self.get_record(USERS, idx)
+    }
+
+    fn for_each_item(&self, f: &mut dyn FnMut(ItemIdx, Stored<Item>)) -> Result<()> {
+        self.for_each_record(ITEMS, &mut |i, r| f(ItemIdx(i), r))
+    }
+
+    fn for_each_user(&self, f: &mut dyn FnMut(UserIdx, Stored<User>)) -> Result<()> {
+        self.for_each_record(USERS, &mut |i, r| f(UserIdx(i), r))
+    }
+
+    fn user_names(&self) -> Result<Vec<String>> {
+        Ok(self.names().users.names().to_vec())
+    }
+
+    fn item_names(&self) -> Result<Vec<String>> {
+        Ok(self.names().items.names().to_vec())
+    }
+
+    fn scan_events(&self, filter: EventFilter, f: &mut dyn FnMut(EventId, Event) -> ControlFlow<()>) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let t = txn.open_table(CHUNKS).ctx(p)?;
+        let names = self.names();
+        let user_name = |i: u32| names.users.name(i).map(str::to_owned);
+        let item_name = |i: u32| names.items.name(i).map(str::to_owned);
+        for row in t.iter().ctx(p)? {
+            let (k, v) = row.ctx(p)?;
+            let bytes = v.value();
+            let view = ChunkView::new(bytes).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            let events =
+                view.decode_all(&user_name, &item_name).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            for (id, e) in events {
+                if filter.accepts(e.ts) && f(id, e).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn scan_chunks(&self, f: &mut dyn FnMut(ChunkView<'_>)) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let t = txn.open_table(CHUNKS).ctx(p)?;
+        for row in t.iter().ctx(p)? {
+            let (k, v) = row.ctx(p)?;
+            let view = ChunkView::new(v.value()).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            f(view);
+        }
+        Ok(())
+    }
+
+    fn counts(&self) -> Result<Counts> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let events = txn.open_table(META).ctx(p)?.get(K_EVENTS).ctx(p)?.map_or(0, |v| v.value());
+        let user_records = txn.open_table(USERS).ctx(p)?.len().ctx(p)?;
+        let item_records = txn.open_table(ITEMS).ctx(p)?.len().ctx(p)?;
+        let names = self.names();
+        Ok(Counts { events, users: names.users.len() as u64, items: names.items.len() as u64, user_records, item_records })
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let v = txn.open_table(META).ctx(p)?.get(K_SCHEMA).ctx(p)?.map_or(0, |v| v.value());
+        Ok(v as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newer_schema_is_refused_and_older_is_migrated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = RedbStore::open(dir.path()).expect("open");
+            assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+            let txn = s.db.begin_write().expect("txn");
+            txn.open_table(META).expect("meta").insert(K_SCHEMA, 99).expect("insert");
+            txn.commit().expect("commit");
+        }
+        let err = RedbStore::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (1)"), "{err}");
+
+        let old = tempfile::tempdir().expect("tempdir");
+        {
+            // A version-0 file: redb created, nothing of ours in it yet.
+            let db = Database::create(old.path().join("tailor.redb")).expect("create");
+            drop(db);
+        }
+        let s = RedbStore::open(old.path()).expect("migrates");
+        assert_eq!(s.schema_version().expect("version"), 1);
+        assert_eq!(s.counts().expect("counts").events, 0);
+    }
+
+    #[test]
+    fn second_open_is_locked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _a = RedbStore::open(dir.path()).expect("open");
+        let err = RedbStore::open(dir.path()).err().expect("locked");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! Store contract tests (run on redb; other backends will run the same functions).
+
+use std::ops::ControlFlow;
+
+use tailor_core::{Event, EventKind, InteractionWeights, InteractionsBuilder, Item, ItemIdx, Timestamp, User, UserIdx};
+use tailor_store::{EventFilter, RedbStore, Store, UpsertMode, WriteBatch, load_interactions};
+
+fn events(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|k| {
+            let mut e = Event::new(Some(&format!("u{}", k % 7)), Some(&format!("i{}", k % 11)), EventKind::View, Timestamp(k as i64 * 1000));
+            if k % 3 == 0 {
+                e.kind = EventKind::Purchase;
+                e.unit_price = Some(1.5);
+                e.order_id = Some(format!("o{}", k / 3));
+            }
+            e.context.device = Some("mobile".into());
+            e
+        })
+        .collect()
+}
+
+fn all_events(s: &dyn Store) -> Vec<Event> {
+    let mut out = Vec::new();
+    s.scan_events(EventFilter::default(), &mut |_, e| {
+        out.push(e);
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    out
+}
+
+fn contract(s: &dyn Store) {
+    let batch = WriteBatch { events: events(20_000), ..WriteBatch::default() };
+    let r = s.write(&batch).expect("write");
+    assert_eq!((r.events_added, r.events_duplicate), (20_000, 0));
+    // Idempotent: the same batch again adds nothing.
+    let r = s.write(&batch).expect("rewrite");
+    assert_eq!((r.events_added, r.events_duplicate), (0, 20_000));
+    let c = s.counts().expect("counts");
+    assert_eq!((c.events, c.users, c.items), (20_000, 7, 11));
+    let back = all_events(s);
+    assert_eq!(back.len(), 20_000);
+    for (a, b) in back.iter().zip(&batch.events) {
+        let mut b = b.clone();
+        b.id = a.id;
+        assert_eq!(a, &b);
+    }
+    // Identical events inside one batch are kept (ordinals), and stay idempotent.
+    let twice = vec![events(1)[0].clone(), events(1)[0].clone()];
+    let twice = WriteBatch { events: twice, ..WriteBatch::default() };
+    let r = s.write(&twice).expect("dups");
+    assert_eq!(r.events_added, 1, "ordinal 0 is the stored one, ordinal 1 is new");
+    assert_eq!(s.write(&twice).expect("again").events_added, 0);
+
+    // Upserts: replace and merge, with bookkeeping.
+    let mut it = Item::new("i1");
+    it.title = Some("Shoe".into());
+    it.brand = Some("Acme".into());
+    let r = s.write(&WriteBatch { items: vec![it], ..WriteBatch::default() }).expect("item");
+    assert_eq!((r.items_inserted, r.items_updated), (1, 0));
+    let mut patch = Item::new("i1");
+    patch.price = Some(9.0);
+    s.write(&WriteBatch { items: vec![patch.clone()], mode: UpsertMode::Merge, ..WriteBatch::default() }).expect("merge");
+    let got = s.item("i1").expect("get").expect("exists");
+    assert_eq!((got.value.title.as_deref(), got.value.price, got.revision), (Some("Shoe"), Some(9.0), 2));
+    s.write(&WriteBatch { items: vec![patch], ..WriteBatch::default() }).expect("replace");
+    let got = s.item("i1").expect("get").expect("exists");
+    assert_eq!((got.value.title, got.revision), (None, 3));
+    assert!(got.updated_at >= got.created_at);
+
+    let mut u = User::new("new-user");
+    u.age = Some(30);
+    s.write(&WriteBatch { users: vec![u], ..WriteBatch::default() }).expect("user");
+    assert_eq!(s.user("new-user").expect("get").expect("exists").value.age, Some(30));
+    assert_eq!(s.counts().expect("counts").users, 8);
+    let mut seen = 0;
+    s.for_each_user(&mut |idx, rec| {
+        assert_eq!(s.user_names().expect("names")[idx.index()], rec.value.id.0);
+        seen += 1;
+    })
+    .expect("users");
+    assert_eq!(seen, 1);
+
+    // One invalid record rejects the whole batch.
+    let mut bad = events(3);
+    bad[2].unit_price = Some(f64::INFINITY);
+    bad[0].user = Some("brand-new".into());
+    let err = s.write(&WriteBatch { events: bad, ..WriteBatch::default() }).expect_err("invalid");
+    assert_eq!(err.to_string(), "event #2: price: inf is not a finite number");
+    assert_eq!(s.counts().expect("counts").users, 8);
+
+    // Time filter.
+    let mut n = 0;
+    s.scan_events(EventFilter { since: Some(Timestamp(5_000_000)), until: Some(Timestamp(6_000_000)) }, &mut |_, _| {
+        n += 1;
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    assert_eq!(n, 1000);
+
+    // CSR from the chunks equals one built from decoded events.
+    let m = load_interactions(s, InteractionsBuilder::new(InteractionWeights::default())).expect("csr");
+    let names_u = s.user_names().expect("u");
+    let names_i = s.item_names().expect("i");
+    let mut b = InteractionsBuilder::new(InteractionWeights::default());
+    for e in all_events(s) {
+        let u = names_u.iter().position(|x| Some(x.as_str()) == e.user.as_ref().map(|u| u.as_str())).expect("user");
+        let i = names_i.iter().position(|x| Some(x.as_str()) == e.item.as_ref().map(|u| u.as_str())).expect("item");
+        b.push(UserIdx(u as u32), ItemIdx(i as u32), e.kind, e.ts, e.quantity);
+    }
+    assert_eq!(m, b.build(names_u.len(), names_i.len()));
+}
+
+#[test]
+fn redb_contract() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path()).expect("open");
+    contract(&s);
+    drop(s);
+    // Everything is still there after reopening.
+    let s = RedbStore::open(dir.path()).expect("reopen");
+    assert_eq!(s.counts().expect("counts").events, 20_000);
+    assert_eq!(s.item("i1").expect("get").expect("exists").revision, 3);
+}
