@@ -1,1 +1,500 @@
-fn main(){}
+//! `tailor`: the personalization engine's command line.
+//!
+//! Thin commands over the library crates: parse flags, load configuration, open the store,
+//! call the library, print a table or JSON. Exit codes: 0 success, 1 error, 2 usage.
+
+mod config;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tailor_core::Timestamp;
+use tailor_ingest::IngestError;
+use tailor_ingest::import::{ImportOptions, Progress, import_file};
+use tailor_ingest::mapping::{Mapping, Target};
+use tailor_ingest::source::{Encoding, Format, SourceOptions};
+use tailor_store::{EventFilter, RedbStore, Store, WriteBatch};
+
+use crate::config::{Config, Override, Sources};
+
+/// tailor: personalization engine for e-commerce (segments, recommendations, serving).
+#[derive(Parser, Debug)]
+#[command(name = "tailor", version, about, propagate_version = true)]
+struct Cli {
+    /// Data directory of the embedded store [config: store.data_dir].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (default: ./tailor.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format [config: log.format].
+    #[arg(long, global = true, value_parser = ["pretty", "json"])]
+    log_format: Option<String>,
+    /// Print machine-readable JSON instead of tables, and no progress bars.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Override any configuration key: `--conf section.key=value` (repeatable).
+    #[arg(long = "conf", global = true, value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import events, items or users from CSV/TSV (optionally .gz), JSON Lines or Parquet.
+    #[command(subcommand)]
+    Import(ImportCmd),
+    /// Export stored data.
+    #[command(subcommand)]
+    Export(ExportCmd),
+    /// Generate the demo shop into the store and print a summary.
+    Demo(DemoArgs),
+    /// Summary statistics of the stored data.
+    Stats {
+        /// How many top items to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+    },
+    /// Configuration.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportCmd {
+    /// Events (may also create the items and users they mention via item.* / user.* fields).
+    Events(ImportArgs),
+    /// Catalog items (upsert: a row replaces the stored item).
+    Items(ImportArgs),
+    /// Users (upsert: a row replaces the stored user).
+    Users(ImportArgs),
+    /// A MovieLens-100K directory (u.data, u.item, u.user, u.genre).
+    Movielens {
+        /// The directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// Input file (.csv, .tsv, .jsonl, .parquet, optionally .gz).
+    file: PathBuf,
+    /// Format, when the file name does not tell.
+    #[arg(long)]
+    format: Option<String>,
+    /// Field delimiter for CSV (one character, e.g. ';').
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// Map fields to columns: `--map user=CustomerID,item=StockCode` (repeatable).
+    #[arg(long, value_name = "FIELD=COLUMN")]
+    map: Vec<String>,
+    /// Set fields to constants: `--set kind=purchase` (repeatable).
+    #[arg(long, value_name = "FIELD=VALUE")]
+    set: Vec<String>,
+    /// strftime format of timestamps, e.g. `%d/%m/%Y %H:%M` (default: auto-detect).
+    #[arg(long)]
+    ts_format: Option<String>,
+    /// A known layout: online-retail.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Import the valid rows and write the invalid ones to a rejects file.
+    #[arg(long)]
+    skip_invalid: bool,
+    /// Where rejected rows go (default: FILE.rejects.csv).
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Read the input as ISO-8859-1 instead of UTF-8.
+    #[arg(long)]
+    latin1: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum ExportCmd {
+    /// Events, with the columns `tailor import events` reads back unchanged.
+    Events {
+        /// csv, tsv, jsonl or parquet.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only events at or after this time (RFC 3339, date, or Unix seconds).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time.
+        #[arg(long)]
+        until: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Seed [config: demo.seed].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Users [config: demo.users].
+    #[arg(long)]
+    users: Option<usize>,
+    /// Items [config: demo.items].
+    #[arg(long)]
+    items: Option<usize>,
+    /// Days of history [config: demo.days].
+    #[arg(long)]
+    days: Option<u32>,
+    /// Only generate and store; do not serve (serving arrives with `tailor serve`).
+    #[arg(long)]
+    no_serve: bool,
+    /// Also write each user's hidden archetype to this CSV (user,archetype).
+    #[arg(long)]
+    truth_out: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Every configuration value and where it came from.
+    Show,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.downcast_ref::<IngestError>().is_some_and(|i| matches!(i, IngestError::Usage(_)))
+                || e.downcast_ref::<UsageError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// A mistake in how the command was called (exit code 2).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::error::Error for UsageError {}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+fn load_config(cli: &Cli) -> Result<(Config, Sources)> {
+    let explicit = cli.config.is_some();
+    let path = cli.config.clone().unwrap_or_else(|| PathBuf::from("tailor.toml"));
+    let text = match fs_err::read_to_string(&path) {
+        Ok(t) => Some(t),
+        Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(usage(format!("{e}"))),
+    };
+    let shown = path.display().to_string();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let mut flags = Vec::new();
+    for c in &cli.conf {
+        let (k, v) = c.split_once('=').ok_or_else(|| usage(format!("--conf {c:?}: expected section.key=value")))?;
+        flags.push(Override { key: k.trim().to_owned(), value: v.to_owned(), origin: format!("--conf {}", k.trim()) });
+    }
+    if let Some(d) = &cli.data_dir {
+        flags.push(Override { key: "store.data_dir".into(), value: d.display().to_string(), origin: "--data-dir".into() });
+    }
+    if let Some(f) = &cli.log_format {
+        flags.push(Override { key: "log.format".into(), value: f.clone(), origin: "--log-format".into() });
+    }
+    Config::load(text.as_deref().map(|t| (shown.as_str(), t)), &env, &flags).map_err(usage)
+}
+
+fn init_logging(config: &Config) {
+    let filter = std::env::var("TAILOR_LOG").unwrap_or_else(|_| config.log.filter.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.with_target(false).try_init() };
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let (config, sources) = load_config(&cli)?;
+    init_logging(&config);
+    match &cli.command {
+        Command::Config(ConfigCmd::Show) => {
+            let rows = config.show(&sources).map_err(anyhow::Error::msg)?;
+            if cli.json {
+                let obj: serde_json::Map<String, serde_json::Value> = rows
+                    .into_iter()
+                    .map(|(k, v, s)| (k, serde_json::json!({ "value": v, "source": s })))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&obj)?);
+            } else {
+                let width = rows.iter().map(|r| r.0.len() + r.1.len() + 3).max().unwrap_or(0);
+                for (k, v, s) in rows {
+                    let kv = format!("{k} = {v}");
+                    println!("{kv:<width$}  # {s}");
+                }
+            }
+            Ok(())
+        }
+        Command::Import(cmd) => import(&cli, &config, cmd),
+        Command::Export(ExportCmd::Events { format, out, since, until }) => {
+            let format: Format = format.parse().map_err(usage)?;
+            let parse_ts = |flag: &str, s: &Option<String>| -> Result<Option<Timestamp>> {
+                s.as_deref().map(|v| Timestamp::parse_auto(v).map_err(|e| usage(format!("{flag}: {e}")))).transpose()
+            };
+            let filter = EventFilter { since: parse_ts("--since", since)?, until: parse_ts("--until", until)? };
+            let store = open_store(&config)?;
+            let report = tailor_ingest::export::export_events(&store, format, out, filter)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("exported {} events to {} in {:.2} s", report.events, report.path, report.seconds);
+            }
+            Ok(())
+        }
+        Command::Demo(args) => demo(&cli, &config, args),
+        Command::Stats { top } => {
+            let store = open_store(&config)?;
+            let stats = tailor_store::stats::compute(&store, *top)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&stats)?);
+            } else {
+                print_stats(&stats);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open_store(config: &Config) -> Result<RedbStore> {
+    RedbStore::open(&config.store.data_dir).with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
+}
+
+fn progress_bar(cli: &Cli, total: u64) -> Option<ProgressBar> {
+    if cli.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(total.max(1));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {msg} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn import(cli: &Cli, config: &Config, cmd: &ImportCmd) -> Result<()> {
+    let store = open_store(config)?;
+    let (target, args) = match cmd {
+        ImportCmd::Events(a) => (Target::Events, a),
+        ImportCmd::Items(a) => (Target::Items, a),
+        ImportCmd::Users(a) => (Target::Users, a),
+        ImportCmd::Movielens { dir } => {
+            let report = tailor_ingest::presets::import_movielens(dir, &store, config.import.max_errors)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "imported MovieLens from {}: {} ratings, {} movies ({} genres), {} users; {} new events in {:.2} s",
+                    dir.display(),
+                    report.ratings,
+                    report.movies,
+                    report.genres,
+                    report.users,
+                    report.written.events_added,
+                    report.seconds
+                );
+            }
+            return Ok(());
+        }
+    };
+    let mut mapping = match &args.preset {
+        Some(p) if target == Target::Events => {
+            if !args.map.is_empty() || !args.set.is_empty() {
+                return Err(usage("--preset cannot be combined with --map/--set"));
+            }
+            tailor_ingest::presets::by_name(p)?
+        }
+        Some(_) => return Err(usage("--preset applies to `tailor import events`")),
+        None => Mapping::parse(target, &args.map, &args.set)?,
+    };
+    mapping.ts_format = args.ts_format.clone();
+    if args.latin1 {
+        mapping.encoding = Encoding::Latin1;
+    }
+    let delimiter = match args.delimiter {
+        Some(c) if c.is_ascii() => Some(c as u8),
+        Some(c) => return Err(usage(format!("--delimiter {c:?}: must be one ASCII character"))),
+        None => None,
+    };
+    let opts = ImportOptions {
+        source: SourceOptions {
+            format: args.format.as_deref().map(str::parse).transpose().map_err(usage)?,
+            delimiter,
+            max_line_bytes: config.import.max_line_bytes,
+            encoding: mapping.encoding,
+            columns: None,
+        },
+        skip_invalid: args.skip_invalid,
+        rejects_path: args.rejects.clone(),
+        max_errors: config.import.max_errors,
+    };
+    let total = fs_err::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(cli, total);
+    let started = Instant::now();
+    let mut on_progress = |p: Progress| {
+        if let Some(b) = &bar {
+            b.set_position(p.bytes);
+            let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(if p.writing { format!("{} rows, writing…", p.rows) } else { format!("{} rows ({rate:.0} rows/s)", p.rows) });
+        }
+    };
+    let result = import_file(&args.file, &mapping, &opts, &store, &mut on_progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = result?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        let w = &report.written;
+        println!(
+            "imported {}: {} rows ({} rejected) in {:.2} s ({:.0} rows/s)\n  events: {} new, {} already stored\n  items: {} new, {} updated; users: {} new, {} updated",
+            report.path,
+            report.rows,
+            report.rejected_rows,
+            report.seconds,
+            report.rows_per_second,
+            w.events_added,
+            w.events_duplicate,
+            w.items_inserted,
+            w.items_updated,
+            w.users_inserted,
+            w.users_updated
+        );
+        if let Some(r) = &report.rejects_file {
+            println!("  rejected rows written to {r}");
+        }
+    }
+    Ok(())
+}
+
+fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
+    let params = tailor_ingest::demo::DemoParams {
+        seed: args.seed.unwrap_or(config.demo.seed),
+        users: args.users.unwrap_or(config.demo.users),
+        items: args.items.unwrap_or(config.demo.items),
+        days: args.days.unwrap_or(config.demo.days),
+        anonymous_sessions: config.demo.anonymous_sessions,
+        ..Default::default()
+    };
+    if params.users == 0 || params.items == 0 || params.days == 0 {
+        return Err(usage("--users, --items and --days must be positive"));
+    }
+    let start = Instant::now();
+    let spinner = progress_bar(cli, 3);
+    if let Some(s) = &spinner {
+        s.set_message("generating the demo shop");
+    }
+    let shop = tailor_ingest::demo::generate(&params);
+    let generated = start.elapsed().as_secs_f64();
+    if let Some(s) = &spinner {
+        s.set_position(1);
+        s.set_message("storing");
+    }
+    let store = open_store(config)?;
+    let written = store.write(&WriteBatch { items: shop.items.clone(), users: shop.users.clone(), events: shop.events.clone(), ..WriteBatch::default() })?;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
+    }
+    if let Some(path) = &args.truth_out {
+        write_truth(path, &shop)?;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut shares = std::collections::BTreeMap::new();
+    for a in &shop.archetypes {
+        *shares.entry(a.as_str()).or_insert(0u64) += 1;
+    }
+    let summary = serde_json::json!({
+        "data_dir": config.store.data_dir,
+        "params": params,
+        "items": shop.items.len(),
+        "users": shop.users.len(),
+        "events": shop.events.len(),
+        "written": written,
+        "archetypes": shares,
+        "generate_seconds": generated,
+        "seconds": seconds,
+        "serving": !args.no_serve,
+    });
+    if cli.json {
+        println!("{summary}");
+    } else {
+        println!(
+            "demo shop (seed {}) in {}: {} items, {} users, {} events over {} days; {} new events stored in {:.2} s",
+            params.seed,
+            config.store.data_dir.display(),
+            shop.items.len(),
+            shop.users.len(),
+            shop.events.len(),
+            params.days,
+            written.events_added,
+            seconds
+        );
+        println!("hidden shopper archetypes: {}", shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+        println!("next: `tailor stats` for a summary; `tailor export events --out events.csv` for the raw data");
+        if !args.no_serve {
+            println!("(serving the demo shop arrives with `tailor serve`; pass --no-serve to silence this note)");
+        }
+    }
+    Ok(())
+}
+
+fn write_truth(path: &Path, shop: &tailor_ingest::demo::DemoShop) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["user", "archetype"])?;
+    for (u, a) in shop.users.iter().zip(&shop.archetypes) {
+        w.write_record([u.id.0.as_str(), a.as_str()])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn print_stats(s: &tailor_store::stats::Stats) {
+    println!("events        {:>12}", s.events);
+    for (k, v) in &s.events_by_kind {
+        println!("  {k:<12}{v:>12}");
+    }
+    println!("users         {:>12}  ({} with attributes)", s.users, s.user_records);
+    println!("items         {:>12}  ({} with catalog data)", s.items, s.item_records);
+    println!("orders        {:>12}", s.orders);
+    println!("sessions      {:>12}", s.sessions);
+    println!("countries     {:>12}", s.countries);
+    println!("anonymous     {:>12}  events without a known user", s.anonymous_events);
+    println!("date range    {} → {}", s.first_event.as_deref().unwrap_or("-"), s.last_event.as_deref().unwrap_or("-"));
+    println!("revenue       {:>12.2}  (returns {:.2})", s.revenue, s.returned);
+    let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+    println!(
+        "funnel        view→cart {}  cart→purchase {}  view→purchase {}",
+        pct(s.funnel.view_to_cart),
+        pct(s.funnel.cart_to_purchase),
+        pct(s.funnel.view_to_purchase)
+    );
+    if !s.top_items.is_empty() {
+        println!("top items (purchases, views):");
+        for t in &s.top_items {
+            println!("  {:<20}{:>10}{:>10}", t.item, t.purchases, t.views);
+        }
+    }
+}
