@@ -64,6 +64,30 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Benchmarks of this build on this machine (results as a table or --json).
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCmd {
+    /// Import a file into a fresh temporary store `--repeat` times (end to end, durable).
+    Ingest {
+        /// Input file.
+        file: PathBuf,
+        /// Preset of the file (e.g. online-retail).
+        #[arg(long)]
+        preset: Option<String>,
+        /// Runs.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
+    /// Read every stored event into the CSR interaction matrix `--repeat` times.
+    Csr {
+        /// Runs.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo(&cli, &config, args),
+        Command::Bench(b) => bench(&cli, &config, b),
         Command::Stats { top } => {
             let store = open_store(&config)?;
             let stats = tailor_store::stats::compute(&store, *top)?;
@@ -497,4 +522,79 @@ fn print_stats(s: &tailor_store::stats::Stats) {
             println!("  {:<20}{:>10}{:>10}", t.item, t.purchases, t.views);
         }
     }
+}
+
+fn summarize(name: &str, units: &str, per_run: f64, times: &mut [f64]) -> serde_json::Value {
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    serde_json::json!({
+        "bench": name,
+        "runs": times.len(),
+        "seconds_min": times[0],
+        "seconds_median": median,
+        "units": units,
+        "per_run": per_run,
+        "rate_per_second_median": per_run / median,
+        "rate_per_second_best": per_run / times[0],
+    })
+}
+
+fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
+    let result = match cmd {
+        BenchCmd::Ingest { file, preset, repeat } => {
+            let mapping = match preset {
+                Some(p) => tailor_ingest::presets::by_name(p)?,
+                None => Mapping::parse(Target::Events, &[], &[])?,
+            };
+            let opts = ImportOptions::default();
+            let mut times = Vec::new();
+            let mut rows = 0;
+            for _ in 0..(*repeat).max(1) {
+                let dir = tempfile::tempdir()?;
+                let store = RedbStore::open(dir.path())?;
+                let t = Instant::now();
+                let report = import_file(file, &mapping, &opts, &store, &mut |_| {})?;
+                times.push(t.elapsed().as_secs_f64());
+                rows = report.rows;
+            }
+            summarize("ingest", "rows", rows as f64, &mut times)
+        }
+        BenchCmd::Csr { repeat } => {
+            let store = open_store(config)?;
+            let mut times = Vec::new();
+            let mut n = 0;
+            let mut nnz = 0;
+            for _ in 0..(*repeat).max(1) {
+                let t = Instant::now();
+                let m = tailor_store::load_interactions(
+                    &store,
+                    tailor_core::InteractionsBuilder::new(config.interactions.clone()),
+                )?;
+                times.push(t.elapsed().as_secs_f64());
+                n = store.counts()?.events;
+                nnz = m.nnz();
+            }
+            let mut v = summarize("csr", "events", n as f64, &mut times);
+            v["nnz"] = serde_json::json!(nnz);
+            v
+        }
+    };
+    if cli.json {
+        println!("{result}");
+    } else {
+        println!(
+            "{}: {} {} per run, median {:.3} s ({:.0} {}/s), best {:.3} s ({:.0} {}/s) over {} runs",
+            result["bench"].as_str().unwrap_or_default(),
+            result["per_run"],
+            result["units"].as_str().unwrap_or_default(),
+            result["seconds_median"].as_f64().unwrap_or_default(),
+            result["rate_per_second_median"].as_f64().unwrap_or_default(),
+            result["units"].as_str().unwrap_or_default(),
+            result["seconds_min"].as_f64().unwrap_or_default(),
+            result["rate_per_second_best"].as_f64().unwrap_or_default(),
+            result["units"].as_str().unwrap_or_default(),
+            result["runs"],
+        );
+    }
+    Ok(())
 }

@@ -253,7 +253,7 @@ fn is_default(c: &Context) -> bool {
     *c == Context::default()
 }
 
-fn check_text(field: &'static str, v: &Option<String>) -> Result<()> {
+fn check_text(field: &'static str, v: Option<&str>) -> Result<()> {
     if let Some(s) = v {
         if s.trim().is_empty() {
             return Err(CoreError::invalid(field, "is empty"));
@@ -296,12 +296,12 @@ impl Event {
 
     /// Checks every rule an event must satisfy before it is stored.
     pub fn validate(&self) -> Result<()> {
-        check_text("user", &self.user.as_ref().map(|u| u.0.clone()))?;
-        check_text("session", &self.session)?;
+        check_text("user", self.user.as_ref().map(UserId::as_str))?;
+        check_text("session", self.session.as_deref())?;
         if self.user.is_none() && self.session.is_none() {
             return Err(CoreError::invalid("user", "is missing (an event needs a user or a session id)"));
         }
-        check_text("item", &self.item.as_ref().map(|i| i.0.clone()))?;
+        check_text("item", self.item.as_ref().map(ItemId::as_str))?;
         if self.item.is_none() && self.kind.needs_item() {
             return Err(CoreError::invalid("item", format!("is missing (a {} event needs an item)", self.kind)));
         }
@@ -312,10 +312,10 @@ impl Event {
             return Err(CoreError::invalid("quantity", "must be at least 1"));
         }
         check_price("price", self.unit_price)?;
-        check_text("order", &self.order_id)?;
-        check_text("rec_id", &self.rec_id)?;
+        check_text("order", self.order_id.as_deref())?;
+        check_text("rec_id", self.rec_id.as_deref())?;
         for (name, v) in Context::FIELDS.iter().zip(self.context.fields()) {
-            check_text(context_field_name(name), v)?;
+            check_text(context_field_name(name), v.as_deref())?;
         }
         match self.rating {
             Some(r) if !r.is_finite() => return Err(CoreError::invalid("rating", format!("{r} is not a finite number"))),

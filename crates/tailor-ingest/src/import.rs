@@ -67,6 +67,10 @@ pub struct ImportReport {
     pub written: WriteReport,
     /// Wall time in seconds.
     pub seconds: f64,
+    /// Time until the file was read and validated (the write overlaps with it).
+    pub parse_seconds: f64,
+    /// Time after parsing until the durable commit.
+    pub write_seconds: f64,
     /// Rows per second.
     pub rows_per_second: f64,
 }
@@ -101,23 +105,49 @@ impl<T> Merged<T> {
         Self { index: HashMap::new(), list: Vec::new() }
     }
 
-    fn put(&mut self, id: &str, value: T, merge: fn(&mut T, T)) {
-        match self.index.get(id) {
+    fn put(&mut self, value: T, id: fn(&T) -> &str, merge: fn(&mut T, T)) {
+        match self.index.get(id(&value)) {
             Some(&k) => merge(&mut self.list[k], value),
             None => {
-                self.index.insert(id.to_owned(), self.list.len());
+                self.index.insert(id(&value).to_owned(), self.list.len());
                 self.list.push(value);
             }
         }
     }
 }
 
+fn item_id(i: &Item) -> &str {
+    &i.id.0
+}
+
+fn user_id(u: &User) -> &str {
+    &u.id.0
+}
+
 fn replace<T>(a: &mut T, b: T) {
     *a = b;
 }
 
-/// Reads and validates a whole file.
+/// Events handed to the sink at a time while parsing.
+pub const STREAM_EVENTS: usize = 65_536;
+
+/// Reads and validates a whole file, keeping every event in `Parsed::events`.
 pub fn parse_file(path: &Path, mapping: &Mapping, opts: &ImportOptions, progress: &mut dyn FnMut(Progress)) -> Result<Parsed> {
+    let mut events = Vec::new();
+    let mut parsed = parse_streaming(path, mapping, opts, progress, &mut |batch| events.extend(batch))?;
+    parsed.events = events;
+    Ok(parsed)
+}
+
+/// Reads and validates a whole file, handing valid events to `sink` in batches of
+/// [`STREAM_EVENTS`] as they are read (items and users are returned merged at the end).
+pub fn parse_streaming(
+    path: &Path,
+    mapping: &Mapping,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+    sink: &mut dyn FnMut(Vec<Event>),
+) -> Result<Parsed> {
     let mut src = source::open(path, &opts.source)?;
     let total_bytes = fs_err::metadata(path).map(|m| m.len()).unwrap_or(0);
     let shown = path.display().to_string();
@@ -151,15 +181,18 @@ pub fn parse_file(path: &Path, mapping: &Mapping, opts: &ImportOptions, progress
                     *ord += 1;
                 }
                 if let Some(i) = item {
-                    items.put(&i.id.0.clone(), i, item_merge);
+                    items.put(i, item_id, item_merge);
                 }
                 if let Some(u) = user {
-                    users.put(&u.id.0.clone(), u, user_merge);
+                    users.put(u, user_id, user_merge);
                 }
                 out.events.push(e);
+                if out.events.len() >= STREAM_EVENTS {
+                    sink(std::mem::take(&mut out.events));
+                }
             }),
-            Target::Items => resolved.item(&row).map(|i| items.put(&i.id.0.clone(), i, item_merge)),
-            Target::Users => resolved.user(&row).map(|u| users.put(&u.id.0.clone(), u, user_merge)),
+            Target::Items => resolved.item(&row).map(|i| items.put(i, item_id, item_merge)),
+            Target::Users => resolved.user(&row).map(|u| users.put(u, user_id, user_merge)),
         });
         if let Err(e) = result {
             if opts.skip_invalid {
@@ -175,6 +208,9 @@ pub fn parse_file(path: &Path, mapping: &Mapping, opts: &ImportOptions, progress
     if out.rows == 0 {
         return Err(IngestError::File { path: shown, reason: "no data rows after the header".into() });
     }
+    if !out.events.is_empty() {
+        sink(std::mem::take(&mut out.events));
+    }
     out.items = items.list;
     out.users = users.list;
     progress(Progress { rows: out.rows, bytes: total_bytes, total_bytes, writing: true });
@@ -187,17 +223,50 @@ pub fn import_file(
     mapping: &Mapping,
     opts: &ImportOptions,
     store: &dyn Store,
-    progress: &mut dyn FnMut(Progress),
+    progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport> {
     let start = Instant::now();
     let shown = path.display().to_string();
-    let parsed = parse_file(path, mapping, opts, progress)?;
+    let mode = if mapping.target() == Target::Events { UpsertMode::Merge } else { UpsertMode::Replace };
+    // Parsing runs on its own thread and streams events into one store transaction, so
+    // reading and writing overlap; the transaction commits only if the policy allows.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<std::result::Result<WriteBatch, String>>(2);
+    let mut parse_seconds = 0.0;
+    let (parsed, written) = std::thread::scope(|scope| {
+        let parser = scope.spawn(move || {
+            let mut failed = false;
+            let result = parse_streaming(path, mapping, opts, progress, &mut |events| {
+                if !failed && tx.send(Ok(WriteBatch { events, mode, ..WriteBatch::default() })).is_err() {
+                    failed = true;
+                }
+            });
+            match &result {
+                Ok(p) if p.errors.is_empty() || opts.skip_invalid => {
+                    let last = WriteBatch { items: p.items.clone(), users: p.users.clone(), events: Vec::new(), mode };
+                    let _ = tx.send(Ok(last));
+                }
+                Ok(p) => {
+                    let _ = tx.send(Err(format!("{} invalid rows", p.errors.len())));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                }
+            }
+            (result, start.elapsed().as_secs_f64())
+        });
+        let written = store.write_all(&mut rx.iter());
+        let (parsed, secs) = parser.join().unwrap_or_else(|_| (Err(IngestError::File { path: shown.clone(), reason: "the parser thread panicked".into() }), 0.0));
+        parse_seconds = secs;
+        (parsed, written)
+    });
+    let parsed = parsed?;
     let invalid = parsed.errors.len() as u64;
     if invalid > 0 && !opts.skip_invalid {
         let mut errors = parsed.errors;
         errors.truncate(opts.max_errors);
         return Err(IngestError::Rejected { path: shown, errors, total: invalid });
     }
+    let written = written?;
     let rejects_file = if invalid > 0 {
         let target = opts.rejects_path.clone().unwrap_or_else(|| {
             let mut p = path.as_os_str().to_owned();
@@ -209,9 +278,6 @@ pub fn import_file(
     } else {
         None
     };
-    let mode = if mapping.target() == Target::Events { UpsertMode::Merge } else { UpsertMode::Replace };
-    let batch = WriteBatch { items: parsed.items, users: parsed.users, events: parsed.events, mode };
-    let written = store.write(&batch)?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(ImportReport {
         path: shown,
@@ -221,6 +287,8 @@ pub fn import_file(
         rejects_file,
         written,
         seconds,
+        parse_seconds,
+        write_seconds: seconds - parse_seconds,
         rows_per_second: parsed.rows as f64 / seconds.max(1e-9),
     })
 }

@@ -49,6 +49,9 @@ pub enum StoreError {
         /// What failed to decode.
         what: String,
     },
+    /// The producer of a streamed write gave up; nothing was stored.
+    #[error("write aborted, nothing was stored: {0}")]
+    Aborted(String),
     /// A record in a write batch is invalid.
     #[error("{what} #{index}: {source}")]
     Invalid {
@@ -65,7 +68,7 @@ impl StoreError {
     /// Classification for callers.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::Invalid { .. } => ErrorKind::User,
+            Self::Invalid { .. } | Self::Aborted(_) => ErrorKind::User,
             Self::Locked { .. } => ErrorKind::Unavailable,
             Self::SchemaTooNew { .. } => ErrorKind::Conflict,
             Self::Io { .. } | Self::Db { .. } | Self::Corrupt { .. } => ErrorKind::Internal,

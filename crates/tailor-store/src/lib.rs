@@ -134,7 +134,14 @@ pub struct Counts {
 pub trait Store: Send + Sync {
     /// Stores a batch atomically and durably. Every record is validated first; one invalid
     /// record rejects the whole batch with its index.
-    fn write(&self, batch: &WriteBatch) -> Result<WriteReport>;
+    fn write(&self, batch: &WriteBatch) -> Result<WriteReport> {
+        self.write_all(&mut std::iter::once(Ok(batch.clone())))
+    }
+
+    /// Stores a stream of batches as ONE atomic, durable transaction, so a producer (an
+    /// importer parsing a file) can overlap with the write. An `Err` item aborts: nothing of
+    /// the stream is stored and [`StoreError::Aborted`] is returned.
+    fn write_all(&self, batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>) -> Result<WriteReport>;
 
     /// The item with external id `id`.
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>>;

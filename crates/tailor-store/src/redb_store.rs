@@ -187,6 +187,88 @@ impl RedbStore {
     }
 }
 
+/// Bookkeeping of one (possibly streamed) write transaction.
+struct WriteState<'a> {
+    users: PendingNames<'a>,
+    items: PendingNames<'a>,
+    report: WriteReport,
+    seen: HashSet<u128>,
+    now: Timestamp,
+}
+
+impl RedbStore {
+    fn apply(&self, txn: &WriteTransaction, batch: &WriteBatch, st: &mut WriteState<'_>) -> Result<()> {
+        for (index, e) in batch.events.iter().enumerate() {
+            e.validate().map_err(|source| StoreError::Invalid { what: "event", index, source })?;
+        }
+        for (index, i) in batch.items.iter().enumerate() {
+            i.validate().map_err(|source| StoreError::Invalid { what: "item", index, source })?;
+        }
+        for (index, u) in batch.users.iter().enumerate() {
+            u.validate().map_err(|source| StoreError::Invalid { what: "user", index, source })?;
+        }
+        let p = &self.path;
+        let report = &mut st.report;
+        {
+            let mut table = txn.open_table(ITEMS).ctx(p)?;
+            for item in &batch.items {
+                let (idx, _) = st.items.intern(item.id.as_str());
+                let updated = upsert(&mut table, idx, item.clone(), batch.mode, Item::merge_from, st.now)
+                    .map_err(|e| self.corrupt(format!("item {}: {e}", item.id)))?;
+                if updated { report.items_updated += 1 } else { report.items_inserted += 1 }
+            }
+            let mut table = txn.open_table(USERS).ctx(p)?;
+            for user in &batch.users {
+                let (idx, _) = st.users.intern(user.id.as_str());
+                let updated = upsert(&mut table, idx, user.clone(), batch.mode, User::merge_from, st.now)
+                    .map_err(|e| self.corrupt(format!("user {}: {e}", user.id)))?;
+                if updated { report.users_updated += 1 } else { report.users_inserted += 1 }
+            }
+        }
+        if batch.events.is_empty() {
+            return Ok(());
+        }
+        let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
+        let mut meta = txn.open_table(META).ctx(p)?;
+        let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
+        // Ordinals count identical events inside this batch (see `Event::derive_id`).
+        let mut ordinals: HashMap<u128, u32> = HashMap::new();
+        let mut fresh: Vec<EncodedEvent<'_>> = Vec::with_capacity(batch.events.len());
+        for e in &batch.events {
+            let id = match e.id {
+                Some(id) => id,
+                None => {
+                    let ord = ordinals.entry(e.content_hash()).or_insert(0);
+                    *ord += 1;
+                    e.derive_id(*ord - 1)
+                }
+            };
+            if !st.seen.insert(id.0) || ids.get(id.0).ctx(p)?.is_some() {
+                report.events_duplicate += 1;
+                continue;
+            }
+            let user = e.user.as_ref().map_or(codec::NONE, |u| st.users.intern(u.as_str()).0);
+            let item = e.item.as_ref().map_or(codec::NONE, |i| st.items.intern(i.as_str()).0);
+            fresh.push(EncodedEvent { id, user, item, event: e });
+        }
+        let mut sorted: Vec<u128> = fresh.iter().map(|e| e.id.0).collect();
+        sorted.sort_unstable();
+        for id in sorted {
+            ids.insert(id, ()).ctx(p)?;
+        }
+        let mut next = meta.get(K_NEXT_CHUNK).ctx(p)?.map_or(0, |v| v.value());
+        for part in fresh.chunks(CHUNK_EVENTS) {
+            chunks.insert(next, codec::encode(part).as_slice()).ctx(p)?;
+            next += 1;
+        }
+        let total = meta.get(K_EVENTS).ctx(p)?.map_or(0, |v| v.value()) + fresh.len() as u64;
+        meta.insert(K_NEXT_CHUNK, next).ctx(p)?;
+        meta.insert(K_EVENTS, total).ctx(p)?;
+        report.events_added += fresh.len() as u64;
+        Ok(())
+    }
+}
+
 /// Interning inside one write transaction: new names become visible in memory only after commit.
 struct PendingNames<'a> {
     known: &'a Interner,
@@ -255,82 +337,26 @@ fn upsert<T: Serialize + DeserializeOwned>(
 }
 
 impl Store for RedbStore {
-    fn write(&self, batch: &WriteBatch) -> Result<WriteReport> {
-        for (index, e) in batch.events.iter().enumerate() {
-            e.validate().map_err(|source| StoreError::Invalid { what: "event", index, source })?;
-        }
-        for (index, i) in batch.items.iter().enumerate() {
-            i.validate().map_err(|source| StoreError::Invalid { what: "item", index, source })?;
-        }
-        for (index, u) in batch.users.iter().enumerate() {
-            u.validate().map_err(|source| StoreError::Invalid { what: "user", index, source })?;
-        }
+    fn write_all(&self, batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>) -> Result<WriteReport> {
         let p = &self.path;
         let _writer = self.writer();
         let names = self.names();
-        let mut users = PendingNames::new(&names.users);
-        let mut items = PendingNames::new(&names.items);
-        let mut report = WriteReport::default();
-        let now = Timestamp::now();
+        let mut state = WriteState {
+            users: PendingNames::new(&names.users),
+            items: PendingNames::new(&names.items),
+            report: WriteReport::default(),
+            seen: HashSet::new(),
+            now: Timestamp::now(),
+        };
         let txn = self.db.begin_write().ctx(p)?;
-        {
-            let mut table = txn.open_table(ITEMS).ctx(p)?;
-            for item in &batch.items {
-                let (idx, _) = items.intern(item.id.as_str());
-                let updated = upsert(&mut table, idx, item.clone(), batch.mode, Item::merge_from, now)
-                    .map_err(|e| self.corrupt(format!("item {}: {e}", item.id)))?;
-                if updated { report.items_updated += 1 } else { report.items_inserted += 1 }
-            }
-            let mut table = txn.open_table(USERS).ctx(p)?;
-            for user in &batch.users {
-                let (idx, _) = users.intern(user.id.as_str());
-                let updated = upsert(&mut table, idx, user.clone(), batch.mode, User::merge_from, now)
-                    .map_err(|e| self.corrupt(format!("user {}: {e}", user.id)))?;
-                if updated { report.users_updated += 1 } else { report.users_inserted += 1 }
-            }
+        for batch in batches {
+            let batch = batch.map_err(StoreError::Aborted)?;
+            self.apply(&txn, &batch, &mut state)?;
         }
-        if !batch.events.is_empty() {
-            let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
-            let mut meta = txn.open_table(META).ctx(p)?;
-            let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
-            let mut ordinals: HashMap<u128, u32> = HashMap::new();
-            let mut seen: HashSet<u128> = HashSet::with_capacity(batch.events.len());
-            let mut fresh: Vec<EncodedEvent<'_>> = Vec::with_capacity(batch.events.len());
-            for e in &batch.events {
-                let id = match e.id {
-                    Some(id) => id,
-                    None => {
-                        let ord = ordinals.entry(e.content_hash()).or_insert(0);
-                        *ord += 1;
-                        e.derive_id(*ord - 1)
-                    }
-                };
-                if !seen.insert(id.0) || ids.get(id.0).ctx(p)?.is_some() {
-                    report.events_duplicate += 1;
-                    continue;
-                }
-                let user = e.user.as_ref().map_or(codec::NONE, |u| users.intern(u.as_str()).0);
-                let item = e.item.as_ref().map_or(codec::NONE, |i| items.intern(i.as_str()).0);
-                fresh.push(EncodedEvent { id, user, item, event: e });
-            }
-            let mut sorted: Vec<u128> = fresh.iter().map(|e| e.id.0).collect();
-            sorted.sort_unstable();
-            for id in sorted {
-                ids.insert(id, ()).ctx(p)?;
-            }
-            let mut next = meta.get(K_NEXT_CHUNK).ctx(p)?.map_or(0, |v| v.value());
-            for part in fresh.chunks(CHUNK_EVENTS) {
-                chunks.insert(next, codec::encode(part).as_slice()).ctx(p)?;
-                next += 1;
-            }
-            let total = meta.get(K_EVENTS).ctx(p)?.map_or(0, |v| v.value()) + fresh.len() as u64;
-            meta.insert(K_NEXT_CHUNK, next).ctx(p)?;
-            meta.insert(K_EVENTS, total).ctx(p)?;
-            report.events_added = fresh.len() as u64;
-        }
-        users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
-        items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
+        state.users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
+        state.items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
         txn.commit().ctx(p)?;
+        let WriteState { users, items, report, .. } = state;
         let (new_users, new_items) = (users.added, items.added);
         drop(names);
         let mut names = self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner);
