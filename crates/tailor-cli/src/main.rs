@@ -517,9 +517,9 @@ fn print_stats(s: &tailor_store::stats::Stats) {
         pct(s.funnel.view_to_purchase)
     );
     if !s.top_items.is_empty() {
-        println!("top items (purchases, views):");
+        println!("top items            purchases     views    events");
         for t in &s.top_items {
-            println!("  {:<20}{:>10}{:>10}", t.item, t.purchases, t.views);
+            println!("  {:<20}{:>10}{:>10}{:>10}", t.item, t.purchases, t.views, t.events);
         }
     }
 }

@@ -305,8 +305,11 @@ impl Event {
         if self.item.is_none() && self.kind.needs_item() {
             return Err(CoreError::invalid("item", format!("is missing (a {} event needs an item)", self.kind)));
         }
-        if !(0..MAX_MILLIS).contains(&self.ts.0) {
-            return Err(CoreError::invalid("ts", format!("{} is outside 1970-01-01..2200-01-01", self.ts.0)));
+        if self.ts.0 < 0 {
+            return Err(CoreError::invalid("ts", format!("{} is before 1970-01-01 (events must be from 1970 on)", self.ts)));
+        }
+        if self.ts.0 >= MAX_MILLIS {
+            return Err(CoreError::invalid("ts", format!("{} is after 2200-01-01", self.ts.0)));
         }
         if self.quantity == 0 {
             return Err(CoreError::invalid("quantity", "must be at least 1"));

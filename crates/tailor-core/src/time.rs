@@ -11,6 +11,10 @@ pub struct Timestamp(pub i64);
 /// Latest accepted instant (2200-01-01T00:00:00Z); later values are typos or unit mix-ups.
 pub const MAX_MILLIS: i64 = 7_258_118_400_000;
 
+/// Earliest accepted instant (1800-01-01T00:00:00Z): release dates and birthdays can be old.
+/// Events are further restricted to 1970 and later by `Event::validate`.
+pub const MIN_MILLIS: i64 = -5_364_662_400_000;
+
 /// Integers below this are read as seconds, at or above as milliseconds (1e11 s is year 5138).
 const SECONDS_LIMIT: i64 = 100_000_000_000;
 
@@ -105,8 +109,8 @@ impl Timestamp {
     }
 
     fn checked(ms: i64, s: &str) -> Result<Self, String> {
-        if !(0..MAX_MILLIS).contains(&ms) {
-            return Err(format!("{s:?} is outside 1970-01-01..2200-01-01"));
+        if !(MIN_MILLIS..MAX_MILLIS).contains(&ms) {
+            return Err(format!("{s:?} is outside 1800-01-01..2200-01-01"));
         }
         Ok(Self(ms))
     }
@@ -218,7 +222,9 @@ mod tests {
         assert_eq!(t("1.5"), Ok(1500));
         assert!(t("2011-02-30").is_err());
         assert!(t("yesterday").is_err());
-        assert!(t("-5").is_err());
+        assert_eq!(t("-5"), Ok(-5000));
+        assert_eq!(t("1937-01-01"), Ok(-1_041_379_200_000));
+        assert!(t("1799-12-31").is_err());
         assert!(t("").is_err());
         assert!(t("NaN").is_err());
     }

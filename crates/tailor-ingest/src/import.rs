@@ -94,6 +94,16 @@ pub struct Parsed {
     pub columns: Vec<String>,
 }
 
+/// A header read as one column that contains another common delimiter suggests the wrong one.
+fn delimiter_hint(columns: &[String], delimiter: Option<u8>) -> String {
+    let [only] = columns else { return String::new() };
+    let used = delimiter.map_or(',', char::from);
+    [';', '\t', '|', ',']
+        .into_iter()
+        .find(|&d| d != used && only.contains(d))
+        .map_or(String::new(), |d| format!(" (the header is one column {only:?}; is the delimiter {d:?}? pass --delimiter)"))
+}
+
 /// Keeps one merged record per id, in first-seen order.
 struct Merged<T> {
     index: HashMap<String, usize>,
@@ -151,10 +161,10 @@ pub fn parse_streaming(
     let mut src = source::open(path, &opts.source)?;
     let total_bytes = fs_err::metadata(path).map(|m| m.len()).unwrap_or(0);
     let shown = path.display().to_string();
-    let resolved = mapping
-        .resolve(src.columns())
-        .map_err(|reason| IngestError::Header { path: shown.clone(), line: 1, reason })?;
-    src.select(&resolved.columns).map_err(|reason| IngestError::Header { path: shown.clone(), line: 1, reason })?;
+    let hint = delimiter_hint(src.columns(), opts.source.delimiter);
+    let header_error = |reason: String| IngestError::Header { path: shown.clone(), line: 1, reason: format!("{reason}{hint}") };
+    let resolved = mapping.resolve(src.columns()).map_err(header_error)?;
+    src.select(&resolved.columns).map_err(header_error)?;
     let mut out = Parsed { columns: resolved.columns.clone(), ..Parsed::default() };
     let mut items = Merged::new();
     let mut users = Merged::new();

@@ -203,7 +203,6 @@ struct CsvSource {
     record: csv::ByteRecord,
     count: Arc<AtomicU64>,
     max_line_bytes: usize,
-    delimiter: u8,
     header_line: bool,
 }
 
@@ -263,7 +262,6 @@ impl CsvSource {
             record,
             count,
             max_line_bytes: opts.max_line_bytes,
-            delimiter,
             header_line,
         }))
     }
@@ -287,18 +285,12 @@ impl Source for CsvSource {
             match self.columns.iter().position(|c| c == w) {
                 Some(k) => sel.push(k),
                 None => {
-                    let mut msg = format!(
+                    let msg = format!(
                         "column {w:?} not found; the header has {} column{}: {}",
                         self.columns.len(),
                         if self.columns.len() == 1 { "" } else { "s" },
                         self.columns.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
                     );
-                    if self.columns.len() == 1 {
-                        let h = &self.columns[0];
-                        if let Some(d) = [';', '\t', '|', ','].into_iter().find(|&d| d as u8 != self.delimiter && h.contains(d)) {
-                            msg.push_str(&format!(" (is the delimiter {d:?}? pass --delimiter)"));
-                        }
-                    }
                     return Err(msg);
                 }
             }
@@ -324,7 +316,8 @@ impl Source for CsvSource {
         let line = self.record.position().map_or(line_before, csv::Position::line);
         row.line = line;
         row.reset(self.selected.len());
-        let len = self.record.as_slice().len();
+        let start = self.record.position().map_or(0, csv::Position::byte);
+        let len = usize::try_from(self.reader.position().byte().saturating_sub(start)).unwrap_or(usize::MAX);
         if len > self.max_line_bytes {
             return Err(ReadError::Row(RowError::new(
                 line,

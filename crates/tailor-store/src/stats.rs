@@ -39,7 +39,7 @@ pub struct Stats {
     pub revenue: f64,
     /// Sum of quantity × unit price over returns.
     pub returned: f64,
-    /// Most purchased items (by events, then views) with counts.
+    /// Most purchased items (then most events) with counts.
     pub top_items: Vec<TopItem>,
     /// Funnel over (user or session, item) pairs.
     pub funnel: Funnel,
@@ -54,6 +54,8 @@ pub struct TopItem {
     pub purchases: u64,
     /// View events.
     pub views: u64,
+    /// All events with this item.
+    pub events: u64,
 }
 
 /// View → cart → purchase conversion over distinct (visitor, item) pairs.
@@ -83,7 +85,7 @@ pub fn compute(store: &dyn Store, top_n: usize) -> Result<Stats> {
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     let (mut revenue, mut returned) = (0.0, 0.0);
     let mut anonymous = 0u64;
-    let mut per_item: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut per_item: HashMap<String, (u64, u64, u64)> = HashMap::new();
     // Bit 0 viewed, 1 carted, 2 bought, per (visitor, item).
     let mut pairs: HashMap<(String, String), u8> = HashMap::new();
     store.scan_events(EventFilter::default(), &mut |_, e| {
@@ -120,9 +122,15 @@ pub fn compute(store: &dyn Store, top_n: usize) -> Result<Stats> {
                 EventKind::Purchase => 4,
                 _ => 0,
             };
-            if bit == 1 || bit == 4 {
-                let entry = per_item.entry(item.0.clone()).or_default();
-                if bit == 4 { entry.0 += 1 } else { entry.1 += 1 }
+            let entry = match per_item.get_mut(&item.0) {
+                Some(e) => e,
+                None => per_item.entry(item.0.clone()).or_default(),
+            };
+            entry.2 += 1;
+            match e.kind {
+                EventKind::Purchase => entry.0 += 1,
+                EventKind::View => entry.1 += 1,
+                _ => {}
             }
             let visitor = e.user.as_ref().map(|u| u.0.clone()).or_else(|| e.session.clone());
             if bit != 0
@@ -158,8 +166,8 @@ pub fn compute(store: &dyn Store, top_n: usize) -> Result<Stats> {
     f.cart_to_purchase = ratio(f.carted_then_bought, carted);
     f.view_to_purchase = ratio(bought, f.viewed);
     let mut top: Vec<TopItem> =
-        per_item.into_iter().map(|(item, (purchases, views))| TopItem { item, purchases, views }).collect();
-    top.sort_by(|a, b| (b.purchases, b.views).cmp(&(a.purchases, a.views)).then_with(|| a.item.cmp(&b.item)));
+        per_item.into_iter().map(|(item, (purchases, views, events))| TopItem { item, purchases, views, events }).collect();
+    top.sort_by(|a, b| (b.purchases, b.events).cmp(&(a.purchases, a.events)).then_with(|| a.item.cmp(&b.item)));
     top.truncate(top_n);
     let ts = |v: i64| (v != i64::MAX && v != i64::MIN).then(|| Timestamp(v).to_rfc3339());
     Ok(Stats {
