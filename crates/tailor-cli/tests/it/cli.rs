@@ -1,0 +1,104 @@
+//! Commands, output and exit codes.
+
+use crate::{stats, stderr, stdout, tailor};
+
+#[test]
+fn demo_stats_export_import_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--users", "300", "--items", "200", "--days", "14", "--no-serve", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let n = summary["events"].as_u64().expect("events");
+    assert!(n > 5_000, "{summary}");
+    let s = stats(&data);
+    assert_eq!(s["events"].as_u64(), Some(n));
+    assert_eq!((s["users"].as_u64(), s["items"].as_u64()), (Some(300), Some(200)));
+    assert!(s["funnel"]["view_to_cart"].as_f64().is_some_and(|r| r > 0.0 && r < 1.0));
+    // Same seed again: nothing new.
+    let o = tailor(&data, &["demo", "--users", "300", "--items", "200", "--days", "14", "--no-serve", "--json"]);
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(again["written"]["events_added"].as_u64(), Some(0));
+
+    let out = dir.path().join("events.parquet");
+    let o = tailor(&data, &["export", "events", "--format", "parquet", "--out", out.to_str().expect("utf8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let copy = dir.path().join("copy");
+    let o = tailor(&copy, &["import", "events", out.to_str().expect("utf8"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut a = stats(&data);
+    let mut b = stats(&copy);
+    // The copy has no catalog or user records, and knows only the users and items that
+    // events mention (some demo users never visit, some items are never seen).
+    assert!(b["users"].as_u64() <= a["users"].as_u64() && b["items"].as_u64() <= a["items"].as_u64());
+    for s in [&mut a, &mut b] {
+        let obj = s.as_object_mut().expect("object");
+        for k in ["item_records", "user_records", "users", "items"] {
+            obj.remove(k);
+        }
+    }
+    assert_eq!(a, b);
+}
+
+#[test]
+fn import_with_mapping_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let file = dir.path().join("orders.csv");
+    fs_err::write(&file, "Customer;Sku;When;Qty;Name\nc1;s1;01/02/2024 10:00;2;Red shoe\nc2;s1;02/02/2024 11:30;1;Red shoe\n")
+        .expect("write");
+    let f = file.to_str().expect("utf8");
+    let o = tailor(
+        &data,
+        &["import", "events", f, "--delimiter", ";", "--map", "user=Customer,item=Sku,ts=When,quantity=Qty,item.title=Name", "--set", "kind=purchase", "--ts-format", "%d/%m/%Y %H:%M", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["written"]["events_added"].as_u64(), Some(2));
+    assert_eq!(r["written"]["items_inserted"].as_u64(), Some(1));
+    let s = stats(&data);
+    assert_eq!(s["first_event"].as_str(), Some("2024-02-01T10:00:00Z"));
+
+    // Usage mistakes exit with 2, bad data with 1.
+    let o = tailor(&data, &["import", "events", f, "--map", "usr=Customer"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown field \"usr\""));
+    let o = tailor(&data, &["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = tailor(&data, &["import", "events", f, "--delimiter", ";", "--map", "user=Customer,item=Sku,ts=When,quantity=Name", "--set", "kind=purchase", "--ts-format", "%d/%m/%Y %H:%M"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(":2: quantity: \"Red shoe\" is not a number"), "{}", stderr(&o));
+    let o = tailor(&data, &["import", "events", "/nonexistent.csv", "--set", "kind=view"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent.csv"), "{}", stderr(&o));
+}
+
+#[test]
+fn config_show_names_sources() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    fs_err::write(dir.path().join("tailor.toml"), "[demo]\nseed = 9\n").expect("write");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(["config", "show", "--conf", "demo.users=77"])
+        .env("TAILOR__DEMO__DAYS", "12")
+        .env("TAILOR__STORE__DATA_DIR", &data)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |key: &str| out.lines().find(|l| l.starts_with(&format!("{key} ="))).unwrap_or_default().to_owned();
+    assert!(line("demo.seed").ends_with("# file tailor.toml"), "{out}");
+    assert!(line("demo.days").ends_with("# env TAILOR__DEMO__DAYS"), "{out}");
+    assert!(line("demo.users").ends_with("# --conf demo.users"), "{out}");
+    assert!(line("demo.items").ends_with("# default"), "{out}");
+    assert!(line("store.data_dir").contains("env TAILOR__STORE__DATA_DIR"), "{out}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .args(["config", "show"])
+        .env("TAILOR__DEMO__DAYS", "soon")
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("env TAILOR__DEMO__DAYS=soon: expected an integer"), "{}", stderr(&o));
+}

@@ -1,0 +1,36 @@
+//! End-to-end tests of the `tailor` binary.
+
+mod cli;
+mod crash;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs `tailor` with `args` against `data_dir`, with a clean environment for config.
+pub fn tailor(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("TAILOR_LOG")
+        .current_dir(data_dir.parent().unwrap_or(data_dir))
+        .output()
+        .expect("runs tailor")
+}
+
+/// Stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `tailor stats --json` as JSON.
+pub fn stats(data_dir: &Path) -> serde_json::Value {
+    let o = tailor(data_dir, &["stats", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("stats JSON")
+}
