@@ -142,8 +142,12 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
 /// Converts a raw string to the type of the default at that key.
 fn coerce(raw: &str, like: &toml::Value) -> Result<toml::Value, String> {
     match like {
-        toml::Value::Integer(_) => raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected an integer".into()),
-        toml::Value::Float(_) => raw.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| "expected a number".into()),
+        toml::Value::Integer(_) => {
+            raw.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "expected an integer".into())
+        }
+        toml::Value::Float(_) => {
+            raw.trim().parse::<f64>().map(toml::Value::Float).map_err(|_| "expected a number".into())
+        }
         toml::Value::Boolean(_) => match raw.trim() {
             "true" | "1" | "yes" => Ok(toml::Value::Boolean(true)),
             "false" | "0" | "no" => Ok(toml::Value::Boolean(false)),
@@ -156,7 +160,11 @@ fn coerce(raw: &str, like: &toml::Value) -> Result<toml::Value, String> {
 impl Config {
     /// Merges the layers. `file` is `(path, text)` of a `tailor.toml`; `env` are the process
     /// variables (only `TAILOR__*` ones are read); `flags` are command-line overrides.
-    pub fn load(file: Option<(&str, &str)>, env: &[(String, String)], flags: &[Override]) -> Result<(Config, Sources), String> {
+    pub fn load(
+        file: Option<(&str, &str)>,
+        env: &[(String, String)],
+        flags: &[Override],
+    ) -> Result<(Config, Sources), String> {
         let defaults = toml::Value::try_from(Config::default()).map_err(|e| e.to_string())?;
         let mut known = BTreeMap::new();
         flatten("", &defaults, &mut known);
@@ -210,7 +218,11 @@ impl Config {
             return Err(format!("log.format = {:?} ({}): expected pretty or json", self.log.format, src("log.format")));
         }
         if self.import.max_line_bytes < 1024 {
-            return Err(format!("import.max_line_bytes = {} ({}): must be at least 1024", self.import.max_line_bytes, src("import.max_line_bytes")));
+            return Err(format!(
+                "import.max_line_bytes = {} ({}): must be at least 1024",
+                self.import.max_line_bytes,
+                src("import.max_line_bytes")
+            ));
         }
         if self.demo.users == 0 || self.demo.items == 0 || self.demo.days == 0 {
             return Err(format!("demo.users, demo.items and demo.days must be positive ({})", src("demo.users")));
@@ -224,7 +236,10 @@ impl Config {
         let v = toml::Value::try_from(self).map_err(|e| e.to_string())?;
         let mut flat = BTreeMap::new();
         flatten("", &v, &mut flat);
-        Ok(flat.into_iter().map(|(k, v)| (k.clone(), v.to_string(), sources.get(&k).cloned().unwrap_or_else(|| "default".into()))).collect())
+        Ok(flat
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.to_string(), sources.get(&k).cloned().unwrap_or_else(|| "default".into())))
+            .collect())
     }
 }
 
@@ -256,8 +271,15 @@ mod tests {
     fn errors_name_the_source() {
         let env = vec![("TAILOR__DEMO__SEED".to_owned(), "abc".to_owned())];
         assert_eq!(Config::load(None, &env, &[]).unwrap_err(), "env TAILOR__DEMO__SEED=abc: expected an integer");
-        assert_eq!(Config::load(Some(("t.toml", "[store]\ndir = 1")), &[], &[]).unwrap_err(), "t.toml: unknown key \"store.dir\" (see tailor.example.toml)");
-        assert!(Config::load(Some(("t.toml", "[demo]\nseed = \"x\"")), &[], &[]).unwrap_err().contains("demo.seed = \"x\": expected integer value"));
+        assert_eq!(
+            Config::load(Some(("t.toml", "[store]\ndir = 1")), &[], &[]).unwrap_err(),
+            "t.toml: unknown key \"store.dir\" (see tailor.example.toml)"
+        );
+        assert!(
+            Config::load(Some(("t.toml", "[demo]\nseed = \"x\"")), &[], &[])
+                .unwrap_err()
+                .contains("demo.seed = \"x\": expected integer value")
+        );
         let err = Config::load(None, &[], &[ov("log.format", "xml")]).unwrap_err();
         assert_eq!(err, "log.format = \"xml\" (--conf log.format): expected pretty or json");
         assert!(Config::load(Some(("t.toml", "[[")), &[], &[]).unwrap_err().starts_with("t.toml: "));

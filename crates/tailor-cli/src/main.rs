@@ -236,7 +236,11 @@ fn load_config(cli: &Cli) -> Result<(Config, Sources)> {
         flags.push(Override { key: k.trim().to_owned(), value: v.to_owned(), origin: format!("--conf {}", k.trim()) });
     }
     if let Some(d) = &cli.data_dir {
-        flags.push(Override { key: "store.data_dir".into(), value: d.display().to_string(), origin: "--data-dir".into() });
+        flags.push(Override {
+            key: "store.data_dir".into(),
+            value: d.display().to_string(),
+            origin: "--data-dir".into(),
+        });
     }
     if let Some(f) = &cli.log_format {
         flags.push(Override { key: "log.format".into(), value: f.clone(), origin: "--log-format".into() });
@@ -246,7 +250,8 @@ fn load_config(cli: &Cli) -> Result<(Config, Sources)> {
 
 fn init_logging(config: &Config) {
     let filter = std::env::var("TAILOR_LOG").unwrap_or_else(|_| config.log.filter.clone());
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = if config.log.format == "json" { builder.json().try_init() } else { builder.with_target(false).try_init() };
 }
@@ -258,10 +263,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCmd::Show) => {
             let rows = config.show(&sources).map_err(anyhow::Error::msg)?;
             if cli.json {
-                let obj: serde_json::Map<String, serde_json::Value> = rows
-                    .into_iter()
-                    .map(|(k, v, s)| (k, serde_json::json!({ "value": v, "source": s })))
-                    .collect();
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    rows.into_iter().map(|(k, v, s)| (k, serde_json::json!({ "value": v, "source": s }))).collect();
                 println!("{}", serde_json::to_string_pretty(&obj)?);
             } else {
                 let width = rows.iter().map(|r| r.0.len() + r.1.len() + 3).max().unwrap_or(0);
@@ -304,7 +307,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn open_store(config: &Config) -> Result<RedbStore> {
-    RedbStore::open(&config.store.data_dir).with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
+    RedbStore::open(&config.store.data_dir)
+        .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
 }
 
 fn progress_bar(cli: &Cli, total: u64) -> Option<ProgressBar> {
@@ -382,7 +386,11 @@ fn import(cli: &Cli, config: &Config, cmd: &ImportCmd) -> Result<()> {
         if let Some(b) = &bar {
             b.set_position(p.bytes);
             let rate = p.rows as f64 / started.elapsed().as_secs_f64().max(1e-3);
-            b.set_message(if p.writing { format!("{} rows, writing…", p.rows) } else { format!("{} rows ({rate:.0} rows/s)", p.rows) });
+            b.set_message(if p.writing {
+                format!("{} rows, writing…", p.rows)
+            } else {
+                format!("{} rows ({rate:.0} rows/s)", p.rows)
+            });
         }
     };
     let result = import_file(&args.file, &mapping, &opts, &store, &mut on_progress);
@@ -439,7 +447,12 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
         s.set_message("storing");
     }
     let store = open_store(config)?;
-    let written = store.write(&WriteBatch { items: shop.items.clone(), users: shop.users.clone(), events: shop.events.clone(), ..WriteBatch::default() })?;
+    let written = store.write(&WriteBatch {
+        items: shop.items.clone(),
+        users: shop.users.clone(),
+        events: shop.events.clone(),
+        ..WriteBatch::default()
+    })?;
     if let Some(s) = &spinner {
         s.finish_and_clear();
     }
@@ -477,7 +490,10 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
             written.events_added,
             seconds
         );
-        println!("hidden shopper archetypes: {}", shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
+        println!(
+            "hidden shopper archetypes: {}",
+            shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        );
         println!("next: `tailor stats` for a summary; `tailor export events --out events.csv` for the raw data");
         if !args.no_serve {
             println!("(serving the demo shop arrives with `tailor serve`; pass --no-serve to silence this note)");

@@ -141,7 +141,8 @@ pub struct Context {
 
 impl Context {
     /// Field names in storage order, as written in mappings (`context.<name>`).
-    pub const FIELDS: [&'static str; 8] = ["device", "country", "region", "city", "channel", "page", "slot", "referrer"];
+    pub const FIELDS: [&'static str; 8] =
+        ["device", "country", "region", "city", "channel", "page", "slot", "referrer"];
 
     /// Fields in [`Context::FIELDS`] order.
     pub fn fields(&self) -> [&Option<String>; 8] {
@@ -306,7 +307,10 @@ impl Event {
             return Err(CoreError::invalid("item", format!("is missing (a {} event needs an item)", self.kind)));
         }
         if self.ts.0 < 0 {
-            return Err(CoreError::invalid("ts", format!("{} is before 1970-01-01 (events must be from 1970 on)", self.ts)));
+            return Err(CoreError::invalid(
+                "ts",
+                format!("{} is before 1970-01-01 (events must be from 1970 on)", self.ts),
+            ));
         }
         if self.ts.0 >= MAX_MILLIS {
             return Err(CoreError::invalid("ts", format!("{} is after 2200-01-01", self.ts.0)));
@@ -321,7 +325,9 @@ impl Event {
             check_text(context_field_name(name), v.as_deref())?;
         }
         match self.rating {
-            Some(r) if !r.is_finite() => return Err(CoreError::invalid("rating", format!("{r} is not a finite number"))),
+            Some(r) if !r.is_finite() => {
+                return Err(CoreError::invalid("rating", format!("{r} is not a finite number")));
+            }
             None if self.kind == EventKind::Rating => {
                 return Err(CoreError::invalid("rating", "is missing (a rating event needs a value)"));
             }
@@ -455,7 +461,10 @@ mod tests {
     fn json_shape() {
         let e = ev();
         let s = serde_json::to_string(&e).expect("serializes");
-        assert_eq!(s, r#"{"user":"u1","item":"i1","kind":"purchase","ts":1300000000000,"quantity":3,"unit_price":2.5}"#);
+        assert_eq!(
+            s,
+            r#"{"user":"u1","item":"i1","kind":"purchase","ts":1300000000000,"quantity":3,"unit_price":2.5}"#
+        );
         let back: Event = serde_json::from_str(&s).expect("parses");
         assert_eq!(back, e);
     }

@@ -102,7 +102,13 @@ pub struct Interactions {
 
 impl Interactions {
     /// Builds from raw CSR arrays, checking their shape.
-    pub fn from_csr(n_users: usize, n_items: usize, indptr: Vec<usize>, indices: Vec<u32>, data: Vec<f32>) -> Result<Self> {
+    pub fn from_csr(
+        n_users: usize,
+        n_items: usize,
+        indptr: Vec<usize>,
+        indices: Vec<u32>,
+        data: Vec<f32>,
+    ) -> Result<Self> {
         let ok = indptr.len() == n_users + 1
             && indptr.first() == Some(&0)
             && indptr.last() == Some(&indices.len())
@@ -200,7 +206,16 @@ impl InteractionsBuilder {
     /// A builder using `weights`; decay (if on) is relative to the newest event seen.
     pub fn new(weights: InteractionWeights) -> Self {
         let per_kind = EventKind::ALL.map(|k| weights.weight(k));
-        Self { weights, per_kind, as_of: None, users: vec![], items: vec![], values: vec![], times: vec![], max_ts: i64::MIN }
+        Self {
+            weights,
+            per_kind,
+            as_of: None,
+            users: vec![],
+            items: vec![],
+            values: vec![],
+            times: vec![],
+            max_ts: i64::MIN,
+        }
     }
 
     /// Decay relative to `as_of` instead of the newest event.
@@ -225,7 +240,15 @@ impl InteractionsBuilder {
     }
 
     /// Adds one event with its rating value.
-    pub fn push_rated(&mut self, user: UserIdx, item: ItemIdx, kind: EventKind, ts: Timestamp, quantity: u32, rating: f32) {
+    pub fn push_rated(
+        &mut self,
+        user: UserIdx,
+        item: ItemIdx,
+        kind: EventKind,
+        ts: Timestamp,
+        quantity: u32,
+        rating: f32,
+    ) {
         let mut w = self.per_kind[kind.code() as usize];
         if w == 0.0 {
             return;

@@ -111,7 +111,10 @@ impl Item {
             return Err(CoreError::invalid("id", "is empty"));
         }
         if self.id.0.len() > MAX_ID_BYTES {
-            return Err(CoreError::invalid("id", format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len())));
+            return Err(CoreError::invalid(
+                "id",
+                format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len()),
+            ));
         }
         check_price("price", self.price)?;
         check_price("sale_price", self.sale_price)?;

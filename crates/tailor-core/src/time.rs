@@ -73,7 +73,9 @@ impl Timestamp {
             return Err("empty timestamp".into());
         }
         let b = s.as_bytes();
-        let ms = if b.iter().all(u8::is_ascii_digit) || (b[0] == b'-' && b.len() > 1 && b[1..].iter().all(u8::is_ascii_digit)) {
+        let ms = if b.iter().all(u8::is_ascii_digit)
+            || (b[0] == b'-' && b.len() > 1 && b[1..].iter().all(u8::is_ascii_digit))
+        {
             let n: i64 = s.parse().map_err(|_| format!("{s:?} is out of range"))?;
             if n.abs() < SECONDS_LIMIT { n.saturating_mul(1000) } else { n }
         } else if let Some(ms) = parse_iso_fast(b) {

@@ -119,7 +119,10 @@ impl User {
             return Err(CoreError::invalid("id", "is empty"));
         }
         if self.id.0.len() > MAX_ID_BYTES {
-            return Err(CoreError::invalid("id", format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len())));
+            return Err(CoreError::invalid(
+                "id",
+                format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len()),
+            ));
         }
         if let Some(a) = self.age
             && a > 130

@@ -50,11 +50,71 @@ impl Archetype {
 
     fn behaviour(self) -> Behaviour {
         match self {
-            Self::TrendConscious => Behaviour { share: 0.20, sessions_per_day: 0.32, views: 7.0, cart: 0.10, buy: 0.45, ret: 0.15, tiers: [0.8, 1.5, 1.0, 0.3], sale: 1.0, new: 6.0, loyal: 1.0, hours: [0.3, 0.2, 0.8, 1.0, 1.4, 2.4] },
-            Self::PriceSensitive => Behaviour { share: 0.25, sessions_per_day: 0.24, views: 9.0, cart: 0.06, buy: 0.50, ret: 0.05, tiers: [3.0, 1.0, 0.25, 0.05], sale: 5.0, new: 0.8, loyal: 1.0, hours: [0.2, 0.4, 0.8, 1.6, 0.8, 1.6] },
-            Self::LuxurySeeker => Behaviour { share: 0.10, sessions_per_day: 0.12, views: 4.0, cart: 0.12, buy: 0.60, ret: 0.08, tiers: [0.05, 0.3, 2.0, 4.0], sale: 0.5, new: 1.5, loyal: 1.5, hours: [0.1, 0.6, 1.2, 1.2, 1.4, 0.8] },
-            Self::OccasionalBrowser => Behaviour { share: 0.30, sessions_per_day: 0.05, views: 3.0, cart: 0.03, buy: 0.30, ret: 0.05, tiers: [1.0, 1.2, 0.6, 0.2], sale: 1.2, new: 1.0, loyal: 1.0, hours: [0.2, 0.6, 1.0, 1.4, 1.2, 1.0] },
-            Self::LoyalRegular => Behaviour { share: 0.15, sessions_per_day: 0.30, views: 5.0, cart: 0.15, buy: 0.70, ret: 0.03, tiers: [0.7, 1.5, 1.0, 0.4], sale: 1.0, new: 1.0, loyal: 8.0, hours: [0.4, 1.6, 0.8, 0.7, 1.4, 0.8] },
+            Self::TrendConscious => Behaviour {
+                share: 0.20,
+                sessions_per_day: 0.32,
+                views: 7.0,
+                cart: 0.10,
+                buy: 0.45,
+                ret: 0.15,
+                tiers: [0.8, 1.5, 1.0, 0.3],
+                sale: 1.0,
+                new: 6.0,
+                loyal: 1.0,
+                hours: [0.3, 0.2, 0.8, 1.0, 1.4, 2.4],
+            },
+            Self::PriceSensitive => Behaviour {
+                share: 0.25,
+                sessions_per_day: 0.24,
+                views: 9.0,
+                cart: 0.06,
+                buy: 0.50,
+                ret: 0.05,
+                tiers: [3.0, 1.0, 0.25, 0.05],
+                sale: 5.0,
+                new: 0.8,
+                loyal: 1.0,
+                hours: [0.2, 0.4, 0.8, 1.6, 0.8, 1.6],
+            },
+            Self::LuxurySeeker => Behaviour {
+                share: 0.10,
+                sessions_per_day: 0.12,
+                views: 4.0,
+                cart: 0.12,
+                buy: 0.60,
+                ret: 0.08,
+                tiers: [0.05, 0.3, 2.0, 4.0],
+                sale: 0.5,
+                new: 1.5,
+                loyal: 1.5,
+                hours: [0.1, 0.6, 1.2, 1.2, 1.4, 0.8],
+            },
+            Self::OccasionalBrowser => Behaviour {
+                share: 0.30,
+                sessions_per_day: 0.05,
+                views: 3.0,
+                cart: 0.03,
+                buy: 0.30,
+                ret: 0.05,
+                tiers: [1.0, 1.2, 0.6, 0.2],
+                sale: 1.2,
+                new: 1.0,
+                loyal: 1.0,
+                hours: [0.2, 0.6, 1.0, 1.4, 1.2, 1.0],
+            },
+            Self::LoyalRegular => Behaviour {
+                share: 0.15,
+                sessions_per_day: 0.30,
+                views: 5.0,
+                cart: 0.15,
+                buy: 0.70,
+                ret: 0.03,
+                tiers: [0.7, 1.5, 1.0, 0.4],
+                sale: 1.0,
+                new: 1.0,
+                loyal: 8.0,
+                hours: [0.4, 1.6, 0.8, 0.7, 1.4, 0.8],
+            },
         }
     }
 }
@@ -97,7 +157,14 @@ pub struct DemoParams {
 
 impl Default for DemoParams {
     fn default() -> Self {
-        Self { seed: 42, users: 5000, items: 2000, days: 60, anonymous_sessions: 3000, end: Timestamp(1_793_491_200_000) }
+        Self {
+            seed: 42,
+            users: 5000,
+            items: 2000,
+            days: 60,
+            anonymous_sessions: 3000,
+            end: Timestamp(1_793_491_200_000),
+        }
     }
 }
 
@@ -153,10 +220,24 @@ const CATEGORIES: &[(&str, &str, &str, f64)] = &[
 ];
 const TOPS: [&str; 6] = ["Women", "Men", "Home", "Electronics", "Beauty", "Sports"];
 const TIERS: [(&str, f64); 4] = [("budget", 0.55), ("mid", 1.0), ("premium", 2.0), ("luxury", 4.5)];
-const SYLLABLES: [&str; 20] =
-    ["nor", "ve", "lux", "ka", "mi", "ra", "so", "ta", "zen", "do", "ar", "bel", "co", "fi", "lo", "ma", "ni", "qu", "vi", "xo"];
-const ADJECTIVES: [&str; 12] =
-    ["Classic", "Essential", "Urban", "Premium", "Everyday", "Signature", "Studio", "Nova", "Heritage", "Active", "Soft", "Bold"];
+const SYLLABLES: [&str; 20] = [
+    "nor", "ve", "lux", "ka", "mi", "ra", "so", "ta", "zen", "do", "ar", "bel", "co", "fi", "lo", "ma", "ni", "qu",
+    "vi", "xo",
+];
+const ADJECTIVES: [&str; 12] = [
+    "Classic",
+    "Essential",
+    "Urban",
+    "Premium",
+    "Everyday",
+    "Signature",
+    "Studio",
+    "Nova",
+    "Heritage",
+    "Active",
+    "Soft",
+    "Bold",
+];
 const COLORS: [&str; 8] = ["black", "white", "navy", "red", "beige", "green", "grey", "pink"];
 const MATERIALS: [&str; 6] = ["cotton", "leather", "steel", "wool", "recycled", "ceramic"];
 const REGIONS: [(&str, [&str; 3], f64); 5] = [
@@ -224,7 +305,15 @@ fn catalog(p: &DemoParams, rng: &mut Rng) -> Catalog {
             brands.push((brand_name(rng), t, k % 4));
         }
     }
-    let mut c = Catalog { items: vec![], leaf_of: vec![], tier_of: vec![], brand_of: vec![], popularity: vec![], by_leaf: vec![Vec::new(); CATEGORIES.len()], brands_by_top };
+    let mut c = Catalog {
+        items: vec![],
+        leaf_of: vec![],
+        tier_of: vec![],
+        brand_of: vec![],
+        popularity: vec![],
+        by_leaf: vec![Vec::new(); CATEGORIES.len()],
+        brands_by_top,
+    };
     for k in 0..p.items {
         let leaf = rng.below(CATEGORIES.len());
         let (top, mid, name, base) = CATEGORIES[leaf];
@@ -238,7 +327,13 @@ fn catalog(p: &DemoParams, rng: &mut Rng) -> Catalog {
         let color = COLORS[rng.below(COLORS.len())];
         let material = MATERIALS[rng.below(MATERIALS.len())];
         item.title = Some(format!("{brand} {adj} {name}"));
-        item.description = Some(format!("{adj} {} {} from {brand}, made of {material}. A {} {} pick.", color, name.to_lowercase(), TIERS[*tier].0, mid.to_lowercase()));
+        item.description = Some(format!(
+            "{adj} {} {} from {brand}, made of {material}. A {} {} pick.",
+            color,
+            name.to_lowercase(),
+            TIERS[*tier].0,
+            mid.to_lowercase()
+        ));
         item.category = vec![top.to_owned(), mid.to_owned(), name.to_owned()];
         item.brand = Some(brand.clone());
         item.price = Some(price);
@@ -288,10 +383,17 @@ fn user_profile(k: usize, a: Archetype, rng: &mut Rng, start: i64) -> (User, boo
     let female = rng.chance(female_p);
     u.gender = Some(if female { "F" } else { "M" }.into());
     u.country = Some("United Kingdom".into());
-    let region = rng.weighted(&REGIONS.map(|r| r.2 * if urban_p > 0.5 { 1.0 + (r.0 == "London") as u8 as f64 } else { 1.0 }));
+    let region =
+        rng.weighted(&REGIONS.map(|r| r.2 * if urban_p > 0.5 { 1.0 + f64::from(u8::from(r.0 == "London")) } else { 1.0 }));
     u.region = Some(REGIONS[region].0.into());
     u.city = Some(REGIONS[region].1[rng.below(3)].into());
-    let urb = if rng.chance(urban_p) { Urbanicity::Urban } else if rng.chance(0.6) { Urbanicity::Suburban } else { Urbanicity::Rural };
+    let urb = if rng.chance(urban_p) {
+        Urbanicity::Urban
+    } else if rng.chance(0.6) {
+        Urbanicity::Suburban
+    } else {
+        Urbanicity::Rural
+    };
     u.urbanicity = Some(urb);
     let device = rng.weighted(&devices);
     u.preferred_device = Some(DEVICES[device].into());
@@ -320,10 +422,12 @@ pub fn generate(p: &DemoParams) -> DemoShop {
         let tops = top_affinity(a, female);
         // Personal taste: a random tilt per top category and two favourite brands.
         let tilt: Vec<f64> = tops.iter().map(|w| w * (0.6 * r.normal()).exp()).collect();
-        let fav_brands: Vec<usize> = (0..2).map(|_| {
-            let t = r.weighted(&tilt);
-            cat.brands_by_top[t][r.below(8)]
-        }).collect();
+        let fav_brands: Vec<usize> = (0..2)
+            .map(|_| {
+                let t = r.weighted(&tilt);
+                cat.brands_by_top[t][r.below(8)]
+            })
+            .collect();
         let activity = (0.5 * r.normal()).exp();
         let uid = user.id.0.clone();
         let region = user.region.clone();
@@ -355,7 +459,8 @@ pub fn generate(p: &DemoParams) -> DemoShop {
                     page: Some("product".into()),
                     ..Default::default()
                 };
-                let top_w: Vec<f64> = tilt.iter().enumerate().map(|(ti, w)| w * context_boost(ti, dev, evening)).collect();
+                let top_w: Vec<f64> =
+                    tilt.iter().enumerate().map(|(ti, w)| w * context_boost(ti, dev, evening)).collect();
                 let top = r.weighted(&top_w);
                 let leaves: Vec<usize> = (0..CATEGORIES.len()).filter(|&l| CATEGORIES[l].0 == TOPS[top]).collect();
                 let leaf = leaves[r.below(leaves.len())];
@@ -512,7 +617,8 @@ mod tests {
     fn archetypes_drive_behaviour() {
         let p = DemoParams { users: 1500, items: 600, days: 30, anonymous_sessions: 0, ..DemoParams::default() };
         let shop = generate(&p);
-        let idx: std::collections::HashMap<&str, usize> = shop.users.iter().enumerate().map(|(k, u)| (u.id.0.as_str(), k)).collect();
+        let idx: std::collections::HashMap<&str, usize> =
+            shop.users.iter().enumerate().map(|(k, u)| (u.id.0.as_str(), k)).collect();
         let prices: std::collections::HashMap<&str, f64> =
             shop.items.iter().map(|i| (i.id.0.as_str(), i.effective_price().unwrap_or(0.0))).collect();
         let mut spend = [(0.0f64, 0u64); 5];
@@ -532,7 +638,8 @@ mod tests {
         }
         let mean = |a: Archetype| spend[a as usize].0 / spend[a as usize].1.max(1) as f64;
         assert!(mean(Archetype::LuxurySeeker) > 2.0 * mean(Archetype::PriceSensitive), "{spend:?}");
-        let per_user = |a: Archetype| views[a as usize] as f64 / shop.archetypes.iter().filter(|x| **x == a).count() as f64;
+        let per_user =
+            |a: Archetype| views[a as usize] as f64 / shop.archetypes.iter().filter(|x| **x == a).count() as f64;
         assert!(per_user(Archetype::LoyalRegular) > 3.0 * per_user(Archetype::OccasionalBrowser));
     }
 }

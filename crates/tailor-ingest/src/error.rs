@@ -85,7 +85,9 @@ fn rejected_message(path: &str, errors: &[RowError], total: u64) -> String {
         s.push('\n');
         s.push_str(&e.display(path));
     }
-    s.push_str("\nfix the rows, or pass --skip-invalid to import the valid rows and write the invalid ones to a rejects file");
+    s.push_str(
+        "\nfix the rows, or pass --skip-invalid to import the valid rows and write the invalid ones to a rejects file",
+    );
     s
 }
 

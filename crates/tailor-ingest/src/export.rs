@@ -15,9 +15,26 @@ use crate::source::Format;
 
 /// Exported columns, in order.
 pub const COLUMNS: [&str; 20] = [
-    "id", "ts", "kind", "user", "session", "item", "quantity", "price", "order", "rec_id", "rating", "query",
-    "context.device", "context.country", "context.region", "context.city", "context.channel", "context.page",
-    "context.slot", "context.referrer",
+    "id",
+    "ts",
+    "kind",
+    "user",
+    "session",
+    "item",
+    "quantity",
+    "price",
+    "order",
+    "rec_id",
+    "rating",
+    "query",
+    "context.device",
+    "context.country",
+    "context.region",
+    "context.city",
+    "context.channel",
+    "context.page",
+    "context.slot",
+    "context.referrer",
 ];
 
 /// What an export did.
@@ -91,7 +108,9 @@ pub fn export_events(store: &dyn Store, format: Format, out: &Path, filter: Even
                     .zip(values(id, &e))
                     .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), serde_json::Value::String(v))))
                     .collect();
-                let res = serde_json::to_writer(&mut w, &obj).map_err(|e| fail(&e)).and_then(|()| w.write_all(b"\n").map_err(|e| fail(&e)));
+                let res = serde_json::to_writer(&mut w, &obj)
+                    .map_err(|e| fail(&e))
+                    .and_then(|()| w.write_all(b"\n").map_err(|e| fail(&e)));
                 if let Err(err) = res {
                     failure = Some(err);
                     return ControlFlow::Break(());
@@ -132,23 +151,24 @@ fn export_parquet(store: &dyn Store, file: fs_err::File, out: &Path, filter: Eve
     let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
     let mut writer = SerializedFileWriter::new(file.into_parts().0, schema, props).map_err(|e| fail(&e))?;
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); COLUMNS.len()];
-    let flush = |writer: &mut SerializedFileWriter<std::fs::File>, columns: &mut Vec<Vec<Option<String>>>| -> Result<()> {
-        if columns[0].is_empty() {
-            return Ok(());
-        }
-        let mut rg = writer.next_row_group().map_err(|e| fail(&e))?;
-        let mut k = 0;
-        while let Some(mut col) = rg.next_column().map_err(|e| fail(&e))? {
-            let vals: Vec<ByteArray> = columns[k].iter().flatten().map(|s| ByteArray::from(s.as_str())).collect();
-            let defs: Vec<i16> = columns[k].iter().map(|v| i16::from(v.is_some())).collect();
-            col.typed::<ByteArrayType>().write_batch(&vals, Some(&defs), None).map_err(|e| fail(&e))?;
-            col.close().map_err(|e| fail(&e))?;
-            columns[k].clear();
-            k += 1;
-        }
-        rg.close().map_err(|e| fail(&e))?;
-        Ok(())
-    };
+    let flush =
+        |writer: &mut SerializedFileWriter<std::fs::File>, columns: &mut Vec<Vec<Option<String>>>| -> Result<()> {
+            if columns[0].is_empty() {
+                return Ok(());
+            }
+            let mut rg = writer.next_row_group().map_err(|e| fail(&e))?;
+            let mut k = 0;
+            while let Some(mut col) = rg.next_column().map_err(|e| fail(&e))? {
+                let vals: Vec<ByteArray> = columns[k].iter().flatten().map(|s| ByteArray::from(s.as_str())).collect();
+                let defs: Vec<i16> = columns[k].iter().map(|v| i16::from(v.is_some())).collect();
+                col.typed::<ByteArrayType>().write_batch(&vals, Some(&defs), None).map_err(|e| fail(&e))?;
+                col.close().map_err(|e| fail(&e))?;
+                columns[k].clear();
+                k += 1;
+            }
+            rg.close().map_err(|e| fail(&e))?;
+            Ok(())
+        };
     let mut n = 0u64;
     let mut failure = None;
     store.scan_events(filter, &mut |id, e| {

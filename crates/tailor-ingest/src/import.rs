@@ -98,10 +98,9 @@ pub struct Parsed {
 fn delimiter_hint(columns: &[String], delimiter: Option<u8>) -> String {
     let [only] = columns else { return String::new() };
     let used = delimiter.map_or(',', char::from);
-    [';', '\t', '|', ',']
-        .into_iter()
-        .find(|&d| d != used && only.contains(d))
-        .map_or(String::new(), |d| format!(" (the header is one column {only:?}; is the delimiter {d:?}? pass --delimiter)"))
+    [';', '\t', '|', ','].into_iter().find(|&d| d != used && only.contains(d)).map_or(String::new(), |d| {
+        format!(" (the header is one column {only:?}; is the delimiter {d:?}? pass --delimiter)")
+    })
 }
 
 /// Keeps one merged record per id, in first-seen order.
@@ -142,7 +141,12 @@ fn replace<T>(a: &mut T, b: T) {
 pub const STREAM_EVENTS: usize = 65_536;
 
 /// Reads and validates a whole file, keeping every event in `Parsed::events`.
-pub fn parse_file(path: &Path, mapping: &Mapping, opts: &ImportOptions, progress: &mut dyn FnMut(Progress)) -> Result<Parsed> {
+pub fn parse_file(
+    path: &Path,
+    mapping: &Mapping,
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Parsed> {
     let mut events = Vec::new();
     let mut parsed = parse_streaming(path, mapping, opts, progress, &mut |batch| events.extend(batch))?;
     parsed.events = events;
@@ -162,7 +166,8 @@ pub fn parse_streaming(
     let total_bytes = fs_err::metadata(path).map(|m| m.len()).unwrap_or(0);
     let shown = path.display().to_string();
     let hint = delimiter_hint(src.columns(), opts.source.delimiter);
-    let header_error = |reason: String| IngestError::Header { path: shown.clone(), line: 1, reason: format!("{reason}{hint}") };
+    let header_error =
+        |reason: String| IngestError::Header { path: shown.clone(), line: 1, reason: format!("{reason}{hint}") };
     let resolved = mapping.resolve(src.columns()).map_err(header_error)?;
     src.select(&resolved.columns).map_err(header_error)?;
     let mut out = Parsed { columns: resolved.columns.clone(), ..Parsed::default() };
@@ -180,7 +185,7 @@ pub fn parse_streaming(
             Err(ReadError::Row(e)) => Err(e),
         };
         out.rows += 1;
-        if out.rows % 65_536 == 0 {
+        if out.rows.is_multiple_of(65_536) {
             progress(Progress { rows: out.rows, bytes: src.bytes_read(), total_bytes, writing: false });
         }
         let result = got.and_then(|()| match mapping.target() {
@@ -265,7 +270,9 @@ pub fn import_file(
             (result, start.elapsed().as_secs_f64())
         });
         let written = store.write_all(&mut rx.iter());
-        let (parsed, secs) = parser.join().unwrap_or_else(|_| (Err(IngestError::File { path: shown.clone(), reason: "the parser thread panicked".into() }), 0.0));
+        let (parsed, secs) = parser.join().unwrap_or_else(|_| {
+            (Err(IngestError::File { path: shown.clone(), reason: "the parser thread panicked".into() }), 0.0)
+        });
         parse_seconds = secs;
         (parsed, written)
     });

@@ -83,15 +83,55 @@ enum Field {
 }
 
 const EVENT_FIELDS: &[&str] = &[
-    "id", "user", "session", "item", "kind", "ts", "quantity", "price", "order", "rec_id", "rating", "query", "value",
-    "context.device", "context.country", "context.region", "context.city", "context.channel", "context.page", "context.slot",
+    "id",
+    "user",
+    "session",
+    "item",
+    "kind",
+    "ts",
+    "quantity",
+    "price",
+    "order",
+    "rec_id",
+    "rating",
+    "query",
+    "value",
+    "context.device",
+    "context.country",
+    "context.region",
+    "context.city",
+    "context.channel",
+    "context.page",
+    "context.slot",
     "context.referrer",
 ];
-const ITEM_FIELDS: &[&str] =
-    &["id", "title", "description", "category", "brand", "price", "sale_price", "currency", "tags", "stock", "in_stock", "created_at"];
+const ITEM_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "category",
+    "brand",
+    "price",
+    "sale_price",
+    "currency",
+    "tags",
+    "stock",
+    "in_stock",
+    "created_at",
+];
 const USER_FIELDS: &[&str] = &[
-    "id", "age", "birth_year", "gender", "country", "region", "city", "urbanicity", "signup_at", "preferred_device",
-    "consent_email", "consent_push",
+    "id",
+    "age",
+    "birth_year",
+    "gender",
+    "country",
+    "region",
+    "city",
+    "urbanicity",
+    "signup_at",
+    "preferred_device",
+    "consent_email",
+    "consent_push",
 ];
 
 fn item_field(name: &str) -> Option<ItemField> {
@@ -250,13 +290,20 @@ impl Mapping {
             for entry in list {
                 for part in entry.split(',').filter(|p| !p.trim().is_empty()) {
                     let (k, v) = split_pair(flag, part)?;
-                    let field = parse_field(target, k)
-                        .ok_or_else(|| IngestError::Usage(format!("{flag} {k}={v}: unknown field {k:?} (known: {})", field_list(target))))?;
+                    let field = parse_field(target, k).ok_or_else(|| {
+                        IngestError::Usage(format!(
+                            "{flag} {k}={v}: unknown field {k:?} (known: {})",
+                            field_list(target)
+                        ))
+                    })?;
                     if v.is_empty() {
                         return Err(IngestError::Usage(format!("{flag} {k}=: the value is empty")));
                     }
                     if let Some(prev) = specs.iter().find(|s| s.field == field) {
-                        return Err(IngestError::Usage(format!("{flag} {k}={v}: {k} is already given ({})", prev.name)));
+                        return Err(IngestError::Usage(format!(
+                            "{flag} {k}={v}: {k} is already given ({})",
+                            prev.name
+                        )));
                     }
                     let src = if flag == "--map" { Src::Column(v.to_owned()) } else { Src::Const(v.to_owned()) };
                     specs.push(Spec { field, name: k.to_owned(), src });
@@ -265,7 +312,8 @@ impl Mapping {
         }
         let mapping = Self { target, specs, rules: Rules::default(), ts_format: None, encoding: Encoding::Utf8 };
         if target == Target::Events
-            && let Some(Spec { src: Src::Const(k), .. }) = mapping.specs.iter().find(|s| s.field == Field::Ev(EvField::Kind))
+            && let Some(Spec { src: Src::Const(k), .. }) =
+                mapping.specs.iter().find(|s| s.field == Field::Ev(EvField::Kind))
         {
             k.parse::<EventKind>().map_err(|e| IngestError::Usage(format!("--set kind={k}: {e}")))?;
         }
@@ -290,7 +338,9 @@ impl Mapping {
         let mut extra: Vec<&str> = names.to_vec();
         if self.target == Target::Events && !open_schema {
             // Exports of items/users mentioned by events use `item.title` etc.
-            extra.extend(columns.iter().map(String::as_str).filter(|c| c.starts_with("item.") || c.starts_with("user.")));
+            extra.extend(
+                columns.iter().map(String::as_str).filter(|c| c.starts_with("item.") || c.starts_with("user.")),
+            );
         }
         for name in extra {
             let Some(field) = parse_field(self.target, name) else { continue };
@@ -301,7 +351,7 @@ impl Mapping {
             let flat = name.replace('.', "_");
             if open_schema || columns.iter().any(|c| c == name) {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(name.to_owned()) });
-            } else if columns.iter().any(|c| *c == flat) {
+            } else if columns.contains(&flat) {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(flat) });
             }
         }
@@ -312,7 +362,8 @@ impl Mapping {
         };
         for (name, f) in required {
             if !specs.iter().any(|s| s.field == *f) {
-                let how = if *name == "kind" { "--set kind=purchase or --map kind=COLUMN" } else { "--map FIELD=COLUMN" };
+                let how =
+                    if *name == "kind" { "--set kind=purchase or --map kind=COLUMN" } else { "--map FIELD=COLUMN" };
                 return Err(format!("no column for the required field {name:?} (pass {how})"));
             }
         }
@@ -380,9 +431,19 @@ impl Resolved {
                 None => Ok(None),
                 Some(b) => match self.mapping.encoding {
                     Encoding::Latin1 => Ok(Some(std::borrow::Cow::Owned(b.iter().map(|&c| char::from(c)).collect()))),
-                    Encoding::Utf8 => std::str::from_utf8(b).map(|s| Some(std::borrow::Cow::Borrowed(s))).map_err(|e| {
-                        bad(row.line, &spec.name, format!("invalid UTF-8 (byte 0x{:02X} at offset {})", b[e.valid_up_to()], e.valid_up_to()))
-                    }),
+                    Encoding::Utf8 => {
+                        std::str::from_utf8(b).map(|s| Some(std::borrow::Cow::Borrowed(s))).map_err(|e| {
+                            bad(
+                                row.line,
+                                &spec.name,
+                                format!(
+                                    "invalid UTF-8 (byte 0x{:02X} at offset {})",
+                                    b[e.valid_up_to()],
+                                    e.valid_up_to()
+                                ),
+                            )
+                        })
+                    }
                 },
             },
             (Src::Column(_), None) => Ok(None),
@@ -397,7 +458,14 @@ impl Resolved {
         .map_err(|r| bad(line, field, r))
     }
 
-    fn fill_item(&self, item: &mut Item, f: &ItemField, line: u64, name: &str, v: &str) -> std::result::Result<(), RowError> {
+    fn fill_item(
+        &self,
+        item: &mut Item,
+        f: &ItemField,
+        line: u64,
+        name: &str,
+        v: &str,
+    ) -> std::result::Result<(), RowError> {
         match f {
             ItemField::Id => item.id = ItemId::from(v),
             ItemField::Title => item.title = Some(v.to_owned()),
@@ -422,7 +490,14 @@ impl Resolved {
         Ok(())
     }
 
-    fn fill_user(&self, user: &mut User, f: &UserField, line: u64, name: &str, v: &str) -> std::result::Result<(), RowError> {
+    fn fill_user(
+        &self,
+        user: &mut User,
+        f: &UserField,
+        line: u64,
+        name: &str,
+        v: &str,
+    ) -> std::result::Result<(), RowError> {
         match f {
             UserField::Id => user.id = UserId::from(v),
             UserField::Age => {
@@ -498,12 +573,17 @@ impl Resolved {
             if q < 0 && rules.negative_quantity_is_return {
                 kind = EventKind::Return;
             } else if q < 0 {
-                return Err(bad(line, "quantity", format!("{q} is negative (record returns as kind=return with a positive quantity)")));
+                return Err(bad(
+                    line,
+                    "quantity",
+                    format!("{q} is negative (record returns as kind=return with a positive quantity)"),
+                ));
             }
             if q == 0 {
                 return Err(bad(line, "quantity", "must be at least 1"));
             }
-            e.quantity = u32::try_from(q.unsigned_abs()).map_err(|_| bad(line, "quantity", format!("{q} is too large")))?;
+            e.quantity =
+                u32::try_from(q.unsigned_abs()).map_err(|_| bad(line, "quantity", format!("{q} is too large")))?;
         }
         if let (Some(prefix), Some(order)) = (&rules.return_order_prefix, &e.order_id)
             && order.starts_with(prefix.as_str())
@@ -603,6 +683,9 @@ mod tests {
     fn resolve_requires_ts_and_kind() {
         let m = Mapping::parse(Target::Events, &["user=u".into()], &[]).expect("ok");
         let cols = vec!["u".to_owned(), "item".to_owned()];
-        assert_eq!(m.resolve(&cols).err().as_deref(), Some("no column for the required field \"ts\" (pass --map FIELD=COLUMN)"));
+        assert_eq!(
+            m.resolve(&cols).err().as_deref(),
+            Some("no column for the required field \"ts\" (pass --map FIELD=COLUMN)")
+        );
     }
 }

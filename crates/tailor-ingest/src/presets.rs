@@ -62,10 +62,16 @@ pub struct MovielensReport {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<(u64, String)>> {
-    let bytes = fs_err::read(path).map_err(|e| IngestError::File { path: path.display().to_string(), reason: e.to_string() })?;
+    let bytes = fs_err::read(path)
+        .map_err(|e| IngestError::File { path: path.display().to_string(), reason: e.to_string() })?;
     // MovieLens-100K is ISO-8859-1.
     let text: String = bytes.iter().map(|&b| char::from(b)).collect();
-    Ok(text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(k, l)| (k as u64 + 1, l.to_owned())).collect())
+    Ok(text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(k, l)| (k as u64 + 1, l.to_owned()))
+        .collect())
 }
 
 fn field<'a>(parts: &[&'a str], k: usize, line: u64, name: &str) -> std::result::Result<&'a str, RowError> {
@@ -93,7 +99,8 @@ pub fn import_movielens(dir: &Path, store: &dyn Store, max_errors: usize) -> Res
             let release = field(&parts, 2, line, "release_date")?;
             if !release.is_empty() {
                 item.created_at = Some(
-                    Timestamp::parse_with_format(release, "%d-%b-%Y").map_err(|r| RowError::new(line, "release_date", r))?,
+                    Timestamp::parse_with_format(release, "%d-%b-%Y")
+                        .map_err(|r| RowError::new(line, "release_date", r))?,
                 );
             }
             if let Some(url) = parts.get(4).map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -137,7 +144,12 @@ pub fn import_movielens(dir: &Path, store: &dyn Store, max_errors: usize) -> Res
         let parsed = (|| {
             let ts = field(&parts, 3, line, "ts")?;
             let ts = Timestamp::parse_auto(ts).map_err(|r| RowError::new(line, "ts", r))?;
-            let mut e = Event::new(Some(field(&parts, 0, line, "user")?), Some(field(&parts, 1, line, "item")?), EventKind::Rating, ts);
+            let mut e = Event::new(
+                Some(field(&parts, 0, line, "user")?),
+                Some(field(&parts, 1, line, "item")?),
+                EventKind::Rating,
+                ts,
+            );
             let r = field(&parts, 2, line, "rating")?;
             e.rating = Some(r.parse().map_err(|_| RowError::new(line, "rating", format!("{r:?} is not a number")))?);
             e.validate().map_err(|err| RowError::new(line, err.field(), err.to_string()))?;
@@ -151,7 +163,11 @@ pub fn import_movielens(dir: &Path, store: &dyn Store, max_errors: usize) -> Res
     if let Some((path, _)) = errors.first() {
         let total = errors.len() as u64;
         let path = path.clone();
-        return Err(IngestError::Rejected { path, errors: errors.into_iter().take(max_errors).map(|(_, e)| e).collect(), total });
+        return Err(IngestError::Rejected {
+            path,
+            errors: errors.into_iter().take(max_errors).map(|(_, e)| e).collect(),
+            total,
+        });
     }
     let report = MovielensReport {
         ratings: events.len() as u64,

@@ -158,7 +158,11 @@ fn file_error(path: &Path, reason: impl Into<String>) -> IngestError {
 /// Describes an I/O error while reading, naming gzip corruption plainly.
 fn read_failure(path: &Path, line: u64, e: &std::io::Error) -> IngestError {
     let gz = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("gz"));
-    let what = if gz && matches!(e.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) {
+    let what = if gz
+        && matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+        ) {
         format!("the gzip data is corrupt or truncated ({e})")
     } else {
         e.to_string()
@@ -183,13 +187,16 @@ pub fn open(path: &Path, opts: &SourceOptions) -> Result<Box<dyn Source>> {
     let count = Arc::new(AtomicU64::new(0));
     let counted = Counting { inner: file, count: Arc::clone(&count) };
     let gz = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("gz"));
-    let reader: Box<dyn Read> =
-        if gz { Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted))) } else { Box::new(counted) };
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, counted)))
+    } else {
+        Box::new(counted)
+    };
     match format {
         Format::Jsonl => Ok(Box::new(JsonlSource::new(path, reader, count, opts.max_line_bytes))),
         _ => {
             let delimiter = opts.delimiter.unwrap_or(if format == Format::Tsv { b'\t' } else { b',' });
-            CsvSource::new(path, reader, count, delimiter, opts)
+            CsvSource::open(path, reader, count, delimiter, opts)
         }
     }
 }
@@ -216,9 +223,19 @@ fn decode(bytes: &[u8], encoding: Encoding) -> std::result::Result<String, Strin
 }
 
 impl CsvSource {
-    fn new(path: &Path, reader: Box<dyn Read>, count: Arc<AtomicU64>, delimiter: u8, opts: &SourceOptions) -> Result<Box<dyn Source>> {
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).buffer_capacity(1 << 16).from_reader(reader);
+    fn open(
+        path: &Path,
+        reader: Box<dyn Read>,
+        count: Arc<AtomicU64>,
+        delimiter: u8,
+        opts: &SourceOptions,
+    ) -> Result<Box<dyn Source>> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(1 << 16)
+            .from_reader(reader);
         let mut record = csv::ByteRecord::new();
         let (columns, header_line) = if let Some(cols) = &opts.columns {
             (cols.clone(), false)
@@ -232,7 +249,11 @@ impl CsvSource {
                 return Err(IngestError::Header {
                     path: path.display().to_string(),
                     line: 1,
-                    reason: format!("the header line is {} bytes long (the limit is {})", record.as_slice().len(), opts.max_line_bytes),
+                    reason: format!(
+                        "the header line is {} bytes long (the limit is {})",
+                        record.as_slice().len(),
+                        opts.max_line_bytes
+                    ),
                 });
             }
             let mut cols = Vec::with_capacity(record.len());
@@ -322,7 +343,10 @@ impl Source for CsvSource {
             return Err(ReadError::Row(RowError::new(
                 line,
                 "row",
-                format!("the line is {len} bytes long (the limit is {}; raise import.max_line_bytes)", self.max_line_bytes),
+                format!(
+                    "the line is {len} bytes long (the limit is {}; raise import.max_line_bytes)",
+                    self.max_line_bytes
+                ),
             )));
         }
         if self.header_line && self.record.len() != self.columns.len() {
@@ -333,7 +357,12 @@ impl Source for CsvSource {
             return Err(ReadError::Row(RowError::new(
                 line,
                 "row",
-                format!("the row has {} field{}, the header has {}", self.record.len(), if self.record.len() == 1 { "" } else { "s" }, self.columns.len()),
+                format!(
+                    "the row has {} field{}, the header has {}",
+                    self.record.len(),
+                    if self.record.len() == 1 { "" } else { "s" },
+                    self.columns.len()
+                ),
             )));
         }
         for (k, &c) in self.selected.iter().enumerate() {
@@ -366,7 +395,15 @@ struct JsonlSource {
 
 impl JsonlSource {
     fn new(path: &Path, reader: Box<dyn Read>, count: Arc<AtomicU64>, max_line_bytes: usize) -> Self {
-        Self { path: path.to_owned(), reader: BufReader::with_capacity(1 << 16, reader), selected: vec![], buf: vec![], line: 0, count, max_line_bytes }
+        Self {
+            path: path.to_owned(),
+            reader: BufReader::with_capacity(1 << 16, reader),
+            selected: vec![],
+            buf: vec![],
+            line: 0,
+            count,
+            max_line_bytes,
+        }
     }
 }
 
@@ -394,7 +431,10 @@ impl Source for JsonlSource {
     fn next_row(&mut self, row: &mut Row) -> std::result::Result<bool, ReadError> {
         loop {
             self.buf.clear();
-            let n = self.reader.read_until(b'\n', &mut self.buf).map_err(|e| ReadError::Fatal(read_failure(&self.path, self.line, &e)))?;
+            let n = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| ReadError::Fatal(read_failure(&self.path, self.line, &e)))?;
             if n == 0 {
                 return Ok(false);
             }
@@ -411,7 +451,11 @@ impl Source for JsonlSource {
             return Err(ReadError::Row(RowError::new(
                 line,
                 "row",
-                format!("the line is {} bytes long (the limit is {}; raise import.max_line_bytes)", self.buf.len(), self.max_line_bytes),
+                format!(
+                    "the line is {} bytes long (the limit is {}; raise import.max_line_bytes)",
+                    self.buf.len(),
+                    self.max_line_bytes
+                ),
             )));
         }
         let value: serde_json::Value = serde_json::from_slice(&self.buf)
@@ -432,14 +476,22 @@ impl Source for JsonlSource {
                             serde_json::Value::String(s) => parts.push(s.clone()),
                             serde_json::Value::Number(n) => parts.push(n.to_string()),
                             _ => {
-                                return Err(ReadError::Row(RowError::new(line, col.clone(), "expected a list of strings or numbers")));
+                                return Err(ReadError::Row(RowError::new(
+                                    line,
+                                    col.clone(),
+                                    "expected a list of strings or numbers",
+                                )));
                             }
                         }
                     }
                     row.set(k, parts.join("|").as_bytes());
                 }
                 Some(serde_json::Value::Object(_)) => {
-                    return Err(ReadError::Row(RowError::new(line, col.clone(), "expected a string or a number, found an object")));
+                    return Err(ReadError::Row(RowError::new(
+                        line,
+                        col.clone(),
+                        "expected a string or a number, found an object",
+                    )));
                 }
             }
         }
@@ -484,9 +536,17 @@ mod parquet_impl {
     impl ParquetSource {
         pub fn open(path: &Path, file: std::fs::File) -> Result<Box<dyn Source>> {
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let reader = SerializedFileReader::new(file).map_err(|e| file_error(path, format!("not a readable Parquet file: {e}")))?;
-            let columns =
-                reader.metadata().file_metadata().schema_descr().root_schema().get_fields().iter().map(|f| f.name().to_owned()).collect();
+            let reader = SerializedFileReader::new(file)
+                .map_err(|e| file_error(path, format!("not a readable Parquet file: {e}")))?;
+            let columns = reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .map(|f| f.name().to_owned())
+                .collect();
             let rows = reader.into_iter();
             Ok(Box::new(Self { columns, selected: vec![], rows, n: 0, bytes, path: path.to_owned() }))
         }
@@ -527,7 +587,10 @@ mod parquet_impl {
             let mut sel = Vec::new();
             for w in wanted {
                 let k = self.columns.iter().position(|c| c == w).ok_or_else(|| {
-                    format!("column {w:?} not found; the schema has {}", self.columns.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "column {w:?} not found; the schema has {}",
+                        self.columns.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ")
+                    )
                 })?;
                 sel.push(k);
             }
@@ -541,14 +604,17 @@ mod parquet_impl {
             // Row numbers count a virtual header so that they match a CSV export's lines.
             row.line = self.n + 1;
             row.reset(self.selected.len());
-            let r = next.map_err(|e| ReadError::Fatal(file_error(&self.path, format!("read failed at row {}: {e}", self.n))))?;
+            let r = next
+                .map_err(|e| ReadError::Fatal(file_error(&self.path, format!("read failed at row {}: {e}", self.n))))?;
             let fields: Vec<&Field> = r.get_column_iter().map(|(_, f)| f).collect();
             for (k, &c) in self.selected.iter().enumerate() {
                 if let Some(f) = fields.get(c) {
                     match field_text(f) {
                         Ok(Some(s)) => row.set(k, s.trim().as_bytes()),
                         Ok(None) => {}
-                        Err(reason) => return Err(ReadError::Row(RowError::new(row.line, self.columns[c].clone(), reason))),
+                        Err(reason) => {
+                            return Err(ReadError::Row(RowError::new(row.line, self.columns[c].clone(), reason)));
+                        }
                     }
                 }
             }

@@ -141,7 +141,10 @@ pub trait Store: Send + Sync {
     /// Stores a stream of batches as ONE atomic, durable transaction, so a producer (an
     /// importer parsing a file) can overlap with the write. An `Err` item aborts: nothing of
     /// the stream is stored and [`StoreError::Aborted`] is returned.
-    fn write_all(&self, batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>) -> Result<WriteReport>;
+    fn write_all(
+        &self,
+        batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>,
+    ) -> Result<WriteReport>;
 
     /// The item with external id `id`.
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>>;

@@ -180,7 +180,8 @@ impl RedbStore {
         let t = txn.open_table(def).ctx(p)?;
         for row in t.iter().ctx(p)? {
             let (k, v) = row.ctx(p)?;
-            let rec = serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("record {}: {e}", k.value())))?;
+            let rec =
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("record {}: {e}", k.value())))?;
             f(k.value(), rec);
         }
         Ok(())
@@ -295,7 +296,12 @@ impl<'a> PendingNames<'a> {
         (i, true)
     }
 
-    fn persist(&self, txn: &WriteTransaction, ids: TableDefinition<&str, u32>, names: TableDefinition<u32, &str>) -> std::result::Result<(), redb::Error> {
+    fn persist(
+        &self,
+        txn: &WriteTransaction,
+        ids: TableDefinition<&str, u32>,
+        names: TableDefinition<u32, &str>,
+    ) -> std::result::Result<(), redb::Error> {
         let mut ids = txn.open_table(ids)?;
         let mut names = txn.open_table(names)?;
         let base = self.known.len() as u32;
@@ -337,7 +343,10 @@ fn upsert<T: Serialize + DeserializeOwned>(
 }
 
 impl Store for RedbStore {
-    fn write_all(&self, batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>) -> Result<WriteReport> {
+    fn write_all(
+        &self,
+        batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>,
+    ) -> Result<WriteReport> {
         let p = &self.path;
         let _writer = self.writer();
         let names = self.names();
@@ -405,9 +414,11 @@ impl Store for RedbStore {
         for row in t.iter().ctx(p)? {
             let (k, v) = row.ctx(p)?;
             let bytes = v.value();
-            let view = ChunkView::new(bytes).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
-            let events =
-                view.decode_all(&user_name, &item_name).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            let view =
+                ChunkView::new(bytes).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            let events = view
+                .decode_all(&user_name, &item_name)
+                .map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
             for (id, e) in events {
                 if filter.accepts(e.ts) && f(id, e).is_break() {
                     return Ok(());
@@ -423,7 +434,8 @@ impl Store for RedbStore {
         let t = txn.open_table(CHUNKS).ctx(p)?;
         for row in t.iter().ctx(p)? {
             let (k, v) = row.ctx(p)?;
-            let view = ChunkView::new(v.value()).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            let view =
+                ChunkView::new(v.value()).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
             f(view);
         }
         Ok(())
@@ -436,7 +448,13 @@ impl Store for RedbStore {
         let user_records = txn.open_table(USERS).ctx(p)?.len().ctx(p)?;
         let item_records = txn.open_table(ITEMS).ctx(p)?.len().ctx(p)?;
         let names = self.names();
-        Ok(Counts { events, users: names.users.len() as u64, items: names.items.len() as u64, user_records, item_records })
+        Ok(Counts {
+            events,
+            users: names.users.len() as u64,
+            items: names.items.len() as u64,
+            user_records,
+            item_records,
+        })
     }
 
     fn schema_version(&self) -> Result<u32> {

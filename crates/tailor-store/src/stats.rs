@@ -165,8 +165,10 @@ pub fn compute(store: &dyn Store, top_n: usize) -> Result<Stats> {
     f.view_to_cart = ratio(f.viewed_then_carted, f.viewed);
     f.cart_to_purchase = ratio(f.carted_then_bought, carted);
     f.view_to_purchase = ratio(bought, f.viewed);
-    let mut top: Vec<TopItem> =
-        per_item.into_iter().map(|(item, (purchases, views, events))| TopItem { item, purchases, views, events }).collect();
+    let mut top: Vec<TopItem> = per_item
+        .into_iter()
+        .map(|(item, (purchases, views, events))| TopItem { item, purchases, views, events })
+        .collect();
     top.sort_by(|a, b| (b.purchases, b.events).cmp(&(a.purchases, a.events)).then_with(|| a.item.cmp(&b.item)));
     top.truncate(top_n);
     let ts = |v: i64| (v != i64::MAX && v != i64::MIN).then(|| Timestamp(v).to_rfc3339());

@@ -45,12 +45,28 @@ fn import_with_mapping_and_exit_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let file = dir.path().join("orders.csv");
-    fs_err::write(&file, "Customer;Sku;When;Qty;Name\nc1;s1;01/02/2024 10:00;2;Red shoe\nc2;s1;02/02/2024 11:30;1;Red shoe\n")
-        .expect("write");
+    fs_err::write(
+        &file,
+        "Customer;Sku;When;Qty;Name\nc1;s1;01/02/2024 10:00;2;Red shoe\nc2;s1;02/02/2024 11:30;1;Red shoe\n",
+    )
+    .expect("write");
     let f = file.to_str().expect("utf8");
     let o = tailor(
         &data,
-        &["import", "events", f, "--delimiter", ";", "--map", "user=Customer,item=Sku,ts=When,quantity=Qty,item.title=Name", "--set", "kind=purchase", "--ts-format", "%d/%m/%Y %H:%M", "--json"],
+        &[
+            "import",
+            "events",
+            f,
+            "--delimiter",
+            ";",
+            "--map",
+            "user=Customer,item=Sku,ts=When,quantity=Qty,item.title=Name",
+            "--set",
+            "kind=purchase",
+            "--ts-format",
+            "%d/%m/%Y %H:%M",
+            "--json",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
@@ -65,7 +81,22 @@ fn import_with_mapping_and_exit_codes() {
     assert!(stderr(&o).contains("unknown field \"usr\""));
     let o = tailor(&data, &["frobnicate"]);
     assert_eq!(o.status.code(), Some(2));
-    let o = tailor(&data, &["import", "events", f, "--delimiter", ";", "--map", "user=Customer,item=Sku,ts=When,quantity=Name", "--set", "kind=purchase", "--ts-format", "%d/%m/%Y %H:%M"]);
+    let o = tailor(
+        &data,
+        &[
+            "import",
+            "events",
+            f,
+            "--delimiter",
+            ";",
+            "--map",
+            "user=Customer,item=Sku,ts=When,quantity=Name",
+            "--set",
+            "kind=purchase",
+            "--ts-format",
+            "%d/%m/%Y %H:%M",
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(":2: quantity: \"Red shoe\" is not a number"), "{}", stderr(&o));
     let o = tailor(&data, &["import", "events", "/nonexistent.csv", "--set", "kind=view"]);

@@ -23,7 +23,8 @@ fn sigkill_mid_import_leaves_all_or_nothing() {
         let mut w = std::io::BufWriter::new(fs_err::File::create(&big).expect("create"));
         writeln!(w, "user,item,ts,quantity,price").expect("write");
         for k in 0..rows {
-            writeln!(w, "c{},sku{},{},{},{}.5", k % 5000, k % 3000, 1_600_000_000 + k, 1 + k % 3, k % 90).expect("write");
+            writeln!(w, "c{},sku{},{},{},{}.5", k % 5000, k % 3000, 1_600_000_000 + k, 1 + k % 3, k % 90)
+                .expect("write");
         }
     }
     let mut outcomes = Vec::new();

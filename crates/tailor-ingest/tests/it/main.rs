@@ -17,7 +17,14 @@ pub fn shared_data() -> PathBuf {
 }
 
 /// Imports `path` with `--map`/`--set` style pairs.
-pub fn import(store: &RedbStore, target: Target, path: &Path, maps: &[&str], sets: &[&str], opts: &ImportOptions) -> Result<ImportReport> {
+pub fn import(
+    store: &RedbStore,
+    target: Target,
+    path: &Path,
+    maps: &[&str],
+    sets: &[&str],
+    opts: &ImportOptions,
+) -> Result<ImportReport> {
     let maps: Vec<String> = maps.iter().map(|s| (*s).to_owned()).collect();
     let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
     let mapping = Mapping::parse(target, &maps, &sets)?;

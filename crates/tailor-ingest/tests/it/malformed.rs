@@ -10,7 +10,8 @@ use tailor_store::{RedbStore, Store};
 
 use crate::{import, text};
 
-const HINT: &str = "\nfix the rows, or pass --skip-invalid to import the valid rows and write the invalid ones to a rejects file";
+const HINT: &str =
+    "\nfix the rows, or pass --skip-invalid to import the valid rows and write the invalid ones to a rejects file";
 
 struct Case<'a> {
     name: &'a str,
@@ -122,7 +123,8 @@ fn every_bad_input_gets_its_message_and_the_store_is_unchanged() {
         fs_err::write(&path, &case.content).expect("write case");
         let mut opts = ImportOptions::default();
         if case.name == "date not matching --ts-format" {
-            let mut m = tailor_ingest::mapping::Mapping::parse(case.target, &[], &["kind=purchase".into()]).expect("mapping");
+            let mut m =
+                tailor_ingest::mapping::Mapping::parse(case.target, &[], &["kind=purchase".into()]).expect("mapping");
             m.ts_format = Some("%d/%m/%Y".into());
             let err = tailor_ingest::import::import_file(&path, &m, &opts, &store, &mut |_| {}).expect_err(case.name);
             assert_eq!(text(&err, &path), rejected(&["2: ts: \"2020-01-01\" does not match the format \"%d/%m/%Y\""]));
@@ -151,12 +153,17 @@ fn skip_invalid_writes_good_rows_and_a_rejects_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(&dir.path().join("data")).expect("store");
     let path = dir.path().join("mixed.csv");
-    fs_err::write(&path, ev("u1,i1,2020-01-01,1,2\nu2,i2,2020-01-02,x,2\nu3,i3,2020-01-03,1,-1\nu4,i4,2020-01-04,2,3\n")).expect("write");
+    fs_err::write(
+        &path,
+        ev("u1,i1,2020-01-01,1,2\nu2,i2,2020-01-02,x,2\nu3,i3,2020-01-03,1,-1\nu4,i4,2020-01-04,2,3\n"),
+    )
+    .expect("write");
     let opts = ImportOptions { skip_invalid: true, ..ImportOptions::default() };
     let report = import(&store, Target::Events, &path, &[], &["kind=purchase"], &opts).expect("imports");
     assert_eq!((report.rows, report.valid_rows, report.rejected_rows), (4, 2, 2));
     assert_eq!(report.written.events_added, 2);
-    let rejects = fs_err::read_to_string(Path::new(report.rejects_file.as_deref().expect("rejects file"))).expect("read");
+    let rejects =
+        fs_err::read_to_string(Path::new(report.rejects_file.as_deref().expect("rejects file"))).expect("read");
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines[0], "line,field,reason,user,item,ts,quantity,price");
     assert_eq!(lines[1], "3,quantity,\"\"\"x\"\" is not a number\",u2,i2,2020-01-02,x,2");

@@ -25,7 +25,8 @@ fn events(s: &dyn Store) -> Vec<Event> {
 #[test]
 fn export_import_round_trip_in_every_format() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let shop = generate(&DemoParams { users: 150, items: 120, days: 10, anonymous_sessions: 30, ..DemoParams::default() });
+    let shop =
+        generate(&DemoParams { users: 150, items: 120, days: 10, anonymous_sessions: 30, ..DemoParams::default() });
     let a = RedbStore::open(&dir.path().join("a")).expect("store a");
     let mut evs = shop.events.clone();
     // Cover the fields the demo does not use.
@@ -76,7 +77,8 @@ fn reimporting_a_csv_with_repeated_lines_keeps_them_and_adds_nothing() {
     let s = RedbStore::open(&dir.path().join("s")).expect("store");
     let file = dir.path().join("dups.csv");
     // Two genuinely identical lines (same customer, item, minute), as in Online Retail.
-    fs_err::write(&file, "user,item,ts\nu1,i1,2020-01-01 10:00\nu1,i1,2020-01-01 10:00\nu2,i1,2020-01-01 10:00\n").expect("write");
+    fs_err::write(&file, "user,item,ts\nu1,i1,2020-01-01 10:00\nu1,i1,2020-01-01 10:00\nu2,i1,2020-01-01 10:00\n")
+        .expect("write");
     let first = import(&s, Target::Events, &file, &[], &["kind=view"], &ImportOptions::default()).expect("import");
     assert_eq!(first.written.events_added, 3);
     let second = import(&s, Target::Events, &file, &[], &["kind=view"], &ImportOptions::default()).expect("import");

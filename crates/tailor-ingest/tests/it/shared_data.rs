@@ -22,9 +22,7 @@ fn movielens_100k() {
     assert_eq!(u.value.attributes["occupation"], "technician");
     // Latin-1 titles decode.
     let mut found = false;
-    store
-        .for_each_item(&mut |_, i| found |= i.value.title.as_deref().is_some_and(|t| t.contains('é')))
-        .expect("items");
+    store.for_each_item(&mut |_, i| found |= i.value.title.as_deref().is_some_and(|t| t.contains('é'))).expect("items");
     assert!(found);
     let again = import_movielens(&shared_data().join("ml-100k"), &store, 20).expect("again");
     assert_eq!(again.written.events_added, 0);
@@ -37,8 +35,14 @@ fn online_retail_counts_match_the_readme() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = RedbStore::open(dir.path()).expect("store");
     let file = shared_data().join("online-retail/online_retail.csv.gz");
-    let r = tailor_ingest::import::import_file(&file, &online_retail().expect("preset"), &Default::default(), &store, &mut |_| {})
-        .expect("imports");
+    let r = tailor_ingest::import::import_file(
+        &file,
+        &online_retail().expect("preset"),
+        &Default::default(),
+        &store,
+        &mut |_| {},
+    )
+    .expect("imports");
     assert_eq!(r.rows, 541_909);
     let s = tailor_store::stats::compute(&store, 3).expect("stats");
     assert_eq!((s.events, s.users, s.items, s.orders, s.countries), (541_909, 4372, 4070, 25_900, 38));

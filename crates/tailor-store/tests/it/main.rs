@@ -8,7 +8,12 @@ use tailor_store::{EventFilter, RedbStore, Store, UpsertMode, WriteBatch, load_i
 fn events(n: usize) -> Vec<Event> {
     (0..n)
         .map(|k| {
-            let mut e = Event::new(Some(&format!("u{}", k % 7)), Some(&format!("i{}", k % 11)), EventKind::View, Timestamp(k as i64 * 1000));
+            let mut e = Event::new(
+                Some(&format!("u{}", k % 7)),
+                Some(&format!("i{}", k % 11)),
+                EventKind::View,
+                Timestamp(k as i64 * 1000),
+            );
             if k % 3 == 0 {
                 e.kind = EventKind::Purchase;
                 e.unit_price = Some(1.5);
@@ -61,7 +66,8 @@ fn contract(s: &dyn Store) {
     assert_eq!((r.items_inserted, r.items_updated), (1, 0));
     let mut patch = Item::new("i1");
     patch.price = Some(9.0);
-    s.write(&WriteBatch { items: vec![patch.clone()], mode: UpsertMode::Merge, ..WriteBatch::default() }).expect("merge");
+    s.write(&WriteBatch { items: vec![patch.clone()], mode: UpsertMode::Merge, ..WriteBatch::default() })
+        .expect("merge");
     let got = s.item("i1").expect("get").expect("exists");
     assert_eq!((got.value.title.as_deref(), got.value.price, got.revision), (Some("Shoe"), Some(9.0), 2));
     s.write(&WriteBatch { items: vec![patch], ..WriteBatch::default() }).expect("replace");
