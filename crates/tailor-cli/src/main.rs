@@ -446,18 +446,15 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
         s.set_position(1);
         s.set_message("storing");
     }
-    let store = open_store(config)?;
-    let written = store.write(&WriteBatch {
-        items: shop.items.clone(),
-        users: shop.users.clone(),
-        events: shop.events.clone(),
-        ..WriteBatch::default()
-    })?;
-    if let Some(s) = &spinner {
-        s.finish_and_clear();
-    }
     if let Some(path) = &args.truth_out {
         write_truth(path, &shop)?;
+    }
+    let (n_items, n_users, n_events) = (shop.items.len(), shop.users.len(), shop.events.len());
+    let store = open_store(config)?;
+    let batch = WriteBatch { items: shop.items, users: shop.users, events: shop.events, ..WriteBatch::default() };
+    let written = store.write_all(&mut std::iter::once(Ok(batch)))?;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
     }
     let seconds = start.elapsed().as_secs_f64();
     let mut shares = std::collections::BTreeMap::new();
@@ -467,9 +464,9 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
     let summary = serde_json::json!({
         "data_dir": config.store.data_dir,
         "params": params,
-        "items": shop.items.len(),
-        "users": shop.users.len(),
-        "events": shop.events.len(),
+        "items": n_items,
+        "users": n_users,
+        "events": n_events,
         "written": written,
         "archetypes": shares,
         "generate_seconds": generated,
@@ -483,9 +480,9 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
             "demo shop (seed {}) in {}: {} items, {} users, {} events over {} days; {} new events stored in {:.2} s",
             params.seed,
             config.store.data_dir.display(),
-            shop.items.len(),
-            shop.users.len(),
-            shop.events.len(),
+            n_items,
+            n_users,
+            n_events,
             params.days,
             written.events_added,
             seconds

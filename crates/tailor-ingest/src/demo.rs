@@ -383,8 +383,8 @@ fn user_profile(k: usize, a: Archetype, rng: &mut Rng, start: i64) -> (User, boo
     let female = rng.chance(female_p);
     u.gender = Some(if female { "F" } else { "M" }.into());
     u.country = Some("United Kingdom".into());
-    let region =
-        rng.weighted(&REGIONS.map(|r| r.2 * if urban_p > 0.5 { 1.0 + f64::from(u8::from(r.0 == "London")) } else { 1.0 }));
+    let region = rng
+        .weighted(&REGIONS.map(|r| r.2 * if urban_p > 0.5 { 1.0 + f64::from(u8::from(r.0 == "London")) } else { 1.0 }));
     u.region = Some(REGIONS[region].0.into());
     u.city = Some(REGIONS[region].1[rng.below(3)].into());
     let urb = if rng.chance(urban_p) {
