@@ -452,7 +452,7 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
     let (n_items, n_users, n_events) = (shop.items.len(), shop.users.len(), shop.events.len());
     let store = open_store(config)?;
     let batch = WriteBatch { items: shop.items, users: shop.users, events: shop.events, ..WriteBatch::default() };
-    let written = store.write_all(&mut std::iter::once(Ok(batch)))?;
+    let written = store.write(batch)?;
     if let Some(s) = &spinner {
         s.finish_and_clear();
     }

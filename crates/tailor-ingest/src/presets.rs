@@ -178,6 +178,6 @@ pub fn import_movielens(dir: &Path, store: &dyn Store, max_errors: usize) -> Res
         seconds: 0.0,
     };
     // Catalog and users first so that dense ids follow the files' numbering.
-    let written = store.write(&WriteBatch { items, users, events, mode: UpsertMode::Replace })?;
+    let written = store.write(WriteBatch { items, users, events, mode: UpsertMode::Replace })?;
     Ok(MovielensReport { written, seconds: start.elapsed().as_secs_f64(), ..report })
 }

@@ -10,7 +10,7 @@
 //! use tailor_core::{Event, EventKind, Timestamp};
 //! let store = RedbStore::open("./tailor-data".as_ref())?;
 //! let ev = Event::new(Some("u1"), Some("sku-1"), EventKind::View, Timestamp::now());
-//! let report = store.write(&WriteBatch { events: vec![ev], ..WriteBatch::default() })?;
+//! let report = store.write(WriteBatch { events: vec![ev], ..WriteBatch::default() })?;
 //! assert!(report.events_added <= 1);
 //! # Ok::<(), tailor_store::StoreError>(())
 //! ```
@@ -134,8 +134,8 @@ pub struct Counts {
 pub trait Store: Send + Sync {
     /// Stores a batch atomically and durably. Every record is validated first; one invalid
     /// record rejects the whole batch with its index.
-    fn write(&self, batch: &WriteBatch) -> Result<WriteReport> {
-        self.write_all(&mut std::iter::once(Ok(batch.clone())))
+    fn write(&self, batch: WriteBatch) -> Result<WriteReport> {
+        self.write_all(&mut std::iter::once(Ok(batch)))
     }
 
     /// Stores a stream of batches as ONE atomic, durable transaction, so a producer (an

@@ -1,5 +1,6 @@
 //! Integration tests of importers and exporters against a real redb store.
 
+mod catalog;
 mod malformed;
 mod roundtrip;
 mod shared_data;

@@ -36,7 +36,7 @@ fn export_import_round_trip_in_every_format() {
     evs[1].rating = Some(4.5);
     evs[1].kind = tailor_core::EventKind::Rating;
     evs[2].unit_price = Some(0.1 + 0.2);
-    a.write(&WriteBatch { events: evs, ..WriteBatch::default() }).expect("write");
+    a.write(WriteBatch { events: evs, ..WriteBatch::default() }).expect("write");
     let original = events(&a);
     for (k, format) in [Format::Csv, Format::Tsv, Format::Jsonl, Format::Parquet].into_iter().enumerate() {
         let ext = ["csv", "tsv", "jsonl", "parquet"][k];
@@ -64,7 +64,7 @@ fn export_time_window() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shop = generate(&DemoParams { users: 50, items: 40, days: 10, anonymous_sessions: 0, ..DemoParams::default() });
     let s = RedbStore::open(&dir.path().join("s")).expect("store");
-    s.write(&WriteBatch { events: shop.events.clone(), ..WriteBatch::default() }).expect("write");
+    s.write(WriteBatch { events: shop.events.clone(), ..WriteBatch::default() }).expect("write");
     let mid = shop.events[shop.events.len() / 2].ts;
     let file = dir.path().join("late.jsonl");
     let r = export_events(&s, Format::Jsonl, &file, EventFilter { since: Some(mid), until: None }).expect("export");

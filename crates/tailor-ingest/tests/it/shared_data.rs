@@ -52,3 +52,21 @@ fn online_retail_counts_match_the_readme() {
     // Quantity <= 0 lines (10,624) and the two negative "bad debt" prices are returns.
     assert_eq!(s.events_by_kind["return"], 10_626);
 }
+
+/// The raw Parquet file and the tidy CSV describe the same lines: importing both adds each
+/// event once. Slow in debug builds.
+#[test]
+#[ignore = "slow: 2 x 541,909 rows"]
+#[cfg(feature = "parquet")]
+fn online_retail_parquet_and_csv_give_the_same_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = RedbStore::open(dir.path()).expect("store");
+    let preset = online_retail().expect("preset");
+    let pq = shared_data().join("online-retail/online_retail.raw.parquet");
+    let r =
+        tailor_ingest::import::import_file(&pq, &preset, &Default::default(), &store, &mut |_| {}).expect("parquet");
+    assert_eq!(r.written.events_added, 541_909);
+    let csv = shared_data().join("online-retail/online_retail.csv.gz");
+    let r = tailor_ingest::import::import_file(&csv, &preset, &Default::default(), &store, &mut |_| {}).expect("csv");
+    assert_eq!((r.written.events_added, r.written.events_duplicate), (0, 541_909));
+}

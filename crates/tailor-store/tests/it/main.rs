@@ -37,10 +37,10 @@ fn all_events(s: &dyn Store) -> Vec<Event> {
 
 fn contract(s: &dyn Store) {
     let batch = WriteBatch { events: events(20_000), ..WriteBatch::default() };
-    let r = s.write(&batch).expect("write");
+    let r = s.write(batch.clone()).expect("write");
     assert_eq!((r.events_added, r.events_duplicate), (20_000, 0));
     // Idempotent: the same batch again adds nothing.
-    let r = s.write(&batch).expect("rewrite");
+    let r = s.write(batch.clone()).expect("rewrite");
     assert_eq!((r.events_added, r.events_duplicate), (0, 20_000));
     let c = s.counts().expect("counts");
     assert_eq!((c.events, c.users, c.items), (20_000, 7, 11));
@@ -54,30 +54,30 @@ fn contract(s: &dyn Store) {
     // Identical events inside one batch are kept (ordinals), and stay idempotent.
     let twice = vec![events(1)[0].clone(), events(1)[0].clone()];
     let twice = WriteBatch { events: twice, ..WriteBatch::default() };
-    let r = s.write(&twice).expect("dups");
+    let r = s.write(twice.clone()).expect("dups");
     assert_eq!(r.events_added, 1, "ordinal 0 is the stored one, ordinal 1 is new");
-    assert_eq!(s.write(&twice).expect("again").events_added, 0);
+    assert_eq!(s.write(twice.clone()).expect("again").events_added, 0);
 
     // Upserts: replace and merge, with bookkeeping.
     let mut it = Item::new("i1");
     it.title = Some("Shoe".into());
     it.brand = Some("Acme".into());
-    let r = s.write(&WriteBatch { items: vec![it], ..WriteBatch::default() }).expect("item");
+    let r = s.write(WriteBatch { items: vec![it], ..WriteBatch::default() }).expect("item");
     assert_eq!((r.items_inserted, r.items_updated), (1, 0));
     let mut patch = Item::new("i1");
     patch.price = Some(9.0);
-    s.write(&WriteBatch { items: vec![patch.clone()], mode: UpsertMode::Merge, ..WriteBatch::default() })
+    s.write(WriteBatch { items: vec![patch.clone()], mode: UpsertMode::Merge, ..WriteBatch::default() })
         .expect("merge");
     let got = s.item("i1").expect("get").expect("exists");
     assert_eq!((got.value.title.as_deref(), got.value.price, got.revision), (Some("Shoe"), Some(9.0), 2));
-    s.write(&WriteBatch { items: vec![patch], ..WriteBatch::default() }).expect("replace");
+    s.write(WriteBatch { items: vec![patch], ..WriteBatch::default() }).expect("replace");
     let got = s.item("i1").expect("get").expect("exists");
     assert_eq!((got.value.title, got.revision), (None, 3));
     assert!(got.updated_at >= got.created_at);
 
     let mut u = User::new("new-user");
     u.age = Some(30);
-    s.write(&WriteBatch { users: vec![u], ..WriteBatch::default() }).expect("user");
+    s.write(WriteBatch { users: vec![u], ..WriteBatch::default() }).expect("user");
     assert_eq!(s.user("new-user").expect("get").expect("exists").value.age, Some(30));
     assert_eq!(s.counts().expect("counts").users, 8);
     let mut seen = 0;
@@ -92,7 +92,7 @@ fn contract(s: &dyn Store) {
     let mut bad = events(3);
     bad[2].unit_price = Some(f64::INFINITY);
     bad[0].user = Some("brand-new".into());
-    let err = s.write(&WriteBatch { events: bad, ..WriteBatch::default() }).expect_err("invalid");
+    let err = s.write(WriteBatch { events: bad, ..WriteBatch::default() }).expect_err("invalid");
     assert_eq!(err.to_string(), "event #2: price: inf is not a finite number");
     assert_eq!(s.counts().expect("counts").users, 8);
 
