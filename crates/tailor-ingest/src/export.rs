@@ -75,58 +75,60 @@ pub fn values(id: EventId, e: &Event) -> [Option<String>; 20] {
     ]
 }
 
+/// Hands the exported values of each event passing `filter` to `row`, stopping at its first
+/// error; returns the number of rows.
+fn for_each_row(
+    store: &dyn Store,
+    filter: EventFilter,
+    row: &mut dyn FnMut([Option<String>; 20]) -> Result<()>,
+) -> Result<u64> {
+    let mut n = 0u64;
+    let mut failure = None;
+    store.scan_events(filter, &mut |id, e| match row(values(id, &e)) {
+        Ok(()) => {
+            n += 1;
+            ControlFlow::Continue(())
+        }
+        Err(err) => {
+            failure = Some(err);
+            ControlFlow::Break(())
+        }
+    })?;
+    failure.map_or(Ok(n), Err)
+}
+
 /// Writes the events passing `filter` to `out` in `format`.
 pub fn export_events(store: &dyn Store, format: Format, out: &Path, filter: EventFilter) -> Result<ExportReport> {
     let start = Instant::now();
     let fail = |e: &dyn std::fmt::Display| IngestError::Output { path: out.to_owned(), reason: e.to_string() };
     let file = fs_err::File::create(out).map_err(|e| fail(&e))?;
-    let mut n = 0u64;
-    let mut failure: Option<IngestError> = None;
-    match format {
+    let n = match format {
         Format::Csv | Format::Tsv => {
             let delim = if format == Format::Tsv { b'\t' } else { b',' };
             let mut w = csv::WriterBuilder::new().delimiter(delim).from_writer(std::io::BufWriter::new(file));
             w.write_record(COLUMNS).map_err(|e| fail(&e))?;
-            store.scan_events(filter, &mut |id, e| {
-                let vals = values(id, &e);
-                if let Err(err) = w.write_record(vals.iter().map(|v| v.as_deref().unwrap_or(""))) {
-                    failure = Some(fail(&err));
-                    return ControlFlow::Break(());
-                }
-                n += 1;
-                ControlFlow::Continue(())
+            let n = for_each_row(store, filter, &mut |vals| {
+                w.write_record(vals.iter().map(|v| v.as_deref().unwrap_or(""))).map_err(|e| fail(&e))
             })?;
-            if failure.is_none() {
-                w.flush().map_err(|e| fail(&e))?;
-            }
+            w.flush().map_err(|e| fail(&e))?;
+            n
         }
         Format::Jsonl => {
             let mut w = std::io::BufWriter::new(file);
-            store.scan_events(filter, &mut |id, e| {
+            let n = for_each_row(store, filter, &mut |vals| {
                 let obj: serde_json::Map<String, serde_json::Value> = COLUMNS
                     .iter()
-                    .zip(values(id, &e))
+                    .zip(vals)
                     .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), serde_json::Value::String(v))))
                     .collect();
-                let res = serde_json::to_writer(&mut w, &obj)
-                    .map_err(|e| fail(&e))
-                    .and_then(|()| w.write_all(b"\n").map_err(|e| fail(&e)));
-                if let Err(err) = res {
-                    failure = Some(err);
-                    return ControlFlow::Break(());
-                }
-                n += 1;
-                ControlFlow::Continue(())
+                serde_json::to_writer(&mut w, &obj).map_err(|e| fail(&e))?;
+                w.write_all(b"\n").map_err(|e| fail(&e))
             })?;
-            if failure.is_none() {
-                w.flush().map_err(|e| fail(&e))?;
-            }
+            w.flush().map_err(|e| fail(&e))?;
+            n
         }
-        Format::Parquet => n = export_parquet(store, file, out, filter)?,
-    }
-    if let Some(e) = failure {
-        return Err(e);
-    }
+        Format::Parquet => export_parquet(store, file, out, filter)?,
+    };
     Ok(ExportReport { path: out.display().to_string(), events: n, seconds: start.elapsed().as_secs_f64() })
 }
 
@@ -169,24 +171,12 @@ fn export_parquet(store: &dyn Store, file: fs_err::File, out: &Path, filter: Eve
             rg.close().map_err(|e| fail(&e))?;
             Ok(())
         };
-    let mut n = 0u64;
-    let mut failure = None;
-    store.scan_events(filter, &mut |id, e| {
-        for (col, v) in columns.iter_mut().zip(values(id, &e)) {
+    let n = for_each_row(store, filter, &mut |vals| {
+        for (col, v) in columns.iter_mut().zip(vals) {
             col.push(v);
         }
-        n += 1;
-        if columns[0].len() >= GROUP_ROWS
-            && let Err(err) = flush(&mut writer, &mut columns)
-        {
-            failure = Some(err);
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
+        if columns[0].len() >= GROUP_ROWS { flush(&mut writer, &mut columns) } else { Ok(()) }
     })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
     flush(&mut writer, &mut columns)?;
     writer.close().map_err(|e| fail(&e))?;
     Ok(n)
