@@ -1,0 +1,451 @@
+//! k-means: k-means++ seeding (Arthur & Vassilvitskii 2007, with scikit-learn's greedy
+//! local trials), then Lloyd iterations accelerated with Hamerly's bounds (Hamerly 2010),
+//! parallel over blocks of rows with rayon.
+//!
+//! Convergence follows scikit-learn's `KMeans`: stop when the labels no longer change, or
+//! when the summed squared centre shift falls to `tol × mean column variance`; after a
+//! tolerance stop one more assignment makes the labels match the final centres. Empty
+//! clusters are moved to the rows farthest from their centres. Defaults: `k = 8`,
+//! `n_init = 1` (scikit-learn's `"auto"` for k-means++), `max_iter = 300`, `tol = 1e-4`.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tailor_core::rng::Rng;
+
+use crate::error::{Result, SegmentError, check_matrix};
+use crate::sq_dist;
+
+/// Rows per parallel block.
+const BLOCK: usize = 4096;
+
+/// Parameters of k-means.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KMeansParams {
+    /// Number of clusters.
+    pub k: usize,
+    /// Independent seeded restarts; the lowest inertia wins.
+    pub n_init: usize,
+    /// Lloyd iterations per restart at most.
+    pub max_iter: usize,
+    /// Relative tolerance on the centre shift (times the mean column variance).
+    pub tol: f64,
+    /// Seed of the restarts.
+    pub seed: u64,
+}
+
+impl Default for KMeansParams {
+    fn default() -> Self {
+        Self { k: 8, n_init: 1, max_iter: 300, tol: 1e-4, seed: 0 }
+    }
+}
+
+/// A fitted k-means model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KMeansModel {
+    /// Number of clusters.
+    pub k: usize,
+    /// Columns.
+    pub d: usize,
+    /// Centres, row-major `k × d`.
+    pub centroids: Vec<f64>,
+    /// Cluster of each training row.
+    pub labels: Vec<usize>,
+    /// Sum of squared distances of rows to their centres.
+    pub inertia: f64,
+    /// Lloyd iterations of the winning restart.
+    pub n_iter: usize,
+    /// Whether the winning restart converged before `max_iter`.
+    pub converged: bool,
+}
+
+impl KMeansParams {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |param, value: String, rule| Err(SegmentError::InvalidParam { param, value, rule });
+        if self.k == 0 {
+            return bad("k", self.k.to_string(), "must be at least 1");
+        }
+        if self.n_init == 0 {
+            return bad("n_init", self.n_init.to_string(), "must be at least 1");
+        }
+        if self.max_iter == 0 {
+            return bad("max_iter", self.max_iter.to_string(), "must be at least 1");
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return bad("tol", self.tol.to_string(), "must be a finite number >= 0");
+        }
+        Ok(())
+    }
+
+    /// Clusters the rows of the row-major matrix `x` with `d` columns.
+    pub fn fit(&self, x: &[f64], d: usize) -> Result<KMeansModel> {
+        self.validate()?;
+        let n = check_matrix(x, d)?;
+        if n < self.k {
+            return Err(SegmentError::InvalidData(format!("{n} rows cannot form {} clusters", self.k)));
+        }
+        let tol = self.tol * mean_variance(x, d);
+        let mut best: Option<KMeansModel> = None;
+        for run in 0..self.n_init {
+            let mut rng = Rng::fork(self.seed, run as u64);
+            let seeds = plus_plus(x, d, self.k, &mut rng);
+            let model = lloyd(x, d, seeds, self.k, self.max_iter, tol);
+            if best.as_ref().is_none_or(|b| model.inertia < b.inertia) {
+                best = Some(model);
+            }
+        }
+        best.ok_or_else(|| SegmentError::InvalidData("no restart ran".into()))
+    }
+}
+
+impl KMeansModel {
+    /// The nearest centre of `row` (online assignment of a new user).
+    pub fn predict(&self, row: &[f64]) -> usize {
+        nearest(row, &self.centroids, self.d).0
+    }
+}
+
+fn mean_variance(x: &[f64], d: usize) -> f64 {
+    let n = (x.len() / d).max(1) as f64;
+    let mut mean = vec![0.0; d];
+    for row in x.chunks_exact(d) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n);
+    let mut var = 0.0;
+    for row in x.chunks_exact(d) {
+        var += sq_dist(row, &mean);
+    }
+    var / n / d as f64
+}
+
+/// Index and squared distance of the nearest centre.
+#[inline]
+fn nearest(row: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
+    let mut best = (0, f64::INFINITY);
+    for (j, c) in centers.chunks_exact(d).enumerate() {
+        let dist = sq_dist(row, c);
+        if dist < best.1 {
+            best = (j, dist);
+        }
+    }
+    best
+}
+
+/// k-means++ with `2 + ln k` greedy local trials per centre, as scikit-learn.
+fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64> {
+    let n = x.len() / d;
+    let trials = 2 + (k as f64).ln() as usize;
+    let mut centers = Vec::with_capacity(k * d);
+    let first = rng.below(n);
+    centers.extend_from_slice(&x[first * d..(first + 1) * d]);
+    let mut closest: Vec<f64> = x.par_chunks(d).map(|r| sq_dist(r, &centers[..d])).collect();
+    let mut pot: f64 = closest.iter().sum();
+    let mut cumsum = vec![0.0; n];
+    for _ in 1..k {
+        let mut acc = 0.0;
+        for (c, v) in cumsum.iter_mut().zip(&closest) {
+            acc += v;
+            *c = acc;
+        }
+        let candidates: Vec<usize> = (0..trials)
+            .map(|_| {
+                let r = rng.f64() * pot;
+                cumsum.partition_point(|&c| c < r).min(n - 1)
+            })
+            .collect();
+        let pots: Vec<f64> = x
+            .par_chunks(d)
+            .zip(closest.par_iter())
+            .fold(
+                || vec![0.0; trials],
+                |mut acc, (row, &cl)| {
+                    for (t, &c) in candidates.iter().enumerate() {
+                        acc[t] += sq_dist(row, &x[c * d..(c + 1) * d]).min(cl);
+                    }
+                    acc
+                },
+            )
+            .reduce(|| vec![0.0; trials], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+        let (t, &best_pot) =
+            pots.iter().enumerate().fold((0, &f64::INFINITY), |b, (t, p)| if *p < *b.1 { (t, p) } else { b });
+        let chosen = candidates[t];
+        let c = &x[chosen * d..(chosen + 1) * d];
+        closest.par_iter_mut().zip(x.par_chunks(d)).for_each(|(cl, row)| *cl = cl.min(sq_dist(row, c)));
+        pot = best_pot;
+        centers.extend_from_slice(c);
+    }
+    centers
+}
+
+/// Per-block accumulators of an assignment pass.
+struct Partial {
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+    changed: usize,
+}
+
+impl Partial {
+    fn new(k: usize, d: usize) -> Self {
+        Self { sums: vec![0.0; k * d], counts: vec![0; k], changed: 0 }
+    }
+
+    fn merge(mut self, o: Partial) -> Partial {
+        self.sums.iter_mut().zip(&o.sums).for_each(|(a, b)| *a += b);
+        self.counts.iter_mut().zip(&o.counts).for_each(|(a, b)| *a += b);
+        self.changed += o.changed;
+        self
+    }
+}
+
+/// Exact distances to the nearest and second-nearest centres.
+#[inline]
+fn two_nearest(row: &[f64], centers: &[f64], d: usize) -> (usize, f64, f64) {
+    let (mut a, mut d1, mut d2) = (0, f64::INFINITY, f64::INFINITY);
+    for (j, c) in centers.chunks_exact(d).enumerate() {
+        let dist = sq_dist(row, c);
+        if dist < d1 {
+            d2 = d1;
+            d1 = dist;
+            a = j;
+        } else if dist < d2 {
+            d2 = dist;
+        }
+    }
+    (a, d1.sqrt(), d2.sqrt())
+}
+
+struct State {
+    labels: Vec<usize>,
+    upper: Vec<f64>,
+    lower: Vec<f64>,
+}
+
+/// One Hamerly assignment pass; `half_gap[j]` is half the distance from centre `j` to its
+/// nearest other centre. Returns the sums and counts of the new clusters.
+fn assign(x: &[f64], d: usize, k: usize, centers: &[f64], half_gap: &[f64], st: &mut State, exact: bool) -> Partial {
+    st.labels
+        .par_chunks_mut(BLOCK)
+        .zip(st.upper.par_chunks_mut(BLOCK))
+        .zip(st.lower.par_chunks_mut(BLOCK))
+        .enumerate()
+        .map(|(b, ((labels, upper), lower))| {
+            let mut p = Partial::new(k, d);
+            for (o, ((a, u), l)) in labels.iter_mut().zip(upper.iter_mut()).zip(lower.iter_mut()).enumerate() {
+                let i = b * BLOCK + o;
+                let row = &x[i * d..(i + 1) * d];
+                let bound = half_gap[*a].max(*l);
+                if exact || *u > bound {
+                    *u = sq_dist(row, &centers[*a * d..(*a + 1) * d]).sqrt();
+                    if exact || *u > bound {
+                        let (na, d1, d2) = two_nearest(row, centers, d);
+                        if na != *a {
+                            p.changed += 1;
+                            *a = na;
+                        }
+                        *u = d1;
+                        *l = d2;
+                    }
+                }
+                p.counts[*a] += 1;
+                for (s, v) in p.sums[*a * d..(*a + 1) * d].iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+            p
+        })
+        .reduce(|| Partial::new(k, d), Partial::merge)
+}
+
+fn half_gaps(centers: &[f64], d: usize, k: usize) -> Vec<f64> {
+    (0..k)
+        .map(|j| {
+            let cj = &centers[j * d..(j + 1) * d];
+            let m = (0..k)
+                .filter(|&o| o != j)
+                .map(|o| sq_dist(cj, &centers[o * d..(o + 1) * d]))
+                .fold(f64::INFINITY, f64::min);
+            if m.is_finite() { 0.5 * m.sqrt() } else { 0.0 }
+        })
+        .collect()
+}
+
+fn lloyd(x: &[f64], d: usize, mut centers: Vec<f64>, k: usize, max_iter: usize, tol: f64) -> KMeansModel {
+    let n = x.len() / d;
+    let mut st = State { labels: vec![0; n], upper: vec![f64::INFINITY; n], lower: vec![0.0; n] };
+    let mut strict = false;
+    let mut n_iter = 0;
+    let mut converged = false;
+    let mut part = assign(x, d, k, &centers, &vec![0.0; k], &mut st, true);
+    for it in 1..=max_iter {
+        if it > 1 {
+            part = assign(x, d, k, &centers, &half_gaps(&centers, d, k), &mut st, false);
+        }
+        relocate_empty(x, d, k, &centers, &mut st, &mut part);
+        let mut new = vec![0.0; k * d];
+        for j in 0..k {
+            let cnt = part.counts[j].max(1) as f64;
+            for (c, s) in new[j * d..(j + 1) * d].iter_mut().zip(&part.sums[j * d..(j + 1) * d]) {
+                *c = s / cnt;
+            }
+        }
+        let shift: Vec<f64> =
+            (0..k).map(|j| sq_dist(&centers[j * d..(j + 1) * d], &new[j * d..(j + 1) * d]).sqrt()).collect();
+        centers = new;
+        n_iter = it;
+        // Move the bounds with the centres (Hamerly): the own centre moved by shift[a], any
+        // other at most by the largest shift among the others.
+        let (mut m1, mut m2, mut arg) = (0.0f64, 0.0f64, 0usize);
+        for (j, &s) in shift.iter().enumerate() {
+            if s > m1 {
+                m2 = m1;
+                m1 = s;
+                arg = j;
+            } else if s > m2 {
+                m2 = s;
+            }
+        }
+        st.upper.par_iter_mut().zip(st.lower.par_iter_mut()).zip(st.labels.par_iter()).for_each(|((u, l), &a)| {
+            *u += shift[a];
+            *l -= if a == arg { m2 } else { m1 };
+        });
+        if it > 1 && part.changed == 0 {
+            strict = true;
+            converged = true;
+            break;
+        }
+        if shift.iter().map(|s| s * s).sum::<f64>() <= tol {
+            converged = true;
+            break;
+        }
+    }
+    if !strict {
+        // Labels must match the final centres.
+        assign(x, d, k, &centers, &vec![0.0; k], &mut st, true);
+    }
+    let inertia =
+        x.par_chunks(d).zip(st.labels.par_iter()).map(|(row, &a)| sq_dist(row, &centers[a * d..(a + 1) * d])).sum();
+    KMeansModel { k, d, centroids: centers, labels: st.labels, inertia, n_iter, converged }
+}
+
+/// Gives each empty cluster the row farthest from its current centre, as scikit-learn does.
+fn relocate_empty(x: &[f64], d: usize, k: usize, centers: &[f64], st: &mut State, part: &mut Partial) {
+    let empty: Vec<usize> = (0..k).filter(|&j| part.counts[j] == 0).collect();
+    if empty.is_empty() {
+        return;
+    }
+    let mut far: Vec<(f64, usize)> = x
+        .par_chunks(d)
+        .zip(st.labels.par_iter())
+        .enumerate()
+        .map(|(i, (row, &a))| (sq_dist(row, &centers[a * d..(a + 1) * d]), i))
+        .collect();
+    far.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut taken = far.into_iter().map(|(_, i)| i);
+    for j in empty {
+        // A row whose cluster would become empty is skipped.
+        let Some(i) = taken.by_ref().find(|&i| part.counts[st.labels[i]] > 1) else { break };
+        let old = st.labels[i];
+        let row = &x[i * d..(i + 1) * d];
+        for (t, v) in row.iter().enumerate() {
+            part.sums[old * d + t] -= v;
+            part.sums[j * d + t] += v;
+        }
+        part.counts[old] -= 1;
+        part.counts[j] += 1;
+        part.changed += 1;
+        st.labels[i] = j;
+        st.upper[i] = f64::INFINITY;
+        st.lower[i] = 0.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use tailor_core::rng::Rng;
+
+    use super::{KMeansParams, lloyd, nearest, plus_plus};
+
+    fn blobs(n_per: usize, centers: &[[f64; 2]], seed: u64) -> Vec<f64> {
+        let mut rng = Rng::new(seed);
+        let mut x = Vec::new();
+        for c in centers {
+            for _ in 0..n_per {
+                x.push(c[0] + 0.3 * rng.normal());
+                x.push(c[1] + 0.3 * rng.normal());
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn separates_well_separated_blobs() {
+        let x = blobs(200, &[[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], 1);
+        let m = KMeansParams { k: 3, n_init: 3, ..KMeansParams::default() }.fit(&x, 2).expect("fits");
+        for b in 0..3 {
+            let l = &m.labels[b * 200..(b + 1) * 200];
+            assert!(l.iter().all(|&v| v == l[0]), "blob {b} split");
+        }
+        assert!(m.converged);
+        assert_eq!(m.predict(&[9.8, 0.2]), m.labels[200]);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(KMeansParams { k: 0, ..KMeansParams::default() }.fit(&[1.0], 1).is_err());
+        assert!(KMeansParams { k: 3, ..KMeansParams::default() }.fit(&[1.0, 2.0], 1).is_err());
+        assert!(KMeansParams { k: 1, ..KMeansParams::default() }.fit(&[1.0, f64::NAN], 1).is_err());
+        let e = KMeansParams { tol: f64::NAN, ..KMeansParams::default() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "invalid parameter tol = NaN: must be a finite number >= 0");
+    }
+
+    /// Naive Lloyd from the same seeds: the accelerated one must give identical labels.
+    fn naive(x: &[f64], d: usize, mut c: Vec<f64>, k: usize, max_iter: usize) -> Vec<usize> {
+        let n = x.len() / d;
+        let mut labels = vec![usize::MAX; n];
+        for _ in 0..max_iter {
+            let new: Vec<usize> = x.chunks_exact(d).map(|r| nearest(r, &c, d).0).collect();
+            if new == labels {
+                break;
+            }
+            labels = new;
+            let mut sums = vec![0.0; k * d];
+            let mut counts = vec![0usize; k];
+            for (r, &a) in x.chunks_exact(d).zip(&labels) {
+                counts[a] += 1;
+                for t in 0..d {
+                    sums[a * d + t] += r[t];
+                }
+            }
+            for j in 0..k {
+                if counts[j] > 0 {
+                    for t in 0..d {
+                        c[j * d + t] = sums[j * d + t] / counts[j] as f64;
+                    }
+                }
+            }
+        }
+        labels
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn hamerly_equals_naive_lloyd(seed in 0u64..1000, k in 1usize..6, n in 20usize..300) {
+            let mut rng = Rng::new(seed);
+            let x: Vec<f64> = (0..n * 3).map(|_| rng.normal() * 3.0 + (rng.below(4) as f64) * 4.0).collect();
+            let seeds = plus_plus(&x, 3, k, &mut Rng::new(seed));
+            let fast = lloyd(&x, 3, seeds.clone(), k, 300, 0.0);
+            let slow = naive(&x, 3, seeds, k, 300);
+            // Without empty clusters the two must agree exactly.
+            let mut counts = vec![0; k];
+            for &l in &slow { counts[l] += 1; }
+            prop_assume!(counts.iter().all(|&c| c > 0));
+            prop_assert_eq!(fast.labels, slow);
+        }
+    }
+}
