@@ -3,6 +3,7 @@
 //! Thin commands over the library crates: parse flags, load configuration, open the store,
 //! call the library, print a table or JSON. Exit codes: 0 success, 1 error, 2 usage.
 
+mod cluster;
 mod config;
 
 use std::io::IsTerminal;
@@ -64,9 +65,48 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix with k-means.
+    Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Args, Debug)]
+struct ClusterArgs {
+    /// Input matrix: .csv/.tsv with a header row of column names, or .npy (float64).
+    #[arg(long)]
+    input: PathBuf,
+    /// Algorithm.
+    #[arg(long, default_value = "kmeans", value_parser = ["kmeans"])]
+    method: String,
+    /// Number of clusters.
+    #[arg(long, default_value_t = 8)]
+    k: usize,
+    /// Restarts (best inertia wins).
+    #[arg(long, default_value_t = 1)]
+    n_init: usize,
+    /// Most Lloyd iterations per restart.
+    #[arg(long, default_value_t = 300)]
+    max_iter: usize,
+    /// Convergence tolerance, relative to the mean column variance (as scikit-learn).
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Column scaling before clustering.
+    #[arg(long, default_value = "none", value_parser = ["none", "zscore"])]
+    scale: String,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The CSV/TSV has no header row.
+    #[arg(long)]
+    no_header: bool,
+    /// Skip the silhouette.
+    #[arg(long)]
+    no_silhouette: bool,
+    /// Write `row,label` here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -293,6 +333,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => demo(&cli, &config, args),
         Command::Bench(b) => bench(&cli, &config, b),
+        Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Stats { top } => {
             let store = open_store(&config)?;
             let stats = tailor_store::stats::compute(&store, *top)?;
@@ -608,6 +649,48 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             result["units"].as_str().unwrap_or_default(),
             result["runs"],
         );
+    }
+    Ok(())
+}
+
+fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
+    let started = Instant::now();
+    let params = tailor_segment::kmeans::KMeansParams {
+        k: a.k,
+        n_init: a.n_init,
+        max_iter: a.max_iter,
+        tol: a.tol,
+        seed: a.seed,
+    };
+    params.validate().map_err(|e| usage(e.to_string()))?;
+    let mut m = cluster::read_matrix(&a.input, a.no_header)?;
+    let opts = cluster::ClusterOptions { scale: a.scale.clone(), params, no_silhouette: a.no_silhouette };
+    let (report, labels) = cluster::run(&mut m, &opts, started)?;
+    if let Some(out) = &a.out {
+        let mut w = csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;
+        w.write_record(["row", "label"])?;
+        for (i, l) in labels.iter().enumerate() {
+            w.write_record([i.to_string(), l.to_string()])?;
+        }
+        w.flush()?;
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "k-means on {} rows x {} columns: k = {}, inertia {:.6e}, silhouette {}, {} iterations, {:.3} s (fit {:.3} s)",
+            report.n,
+            report.d,
+            report.k,
+            report.inertia,
+            report
+                .silhouette
+                .map_or("-".into(), |s| format!("{s:.4}{}", if report.silhouette_sampled { " (sampled)" } else { "" })),
+            report.iterations,
+            report.seconds,
+            report.fit_seconds
+        );
+        println!("cluster sizes: {:?}", report.sizes);
     }
     Ok(())
 }

@@ -35,7 +35,7 @@ pub(crate) fn check_matrix(x: &[f64], d: usize) -> Result<usize> {
     if d == 0 {
         return Err(SegmentError::InvalidData("the data has no columns".into()));
     }
-    if x.len() % d != 0 {
+    if !x.len().is_multiple_of(d) {
         return Err(SegmentError::InvalidData(format!("{} values do not form rows of {d}", x.len())));
     }
     if let Some(p) = x.iter().position(|v| !v.is_finite()) {

@@ -108,17 +108,25 @@ impl KMeansModel {
 
 fn mean_variance(x: &[f64], d: usize) -> f64 {
     let n = (x.len() / d).max(1) as f64;
-    let mut mean = vec![0.0; d];
-    for row in x.chunks_exact(d) {
-        for (m, v) in mean.iter_mut().zip(row) {
-            *m += v;
-        }
-    }
-    mean.iter_mut().for_each(|m| *m /= n);
-    let mut var = 0.0;
-    for row in x.chunks_exact(d) {
-        var += sq_dist(row, &mean);
-    }
+    let sums = x
+        .par_chunks(BLOCK * d)
+        .map(|rows| {
+            let mut s = vec![0.0; d];
+            for row in rows.chunks_exact(d) {
+                s.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+            }
+            s
+        })
+        .reduce(
+            || vec![0.0; d],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(p, q)| *p += q);
+                a
+            },
+        );
+    let mean: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    let var: f64 =
+        x.par_chunks(BLOCK * d).map(|rows| rows.chunks_exact(d).map(|r| sq_dist(r, &mean)).sum::<f64>()).sum();
     var / n / d as f64
 }
 
@@ -135,14 +143,20 @@ fn nearest(row: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
     best
 }
 
-/// k-means++ with `2 + ln k` greedy local trials per centre, as scikit-learn.
+/// k-means++ with `2 + ln k` greedy local trials per centre, as scikit-learn. Every pass
+/// over the rows runs in parallel blocks of plain loops.
 fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64> {
     let n = x.len() / d;
     let trials = 2 + (k as f64).ln() as usize;
     let mut centers = Vec::with_capacity(k * d);
     let first = rng.below(n);
     centers.extend_from_slice(&x[first * d..(first + 1) * d]);
-    let mut closest: Vec<f64> = x.par_chunks(d).map(|r| sq_dist(r, &centers[..d])).collect();
+    let mut closest = vec![0.0; n];
+    closest.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK * d)).for_each(|(cl, rows)| {
+        for (c, row) in cl.iter_mut().zip(rows.chunks_exact(d)) {
+            *c = sq_dist(row, &centers[..d]);
+        }
+    });
     let mut pot: f64 = closest.iter().sum();
     let mut cumsum = vec![0.0; n];
     for _ in 1..k {
@@ -157,24 +171,28 @@ fn plus_plus(x: &[f64], d: usize, k: usize, rng: &mut Rng) -> Vec<f64> {
                 cumsum.partition_point(|&c| c < r).min(n - 1)
             })
             .collect();
-        let pots: Vec<f64> = x
-            .par_chunks(d)
-            .zip(closest.par_iter())
-            .fold(
-                || vec![0.0; trials],
-                |mut acc, (row, &cl)| {
-                    for (t, &c) in candidates.iter().enumerate() {
-                        acc[t] += sq_dist(row, &x[c * d..(c + 1) * d]).min(cl);
+        let cand_rows: Vec<f64> = candidates.iter().flat_map(|&c| x[c * d..(c + 1) * d].iter().copied()).collect();
+        let pots: Vec<f64> = closest
+            .par_chunks(BLOCK)
+            .zip(x.par_chunks(BLOCK * d))
+            .map(|(cl, rows)| {
+                let mut acc = vec![0.0; trials];
+                for (&c, row) in cl.iter().zip(rows.chunks_exact(d)) {
+                    for (a, cand) in acc.iter_mut().zip(cand_rows.chunks_exact(d)) {
+                        *a += sq_dist(row, cand).min(c);
                     }
-                    acc
-                },
-            )
+                }
+                acc
+            })
             .reduce(|| vec![0.0; trials], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
         let (t, &best_pot) =
             pots.iter().enumerate().fold((0, &f64::INFINITY), |b, (t, p)| if *p < *b.1 { (t, p) } else { b });
-        let chosen = candidates[t];
-        let c = &x[chosen * d..(chosen + 1) * d];
-        closest.par_iter_mut().zip(x.par_chunks(d)).for_each(|(cl, row)| *cl = cl.min(sq_dist(row, c)));
+        let c = &cand_rows[t * d..(t + 1) * d];
+        closest.par_chunks_mut(BLOCK).zip(x.par_chunks(BLOCK * d)).for_each(|(cl, rows)| {
+            for (v, row) in cl.iter_mut().zip(rows.chunks_exact(d)) {
+                *v = v.min(sq_dist(row, c));
+            }
+        });
         pot = best_pot;
         centers.extend_from_slice(c);
     }
@@ -308,10 +326,14 @@ fn lloyd(x: &[f64], d: usize, mut centers: Vec<f64>, k: usize, max_iter: usize, 
                 m2 = s;
             }
         }
-        st.upper.par_iter_mut().zip(st.lower.par_iter_mut()).zip(st.labels.par_iter()).for_each(|((u, l), &a)| {
-            *u += shift[a];
-            *l -= if a == arg { m2 } else { m1 };
-        });
+        st.upper.par_chunks_mut(BLOCK).zip(st.lower.par_chunks_mut(BLOCK)).zip(st.labels.par_chunks(BLOCK)).for_each(
+            |((us, ls), labels)| {
+                for ((u, l), &a) in us.iter_mut().zip(ls.iter_mut()).zip(labels) {
+                    *u += shift[a];
+                    *l -= if a == arg { m2 } else { m1 };
+                }
+            },
+        );
         if it > 1 && part.changed == 0 {
             strict = true;
             converged = true;
@@ -326,8 +348,13 @@ fn lloyd(x: &[f64], d: usize, mut centers: Vec<f64>, k: usize, max_iter: usize, 
         // Labels must match the final centres.
         assign(x, d, k, &centers, &vec![0.0; k], &mut st, true);
     }
-    let inertia =
-        x.par_chunks(d).zip(st.labels.par_iter()).map(|(row, &a)| sq_dist(row, &centers[a * d..(a + 1) * d])).sum();
+    let inertia = x
+        .par_chunks(BLOCK * d)
+        .zip(st.labels.par_chunks(BLOCK))
+        .map(|(rows, labels)| {
+            rows.chunks_exact(d).zip(labels).map(|(row, &a)| sq_dist(row, &centers[a * d..(a + 1) * d])).sum::<f64>()
+        })
+        .sum();
     KMeansModel { k, d, centroids: centers, labels: st.labels, inertia, n_iter, converged }
 }
 

@@ -133,3 +133,48 @@ fn config_show_names_sources() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("env TAILOR__DEMO__DAYS=soon: expected an integer"), "{}", stderr(&o));
 }
+
+#[test]
+fn cluster_a_numeric_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let input = dir.path().join("x.csv");
+    let mut text = String::from("a,b\n");
+    for k in 0..60 {
+        let (cx, cy) = [(0.0, 0.0), (10.0, 0.0), (0.0, 10.0)][k % 3];
+        text.push_str(&format!("{},{}\n", cx + (k as f64 * 0.37).sin(), cy + (k as f64 * 0.11).cos()));
+    }
+    fs_err::write(&input, text).expect("write");
+    let out = dir.path().join("labels.csv");
+    let o = tailor(
+        &data,
+        &[
+            "cluster",
+            "--input",
+            input.to_str().expect("utf8"),
+            "--k",
+            "3",
+            "--n-init",
+            "3",
+            "--scale",
+            "zscore",
+            "--out",
+            out.to_str().expect("utf8"),
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((r["k"].as_u64(), r["n"].as_u64(), r["d"].as_u64()), (Some(3), Some(60), Some(2)));
+    assert!(r["silhouette"].as_f64().is_some_and(|s| s > 0.8), "{r}");
+    assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]));
+    let labels = fs_err::read_to_string(&out).expect("labels");
+    assert_eq!(labels.lines().count(), 61);
+    // Bad input names the file, line and column; bad parameters are usage errors.
+    fs_err::write(&input, "a,b\n1,2\n3,x\n").expect("write");
+    let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("x.csv:3: b: \"x\" is not a number"), "{}", stderr(&o));
+    let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# k-means on 1,000,000 x 16 blobs (shared/bench/synth.py, seed 0), k = 8, scikit-learn's
+# defaults (k-means++, n_init='auto' = 1, tol = 1e-4, max_iter = 300), tailor and
+# scikit-learn alternating in one run, 5 seeds each. Needs: pip install scikit-learn numpy threadpoolctl.
+# Usage: scripts/bench_kmeans.sh [path/to/tailor]
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+tailor=${1:-$here/target/release/tailor}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 "$here/../shared/bench/synth.py" blobs --n 1000000 --dim 16 --k 8 --seed 0 --out "$work/blobs.npy" >/dev/null
+cat > "$work/sk.py" <<'PY'
+import json, sys, time
+import numpy as np
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_info
+X = np.load(sys.argv[1]); seed = int(sys.argv[2])
+t = time.perf_counter()
+km = KMeans(n_clusters=8, random_state=seed).fit(X)
+print(json.dumps({"tool": "sklearn", "seed": seed, "fit_seconds": time.perf_counter() - t, "inertia": km.inertia_,
+                  "iterations": int(km.n_iter_), "threads": [i.get("num_threads") for i in threadpool_info()]}))
+PY
+for seed in 0 1 2 3 4; do
+  # Unset only for this comparison: these variables slow a current numpy (see env docs).
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 "$work/sk.py" "$work/blobs.npy" "$seed"
+  "$tailor" cluster --input "$work/blobs.npy" --k 8 --seed "$seed" --no-silhouette --json \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"tool":"tailor","seed":'"$seed"',"fit_seconds":d["fit_seconds"],"inertia":d["inertia"],"iterations":d["iterations"]}))'
+done
