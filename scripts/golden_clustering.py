@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 import sklearn
-from sklearn.cluster import KMeans
+from sklearn.cluster import DBSCAN, KMeans
 from sklearn.datasets import load_iris, load_wine
 from sklearn.metrics import silhouette_samples, silhouette_score
 
@@ -34,7 +34,20 @@ def case(name, X):
             "silhouette": float(silhouette_score(X, labels)),
             "silhouette_samples_head": [float(v) for v in silhouette_samples(X, labels)[:10]],
         })
-    return {"name": name, "n": int(X.shape[0]), "d": int(X.shape[1]), "x": X.ravel().tolist(), "kmeans": runs}
+    dbscan = []
+    for eps, min_samples in DBSCAN_PARAMS[name]:
+        labels = DBSCAN(eps=eps, min_samples=min_samples, algorithm="brute").fit(X).labels_
+        dbscan.append({"eps": eps, "min_samples": min_samples, "labels": labels.astype(int).tolist()})
+    return {"name": name, "n": int(X.shape[0]), "d": int(X.shape[1]), "x": X.ravel().tolist(), "kmeans": runs,
+            "dbscan": dbscan}
+
+
+# (eps, min_samples) pairs giving several clusters, border points and noise.
+DBSCAN_PARAMS = {
+    "iris": [(0.4, 4), (0.5, 5), (0.8, 10)],
+    "wine": [(30.0, 4), (50.0, 5)],
+    "wine_zscore": [(2.0, 4), (2.3, 5), (2.6, 8)],
+}
 
 
 def main():
@@ -48,6 +61,7 @@ def main():
             "numpy": np.__version__,
             "command": "python3 scripts/golden_clustering.py",
             "kmeans": "KMeans(n_clusters=k, n_init=10, random_state=0, tol=1e-4, max_iter=300)",
+            "dbscan": "DBSCAN(eps, min_samples, algorithm='brute')",
         },
         "datasets": [case("iris", iris), case("wine", wine), case("wine_zscore", wine_z)],
     }

@@ -117,13 +117,18 @@ pub struct ClusterReport {
     pub d: usize,
     /// Clusters.
     pub k: usize,
-    /// Sum of squared distances to the centres (in the scaled space).
-    pub inertia: f64,
-    /// Mean silhouette (exact up to 20,000 rows, else on a seeded sample of 20,000).
+    /// Sum of squared distances to the centres (k-means, in the scaled space).
+    pub inertia: Option<f64>,
+    /// Rows labelled noise (DBSCAN).
+    pub noise: usize,
+    /// The `eps` used (DBSCAN; suggested from the k-distance knee when not given).
+    pub eps: Option<f64>,
+    /// Mean silhouette (exact up to 20,000 rows, else on a seeded sample of 20,000; DBSCAN:
+    /// over the non-noise rows).
     pub silhouette: Option<f64>,
     /// Whether the silhouette was computed on a sample.
     pub silhouette_sampled: bool,
-    /// Lloyd iterations.
+    /// Lloyd iterations (k-means).
     pub iterations: usize,
     /// Seconds spent clustering (scaling and fitting).
     pub fit_seconds: f64,
@@ -137,53 +142,93 @@ pub struct ClusterReport {
     pub columns: Vec<String>,
 }
 
+/// The algorithm and its parameters.
+pub enum Method {
+    /// k-means.
+    KMeans(KMeansParams),
+    /// DBSCAN; `eps = None` asks for a suggestion.
+    Dbscan {
+        /// Radius.
+        eps: Option<f64>,
+        /// Core threshold.
+        min_samples: usize,
+    },
+}
+
 /// Options of `tailor cluster`.
 pub struct ClusterOptions {
     /// `none` or `zscore`.
     pub scale: String,
-    /// k-means parameters.
-    pub params: KMeansParams,
+    /// Algorithm.
+    pub method: Method,
+    /// Seed for the silhouette sample.
+    pub seed: u64,
     /// Skip the silhouette (it is O(n²) up to 20,000 rows).
     pub no_silhouette: bool,
 }
 
-/// Runs k-means on a matrix.
-pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(ClusterReport, Vec<usize>)> {
+/// Runs the chosen algorithm on a matrix; labels are `None` for noise.
+pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(ClusterReport, Vec<Option<usize>>)> {
     let t = Instant::now();
     match opts.scale.as_str() {
         "none" => {}
         "zscore" => ZScore::fit(&m.x, m.d)?.transform(&mut m.x),
         other => bail!("--scale {other}: expected none or zscore"),
     }
-    let model = opts.params.fit(&m.x, m.d)?;
+    let (method, labels, k, inertia, iterations, eps) = match &opts.method {
+        Method::KMeans(params) => {
+            let model = params.fit(&m.x, m.d)?;
+            let labels = model.labels.iter().map(|&l| Some(l)).collect();
+            ("kmeans", labels, model.k, Some(model.inertia), model.n_iter, None)
+        }
+        Method::Dbscan { eps, min_samples } => {
+            let eps = match eps {
+                Some(e) => *e,
+                None => tailor_segment::dbscan::suggest_eps(&m.x, m.d, *min_samples)?,
+            };
+            let r = tailor_segment::dbscan::DbscanParams { eps, min_samples: *min_samples }.fit(&m.x, m.d)?;
+            ("dbscan", r.labels, r.n_clusters, None, 0, Some(eps))
+        }
+    };
     let fit_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let n = m.x.len() / m.d;
-    let (silhouette, sampled) = if opts.no_silhouette || model.k < 2 {
+    // The silhouette is taken over the clustered (non-noise) rows.
+    let mut xs = Vec::new();
+    let mut ls = Vec::new();
+    for (row, l) in m.x.chunks_exact(m.d).zip(&labels) {
+        if let Some(l) = l {
+            xs.extend_from_slice(row);
+            ls.push(*l);
+        }
+    }
+    let used = ls.iter().collect::<std::collections::HashSet<_>>().len();
+    let (silhouette, sampled) = if opts.no_silhouette || used < 2 || used >= ls.len() {
         (None, false)
-    } else if n <= EXACT_SILHOUETTE_ROWS {
-        (Some(silhouette::score(&m.x, m.d, &model.labels)?), false)
+    } else if ls.len() <= EXACT_SILHOUETTE_ROWS {
+        (Some(silhouette::score(&xs, m.d, &ls)?), false)
     } else {
-        (Some(silhouette::sampled_score(&m.x, m.d, &model.labels, EXACT_SILHOUETTE_ROWS, opts.params.seed)?), true)
+        (Some(silhouette::sampled_score(&xs, m.d, &ls, EXACT_SILHOUETTE_ROWS, opts.seed)?), true)
     };
-    let mut sizes = vec![0; model.k];
-    for &l in &model.labels {
-        sizes[l] += 1;
+    let mut sizes = vec![0; k];
+    for l in labels.iter().flatten() {
+        sizes[*l] += 1;
     }
     let report = ClusterReport {
-        method: "kmeans".into(),
-        n,
+        method: method.into(),
+        n: labels.len(),
         d: m.d,
-        k: model.k,
-        inertia: model.inertia,
+        k,
+        inertia,
+        noise: labels.iter().filter(|l| l.is_none()).count(),
+        eps,
         silhouette,
         silhouette_sampled: sampled,
-        iterations: model.n_iter,
+        iterations,
         fit_seconds,
         silhouette_seconds: t.elapsed().as_secs_f64(),
         seconds: started.elapsed().as_secs_f64(),
         sizes,
         columns: m.columns.clone(),
     };
-    Ok((report, model.labels))
+    Ok((report, labels))
 }

@@ -65,7 +65,7 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix with k-means.
+    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, DBSCAN).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
@@ -78,9 +78,15 @@ struct ClusterArgs {
     #[arg(long)]
     input: PathBuf,
     /// Algorithm.
-    #[arg(long, default_value = "kmeans", value_parser = ["kmeans"])]
+    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "dbscan"])]
     method: String,
-    /// Number of clusters.
+    /// DBSCAN radius (default: suggested from the knee of the k-distance curve).
+    #[arg(long)]
+    eps: Option<f64>,
+    /// DBSCAN: points within eps (the point included) that make a core point.
+    #[arg(long, default_value_t = 5)]
+    min_samples: usize,
+    /// Number of clusters (k-means).
     #[arg(long, default_value_t = 8)]
     k: usize,
     /// Restarts (best inertia wins).
@@ -655,22 +661,30 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
 
 fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
     let started = Instant::now();
-    let params = tailor_segment::kmeans::KMeansParams {
-        k: a.k,
-        n_init: a.n_init,
-        max_iter: a.max_iter,
-        tol: a.tol,
-        seed: a.seed,
+    let method = if a.method == "dbscan" {
+        let p = tailor_segment::dbscan::DbscanParams { eps: a.eps.unwrap_or(1.0), min_samples: a.min_samples };
+        p.validate().map_err(|e| usage(e.to_string()))?;
+        cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
+    } else {
+        let params = tailor_segment::kmeans::KMeansParams {
+            k: a.k,
+            n_init: a.n_init,
+            max_iter: a.max_iter,
+            tol: a.tol,
+            seed: a.seed,
+        };
+        params.validate().map_err(|e| usage(e.to_string()))?;
+        cluster::Method::KMeans(params)
     };
-    params.validate().map_err(|e| usage(e.to_string()))?;
     let mut m = cluster::read_matrix(&a.input, a.no_header)?;
-    let opts = cluster::ClusterOptions { scale: a.scale.clone(), params, no_silhouette: a.no_silhouette };
+    let opts = cluster::ClusterOptions { scale: a.scale.clone(), method, seed: a.seed, no_silhouette: a.no_silhouette };
     let (report, labels) = cluster::run(&mut m, &opts, started)?;
     if let Some(out) = &a.out {
         let mut w = csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;
         w.write_record(["row", "label"])?;
         for (i, l) in labels.iter().enumerate() {
-            w.write_record([i.to_string(), l.to_string()])?;
+            // Noise is -1, as scikit-learn writes it.
+            w.write_record([i.to_string(), l.map_or("-1".to_owned(), |l| l.to_string())])?;
         }
         w.flush()?;
     }
@@ -678,11 +692,13 @@ fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "k-means on {} rows x {} columns: k = {}, inertia {:.6e}, silhouette {}, {} iterations, {:.3} s (fit {:.3} s)",
+            "{} on {} rows x {} columns: {} clusters, {} noise, inertia {}, silhouette {}, {} iterations, {:.3} s (fit {:.3} s)",
+            report.method,
             report.n,
             report.d,
             report.k,
-            report.inertia,
+            report.noise,
+            report.inertia.map_or("-".into(), |i| format!("{i:.6e}")),
             report
                 .silhouette
                 .map_or("-".into(), |s| format!("{s:.4}{}", if report.silhouette_sampled { " (sampled)" } else { "" })),
@@ -690,6 +706,9 @@ fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
             report.seconds,
             report.fit_seconds
         );
+        if let Some(eps) = report.eps {
+            println!("eps = {eps}");
+        }
         println!("cluster sizes: {:?}", report.sizes);
     }
     Ok(())

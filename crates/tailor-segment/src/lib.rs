@@ -3,6 +3,7 @@
 //! - [`scale`]: z-score standardisation recorded so new rows transform identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
+//! - [`dbscan`]: DBSCAN with scikit-learn's core/border/noise semantics and an `eps` helper,
 //! - [`silhouette`]: exact and sampled silhouette scores equal to scikit-learn's.
 //!
 //! No storage, no HTTP: callers pass slices and get plain data back.
@@ -16,6 +17,7 @@
 //! # Ok::<(), tailor_segment::SegmentError>(())
 //! ```
 
+pub mod dbscan;
 pub mod error;
 pub mod kmeans;
 pub mod scale;

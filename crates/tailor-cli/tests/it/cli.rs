@@ -170,6 +170,26 @@ fn cluster_a_numeric_csv() {
     assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]));
     let labels = fs_err::read_to_string(&out).expect("labels");
     assert_eq!(labels.lines().count(), 61);
+    // DBSCAN finds the three blobs.
+    let o = tailor(
+        &data,
+        &[
+            "cluster",
+            "--input",
+            input.to_str().expect("utf8"),
+            "--method",
+            "dbscan",
+            "--eps",
+            "3",
+            "--min-samples",
+            "4",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((r["k"].as_u64(), r["noise"].as_u64()), (Some(3), Some(0)), "{r}");
+    assert_eq!(r["eps"].as_f64(), Some(3.0));
     // Bad input names the file, line and column; bad parameters are usage errors.
     fs_err::write(&input, "a,b\n1,2\n3,x\n").expect("write");
     let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "2"]);

@@ -90,3 +90,30 @@ fn sampled_silhouette_is_close_to_exact() {
     assert!((exact - sampled).abs() < 0.05, "{exact} vs {sampled}");
     assert_eq!(silhouette::sampled_score(&x, 13, &l, 10_000, 7).expect("all"), exact);
 }
+
+#[test]
+fn dbscan_labels_equal_sklearn_up_to_permutation() {
+    use std::collections::HashMap;
+    for ds in golden()["datasets"].as_array().expect("datasets") {
+        let x = floats(&ds["x"]);
+        let d = ds["d"].as_u64().expect("d") as usize;
+        for run in ds["dbscan"].as_array().expect("dbscan runs") {
+            let eps = run["eps"].as_f64().expect("eps");
+            let min_samples = run["min_samples"].as_u64().expect("min_samples") as usize;
+            let want: Vec<i64> =
+                run["labels"].as_array().expect("labels").iter().map(|v| v.as_i64().expect("label")).collect();
+            let got = tailor_segment::dbscan::DbscanParams { eps, min_samples }.fit(&x, d).expect("fits");
+            let (mut fwd, mut back) = (HashMap::new(), HashMap::new());
+            for (g, &w) in got.labels.iter().zip(&want) {
+                match g {
+                    None => assert_eq!(w, -1, "{} eps={eps}: noise differs", ds["name"]),
+                    Some(c) => {
+                        assert_ne!(w, -1, "{} eps={eps}: noise differs", ds["name"]);
+                        assert_eq!(*fwd.entry(*c).or_insert(w), w, "{} eps={eps}: not a permutation", ds["name"]);
+                        assert_eq!(*back.entry(w).or_insert(*c), *c, "{} eps={eps}: not a permutation", ds["name"]);
+                    }
+                }
+            }
+        }
+    }
+}
