@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 import sklearn
-from sklearn.cluster import DBSCAN, KMeans
+from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 from sklearn.datasets import load_iris, load_wine
 from sklearn.metrics import silhouette_samples, silhouette_score
 
@@ -38,8 +38,12 @@ def case(name, X):
     for eps, min_samples in DBSCAN_PARAMS[name]:
         labels = DBSCAN(eps=eps, min_samples=min_samples, algorithm="brute").fit(X).labels_
         dbscan.append({"eps": eps, "min_samples": min_samples, "labels": labels.astype(int).tolist()})
+    ward = []
+    for k in range(2, 7):
+        labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit(X).labels_
+        ward.append({"k": k, "labels": labels.astype(int).tolist()})
     return {"name": name, "n": int(X.shape[0]), "d": int(X.shape[1]), "x": X.ravel().tolist(), "kmeans": runs,
-            "dbscan": dbscan}
+            "dbscan": dbscan, "ward": ward}
 
 
 # (eps, min_samples) pairs giving several clusters, border points and noise.
@@ -62,6 +66,7 @@ def main():
             "command": "python3 scripts/golden_clustering.py",
             "kmeans": "KMeans(n_clusters=k, n_init=10, random_state=0, tol=1e-4, max_iter=300)",
             "dbscan": "DBSCAN(eps, min_samples, algorithm='brute')",
+            "ward": "AgglomerativeClustering(n_clusters=k, linkage='ward')",
         },
         "datasets": [case("iris", iris), case("wine", wine), case("wine_zscore", wine_z)],
     }

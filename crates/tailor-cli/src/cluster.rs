@@ -146,6 +146,11 @@ pub struct ClusterReport {
 pub enum Method {
     /// k-means.
     KMeans(KMeansParams),
+    /// Ward agglomerative clustering into `k` clusters.
+    Ward {
+        /// Clusters.
+        k: usize,
+    },
     /// DBSCAN; `eps = None` asks for a suggestion.
     Dbscan {
         /// Radius.
@@ -180,6 +185,10 @@ pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(C
             let model = params.fit(&m.x, m.d)?;
             let labels = model.labels.iter().map(|&l| Some(l)).collect();
             ("kmeans", labels, model.k, Some(model.inertia), model.n_iter, None)
+        }
+        Method::Ward { k } => {
+            let r = tailor_segment::ward::WardParams { k: *k, seed: opts.seed }.fit(&m.x, m.d)?;
+            ("ward", r.labels.iter().map(|&l| Some(l)).collect(), *k, None, 0, None)
         }
         Method::Dbscan { eps, min_samples } => {
             let eps = match eps {

@@ -65,7 +65,7 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, DBSCAN).
+    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, DBSCAN, Ward).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
@@ -78,7 +78,7 @@ struct ClusterArgs {
     #[arg(long)]
     input: PathBuf,
     /// Algorithm.
-    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "dbscan"])]
+    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "dbscan", "ward"])]
     method: String,
     /// DBSCAN radius (default: suggested from the knee of the k-distance curve).
     #[arg(long)]
@@ -86,7 +86,7 @@ struct ClusterArgs {
     /// DBSCAN: points within eps (the point included) that make a core point.
     #[arg(long, default_value_t = 5)]
     min_samples: usize,
-    /// Number of clusters (k-means).
+    /// Number of clusters (k-means, ward).
     #[arg(long, default_value_t = 8)]
     k: usize,
     /// Restarts (best inertia wins).
@@ -665,6 +665,11 @@ fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         let p = tailor_segment::dbscan::DbscanParams { eps: a.eps.unwrap_or(1.0), min_samples: a.min_samples };
         p.validate().map_err(|e| usage(e.to_string()))?;
         cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
+    } else if a.method == "ward" {
+        if a.k == 0 {
+            return Err(usage("--k must be at least 1"));
+        }
+        cluster::Method::Ward { k: a.k }
     } else {
         let params = tailor_segment::kmeans::KMeansParams {
             k: a.k,

@@ -4,7 +4,8 @@
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
 //! - [`dbscan`]: DBSCAN with scikit-learn's core/border/noise semantics and an `eps` helper,
-//! - [`silhouette`]: exact and sampled silhouette scores equal to scikit-learn's.
+//! - [`silhouette`]: exact and sampled silhouette scores equal to scikit-learn's,
+//! - [`ward`]: exact agglomerative clustering with Ward's linkage (nearest-neighbour chain).
 //!
 //! No storage, no HTTP: callers pass slices and get plain data back.
 //!
@@ -22,6 +23,7 @@ pub mod error;
 pub mod kmeans;
 pub mod scale;
 pub mod silhouette;
+pub mod ward;
 
 pub use error::{Result, SegmentError};
 

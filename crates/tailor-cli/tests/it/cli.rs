@@ -190,6 +190,11 @@ fn cluster_a_numeric_csv() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!((r["k"].as_u64(), r["noise"].as_u64()), (Some(3), Some(0)), "{r}");
     assert_eq!(r["eps"].as_f64(), Some(3.0));
+    let o =
+        tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--method", "ward", "--k", "3", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]), "{r}");
     // Bad input names the file, line and column; bad parameters are usage errors.
     fs_err::write(&input, "a,b\n1,2\n3,x\n").expect("write");
     let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "2"]);

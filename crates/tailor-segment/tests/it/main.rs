@@ -117,3 +117,24 @@ fn dbscan_labels_equal_sklearn_up_to_permutation() {
         }
     }
 }
+
+fn same_partition(a: &[usize], b: &[usize]) -> bool {
+    use std::collections::HashMap;
+    let (mut f, mut g) = (HashMap::new(), HashMap::new());
+    a.iter().zip(b).all(|(x, y)| *f.entry(*x).or_insert(*y) == *y && *g.entry(*y).or_insert(*x) == *x)
+}
+
+#[test]
+fn ward_labels_equal_sklearn() {
+    for ds in golden()["datasets"].as_array().expect("datasets") {
+        let x = floats(&ds["x"]);
+        let d = ds["d"].as_u64().expect("d") as usize;
+        let merges = tailor_segment::ward::linkage(&x, d).expect("linkage");
+        for run in ds["ward"].as_array().expect("ward runs") {
+            let k = run["k"].as_u64().expect("k") as usize;
+            let want = labels(&run["labels"]);
+            let got = tailor_segment::ward::cut(&merges, want.len(), k);
+            assert!(same_partition(&got, &want), "{} k={k}: Ward labels differ from scikit-learn's", ds["name"]);
+        }
+    }
+}
