@@ -1,5 +1,6 @@
 //! Customer segmentation algorithms: pure functions over row-major `f64` matrices.
 //!
+//! - [`rfm`]: recency/frequency/monetary measures, quintile scores and the named RFM segments,
 //! - [`scale`]: z-score standardisation recorded so new rows transform identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
@@ -21,6 +22,7 @@
 pub mod dbscan;
 pub mod error;
 pub mod kmeans;
+pub mod rfm;
 pub mod scale;
 pub mod silhouette;
 pub mod ward;

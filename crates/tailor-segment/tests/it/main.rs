@@ -1,5 +1,7 @@
 //! Golden comparisons with scikit-learn (values from `scripts/golden_clustering.py`).
 
+mod rfm_retail;
+
 use serde_json::Value;
 use tailor_segment::kmeans::KMeansParams;
 use tailor_segment::silhouette;
