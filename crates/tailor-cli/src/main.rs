@@ -128,6 +128,19 @@ enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
+    /// Online segment assignment: nearest of `--k` k-means centroids for one user's
+    /// `--dim` standardised features, timed over `--n` users.
+    Assign {
+        /// Clusters.
+        #[arg(long, default_value_t = 8)]
+        k: usize,
+        /// Features per user.
+        #[arg(long, default_value_t = 16)]
+        dim: usize,
+        /// Assignments timed.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Runs.
@@ -618,6 +631,28 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
                 rows = report.rows;
             }
             summarize("ingest", "rows", rows as f64, &mut times)
+        }
+        BenchCmd::Assign { k, dim, n } => {
+            let (k, d, n) = (*k, (*dim).max(1), (*n).max(1));
+            let mut rng = tailor_core::rng::Rng::new(1);
+            let train: Vec<f64> = (0..20_000 * d).map(|_| rng.normal()).collect();
+            let model = tailor_segment::kmeans::KMeansParams { k, ..Default::default() }.fit(&train, d)?;
+            let users: Vec<f64> = (0..10_000 * d).map(|_| rng.normal()).collect();
+            let mut checksum = 0usize;
+            let mut times = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                for i in 0..n {
+                    let row = &users[(i % 10_000) * d..(i % 10_000 + 1) * d];
+                    checksum = checksum.wrapping_add(model.predict(std::hint::black_box(row)));
+                }
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let mut v = summarize("assign", "assignments", n as f64, &mut times);
+            v["nanoseconds_per_assignment_median"] =
+                serde_json::json!(v["seconds_median"].as_f64().unwrap_or(0.0) * 1e9 / n as f64);
+            v["checksum"] = serde_json::json!(checksum);
+            v
         }
         BenchCmd::Csr { repeat } => {
             let store = open_store(config)?;
