@@ -140,12 +140,19 @@ pub struct ClusterReport {
     pub sizes: Vec<usize>,
     /// Input column names.
     pub columns: Vec<String>,
+    /// With `--k auto`: inertia and silhouette of every k tried.
+    pub k_scan: Vec<tailor_segment::kmeans::KCandidate>,
 }
 
 /// The algorithm and its parameters.
 pub enum Method {
-    /// k-means.
-    KMeans(KMeansParams),
+    /// k-means; with `auto`, k is chosen in 2..=10 by the best silhouette.
+    KMeans {
+        /// Parameters (`k` ignored with `auto`).
+        params: KMeansParams,
+        /// Choose k automatically.
+        auto: bool,
+    },
     /// Ward agglomerative clustering into `k` clusters.
     Ward {
         /// Clusters.
@@ -180,9 +187,16 @@ pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(C
         "zscore" => ZScore::fit(&m.x, m.d)?.transform(&mut m.x),
         other => bail!("--scale {other}: expected none or zscore"),
     }
+    let mut k_scan = Vec::new();
     let (method, labels, k, inertia, iterations, eps) = match &opts.method {
-        Method::KMeans(params) => {
-            let model = params.fit(&m.x, m.d)?;
+        Method::KMeans { params, auto } => {
+            let model = if *auto {
+                let (model, scan) = tailor_segment::kmeans::auto_k(&m.x, m.d, 2..=10, params, EXACT_SILHOUETTE_ROWS)?;
+                k_scan = scan;
+                model
+            } else {
+                params.fit(&m.x, m.d)?
+            };
             let labels = model.labels.iter().map(|&l| Some(l)).collect();
             ("kmeans", labels, model.k, Some(model.inertia), model.n_iter, None)
         }
@@ -238,6 +252,7 @@ pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(C
         seconds: started.elapsed().as_secs_f64(),
         sizes,
         columns: m.columns.clone(),
+        k_scan,
     };
     Ok((report, labels))
 }

@@ -86,9 +86,10 @@ struct ClusterArgs {
     /// DBSCAN: points within eps (the point included) that make a core point.
     #[arg(long, default_value_t = 5)]
     min_samples: usize,
-    /// Number of clusters (k-means, ward).
-    #[arg(long, default_value_t = 8)]
-    k: usize,
+    /// Number of clusters (k-means, ward); `auto` (k-means) scans 2..=10 and keeps the best
+    /// silhouette.
+    #[arg(long, default_value = "8")]
+    k: String,
     /// Restarts (best inertia wins).
     #[arg(long, default_value_t = 1)]
     n_init: usize,
@@ -700,21 +701,28 @@ fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         let p = tailor_segment::dbscan::DbscanParams { eps: a.eps.unwrap_or(1.0), min_samples: a.min_samples };
         p.validate().map_err(|e| usage(e.to_string()))?;
         cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
-    } else if a.method == "ward" {
-        if a.k == 0 {
-            return Err(usage("--k must be at least 1"));
-        }
-        cluster::Method::Ward { k: a.k }
     } else {
-        let params = tailor_segment::kmeans::KMeansParams {
-            k: a.k,
-            n_init: a.n_init,
-            max_iter: a.max_iter,
-            tol: a.tol,
-            seed: a.seed,
+        let k = if a.k == "auto" {
+            None
+        } else {
+            Some(a.k.parse::<usize>().map_err(|_| usage(format!("--k {}: expected a number or auto", a.k)))?)
         };
-        params.validate().map_err(|e| usage(e.to_string()))?;
-        cluster::Method::KMeans(params)
+        if a.method == "ward" {
+            match k {
+                Some(k) if k > 0 => cluster::Method::Ward { k },
+                _ => return Err(usage("--k must be a number of at least 1 for ward")),
+            }
+        } else {
+            let params = tailor_segment::kmeans::KMeansParams {
+                k: k.unwrap_or(2),
+                n_init: a.n_init,
+                max_iter: a.max_iter,
+                tol: a.tol,
+                seed: a.seed,
+            };
+            params.validate().map_err(|e| usage(e.to_string()))?;
+            cluster::Method::KMeans { params, auto: k.is_none() }
+        }
     };
     let mut m = cluster::read_matrix(&a.input, a.no_header)?;
     let opts = cluster::ClusterOptions { scale: a.scale.clone(), method, seed: a.seed, no_silhouette: a.no_silhouette };

@@ -99,6 +99,49 @@ impl KMeansParams {
     }
 }
 
+/// One candidate of an automatic choice of k.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KCandidate {
+    /// Number of clusters.
+    pub k: usize,
+    /// Inertia of the fit.
+    pub inertia: f64,
+    /// Mean silhouette (exact up to `exact_rows` rows, else on a seeded sample of that size).
+    pub silhouette: f64,
+}
+
+/// Fits k-means for every k in `ks` and returns the model with the best silhouette, with
+/// the scan (for the silhouette-by-k chart). Ties go to the smaller k.
+pub fn auto_k(
+    x: &[f64],
+    d: usize,
+    ks: std::ops::RangeInclusive<usize>,
+    params: &KMeansParams,
+    exact_rows: usize,
+) -> Result<(KMeansModel, Vec<KCandidate>)> {
+    let n = check_matrix(x, d)?;
+    let (lo, hi) = (*ks.start().max(&2), (*ks.end()).min(n.saturating_sub(1)));
+    if lo > hi {
+        return Err(SegmentError::InvalidParam {
+            param: "k",
+            value: format!("{}..={}", ks.start(), ks.end()),
+            rule: "needs 2 <= k <= rows - 1",
+        });
+    }
+    let mut best: Option<(f64, KMeansModel)> = None;
+    let mut scan = Vec::new();
+    for k in lo..=hi {
+        let model = KMeansParams { k, ..params.clone() }.fit(x, d)?;
+        let s = crate::silhouette::sampled_score(x, d, &model.labels, exact_rows, params.seed)?;
+        scan.push(KCandidate { k, inertia: model.inertia, silhouette: s });
+        if best.as_ref().is_none_or(|(b, _)| s > *b) {
+            best = Some((s, model));
+        }
+    }
+    let (_, model) = best.ok_or_else(|| SegmentError::InvalidData("no k was tried".into()))?;
+    Ok((model, scan))
+}
+
 impl KMeansModel {
     /// The nearest centre of `row` (online assignment of a new user).
     pub fn predict(&self, row: &[f64]) -> usize {
@@ -419,6 +462,16 @@ mod tests {
         }
         assert!(m.converged);
         assert_eq!(m.predict(&[9.8, 0.2]), m.labels[200]);
+    }
+
+    #[test]
+    fn auto_k_finds_the_number_of_blobs() {
+        let x = blobs(100, &[[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]], 3);
+        let (m, scan) =
+            super::auto_k(&x, 2, 2..=8, &KMeansParams { n_init: 3, ..KMeansParams::default() }, 20_000).expect("auto");
+        assert_eq!(m.k, 4, "{scan:?}");
+        assert_eq!(scan.len(), 7);
+        assert!(super::auto_k(&x[..4], 2, 2..=8, &KMeansParams::default(), 100).is_err());
     }
 
     #[test]

@@ -170,6 +170,11 @@ fn cluster_a_numeric_csv() {
     assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]));
     let labels = fs_err::read_to_string(&out).expect("labels");
     assert_eq!(labels.lines().count(), 61);
+    // k = auto picks 3 by the silhouette.
+    let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "auto", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((r["k"].as_u64(), r["k_scan"].as_array().map(Vec::len)), (Some(3), Some(9)), "{r}");
     // DBSCAN finds the three blobs.
     let o = tailor(
         &data,
