@@ -48,3 +48,17 @@ pub(crate) fn sq_dist(a: &[f64], b: &[f64]) -> f64 {
     }
     (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
 }
+
+/// A seeded uniform sample of `m` of the indices `0..n`, sorted (partial Fisher–Yates).
+pub(crate) fn sample_rows(n: usize, m: usize, seed: u64) -> Vec<usize> {
+    let m = m.min(n);
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = tailor_core::rng::Rng::new(seed);
+    for i in 0..m {
+        let j = i + rng.below(n - i);
+        idx.swap(i, j);
+    }
+    idx.truncate(m);
+    idx.sort_unstable();
+    idx
+}

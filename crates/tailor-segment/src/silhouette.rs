@@ -4,7 +4,6 @@
 //! mean distance to another cluster; members of singleton clusters score 0.
 
 use rayon::prelude::*;
-use tailor_core::rng::Rng;
 
 use crate::error::{Result, SegmentError, check_matrix};
 use crate::sq_dist;
@@ -71,15 +70,7 @@ pub fn sampled_score(x: &[f64], d: usize, labels: &[usize], sample_size: usize, 
     if sample_size >= n {
         return score(x, d, labels);
     }
-    // Partial Fisher-Yates: the first `sample_size` entries are a uniform sample.
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = Rng::new(seed);
-    for i in 0..sample_size {
-        let j = i + rng.below(n - i);
-        idx.swap(i, j);
-    }
-    idx.truncate(sample_size);
-    idx.sort_unstable();
+    let idx = crate::sample_rows(n, sample_size, seed);
     let mut xs = Vec::with_capacity(sample_size * d);
     let mut ls = Vec::with_capacity(sample_size);
     for &i in &idx {

@@ -6,7 +6,6 @@
 //! nearest cluster centroid.
 
 use serde::{Deserialize, Serialize};
-use tailor_core::rng::Rng;
 
 use crate::error::{Result, SegmentError, check_matrix};
 use crate::sq_dist;
@@ -180,14 +179,7 @@ impl WardParams {
             let merges = linkage(x, d)?;
             return Ok(WardResult { labels: cut(&merges, n, self.k), merges, sampled: false });
         }
-        let mut idx: Vec<usize> = (0..n).collect();
-        let mut rng = Rng::new(self.seed);
-        for i in 0..MAX_EXACT_ROWS {
-            let j = i + rng.below(n - i);
-            idx.swap(i, j);
-        }
-        idx.truncate(MAX_EXACT_ROWS);
-        idx.sort_unstable();
+        let idx = crate::sample_rows(n, MAX_EXACT_ROWS, self.seed);
         let xs: Vec<f64> = idx.iter().flat_map(|&i| x[i * d..(i + 1) * d].iter().copied()).collect();
         let merges = linkage(&xs, d)?;
         let sample_labels = cut(&merges, MAX_EXACT_ROWS, self.k);
