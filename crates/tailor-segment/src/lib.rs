@@ -1,7 +1,8 @@
 //! Customer segmentation algorithms: pure functions over row-major `f64` matrices.
 //!
 //! - [`rfm`]: recency/frequency/monetary measures, quintile scores and the named RFM segments,
-//! - [`scale`]: z-score standardisation recorded so new rows transform identically,
+//! - [`scale`]: z-score, robust, log1p, min-max, one-hot and per-feature weights, recorded
+//!   so that a new row is transformed identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
 //! - [`dbscan`]: DBSCAN with scikit-learn's core/border/noise semantics and an `eps` helper,
