@@ -153,6 +153,8 @@ pub enum Method {
         /// Choose k automatically.
         auto: bool,
     },
+    /// Mini-batch k-means.
+    MiniBatch(tailor_segment::online::MiniBatchParams),
     /// Ward agglomerative clustering into `k` clusters.
     Ward {
         /// Clusters.
@@ -199,6 +201,11 @@ pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(C
             };
             let labels = model.labels.iter().map(|&l| Some(l)).collect();
             ("kmeans", labels, model.k, Some(model.inertia), model.n_iter, None)
+        }
+        Method::MiniBatch(p) => {
+            let model = p.fit(&m.x, m.d)?;
+            let labels = model.labels.iter().map(|&l| Some(l)).collect();
+            ("minibatch", labels, model.k, Some(model.inertia), model.n_iter, None)
         }
         Method::Ward { k } => {
             let r = tailor_segment::ward::WardParams { k: *k, seed: opts.seed }.fit(&m.x, m.d)?;

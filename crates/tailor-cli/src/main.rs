@@ -65,7 +65,7 @@ enum Command {
     /// Configuration.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, DBSCAN, Ward).
+    /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, mini-batch k-means, DBSCAN, Ward).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
@@ -78,7 +78,7 @@ struct ClusterArgs {
     #[arg(long)]
     input: PathBuf,
     /// Algorithm.
-    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "dbscan", "ward"])]
+    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "minibatch", "dbscan", "ward"])]
     method: String,
     /// DBSCAN radius (default: suggested from the knee of the k-distance curve).
     #[arg(long)]
@@ -707,7 +707,16 @@ fn cluster_cmd(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         } else {
             Some(a.k.parse::<usize>().map_err(|_| usage(format!("--k {}: expected a number or auto", a.k)))?)
         };
-        if a.method == "ward" {
+        if a.method == "minibatch" {
+            match k {
+                Some(k) if k > 0 => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
+                    k,
+                    seed: a.seed,
+                    ..Default::default()
+                }),
+                _ => return Err(usage("--k must be a number of at least 1 for minibatch")),
+            }
+        } else if a.method == "ward" {
             match k {
                 Some(k) if k > 0 => cluster::Method::Ward { k },
                 _ => return Err(usage("--k must be a number of at least 1 for ward")),

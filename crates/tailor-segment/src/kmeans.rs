@@ -175,7 +175,7 @@ fn mean_variance(x: &[f64], d: usize) -> f64 {
 
 /// Index and squared distance of the nearest centre.
 #[inline]
-fn nearest(row: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
+pub(crate) fn nearest(row: &[f64], centers: &[f64], d: usize) -> (usize, f64) {
     let mut best = (0, f64::INFINITY);
     for (j, c) in centers.chunks_exact(d).enumerate() {
         let dist = sq_dist(row, c);

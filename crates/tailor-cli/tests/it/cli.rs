@@ -170,6 +170,13 @@ fn cluster_a_numeric_csv() {
     assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]));
     let labels = fs_err::read_to_string(&out).expect("labels");
     assert_eq!(labels.lines().count(), 61);
+    let o = tailor(
+        &data,
+        &["cluster", "--input", input.to_str().expect("utf8"), "--method", "minibatch", "--k", "3", "--json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r["sizes"], serde_json::json!([20, 20, 20]), "{r}");
     // k = auto picks 3 by the silhouette.
     let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "auto", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
