@@ -12,6 +12,7 @@ import numpy as np
 import sklearn
 from sklearn.cluster import DBSCAN, AgglomerativeClustering, KMeans
 from sklearn.datasets import load_iris, load_wine
+from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_samples, silhouette_score
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "crates/tailor-segment/tests/golden/clustering.json"
@@ -42,8 +43,15 @@ def case(name, X):
     for k in range(2, 7):
         labels = AgglomerativeClustering(n_clusters=k, linkage="ward").fit(X).labels_
         ward.append({"k": k, "labels": labels.astype(int).tolist()})
+    pca = PCA(n_components=2).fit(X)
+    pca_out = {
+        "explained_variance": pca.explained_variance_.tolist(),
+        "explained_variance_ratio": pca.explained_variance_ratio_.tolist(),
+        "components": pca.components_.tolist(),
+        "projected_head": pca.transform(X[:5]).tolist(),
+    }
     return {"name": name, "n": int(X.shape[0]), "d": int(X.shape[1]), "x": X.ravel().tolist(), "kmeans": runs,
-            "dbscan": dbscan, "ward": ward}
+            "dbscan": dbscan, "ward": ward, "pca": pca_out}
 
 
 # (eps, min_samples) pairs giving several clusters, border points and noise.
@@ -67,6 +75,7 @@ def main():
             "kmeans": "KMeans(n_clusters=k, n_init=10, random_state=0, tol=1e-4, max_iter=300)",
             "dbscan": "DBSCAN(eps, min_samples, algorithm='brute')",
             "ward": "AgglomerativeClustering(n_clusters=k, linkage='ward')",
+            "pca": "PCA(n_components=2)",
         },
         "datasets": [case("iris", iris), case("wine", wine), case("wine_zscore", wine_z)],
     }

@@ -5,6 +5,7 @@
 //!   so that a new row is transformed identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
+//! - [`pca`]: principal components for 2-D segment maps,
 //! - [`online`]: mini-batch k-means for millions of users and drifting online assignment,
 //! - [`dbscan`]: DBSCAN with scikit-learn's core/border/noise semantics and an `eps` helper,
 //! - [`silhouette`]: exact and sampled silhouette scores equal to scikit-learn's,
@@ -25,6 +26,7 @@ pub mod dbscan;
 pub mod error;
 pub mod kmeans;
 pub mod online;
+pub mod pca;
 pub mod rfm;
 pub mod scale;
 pub mod silhouette;

@@ -140,3 +140,31 @@ fn ward_labels_equal_sklearn() {
         }
     }
 }
+
+#[test]
+fn pca_equals_sklearn() {
+    for ds in golden()["datasets"].as_array().expect("datasets") {
+        let x = floats(&ds["x"]);
+        let d = ds["d"].as_u64().expect("d") as usize;
+        let p = tailor_segment::pca::Pca::fit(&x, d, 2).expect("pca");
+        let g = &ds["pca"];
+        let close = |a: f64, b: f64, what: &str| {
+            assert!((a - b).abs() <= 1e-8 * b.abs().max(1.0), "{} {what}: {a} vs {b}", ds["name"]);
+        };
+        for (a, b) in p.explained_variance.iter().zip(floats(&g["explained_variance"])) {
+            close(*a, b, "explained variance");
+        }
+        for (a, b) in p.explained_variance_ratio.iter().zip(floats(&g["explained_variance_ratio"])) {
+            close(*a, b, "explained variance ratio");
+        }
+        let want: Vec<f64> = g["components"].as_array().expect("rows").iter().flat_map(|r| floats(r)).collect();
+        for (a, b) in p.components.iter().zip(&want) {
+            close(*a, *b, "component");
+        }
+        let got = p.transform(&x[..5 * d]);
+        let want: Vec<f64> = g["projected_head"].as_array().expect("rows").iter().flat_map(|r| floats(r)).collect();
+        for (a, b) in got.iter().zip(&want) {
+            close(*a, *b, "projection");
+        }
+    }
+}
