@@ -157,12 +157,12 @@ fn pca_equals_sklearn() {
         for (a, b) in p.explained_variance_ratio.iter().zip(floats(&g["explained_variance_ratio"])) {
             close(*a, b, "explained variance ratio");
         }
-        let want: Vec<f64> = g["components"].as_array().expect("rows").iter().flat_map(|r| floats(r)).collect();
+        let want: Vec<f64> = g["components"].as_array().expect("rows").iter().flat_map(floats).collect();
         for (a, b) in p.components.iter().zip(&want) {
             close(*a, *b, "component");
         }
         let got = p.transform(&x[..5 * d]);
-        let want: Vec<f64> = g["projected_head"].as_array().expect("rows").iter().flat_map(|r| floats(r)).collect();
+        let want: Vec<f64> = g["projected_head"].as_array().expect("rows").iter().flat_map(floats).collect();
         for (a, b) in got.iter().zip(&want) {
             close(*a, *b, "projection");
         }
