@@ -367,7 +367,7 @@ impl Source for CsvSource {
         }
         for (k, &c) in self.selected.iter().enumerate() {
             if let Some(f) = self.record.get(c) {
-                row.set(k, trim_ascii(f));
+                row.set(k, f.trim_ascii());
             }
         }
         Ok(true)
@@ -376,10 +376,6 @@ impl Source for CsvSource {
     fn bytes_read(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    b.trim_ascii()
 }
 
 /// JSON Lines reader: one object per line; columns are keys, `a.b` also finds nested keys.
