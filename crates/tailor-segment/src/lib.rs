@@ -1,5 +1,7 @@
 //! Customer segmentation algorithms: pure functions over row-major `f64` matrices.
 //!
+//! - [`features`]: user features from events (RFM, behaviour, price sensitivity, devices,
+//!   time of day, categories, attributes), updatable one event at a time,
 //! - [`rfm`]: recency/frequency/monetary measures, quintile scores and the named RFM segments,
 //! - [`scale`]: z-score, robust, log1p, min-max, one-hot and per-feature weights, recorded
 //!   so that a new row is transformed identically,
@@ -24,6 +26,7 @@
 
 pub mod dbscan;
 pub mod error;
+pub mod features;
 pub mod kmeans;
 pub mod online;
 pub mod pca;
