@@ -3,6 +3,7 @@
 //! - [`features`]: user features from events (RFM, behaviour, price sensitivity, devices,
 //!   time of day, categories, attributes), updatable one event at a time,
 //! - [`rfm`]: recency/frequency/monetary measures, quintile scores and the named RFM segments,
+//! - [`rules`]: the rule language of named segments (`monetary >= p80(monetary) and ...`),
 //! - [`scale`]: z-score, robust, log1p, min-max, one-hot and per-feature weights, recorded
 //!   so that a new row is transformed identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
@@ -31,6 +32,7 @@ pub mod kmeans;
 pub mod online;
 pub mod pca;
 pub mod rfm;
+pub mod rules;
 pub mod scale;
 pub mod silhouette;
 pub mod ward;
