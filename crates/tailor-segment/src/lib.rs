@@ -1,5 +1,7 @@
 //! Customer segmentation algorithms: pure functions over row-major `f64` matrices.
 //!
+//! - [`explain`]: CART (depth ≤ 3) rules with precision and coverage, automatic names,
+//!   per-segment summaries,
 //! - [`features`]: user features from events (RFM, behaviour, price sensitivity, devices,
 //!   time of day, categories, attributes), updatable one event at a time,
 //! - [`rfm`]: recency/frequency/monetary measures, quintile scores and the named RFM segments,
@@ -27,6 +29,7 @@
 
 pub mod dbscan;
 pub mod error;
+pub mod explain;
 pub mod features;
 pub mod kmeans;
 pub mod online;
