@@ -175,6 +175,81 @@ pub trait Store: Send + Sync {
 
     /// The schema version of the data.
     fn schema_version(&self) -> Result<u32>;
+
+    /// Stores a segmentation run and makes `memberships` (user → segment names) the current
+    /// memberships of segmentation `run.name`, atomically: users not listed leave all its
+    /// segments, and every user whose segments change gets a [`MembershipChange`]. Returns
+    /// the run id (increasing, assigned by the store).
+    fn save_segmentation(
+        &self,
+        run: SegmentationRun,
+        memberships: &mut dyn Iterator<Item = (String, Vec<String>)>,
+    ) -> Result<u64>;
+
+    /// Sets one user's segments in segmentation `name` (real-time reassignment), recording
+    /// the change in the history when they differ. Returns whether they changed.
+    fn set_user_segments(&self, name: &str, user: &str, segments: Vec<String>, at: Timestamp) -> Result<bool>;
+
+    /// The latest run of segmentation `name`, or run `id`.
+    fn segmentation(&self, name: &str, id: Option<u64>) -> Result<Option<SegmentationRun>>;
+
+    /// Every stored run, oldest first.
+    fn segmentation_runs(&self) -> Result<Vec<SegmentationRun>>;
+
+    /// A user's current segments in every segmentation (segmentation name, segments).
+    fn user_segments(&self, user: &str) -> Result<Vec<(String, Vec<String>)>>;
+
+    /// Current members of `segment` in segmentation `name`, in user-id order.
+    fn segment_members(&self, name: &str, segment: &str) -> Result<Vec<String>>;
+
+    /// Membership changes of segmentation `name` (of one user, if given), oldest first.
+    fn membership_history(&self, name: &str, user: Option<&str>) -> Result<Vec<MembershipChange>>;
+}
+
+/// A named segment of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentDef {
+    /// Segment name (unique within the run).
+    pub name: String,
+    /// What it is (rules, auto-name, RFM definition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Members when the run was stored.
+    pub size: u64,
+}
+
+/// One stored segmentation run: which segments exist and how they were made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentationRun {
+    /// Assigned by the store (0 before saving).
+    pub id: u64,
+    /// The segmentation (`kmeans`, `rfm`, `rules`... or a name the user gives).
+    pub name: String,
+    /// When the run was made.
+    pub created_at: Timestamp,
+    /// Its segments.
+    pub segments: Vec<SegmentDef>,
+    /// Everything needed to reuse the run (method, parameters, transforms, centroids,
+    /// rules, explanations, summaries) as JSON; opaque to the store.
+    pub record: serde_json::Value,
+}
+
+/// A user's segments changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipChange {
+    /// Increasing sequence number.
+    pub seq: u64,
+    /// User id.
+    pub user: String,
+    /// Segments before (empty: none).
+    pub from: Vec<String>,
+    /// Segments after (empty: none).
+    pub to: Vec<String>,
+    /// When.
+    pub at: Timestamp,
+    /// The run that moved them (`None` for real-time reassignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
 }
 
 /// Reads every event with a user and an item into a CSR matrix (the batch path of training).

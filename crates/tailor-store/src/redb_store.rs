@@ -2,7 +2,9 @@
 //!
 //! Tables: `meta` (schema version, counters), `{user,item}_ids` (external id → dense index),
 //! `{user,item}_names` (index → id), `users` / `items` (index → JSON record),
-//! `event_chunks` (sequence → column chunk, see [`crate::codec`]), `event_ids` (id → ()).
+//! `event_chunks` (sequence → column chunk, see [`crate::codec`]), `event_ids` (id → ()),
+//! since schema 2 `segment_runs` (run id → JSON), `segment_members` ((segmentation, user) →
+//! JSON list of segments) and `segment_history` ((segmentation, sequence) → JSON membership change).
 //! redb commits with fsync (`Durability::Immediate`), so an acknowledged write survives
 //! `kill -9` and power loss, and a crash mid-write leaves the previous commit intact.
 
@@ -18,10 +20,12 @@ use tailor_core::{Event, EventId, Interner, Item, ItemIdx, Timestamp, User, User
 
 use crate::codec::{self, ChunkView, EncodedEvent};
 use crate::error::{Result, StoreError};
-use crate::{Counts, EventFilter, Store, Stored, UpsertMode, WriteBatch, WriteReport};
+use crate::{
+    Counts, EventFilter, MembershipChange, SegmentationRun, Store, Stored, UpsertMode, WriteBatch, WriteReport,
+};
 
 /// Newest schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Events per stored chunk.
 const CHUNK_EVENTS: usize = 8192;
 
@@ -34,15 +38,20 @@ const ITEM_NAMES: TableDefinition<u32, &str> = TableDefinition::new("item_names"
 const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
 const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_chunks");
 const EVENT_IDS: TableDefinition<u128, ()> = TableDefinition::new("event_ids");
+const SEG_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("segment_runs");
+const SEG_MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("segment_members");
+const SEG_HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segment_history");
 
 const K_SCHEMA: &str = "schema_version";
 const K_EVENTS: &str = "events";
 const K_NEXT_CHUNK: &str = "next_chunk";
+const K_NEXT_RUN: &str = "next_segment_run";
+const K_NEXT_CHANGE: &str = "next_segment_change";
 
 type Migration = fn(&WriteTransaction) -> std::result::Result<(), redb::Error>;
 
 /// Each step brings the schema from `version - 1` to `version`, in its own transaction.
-const MIGRATIONS: [(u32, Migration); 1] = [(1, migrate_v1)];
+const MIGRATIONS: [(u32, Migration); 2] = [(1, migrate_v1), (2, migrate_v2)];
 
 fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
@@ -57,6 +66,59 @@ fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     meta.insert(K_EVENTS, 0)?;
     meta.insert(K_NEXT_CHUNK, 0)?;
     Ok(())
+}
+
+/// Schema 2: segmentation runs, current memberships and membership history.
+fn migrate_v2(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    let mut meta = txn.open_table(META)?;
+    txn.open_table(SEG_RUNS)?;
+    txn.open_table(SEG_MEMBERS)?;
+    txn.open_table(SEG_HISTORY)?;
+    meta.insert(K_NEXT_RUN, 1)?;
+    meta.insert(K_NEXT_CHANGE, 1)?;
+    Ok(())
+}
+
+fn to_json<T: Serialize>(v: &T) -> std::result::Result<Vec<u8>, redb::Error> {
+    serde_json::to_vec(v).map_err(|e| redb::Error::Corrupted(format!("cannot encode a segment record: {e}")))
+}
+
+fn next(meta: &mut redb::Table<&str, u64>, key: &str) -> std::result::Result<u64, redb::Error> {
+    let v = meta.get(key)?.map_or(1, |v| v.value());
+    meta.insert(key, v + 1)?;
+    Ok(v)
+}
+
+/// Replaces one user's segments, appending a history entry when they change.
+fn put_members(
+    txn: &WriteTransaction,
+    name: &str,
+    user: &str,
+    mut segments: Vec<String>,
+    at: Timestamp,
+    run: Option<u64>,
+) -> std::result::Result<bool, redb::Error> {
+    segments.sort();
+    segments.dedup();
+    let mut members = txn.open_table(SEG_MEMBERS)?;
+    let before: Vec<String> = match members.get((name, user))? {
+        Some(v) => serde_json::from_slice(v.value()).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if before == segments {
+        return Ok(false);
+    }
+    if segments.is_empty() {
+        members.remove((name, user))?;
+    } else {
+        members.insert((name, user), to_json(&segments)?.as_slice())?;
+    }
+    let mut meta = txn.open_table(META)?;
+    let seq = next(&mut meta, K_NEXT_CHANGE)?;
+    let change = crate::MembershipChange { seq, user: user.to_owned(), from: before, to: segments, at, run };
+    let mut hist = txn.open_table(SEG_HISTORY)?;
+    hist.insert((name, seq), to_json(&change)?.as_slice())?;
+    Ok(true)
 }
 
 /// Dense-id dictionaries, mirrored in memory (redb's file lock makes this process the only writer).
@@ -463,6 +525,124 @@ impl Store for RedbStore {
         let v = txn.open_table(META).ctx(p)?.get(K_SCHEMA).ctx(p)?.map_or(0, |v| v.value());
         Ok(v as u32)
     }
+
+    fn save_segmentation(
+        &self,
+        mut run: SegmentationRun,
+        memberships: &mut dyn Iterator<Item = (String, Vec<String>)>,
+    ) -> Result<u64> {
+        let p = &self.path;
+        let _writer = self.writer();
+        let txn = self.db.begin_write().ctx(p)?;
+        run.id = next(&mut txn.open_table(META).ctx(p)?, K_NEXT_RUN).ctx(p)?;
+        let name = run.name.clone();
+        let mut previous: HashSet<String> = HashSet::new();
+        {
+            let members = txn.open_table(SEG_MEMBERS).ctx(p)?;
+            for entry in members.range((name.as_str(), "")..).ctx(p)? {
+                let (k, _) = entry.ctx(p)?;
+                let (seg, user) = k.value();
+                if seg != name {
+                    break;
+                }
+                previous.insert(user.to_owned());
+            }
+        }
+        for (user, segments) in memberships {
+            previous.remove(&user);
+            put_members(&txn, &name, &user, segments, run.created_at, Some(run.id)).ctx(p)?;
+        }
+        let mut gone: Vec<String> = previous.into_iter().collect();
+        gone.sort();
+        for user in gone {
+            put_members(&txn, &name, &user, Vec::new(), run.created_at, Some(run.id)).ctx(p)?;
+        }
+        txn.open_table(SEG_RUNS).ctx(p)?.insert(run.id, to_json(&run).ctx(p)?.as_slice()).ctx(p)?;
+        txn.commit().ctx(p)?;
+        Ok(run.id)
+    }
+
+    fn set_user_segments(&self, name: &str, user: &str, segments: Vec<String>, at: Timestamp) -> Result<bool> {
+        let p = &self.path;
+        let _writer = self.writer();
+        let txn = self.db.begin_write().ctx(p)?;
+        let changed = put_members(&txn, name, user, segments, at, None).ctx(p)?;
+        txn.commit().ctx(p)?;
+        Ok(changed)
+    }
+
+    fn segmentation(&self, name: &str, id: Option<u64>) -> Result<Option<SegmentationRun>> {
+        Ok(self.segmentation_runs()?.into_iter().rev().find(|r| r.name == name && id.is_none_or(|i| r.id == i)))
+    }
+
+    fn segmentation_runs(&self) -> Result<Vec<SegmentationRun>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(SEG_RUNS).ctx(p)?;
+        let mut out = Vec::new();
+        for entry in table.iter().ctx(p)? {
+            let (_, v) = entry.ctx(p)?;
+            out.push(serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment run: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    fn user_segments(&self, user: &str) -> Result<Vec<(String, Vec<String>)>> {
+        let mut names: Vec<String> = self.segmentation_runs()?.into_iter().map(|r| r.name).collect();
+        names.sort();
+        names.dedup();
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(SEG_MEMBERS).ctx(p)?;
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(v) = table.get((name.as_str(), user)).ctx(p)? {
+                let segs: Vec<String> =
+                    serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment members: {e}")))?;
+                out.push((name, segs));
+            }
+        }
+        Ok(out)
+    }
+
+    fn segment_members(&self, name: &str, segment: &str) -> Result<Vec<String>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(SEG_MEMBERS).ctx(p)?;
+        let mut out = Vec::new();
+        for entry in table.range((name, "")..).ctx(p)? {
+            let (k, v) = entry.ctx(p)?;
+            let (seg, user) = k.value();
+            if seg != name {
+                break;
+            }
+            let segs: Vec<String> =
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment members: {e}")))?;
+            if segs.iter().any(|s| s == segment) {
+                out.push(user.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn membership_history(&self, name: &str, user: Option<&str>) -> Result<Vec<MembershipChange>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(SEG_HISTORY).ctx(p)?;
+        let mut out = Vec::new();
+        for entry in table.range((name, 0)..).ctx(p)? {
+            let (k, v) = entry.ctx(p)?;
+            if k.value().0 != name {
+                break;
+            }
+            let change: MembershipChange =
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment history: {e}")))?;
+            if user.is_none_or(|u| u == change.user) {
+                out.push(change);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -480,7 +660,7 @@ mod tests {
             txn.commit().expect("commit");
         }
         let err = RedbStore::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (1)"), "{err}");
+        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (2)"), "{err}");
 
         let old = tempfile::tempdir().expect("tempdir");
         {
@@ -489,8 +669,34 @@ mod tests {
             drop(db);
         }
         let s = RedbStore::open(old.path()).expect("migrates");
-        assert_eq!(s.schema_version().expect("version"), 1);
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(s.counts().expect("counts").events, 0);
+    }
+
+    #[test]
+    fn schema_1_files_gain_the_segment_tables_and_keep_their_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            // A schema-1 file with one event, as the previous release wrote it.
+            let db = Database::create(dir.path().join("tailor.redb")).expect("create");
+            let txn = db.begin_write().expect("txn");
+            migrate_v1(&txn).expect("v1");
+            txn.open_table(META).expect("meta").insert(K_SCHEMA, 1).expect("schema");
+            txn.commit().expect("commit");
+        }
+        {
+            let s = RedbStore::open(dir.path()).expect("open");
+            let txn = s.db.begin_write().expect("txn");
+            txn.open_table(META).expect("meta").insert(K_SCHEMA, 1).expect("back to 1");
+            txn.delete_table(SEG_RUNS).expect("drop");
+            txn.commit().expect("commit");
+            let ev = Event::new(Some("u"), Some("i"), tailor_core::EventKind::View, Timestamp(1_000));
+            s.write(WriteBatch { events: vec![ev], ..WriteBatch::default() }).expect("write");
+        }
+        let s = RedbStore::open(dir.path()).expect("migrates");
+        assert_eq!(s.schema_version().expect("version"), 2);
+        assert_eq!(s.counts().expect("counts").events, 1);
+        assert!(s.segmentation_runs().expect("runs").is_empty());
     }
 
     #[test]

@@ -129,3 +129,64 @@ fn redb_contract() {
     assert_eq!(s.counts().expect("counts").events, 20_001);
     assert_eq!(s.item("i1").expect("get").expect("exists").revision, 3);
 }
+
+#[test]
+fn segment_runs_memberships_and_history() {
+    use tailor_store::{SegmentDef, SegmentationRun};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path()).expect("open");
+    let run = |segs: &[&str], at: i64| SegmentationRun {
+        id: 0,
+        name: "kmeans".into(),
+        created_at: Timestamp(at),
+        segments: segs.iter().map(|n| SegmentDef { name: (*n).into(), description: None, size: 0 }).collect(),
+        record: serde_json::json!({"k": segs.len()}),
+    };
+    let m = |v: &[(&str, &[&str])]| -> Vec<(String, Vec<String>)> {
+        v.iter().map(|(u, s)| ((*u).to_owned(), s.iter().map(|x| (*x).to_owned()).collect())).collect()
+    };
+    let first = m(&[("u1", &["a"]), ("u2", &["b"]), ("u3", &["a"])]);
+    let id1 = s.save_segmentation(run(&["a", "b"], 1000), &mut first.into_iter()).expect("save");
+    // Another segmentation does not disturb this one.
+    let rfm = SegmentationRun { name: "rfm".into(), ..run(&["Champions"], 1500) };
+    s.save_segmentation(rfm, &mut m(&[("u1", &["Champions"])]).into_iter()).expect("save rfm");
+    let second = m(&[("u1", &["a"]), ("u2", &["a"]), ("u4", &["b"])]);
+    let id2 = s.save_segmentation(run(&["a", "b"], 2000), &mut second.into_iter()).expect("save");
+    assert!(id2 > id1);
+    assert_eq!(s.segmentation("kmeans", None).expect("get").map(|r| r.id), Some(id2));
+    assert_eq!(s.segmentation("kmeans", Some(id1)).expect("get").map(|r| r.created_at), Some(Timestamp(1000)));
+    assert_eq!(s.segment_members("kmeans", "a").expect("members"), vec!["u1", "u2"]);
+    assert_eq!(s.segment_members("kmeans", "b").expect("members"), vec!["u4"]);
+    assert_eq!(
+        s.user_segments("u1").expect("user"),
+        vec![("kmeans".to_owned(), vec!["a".to_owned()]), ("rfm".to_owned(), vec!["Champions".to_owned()])]
+    );
+    let moves: Vec<(String, Vec<String>, Vec<String>, Option<u64>)> = s
+        .membership_history("kmeans", None)
+        .expect("history")
+        .into_iter()
+        .map(|c| (c.user, c.from, c.to, c.run))
+        .collect();
+    let v = |x: &[&str]| x.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        moves,
+        vec![
+            ("u1".into(), v(&[]), v(&["a"]), Some(id1)),
+            ("u2".into(), v(&[]), v(&["b"]), Some(id1)),
+            ("u3".into(), v(&[]), v(&["a"]), Some(id1)),
+            ("u2".into(), v(&["b"]), v(&["a"]), Some(id2)),
+            ("u4".into(), v(&[]), v(&["b"]), Some(id2)),
+            ("u3".into(), v(&["a"]), v(&[]), Some(id2)),
+        ]
+    );
+    // Real-time reassignment: recorded only when something changes.
+    assert!(s.set_user_segments("kmeans", "u1", v(&["b"]), Timestamp(3000)).expect("set"));
+    assert!(!s.set_user_segments("kmeans", "u1", v(&["b"]), Timestamp(3001)).expect("set"));
+    let h = s.membership_history("kmeans", Some("u1")).expect("history");
+    assert_eq!(h.last().map(|c| (c.to.clone(), c.run, c.at)), Some((v(&["b"]), None, Timestamp(3000))));
+    drop(s);
+    // Durable across reopening.
+    let s = RedbStore::open(dir.path()).expect("reopen");
+    assert_eq!(s.segment_members("kmeans", "b").expect("members"), vec!["u1", "u4"]);
+    assert_eq!(s.segmentation_runs().expect("runs").len(), 3);
+}
