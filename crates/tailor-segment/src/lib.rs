@@ -10,6 +10,8 @@
 //!   so that a new row is transformed identically,
 //! - [`kmeans`]: k-means++ seeding and Lloyd iterations with Hamerly's bounds, parallel,
 //!   converging like scikit-learn's `KMeans`,
+//! - [`pipeline`]: named features → transformed, weighted, one-hot matrix (the fitted
+//!   encoder is stored so real-time assignment encodes identically),
 //! - [`pca`]: principal components for 2-D segment maps,
 //! - [`online`]: mini-batch k-means for millions of users and drifting online assignment,
 //! - [`dbscan`]: DBSCAN with scikit-learn's core/border/noise semantics and an `eps` helper,
@@ -34,6 +36,7 @@ pub mod features;
 pub mod kmeans;
 pub mod online;
 pub mod pca;
+pub mod pipeline;
 pub mod rfm;
 pub mod rules;
 pub mod scale;

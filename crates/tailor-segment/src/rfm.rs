@@ -178,24 +178,33 @@ pub fn compute(lines: &[Line], as_of_ms: i64) -> Vec<Rfm> {
         })
         .collect();
     users.sort_by_key(|u| u.0);
-    let r = quintile_scores(&users.iter().map(|u| -u.1).collect::<Vec<_>>());
-    let f = quintile_scores(&users.iter().map(|u| f64::from(u.2)).collect::<Vec<_>>());
-    let m = quintile_scores(&users.iter().map(|u| u.3).collect::<Vec<_>>());
+    let measures: Vec<(f64, u32, f64)> = users.iter().map(|u| (u.1, u.2, u.3)).collect();
     users
         .into_iter()
-        .enumerate()
-        .map(|(k, (user, recency_days, frequency, monetary))| {
+        .zip(score(&measures))
+        .map(|((user, recency_days, frequency, monetary), (r, f, m, segment))| Rfm {
+            user,
+            recency_days,
+            frequency,
+            monetary,
+            r,
+            f,
+            m,
+            segment,
+        })
+        .collect()
+}
+
+/// Scores (R, F, M) and the named segment of each customer's (recency in days, orders,
+/// net revenue), relative to the customers given.
+pub fn score(measures: &[(f64, u32, f64)]) -> Vec<(u8, u8, u8, RfmSegment)> {
+    let r = quintile_scores(&measures.iter().map(|u| -u.0).collect::<Vec<_>>());
+    let f = quintile_scores(&measures.iter().map(|u| f64::from(u.1)).collect::<Vec<_>>());
+    let m = quintile_scores(&measures.iter().map(|u| u.2).collect::<Vec<_>>());
+    (0..measures.len())
+        .map(|k| {
             let fm = ((f64::from(f[k]) + f64::from(m[k])) / 2.0).round() as u8;
-            Rfm {
-                user,
-                recency_days,
-                frequency,
-                monetary,
-                r: r[k],
-                f: f[k],
-                m: m[k],
-                segment: RfmSegment::of(r[k], fm),
-            }
+            (r[k], f[k], m[k], RfmSegment::of(r[k], fm))
         })
         .collect()
 }
