@@ -107,7 +107,7 @@ fn read_npy(path: &Path) -> Result<Matrix> {
 }
 
 /// What `tailor cluster --json` prints.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ClusterReport {
     /// Algorithm.
     pub method: String,

@@ -21,6 +21,8 @@ pub struct Config {
     pub interactions: InteractionWeights,
     /// The demo shop.
     pub demo: DemoConfig,
+    /// Segmentation.
+    pub segment: SegmentConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -75,6 +77,46 @@ impl Default for DemoConfig {
     fn default() -> Self {
         let d = tailor_ingest::demo::DemoParams::default();
         Self { seed: d.seed, users: d.users, items: d.items, days: d.days, anonymous_sessions: d.anonymous_sessions }
+    }
+}
+
+/// `[segment]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// Categories whose shares become features.
+    pub top_categories: usize,
+    /// Step of a centroid towards each user assigned online, in [0, 1].
+    pub learning_rate: f64,
+    /// `segment run --if-due`: rerun after this many hours...
+    pub recluster_every_hours: f64,
+    /// ... or after this many online reassignments ...
+    pub recluster_max_updates: u64,
+    /// ... or once a centre drifted this far (encoded units).
+    pub recluster_max_drift: f64,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        let p = tailor_segment::online::ReclusterPolicy::default();
+        Self {
+            top_categories: 8,
+            learning_rate: 0.05,
+            recluster_every_hours: p.every_ms as f64 / 3_600_000.0,
+            recluster_max_updates: p.max_updates,
+            recluster_max_drift: p.max_drift,
+        }
+    }
+}
+
+impl SegmentConfig {
+    /// The recluster policy.
+    pub fn policy(&self) -> tailor_segment::online::ReclusterPolicy {
+        tailor_segment::online::ReclusterPolicy {
+            every_ms: (self.recluster_every_hours * 3_600_000.0) as i64,
+            max_updates: self.recluster_max_updates,
+            max_drift: self.recluster_max_drift,
+        }
     }
 }
 
@@ -228,6 +270,20 @@ impl Config {
             return Err(format!("demo.users, demo.items and demo.days must be positive ({})", src("demo.users")));
         }
         self.interactions.validate().map_err(|e| format!("{e} ({})", src("interactions.half_life_days")))?;
+        let sg = &self.segment;
+        if !(0.0..=1.0).contains(&sg.learning_rate) {
+            return Err(format!(
+                "segment.learning_rate = {} ({}): must be in [0, 1]",
+                sg.learning_rate,
+                src("segment.learning_rate")
+            ));
+        }
+        if !(sg.recluster_every_hours > 0.0 && sg.recluster_max_drift > 0.0 && sg.recluster_max_updates > 0) {
+            return Err(format!(
+                "segment.recluster_* must be positive ({})",
+                src("segment.recluster_every_hours")
+            ));
+        }
         Ok(())
     }
 

@@ -97,6 +97,34 @@ impl OnlineKMeans {
         Ok(Self { d: model.d, centroids: model.centroids.clone(), learning_rate })
     }
 
+    /// Starts from centres given row-major (`k × d`), e.g. a stored segmentation's.
+    pub fn from_centroids(d: usize, centroids: Vec<f64>, learning_rate: f64) -> Result<Self> {
+        if d == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(d) {
+            return Err(SegmentError::InvalidData(format!("{} centroid values do not form rows of {d}", centroids.len())));
+        }
+        let model = KMeansModel {
+            k: centroids.len() / d,
+            d,
+            centroids,
+            labels: Vec::new(),
+            inertia: 0.0,
+            n_iter: 0,
+            converged: true,
+        };
+        Self::new(&model, learning_rate)
+    }
+
+    /// How far the centres moved from `original` (same shape): the largest Euclidean
+    /// displacement of one centre, in the units of the encoded features (standard deviations
+    /// for z-scored ones).
+    pub fn drift(&self, original: &[f64]) -> f64 {
+        self.centroids
+            .chunks_exact(self.d)
+            .zip(original.chunks_exact(self.d))
+            .map(|(a, b)| crate::sq_dist(a, b).sqrt())
+            .fold(0.0, f64::max)
+    }
+
     /// The nearest centre, without moving it.
     pub fn assign(&self, row: &[f64]) -> usize {
         nearest(row, &self.centroids, self.d)
@@ -110,6 +138,41 @@ impl OnlineKMeans {
             *cv += lr * (xv - *cv);
         }
         c
+    }
+}
+
+/// When a full reclustering is due: after `every_ms`, after `max_updates` online updates, or
+/// once a centre drifted by more than `max_drift` (whichever comes first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReclusterPolicy {
+    /// Longest time between full runs (ms).
+    pub every_ms: i64,
+    /// Most online updates between full runs.
+    pub max_updates: u64,
+    /// Largest tolerated drift of one centre (see [`OnlineKMeans::drift`]).
+    pub max_drift: f64,
+}
+
+impl Default for ReclusterPolicy {
+    fn default() -> Self {
+        Self { every_ms: 24 * 3_600_000, max_updates: 100_000, max_drift: 0.5 }
+    }
+}
+
+impl ReclusterPolicy {
+    /// Whether a full run is due, and why.
+    pub fn due(&self, last_run_ms: i64, now_ms: i64, updates: u64, drift: f64) -> Option<String> {
+        if now_ms - last_run_ms >= self.every_ms {
+            let hours = (now_ms - last_run_ms) as f64 / 3_600_000.0;
+            return Some(format!("the last run is {hours:.1} h old (limit {:.1} h)", self.every_ms as f64 / 3_600_000.0));
+        }
+        if updates >= self.max_updates {
+            return Some(format!("{updates} online updates since the last run (limit {})", self.max_updates));
+        }
+        if drift > self.max_drift {
+            return Some(format!("a centre drifted by {drift:.3} (limit {})", self.max_drift));
+        }
+        None
     }
 }
 
@@ -127,6 +190,19 @@ mod tests {
                 [c + rng.normal(), -c + rng.normal()]
             })
             .collect()
+    }
+
+    #[test]
+    fn drift_and_policy() {
+        let mut o = OnlineKMeans::from_centroids(2, vec![0.0, 0.0, 10.0, 10.0], 0.5).expect("valid");
+        assert!(OnlineKMeans::from_centroids(2, vec![1.0], 0.5).is_err());
+        assert_eq!(o.update(&[2.0, 0.0]), 0);
+        assert_eq!(o.drift(&[0.0, 0.0, 10.0, 10.0]), 1.0);
+        let p = ReclusterPolicy::default();
+        assert_eq!(p.due(0, 3_600_000, 10, 0.1), None);
+        assert!(p.due(0, 25 * 3_600_000, 10, 0.1).is_some_and(|w| w.contains("25.0 h old")));
+        assert!(p.due(0, 1, 100_000, 0.1).is_some());
+        assert!(p.due(0, 1, 1, 0.6).is_some_and(|w| w.contains("drifted by 0.600")));
     }
 
     #[test]

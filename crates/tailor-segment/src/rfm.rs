@@ -95,6 +95,38 @@ pub enum RfmSegment {
 }
 
 impl RfmSegment {
+    /// Every segment, in table order.
+    pub const ALL: [RfmSegment; 11] = [
+        Self::Champions,
+        Self::LoyalCustomers,
+        Self::PotentialLoyalists,
+        Self::NewCustomers,
+        Self::Promising,
+        Self::NeedAttention,
+        Self::AboutToSleep,
+        Self::CantLoseThem,
+        Self::AtRisk,
+        Self::Hibernating,
+        Self::Lost,
+    ];
+
+    /// The score rule, as in the module table (FM = round((F + M) / 2)).
+    pub fn definition(self) -> &'static str {
+        match self {
+            Self::Champions => "R = 5 and FM 4-5: bought recently, buy often and spend the most",
+            Self::LoyalCustomers => "R 3-4 and FM 4-5: buy often and spend well",
+            Self::PotentialLoyalists => "R 4-5 and FM 2-3: recent, average frequency",
+            Self::NewCustomers => "R = 5 and FM = 1: bought very recently, once",
+            Self::Promising => "R = 4 and FM = 1: recent, few purchases",
+            Self::NeedAttention => "R = 3 and FM = 3: middling on everything",
+            Self::AboutToSleep => "R = 3 and FM 1-2: fading",
+            Self::CantLoseThem => "R 1-2 and FM = 5: used to buy a lot, long ago",
+            Self::AtRisk => "R 1-2 and FM 3-4: spent well, not seen for a while",
+            Self::Hibernating => "R 1-2 and FM 1-2 (except Lost): long ago, little",
+            Self::Lost => "R = 1 and FM = 1: lowest on every count",
+        }
+    }
+
     /// The display name.
     pub fn name(self) -> &'static str {
         match self {

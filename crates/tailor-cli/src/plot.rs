@@ -1,0 +1,256 @@
+//! Charts as SVG or PNG (chosen by the file extension), drawn with plotters and the
+//! embedded DejaVu Sans font, so they look the same on a bare machine.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+/// Categorical palette (Tableau 10), colour-blind friendly enough and distinct in print.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(78, 121, 167),
+    RGBColor(242, 142, 43),
+    RGBColor(225, 87, 89),
+    RGBColor(118, 183, 178),
+    RGBColor(89, 161, 79),
+    RGBColor(237, 201, 72),
+    RGBColor(176, 122, 161),
+    RGBColor(255, 157, 167),
+    RGBColor(156, 117, 95),
+    RGBColor(186, 176, 172),
+];
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // The font is compiled in and known to parse; a failure would only lose labels.
+        let _ = plotters::style::register_font(FAMILY, FontStyle::Normal, FONT);
+    });
+}
+
+/// A scatter plot of a 2-D map.
+pub struct Scatter<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Axis titles.
+    pub x_label: String,
+    /// Axis titles.
+    pub y_label: String,
+    /// Points.
+    pub points: &'a [(f64, f64)],
+    /// Group of each point (`None`: unassigned / noise, drawn grey).
+    pub groups: &'a [Option<usize>],
+    /// Group names (legend).
+    pub names: &'a [String],
+    /// Labelled markers at the group centres.
+    pub centres: &'a [(f64, f64)],
+}
+
+fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for x in v.filter(|x| x.is_finite()) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if !lo.is_finite() {
+        return (-1.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+fn with_backend(path: &Path, size: (u32, u32), draw: impl Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>, draw_png: impl Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>) -> Result<()> {
+    register_font();
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("svg") => {
+            let root = SVGBackend::new(path, size).into_drawing_area();
+            draw(root)
+        }
+        Some("png") => {
+            let root = BitMapBackend::new(path, size).into_drawing_area();
+            draw_png(root)
+        }
+        _ => bail!("{}: the chart file must end in .svg or .png", path.display()),
+    }
+}
+
+fn scatter_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Scatter<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (x0, x1) = bounds(s.points.iter().map(|p| p.0));
+    let (y0, y1) = bounds(s.points.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(s.title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(s.x_label.as_str())
+        .y_desc(s.y_label.as_str())
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Noise first, so groups are drawn over it.
+    let noise: Vec<(f64, f64)> =
+        s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
+    if !noise.is_empty() {
+        chart
+            .draw_series(noise.iter().map(|p| Circle::new(*p, 2, RGBColor(200, 200, 200).filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(format!("noise ({})", noise.len()))
+            .legend(|(x, y)| Circle::new((x + 6, y), 4, RGBColor(200, 200, 200).filled()));
+    }
+    for (g, name) in s.names.iter().enumerate() {
+        let colour = PALETTE[g % PALETTE.len()];
+        let pts: Vec<(f64, f64)> =
+            s.points.iter().zip(s.groups).filter(|(_, x)| **x == Some(g)).map(|(p, _)| *p).collect();
+        let size = pts.len();
+        chart
+            .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, colour.mix(0.55).filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(format!("{name} ({size})"))
+            .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
+    }
+    for (g, (c, name)) in s.centres.iter().zip(s.names).enumerate() {
+        let colour = PALETTE[g % PALETTE.len()];
+        chart
+            .draw_series(std::iter::once(Cross::new(*c, 7, colour.stroke_width(3))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let short: String = name.chars().take(28).collect();
+        chart
+            .draw_series(std::iter::once(Text::new(short, *c, (FAMILY, 13).into_font().color(&BLACK))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font((FAMILY, 12))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes a scatter plot to `path` (.svg or .png).
+pub fn scatter(path: &Path, s: &Scatter<'_>) -> Result<()> {
+    with_backend(path, (1000, 720), |r| scatter_on(r, s), |r| scatter_on(r, s))
+        .with_context(|| format!("drawing {}", path.display()))
+}
+
+/// A line chart of one series with marked points.
+pub struct Line<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Axis titles.
+    pub x_label: &'a str,
+    /// Axis titles.
+    pub y_label: &'a str,
+    /// Points in x order.
+    pub points: &'a [(f64, f64)],
+    /// A point to highlight (the chosen one), with its label.
+    pub highlight: Option<((f64, f64), String)>,
+}
+
+fn line_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Line<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (x0, x1) = bounds(l.points.iter().map(|p| p.0));
+    let (y0, y1) = bounds(l.points.iter().map(|p| p.1));
+    let mut chart = ChartBuilder::on(&root)
+        .caption(l.title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc(l.x_label)
+        .y_desc(l.y_label)
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .x_labels(l.points.len().max(2))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let c = PALETTE[0];
+    chart
+        .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .draw_series(l.points.iter().map(|p| Circle::new(*p, 4, c.filled())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some((p, text)) = &l.highlight {
+        chart
+            .draw_series(std::iter::once(Circle::new(*p, 8, PALETTE[2].stroke_width(3))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(Text::new(text.clone(), *p, (FAMILY, 14).into_font().color(&BLACK))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes a line chart to `path` (.svg or .png).
+pub fn line(path: &Path, l: &Line<'_>) -> Result<()> {
+    with_backend(path, (800, 500), |r| line_on(r, l), |r| line_on(r, l)).with_context(|| format!("drawing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_svg_and_png_with_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pts = [(0.0, 0.0), (1.0, 1.0), (5.0, 5.0), (6.0, 5.5)];
+        let groups = [Some(0), Some(0), Some(1), None];
+        let names = vec!["high AOV".to_owned(), "recent".to_owned()];
+        let s = Scatter {
+            title: "Segments",
+            x_label: "PC1 (60% of variance)".into(),
+            y_label: "PC2 (30%)".into(),
+            points: &pts,
+            groups: &groups,
+            names: &names,
+            centres: &[(0.5, 0.5), (5.0, 5.0)],
+        };
+        let svg = dir.path().join("m.svg");
+        scatter(&svg, &s).expect("svg");
+        let text = fs_err::read_to_string(&svg).expect("read");
+        for want in ["PC1 (60% of variance)", "high AOV (2)", "recent (1)", "noise (1)", "Segments"] {
+            assert!(text.contains(want), "{want} missing");
+        }
+        let png = dir.path().join("m.png");
+        scatter(&png, &s).expect("png");
+        let bytes = fs_err::read(&png).expect("read");
+        assert_eq!(&bytes[1..4], b"PNG");
+        let l = Line {
+            title: "Silhouette by k",
+            x_label: "k",
+            y_label: "silhouette",
+            points: &[(2.0, 0.3), (3.0, 0.5), (4.0, 0.4)],
+            highlight: Some(((3.0, 0.5), "k = 3".into())),
+        };
+        line(&dir.path().join("k.svg"), &l).expect("line");
+        assert!(scatter(&dir.path().join("m.gif"), &s).is_err());
+    }
+}

@@ -1,0 +1,780 @@
+//! `tailor segment`: features from the store → clustering / RFM / rules → explanations →
+//! stored segmentation with membership history; show, list users, explain, plot.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use tailor_core::{Event, Item, Timestamp, User};
+use tailor_segment::explain::{self, SegmentSummary, TreeParams};
+use tailor_segment::features::{self, Activity, FeatureTable, ItemTable};
+use tailor_segment::pipeline::{self, Encoder};
+use tailor_segment::rules::{self, Column, Env, SegmentRule};
+use tailor_store::{EventFilter, SegmentDef, SegmentationRun, Store};
+
+use crate::cluster::{self, ClusterReport, Matrix};
+
+/// How long each step took.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    /// Reading events and computing features.
+    pub features: f64,
+    /// Clustering / scoring / rules (with the k scan).
+    pub segment: f64,
+    /// Decision tree and summaries.
+    pub explain: f64,
+    /// Writing the run and memberships.
+    pub store: f64,
+    /// All of it.
+    pub total: f64,
+}
+
+/// One segment's explanation rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleText {
+    /// `monetary > 512 and recency_days <= 20.5`.
+    pub rule: String,
+    /// Share of users the rule selects that are in the segment.
+    pub precision: f64,
+    /// Share of the segment the rule selects.
+    pub coverage: f64,
+    /// Users the rule selects.
+    pub support: usize,
+}
+
+/// Everything about a run, stored as the run's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// Method.
+    pub method: String,
+    /// Feature time (ms).
+    pub as_of: i64,
+    /// Users segmented.
+    pub users: usize,
+    /// Numeric features the explanations use.
+    pub feature_names: Vec<String>,
+    /// Top categories whose shares are features.
+    pub top_categories: Vec<String>,
+    /// The fitted encoder (clustering methods).
+    pub encoder: Option<Encoder>,
+    /// Centre of each segment in the encoded space (clustering methods), for assignment.
+    pub centroids: Vec<Vec<f64>>,
+    /// Clustering report (k, inertia, silhouette, k scan).
+    pub cluster: Option<ClusterReport>,
+    /// The rules of a rules run.
+    pub rules: Vec<SegmentRule>,
+    /// The same rules compiled against the population (percentiles resolved), for
+    /// assigning one user later exactly as the run did.
+    #[serde(default)]
+    pub compiled_rules: Vec<rules::Rule>,
+    /// Segment names, in label order.
+    pub names: Vec<String>,
+    /// Explanation rules per segment (label order).
+    pub explanations: Vec<Vec<RuleText>>,
+    /// Accuracy of the explanation tree (share of users it puts in their segment).
+    pub tree_accuracy: Option<f64>,
+    /// Summaries (label order).
+    pub summaries: Vec<SegmentSummary>,
+    /// Timings.
+    pub timings: Timings,
+}
+
+/// Options of `segment run`.
+pub struct RunOptions {
+    /// kmeans, minibatch, dbscan, ward, rfm, rules.
+    pub method: String,
+    /// `auto` or a number.
+    pub k: String,
+    /// Feature choices (`name[:method][*weight]`, comma separated).
+    pub features: Option<String>,
+    /// Rule file.
+    pub rules: Option<PathBuf>,
+    /// Features as of this time (events before it only).
+    pub as_of: Option<Timestamp>,
+    /// Segmentation name (default: the method).
+    pub name: Option<String>,
+    /// Names for clusters: `0=VIP,1=Bargain hunters`.
+    pub names: Option<String>,
+    /// DBSCAN radius.
+    pub eps: Option<f64>,
+    /// DBSCAN core threshold.
+    pub min_samples: usize,
+    /// k-means restarts.
+    pub n_init: usize,
+    /// Seed.
+    pub seed: u64,
+    /// How many top categories get share features.
+    pub top_categories: usize,
+    /// Compute and print, but store nothing.
+    pub dry_run: bool,
+}
+
+/// Users with activity, their features and the population.
+pub struct Population {
+    /// The feature table.
+    pub table: FeatureTable,
+}
+
+/// Reads the catalog, users and events (before `as_of`) and computes the feature table of
+/// every user with at least one counted event.
+pub fn population(store: &dyn Store, as_of: Option<Timestamp>, top_n: usize) -> Result<Population> {
+    let mut items: Vec<Item> = Vec::new();
+    store.for_each_item(&mut |_, s| items.push(s.value))?;
+    let catalog = ItemTable::new(&items);
+    drop(items);
+    let mut users: HashMap<String, User> = HashMap::new();
+    store.for_each_user(&mut |_, s| {
+        users.insert(s.value.id.0.clone(), s.value);
+    })?;
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut ids: Vec<String> = Vec::new();
+    let mut acts: Vec<Activity> = Vec::new();
+    let mut latest = i64::MIN;
+    let filter = EventFilter { since: None, until: as_of };
+    store.scan_events(filter, &mut |_, e: Event| {
+        if let Some(u) = &e.user
+            && features::counts(e.kind)
+        {
+            let k = match index.get(u.as_str()) {
+                Some(k) => *k,
+                None => {
+                    index.insert(u.0.clone(), ids.len());
+                    ids.push(u.0.clone());
+                    acts.push(Activity::default());
+                    ids.len() - 1
+                }
+            };
+            acts[k].push(&e, e.item.as_ref().and_then(|i| catalog.get(&i.0)));
+            latest = latest.max(e.ts.0);
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    if ids.is_empty() {
+        bail!("no user has events{}; import events first (or run `tailor demo`)", match as_of {
+            Some(t) => format!(" before {t}"),
+            None => String::new(),
+        });
+    }
+    let as_of = as_of.map_or(latest, |t| t.0);
+    let tops = features::top_categories(&acts, top_n);
+    let rows: Vec<(String, Option<&User>, &Activity)> =
+        ids.iter().zip(&acts).map(|(id, a)| (id.clone(), users.get(id), a)).collect();
+    Ok(Population { table: features::table(&rows, as_of, tops) })
+}
+
+struct TableEnv<'a>(&'a FeatureTable);
+
+impl Env for TableEnv<'_> {
+    fn column(&self, name: &str) -> Option<Column> {
+        self.0.column(name).map(Column::Num).or_else(|| self.0.categorical_column(name).map(Column::Cat))
+    }
+    fn names(&self) -> Vec<String> {
+        let mut v = self.0.names.clone();
+        v.extend(features::CATEGORICAL.iter().map(|s| (*s).to_owned()));
+        v
+    }
+    fn numeric_values(&self, col: usize) -> Vec<f64> {
+        (0..self.0.users.len()).map(|i| self.0.row(i)[col]).collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    segment: Vec<toml::Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    when: toml::Spanned<String>,
+    #[serde(default)]
+    priority: Option<i64>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+fn line_col(text: &str, byte: usize) -> (usize, usize) {
+    let before = text.get(..byte.min(text.len())).unwrap_or("");
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Loads and compiles a rule file; errors name the file, line and column with a caret.
+pub fn load_rules(path: &Path, t: &FeatureTable) -> Result<Vec<(SegmentRule, rules::Rule)>> {
+    let text = fs_err::read_to_string(path)?;
+    let file: RuleFile = toml::from_str(&text).map_err(|e| {
+        let at = e.span().map(|s| line_col(&text, s.start));
+        match at {
+            Some((l, c)) => anyhow::anyhow!("{}:{l}:{c}: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+        }
+    })?;
+    if file.segment.is_empty() {
+        bail!("{}: no [[segment]] tables (each needs name = \"...\" and when = \"...\")", path.display());
+    }
+    let env = TableEnv(t);
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for raw in file.segment {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        if !seen.insert(raw.name.clone()) {
+            let (l, c) = line_col(&text, span.start);
+            bail!("{}:{l}:{c}: segment {:?} is defined twice", path.display(), raw.name);
+        }
+        let when_span = raw.when.span();
+        let when = raw.when.into_inner();
+        let rule = rules::compile(&when, &env).map_err(|e| {
+            // The expression starts after the opening quote; basic strings without escapes map
+            // byte for byte onto the file.
+            let raw_src = text.get(when_span.start + 1..when_span.end.saturating_sub(1)).unwrap_or("");
+            let (l, c) = if raw_src == when {
+                line_col(&text, when_span.start + 1 + e.start)
+            } else {
+                line_col(&text, when_span.start)
+            };
+            anyhow::anyhow!("{}:{l}:{c}: segment {:?}: {}\n{}", path.display(), raw.name, e.message, e.render(&when))
+        })?;
+        out.push((SegmentRule { name: raw.name, when, priority: raw.priority, description: raw.description }, rule));
+    }
+    // Priority order (stable: file order among equals and for unset priorities).
+    out.sort_by_key(|(r, _)| r.priority.unwrap_or(i64::MAX));
+    Ok(out)
+}
+
+fn parse_names(spec: &str, k: usize) -> Result<HashMap<usize, String>> {
+    let mut m = HashMap::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (i, n) = part.split_once('=').ok_or_else(|| crate::usage(format!("--names {part:?}: expected LABEL=NAME")))?;
+        let i: usize = i.trim().parse().map_err(|_| crate::usage(format!("--names {part:?}: {i:?} is not a label number")))?;
+        if i >= k {
+            return Err(crate::usage(format!("--names {part:?}: there are only {k} segments (0..{})", k.saturating_sub(1))));
+        }
+        m.insert(i, n.trim().to_owned());
+    }
+    Ok(m)
+}
+
+fn unique(names: &mut [String]) {
+    for i in 0..names.len() {
+        let mut n = 2;
+        while names[..i].contains(&names[i]) {
+            let base = names[i].split(" #").next().unwrap_or("").to_owned();
+            names[i] = format!("{base} #{n}");
+            n += 1;
+        }
+    }
+}
+
+/// What a run produced.
+pub struct Outcome {
+    /// The record.
+    pub record: Record,
+    /// Stored run id (None with --dry-run).
+    pub run_id: Option<u64>,
+    /// Segmentation name.
+    pub name: String,
+}
+
+/// `tailor segment run`.
+pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut timings = Timings::default();
+    let pop = population(store, o.as_of, o.top_categories)?;
+    let t = &pop.table;
+    timings.features = started.elapsed().as_secs_f64();
+    let step = Instant::now();
+    let n = t.users.len();
+    let mut encoder = None;
+    let mut centroids = Vec::new();
+    let mut cluster_report = None;
+    let mut stored_rules = Vec::new();
+    let mut compiled_rules = Vec::new();
+    // Per segment: name, description, member rows.
+    let (names, descriptions, members): (Vec<String>, Vec<Option<String>>, Vec<Vec<usize>>) = match o.method.as_str() {
+        "rfm" => {
+            let (r, f, m) = (col(t, "recency_days")?, col(t, "frequency")?, col(t, "monetary")?);
+            let buyers: Vec<usize> = (0..n).filter(|&i| t.row(i)[f] > 0.0).collect();
+            if buyers.is_empty() {
+                bail!("no user has a purchase{}; RFM needs purchases", o.as_of.map_or(String::new(), |a| format!(" before {a}")));
+            }
+            let measures: Vec<(f64, u32, f64)> =
+                buyers.iter().map(|&i| (t.row(i)[r], t.row(i)[f] as u32, t.row(i)[m])).collect();
+            let scores = tailor_segment::rfm::score(&measures);
+            let all = tailor_segment::rfm::RfmSegment::ALL;
+            let mut members = vec![Vec::new(); all.len()];
+            for (&i, s) in buyers.iter().zip(&scores) {
+                if let Some(k) = all.iter().position(|x| *x == s.3) {
+                    members[k].push(i);
+                }
+            }
+            let names = all.iter().map(|s| s.name().to_owned()).collect();
+            let desc = all.iter().map(|s| Some(s.definition().to_owned())).collect();
+            (names, desc, members)
+        }
+        "rules" => {
+            let path = o.rules.as_ref().ok_or_else(|| crate::usage("--method rules needs --rules FILE"))?;
+            let compiled = load_rules(path, t)?;
+            let mut members = vec![Vec::new(); compiled.len()];
+            let mut cats: Vec<Option<&str>> = vec![None; features::CATEGORICAL.len()];
+            for i in 0..n {
+                for (k, c) in t.categorical.iter().enumerate() {
+                    cats[k] = c[i].as_deref();
+                }
+                for (k, (_, rule)) in compiled.iter().enumerate() {
+                    if rule.eval(t.row(i), &cats) {
+                        members[k].push(i);
+                    }
+                }
+            }
+            let names = compiled.iter().map(|(r, _)| r.name.clone()).collect();
+            let desc = compiled.iter().map(|(r, _)| Some(r.description.clone().unwrap_or_else(|| r.when.clone()))).collect();
+            (stored_rules, compiled_rules) = compiled.into_iter().unzip();
+            (names, desc, members)
+        }
+        "kmeans" | "minibatch" | "dbscan" | "ward" => {
+            let spec = o.features.clone().unwrap_or_else(|| pipeline::DEFAULT_FEATURES.join(","));
+            let choices = pipeline::parse_choices(&spec).map_err(|e| crate::usage(format!("--features: {e}")))?;
+            let enc = Encoder::fit(&choices, t).map_err(|e| crate::usage(format!("--features: {e}")))?;
+            let x = enc.encode_table(t)?;
+            let d = enc.width();
+            let method = cluster_method(o)?;
+            let mut m = Matrix { x, d, columns: enc.names() };
+            let opts = cluster::ClusterOptions { scale: "none".into(), method, seed: o.seed, no_silhouette: false };
+            let (report, labels) = cluster::run(&mut m, &opts, step)?;
+            let k = report.k;
+            let mut members = vec![Vec::new(); k];
+            for (i, l) in labels.iter().enumerate() {
+                if let Some(l) = l {
+                    members[*l].push(i);
+                }
+            }
+            centroids = members
+                .iter()
+                .map(|rows| {
+                    let mut c = vec![0.0; d];
+                    for &i in rows {
+                        c.iter_mut().zip(&m.x[i * d..(i + 1) * d]).for_each(|(a, v)| *a += v);
+                    }
+                    c.iter_mut().for_each(|v| *v /= rows.len().max(1) as f64);
+                    c
+                })
+                .collect();
+            // Names from the standardised centroids of the raw features.
+            let raw_cols: Vec<usize> = enc.numeric.iter().filter_map(|c| t.column(c)).collect();
+            let raw = t.select(&raw_cols);
+            let label_vec: Vec<usize> = labels.iter().map(|l| l.unwrap_or(usize::MAX)).collect();
+            let z = explain::standardized_centroids(&raw, raw_cols.len().max(1), &label_vec, k)?;
+            let mut names: Vec<String> = z.iter().map(|c| explain::auto_name(c, &enc.numeric, 3)).collect();
+            unique(&mut names);
+            let desc = names.iter().map(|n| Some(format!("auto-named: {n}"))).collect();
+            encoder = Some(enc);
+            cluster_report = Some(report);
+            (names, desc, members)
+        }
+        other => return Err(crate::usage(format!("--method {other}: expected kmeans, minibatch, dbscan, ward, rfm or rules"))),
+    };
+    let mut names = names;
+    if let Some(spec) = &o.names {
+        for (i, n) in parse_names(spec, names.len())? {
+            names[i] = n;
+        }
+        unique(&mut names);
+    }
+    timings.segment = step.elapsed().as_secs_f64();
+
+    // Explain: a depth-3 tree over the raw numeric features, from features to primary segment.
+    let step = Instant::now();
+    let mut primary: Vec<Option<usize>> = vec![None; n];
+    for (k, rows) in members.iter().enumerate() {
+        for &i in rows {
+            primary[i].get_or_insert(k);
+        }
+    }
+    // Users in no segment (rules that match nobody, DBSCAN noise) form one more class, so
+    // that a rule separates a segment from everyone else.
+    let k = names.len();
+    let has_rest = primary.iter().any(Option::is_none);
+    let classes = k + usize::from(has_rest);
+    let mut explanations = vec![Vec::new(); k];
+    let mut tree_accuracy = None;
+    if n > 0 && classes > 1 {
+        let d = t.width();
+        let y: Vec<usize> = primary.iter().map(|p| p.unwrap_or(k)).collect();
+        let params = TreeParams { max_depth: 3, min_leaf: (n / 100).max(5) };
+        let tree = params.fit(&t.values, d, &y, classes)?;
+        tree_accuracy = Some(tree.accuracy(&t.values, d, &y));
+        for r in tree.rules() {
+            if r.precision >= 0.5
+                && let Some(e) = explanations.get_mut(r.class)
+            {
+                e.push(RuleText {
+                    rule: explain::render(&r.conditions, &t.names),
+                    precision: r.precision,
+                    coverage: r.coverage,
+                    support: r.support,
+                });
+            }
+        }
+    }
+    let named: Vec<(String, Vec<usize>)> = names.iter().cloned().zip(members.iter().cloned()).collect();
+    let summaries = explain::summarize(t, &named);
+    timings.explain = step.elapsed().as_secs_f64();
+
+    let step = Instant::now();
+    let name = o.name.clone().unwrap_or_else(|| o.method.clone());
+    let mut record = Record {
+        method: o.method.clone(),
+        as_of: t.as_of,
+        users: n,
+        feature_names: t.names.clone(),
+        top_categories: t.top_categories.clone(),
+        encoder,
+        centroids,
+        cluster: cluster_report,
+        rules: stored_rules,
+        compiled_rules,
+        names: names.clone(),
+        explanations,
+        tree_accuracy,
+        summaries,
+        timings: Timings::default(),
+    };
+    let mut run_id = None;
+    if !o.dry_run {
+        let mut user_segments: Vec<Vec<String>> = vec![Vec::new(); n];
+        for (k, rows) in members.iter().enumerate() {
+            for &i in rows {
+                user_segments[i].push(names[k].clone());
+            }
+        }
+        let segments = names
+            .iter()
+            .zip(&descriptions)
+            .zip(&members)
+            .map(|((n, d), m)| SegmentDef { name: n.clone(), description: d.clone(), size: m.len() as u64 })
+            .collect();
+        let run = SegmentationRun {
+            id: 0,
+            name: name.clone(),
+            created_at: Timestamp::now(),
+            segments,
+            record: serde_json::to_value(&record)?,
+        };
+        let mut it = t.users.iter().cloned().zip(user_segments).filter(|(_, s)| !s.is_empty());
+        run_id = Some(store.save_segmentation(run, &mut it)?);
+    }
+    timings.store = step.elapsed().as_secs_f64();
+    timings.total = started.elapsed().as_secs_f64();
+    record.timings = timings;
+    Ok(Outcome { record, run_id, name })
+}
+
+fn col(t: &FeatureTable, name: &str) -> Result<usize> {
+    t.column(name).with_context(|| format!("the feature table lacks {name}"))
+}
+
+fn cluster_method(o: &RunOptions) -> Result<cluster::Method> {
+    let k = if o.k == "auto" {
+        None
+    } else {
+        Some(o.k.parse::<usize>().map_err(|_| crate::usage(format!("--k {}: expected a number or auto", o.k)))?)
+    };
+    Ok(match o.method.as_str() {
+        "dbscan" => cluster::Method::Dbscan { eps: o.eps, min_samples: o.min_samples },
+        "ward" => cluster::Method::Ward {
+            k: k.filter(|k| *k > 0).ok_or_else(|| crate::usage("--k must be a number of at least 1 for ward"))?,
+        },
+        "minibatch" => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
+            k: k.filter(|k| *k > 0).ok_or_else(|| crate::usage("--k must be a number of at least 1 for minibatch"))?,
+            seed: o.seed,
+            ..Default::default()
+        }),
+        _ => {
+            let params = tailor_segment::kmeans::KMeansParams {
+                k: k.unwrap_or(2),
+                n_init: o.n_init,
+                seed: o.seed,
+                ..Default::default()
+            };
+            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            cluster::Method::KMeans { params, auto: k.is_none() }
+        }
+    })
+}
+
+/// The run's record.
+pub fn record_of(run: &SegmentationRun) -> Result<Record> {
+    serde_json::from_value(run.record.clone())
+        .with_context(|| format!("segmentation {:?} run {} has an unreadable record", run.name, run.id))
+}
+
+/// The latest run of `name`, or of the most recent segmentation when `name` is `None`.
+pub fn latest(store: &dyn Store, name: Option<&str>) -> Result<SegmentationRun> {
+    let runs = store.segmentation_runs()?;
+    let run = match name {
+        Some(n) => runs.into_iter().rev().find(|r| r.name == n),
+        None => runs.into_iter().next_back(),
+    };
+    run.ok_or_else(|| match name {
+        Some(n) => crate::usage(format!("no segmentation named {n:?}; run `tailor segment run --name {n}` first")),
+        None => crate::usage("no segmentation is stored yet; run `tailor segment run` first"),
+    })
+}
+
+/// Prints the summary table of a run.
+pub fn print_summary(name: &str, run_id: Option<u64>, rec: &Record) {
+    let when = Timestamp(rec.as_of);
+    println!(
+        "segmentation {name:?}{} — {} on {} users, features as of {when}",
+        run_id.map_or(" (dry run, not stored)".into(), |id| format!(" run {id}")),
+        rec.method,
+        rec.users
+    );
+    if let Some(c) = &rec.cluster {
+        let sil = c.silhouette.map_or("-".into(), |s| format!("{s:.3}"));
+        println!("k = {}, silhouette {sil}{}", c.k, if c.k_scan.is_empty() { "" } else { " (best of the k scan)" });
+        for cand in &c.k_scan {
+            println!("  k = {:>2}: silhouette {:.4}, inertia {:.1}", cand.k, cand.silhouette, cand.inertia);
+        }
+    }
+    println!(
+        "{:<36} {:>7} {:>6} {:>8} {:>6} {:>9} {:>8} {:>8} {:>5}  top categories",
+        "segment", "users", "share", "recency", "orders", "monetary", "AOV", "device", "age"
+    );
+    for s in &rec.summaries {
+        let cats: Vec<String> = s.top_categories.iter().map(|(c, v)| format!("{c} {:.0}%", v * 100.0)).collect();
+        println!(
+            "{:<36} {:>7} {:>5.1}% {:>7.1}d {:>6.2} {:>9.2} {:>8.2} {:>8} {:>5.1}  {}",
+            truncate(&s.name, 36),
+            s.size,
+            s.share * 100.0,
+            s.recency_days,
+            s.frequency,
+            s.monetary,
+            s.aov,
+            s.main_device.as_deref().unwrap_or("-"),
+            s.age,
+            cats.join(", ")
+        );
+    }
+    let t = &rec.timings;
+    println!(
+        "{:.2} s: features {:.2} s, segmentation {:.2} s, explanation {:.2} s, store {:.2} s",
+        t.total, t.features, t.segment, t.explain, t.store
+    );
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_owned() } else { s.chars().take(n - 1).collect::<String>() + "…" }
+}
+
+/// Prints the explanation rules of a run.
+pub fn print_explanations(rec: &Record) {
+    if let Some(a) = rec.tree_accuracy {
+        println!("decision tree (depth <= 3) puts {:.1}% of users in their segment", a * 100.0);
+    }
+    for (k, name) in rec.names.iter().enumerate() {
+        println!("{name}:");
+        if let Some(r) = rec.rules.iter().find(|r| &r.name == name) {
+            println!("  defined as: {}", r.when);
+        }
+        match rec.explanations.get(k) {
+            Some(rules) if !rules.is_empty() => {
+                for r in rules {
+                    println!(
+                        "  if {}  (precision {:.0}%, coverage {:.0}%, {} users)",
+                        r.rule,
+                        r.precision * 100.0,
+                        r.coverage * 100.0,
+                        r.support
+                    );
+                }
+            }
+            _ => println!("  (no leaf of the tree has a majority of this segment)"),
+        }
+    }
+}
+
+/// `tailor segment plot`: the PCA map coloured by segment, and the silhouette-by-k chart.
+pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let run = latest(store, name)?;
+    let rec = record_of(&run)?;
+    let pop = population(store, Some(Timestamp(rec.as_of + 1)), rec.top_categories.len())?;
+    let t = &pop.table;
+    // Coordinates: the clustering's encoded space, or z-scored raw features for RFM/rules.
+    let (x, d) = match &rec.encoder {
+        Some(e) => (e.encode_table(t)?, e.width()),
+        None => {
+            let mut x = t.values.clone();
+            tailor_segment::scale::ZScore::fit(&x, t.width())?.transform(&mut x);
+            (x, t.width())
+        }
+    };
+    let pca = tailor_segment::pca::Pca::fit(&x, d, 2)?;
+    let y = pca.transform(&x);
+    let points: Vec<(f64, f64)> = y.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let mut groups: Vec<Option<usize>> = vec![None; t.users.len()];
+    let index: HashMap<&str, usize> = t.users.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
+    for (k, seg) in rec.names.iter().enumerate() {
+        for u in store.segment_members(&run.name, seg)? {
+            if let Some(&i) = index.get(u.as_str()) {
+                groups[i].get_or_insert(k);
+            }
+        }
+    }
+    let mut centres = vec![(0.0, 0.0); rec.names.len()];
+    let mut counts = vec![0usize; rec.names.len()];
+    for (p, g) in points.iter().zip(&groups) {
+        if let Some(g) = g {
+            centres[*g].0 += p.0;
+            centres[*g].1 += p.1;
+            counts[*g] += 1;
+        }
+    }
+    for (c, n) in centres.iter_mut().zip(&counts) {
+        c.0 /= (*n).max(1) as f64;
+        c.1 /= (*n).max(1) as f64;
+    }
+    let ratio = &pca.explained_variance_ratio;
+    let pct = |i: usize| ratio.get(i).map_or(0.0, |r| r * 100.0);
+    let title = format!("Segments \"{}\" ({}, run {}) — PCA map of {} users", run.name, rec.method, run.id, t.users.len());
+    crate::plot::scatter(
+        out,
+        &crate::plot::Scatter {
+            title: &title,
+            x_label: format!("principal component 1 ({:.1}% of variance)", pct(0)),
+            y_label: format!("principal component 2 ({:.1}% of variance)", pct(1)),
+            points: &points,
+            groups: &groups,
+            names: &rec.names,
+            centres: &centres,
+        },
+    )?;
+    let mut written = vec![out.to_owned()];
+    if let Some(c) = &rec.cluster
+        && !c.k_scan.is_empty()
+    {
+        let path = match k_chart {
+            Some(p) => p.to_owned(),
+            None => {
+                let stem = out.file_stem().and_then(|s| s.to_str()).unwrap_or("map");
+                let ext = out.extension().and_then(|s| s.to_str()).unwrap_or("svg");
+                out.with_file_name(format!("{stem}-silhouette-by-k.{ext}"))
+            }
+        };
+        let pts: Vec<(f64, f64)> = c.k_scan.iter().map(|s| (s.k as f64, s.silhouette)).collect();
+        let best = c.k_scan.iter().find(|s| s.k == c.k).map(|s| ((s.k as f64, s.silhouette), format!("  chosen k = {}", s.k)));
+        crate::plot::line(
+            &path,
+            &crate::plot::Line {
+                title: "Mean silhouette by number of segments k",
+                x_label: "k (number of segments)",
+                y_label: "mean silhouette (-1 to 1, higher is better)",
+                points: &pts,
+                highlight: best,
+            },
+        )?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// One user's features as of `as_of` (their events only), laid out like the run's table.
+pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, rec: &Record) -> Result<FeatureTable> {
+    let mut items: Vec<Item> = Vec::new();
+    store.for_each_item(&mut |_, s| items.push(s.value))?;
+    let catalog = ItemTable::new(&items);
+    let mut act = Activity::default();
+    let mut latest = i64::MIN;
+    store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {
+        if e.user.as_ref().is_some_and(|u| u.as_str() == user) && features::counts(e.kind) {
+            act.push(&e, e.item.as_ref().and_then(|i| catalog.get(&i.0)));
+            latest = latest.max(e.ts.0);
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let record = store.user(user)?.map(|s| s.value);
+    if act.is_empty() && record.is_none() {
+        return Err(crate::usage(format!("unknown user {user:?}: no events and no user record")));
+    }
+    let as_of = as_of.map_or(Timestamp::now().0.max(latest), |t| t.0);
+    let rows = vec![(user.to_owned(), record.as_ref(), &act)];
+    let mut t = features::table(&rows, as_of, rec.top_categories.clone());
+    // A lone user has no population median for a missing age: use the run's population mean
+    // of the encoder (centre of the age transform) when there is one.
+    if record.as_ref().and_then(|u| features::age_of(u, as_of)).is_none()
+        && let (Some(enc), Some(c)) = (&rec.encoder, t.column("age"))
+        && let Some((_, tr)) = enc.column_transforms().find(|(n, _)| *n == "age")
+    {
+        t.values[c] = tr.center;
+    }
+    Ok(t)
+}
+
+/// Where one user belongs under a stored run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Assignment {
+    /// Segmentation.
+    pub segmentation: String,
+    /// Run used.
+    pub run: u64,
+    /// Segments (several for rule segmentations).
+    pub segments: Vec<String>,
+    /// Distance to the chosen centre (clustering methods).
+    pub distance: Option<f64>,
+    /// Whether the stored membership changed (with --apply).
+    pub changed: bool,
+    /// Microseconds spent encoding and assigning (features already computed).
+    pub assign_micros: f64,
+}
+
+/// Assigns one user with a stored run: nearest centre (clusterings) or the run's compiled
+/// rules; `apply` stores the result (and its history) when it differs.
+pub fn assign(store: &dyn Store, run: &SegmentationRun, user: &str, as_of: Option<Timestamp>, apply: bool) -> Result<Assignment> {
+    let rec = record_of(run)?;
+    let t = user_features(store, user, as_of, &rec)?;
+    let started = Instant::now();
+    let mut distance = None;
+    let segments: Vec<String> = if let Some(enc) = &rec.encoder {
+        let b = enc.bind(&t)?;
+        let cats: Vec<Option<&str>> = t.categorical.iter().map(|c| c[0].as_deref()).collect();
+        let mut row = Vec::with_capacity(enc.width());
+        enc.encode_row(&b, t.row(0), &cats, &mut row);
+        let best = rec
+            .centroids
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (k, c.iter().zip(&row).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((k, d2)) => {
+                distance = Some(d2.sqrt());
+                rec.names.get(k).cloned().into_iter().collect()
+            }
+            None => Vec::new(),
+        }
+    } else if !rec.compiled_rules.is_empty() {
+        let cats: Vec<Option<&str>> = t.categorical.iter().map(|c| c[0].as_deref()).collect();
+        rec.compiled_rules
+            .iter()
+            .zip(&rec.names)
+            .filter(|(r, _)| r.eval(t.row(0), &cats))
+            .map(|(_, n)| n.clone())
+            .collect()
+    } else {
+        return Err(crate::usage(format!(
+            "segmentation {:?} ({}) cannot assign single users; rerun it with `tailor segment run --method {}`",
+            run.name, rec.method, rec.method
+        )));
+    };
+    let assign_micros = started.elapsed().as_secs_f64() * 1e6;
+    let changed = apply && store.set_user_segments(&run.name, user, segments.clone(), Timestamp::now())?;
+    Ok(Assignment { segmentation: run.name.clone(), run: run.id, segments, distance, changed, assign_micros })
+}
