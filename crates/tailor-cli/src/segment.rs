@@ -122,46 +122,23 @@ pub struct Population {
 pub fn population(store: &dyn Store, as_of: Option<Timestamp>, top_n: usize) -> Result<Population> {
     let mut items: Vec<Item> = Vec::new();
     store.for_each_item(&mut |_, s| items.push(s.value))?;
-    let catalog = ItemTable::new(&items);
+    let mut pop = features::Population::new(ItemTable::new(&items));
     drop(items);
     let mut users: HashMap<String, User> = HashMap::new();
     store.for_each_user(&mut |_, s| {
         users.insert(s.value.id.0.clone(), s.value);
     })?;
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut ids: Vec<String> = Vec::new();
-    let mut acts: Vec<Activity> = Vec::new();
-    let mut latest = i64::MIN;
-    let filter = EventFilter { since: None, until: as_of };
-    store.scan_events(filter, &mut |_, e: Event| {
-        if let Some(u) = &e.user
-            && features::counts(e.kind)
-        {
-            let k = match index.get(u.as_str()) {
-                Some(k) => *k,
-                None => {
-                    index.insert(u.0.clone(), ids.len());
-                    ids.push(u.0.clone());
-                    acts.push(Activity::default());
-                    ids.len() - 1
-                }
-            };
-            acts[k].push(&e, e.item.as_ref().and_then(|i| catalog.get(&i.0)));
-            latest = latest.max(e.ts.0);
-        }
+    store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {
+        pop.push(&e);
         std::ops::ControlFlow::Continue(())
     })?;
-    if ids.is_empty() {
+    if pop.is_empty() {
         bail!("no user has events{}; import events first (or run `tailor demo`)", match as_of {
             Some(t) => format!(" before {t}"),
             None => String::new(),
         });
     }
-    let as_of = as_of.map_or(latest, |t| t.0);
-    let tops = features::top_categories(&acts, top_n);
-    let rows: Vec<(String, Option<&User>, &Activity)> =
-        ids.iter().zip(&acts).map(|(id, a)| (id.clone(), users.get(id), a)).collect();
-    Ok(Population { table: features::table(&rows, as_of, tops) })
+    Ok(Population { table: pop.table(&users, as_of.map(|t| t.0), top_n) })
 }
 
 struct TableEnv<'a>(&'a FeatureTable);

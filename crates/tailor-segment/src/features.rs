@@ -26,7 +26,7 @@
 //! | `return_rate` | return lines / purchase lines (0 without purchases) | ratio |
 //! | `discount_share` | bought units below list price (or on sale) / bought units | share |
 //! | `price_percentile` | mean percentile (0–1) of an interacted item's price within its top category | percentile |
-//! | `new_item_share` | item events on items added < 30 days before the event / item events | share |
+//! | `new_item_share` | item events (views, carts, purchases, ratings, wish lists) on items added < 30 days before the event / item events | share |
 //! | `brand_concentration` | Herfindahl index Σ sᵦ² of brand shares of item events | 0–1 |
 //! | `tod_night` … `tod_evening` | share of events at 0–6, 6–12, 12–18, 18–24 h UTC | share |
 //! | `weekend_share` | share of events on Saturday or Sunday | share |
@@ -204,6 +204,12 @@ pub struct Activity {
     price_pct_n: u32,
 }
 
+/// Events that say the user engaged with an item (for category, brand, price and novelty
+/// features): views, add-to-carts, purchases, ratings and wish-list additions.
+pub fn is_item_event(kind: EventKind) -> bool {
+    matches!(kind, EventKind::View | EventKind::AddToCart | EventKind::Purchase | EventKind::Rating | EventKind::Wishlist)
+}
+
 /// Events that count for the features (impressions are shown to the user, not done by them).
 pub fn counts(kind: EventKind) -> bool {
     kind != EventKind::Impression
@@ -256,7 +262,7 @@ impl Activity {
             }
             _ => {}
         }
-        if e.item.is_some() && matches!(e.kind, EventKind::View | EventKind::AddToCart | EventKind::Purchase) {
+        if e.item.is_some() && is_item_event(e.kind) {
             self.item_events += 1;
             if let Some(i) = item {
                 if let Some(c) = &i.category {
@@ -364,6 +370,67 @@ impl Activity {
             out.push(ratio(n, item_events));
         }
         out.push(ratio(other.max(0.0), item_events));
+    }
+}
+
+/// Collects the activity of every user from a stream of events (the batch path).
+#[derive(Debug, Default)]
+pub struct Population {
+    catalog: ItemTable,
+    index: HashMap<String, usize>,
+    ids: Vec<String>,
+    acts: Vec<Activity>,
+    latest: Option<i64>,
+}
+
+impl Population {
+    /// An empty population over `catalog`.
+    pub fn new(catalog: ItemTable) -> Self {
+        Self { catalog, ..Self::default() }
+    }
+
+    /// Adds an event; events without a user (anonymous sessions) and impressions are skipped.
+    pub fn push(&mut self, e: &Event) {
+        let Some(u) = &e.user else { return };
+        if !counts(e.kind) {
+            return;
+        }
+        let k = match self.index.get(u.as_str()) {
+            Some(k) => *k,
+            None => {
+                self.index.insert(u.0.clone(), self.ids.len());
+                self.ids.push(u.0.clone());
+                self.acts.push(Activity::default());
+                self.ids.len() - 1
+            }
+        };
+        self.acts[k].push(e, e.item.as_ref().and_then(|i| self.catalog.get(&i.0)));
+        self.latest = Some(self.latest.map_or(e.ts.0, |l| l.max(e.ts.0)));
+    }
+
+    /// Users seen, in first-seen order.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether no user was seen.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Time of the latest event (ms).
+    pub fn latest(&self) -> Option<i64> {
+        self.latest
+    }
+
+    /// The feature table as of `as_of` (default: the latest event) with the `top_n` most
+    /// engaged categories as share columns; `users` gives attributes.
+    pub fn table(&self, users: &HashMap<String, User>, as_of: Option<i64>, top_n: usize) -> FeatureTable {
+        let as_of = as_of.or(self.latest).unwrap_or(0);
+        let tops = top_categories(&self.acts, top_n);
+        let rows: Vec<(String, Option<&User>, &Activity)> =
+            self.ids.iter().zip(&self.acts).map(|(id, a)| (id.clone(), users.get(id), a)).collect();
+        table(&rows, as_of, tops)
     }
 }
 
@@ -577,7 +644,11 @@ mod tests {
         let item_ev: Vec<&&Event> = ev
             .iter()
             .filter(|e| {
-                e.item.is_some() && matches!(e.kind, EventKind::View | EventKind::AddToCart | EventKind::Purchase)
+                e.item.is_some()
+                    && matches!(
+                        e.kind,
+                        EventKind::View | EventKind::AddToCart | EventKind::Purchase | EventKind::Rating | EventKind::Wishlist
+                    )
             })
             .collect();
         let infos: Vec<&ItemInfo> = item_ev.iter().filter_map(|e| info(e)).collect();
@@ -639,6 +710,7 @@ mod tests {
             EventKind::AddToCart,
             EventKind::Purchase,
             EventKind::Return,
+            EventKind::Rating,
             EventKind::Impression,
             EventKind::Search,
         ]);
