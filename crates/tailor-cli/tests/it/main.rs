@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod segment;
 
 use std::path::Path;
 use std::process::{Command, Output};
