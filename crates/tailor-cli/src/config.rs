@@ -279,10 +279,7 @@ impl Config {
             ));
         }
         if !(sg.recluster_every_hours > 0.0 && sg.recluster_max_drift > 0.0 && sg.recluster_max_updates > 0) {
-            return Err(format!(
-                "segment.recluster_* must be positive ({})",
-                src("segment.recluster_every_hours")
-            ));
+            return Err(format!("segment.recluster_* must be positive ({})", src("segment.recluster_every_hours")));
         }
         Ok(())
     }

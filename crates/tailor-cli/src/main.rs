@@ -263,6 +263,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         n: usize,
     },
+    /// Segment the stored users end to end (features, k-means with k = auto, explanations,
+    /// store) `--repeat` times, then time the online assignment of every user with the
+    /// stored encoder and centres (features already computed).
+    Segment {
+        /// Runs.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// k (or auto).
+        #[arg(long, default_value = "auto")]
+        k: String,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Runs.
@@ -777,6 +788,42 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             v["checksum"] = serde_json::json!(checksum);
             v
         }
+        BenchCmd::Segment { repeat, k } => {
+            let store = open_store(config)?;
+            let opts = segment::RunOptions {
+                method: "kmeans".into(),
+                k: k.clone(),
+                features: None,
+                rules: None,
+                as_of: None,
+                name: Some("bench".into()),
+                names: None,
+                eps: None,
+                min_samples: 5,
+                n_init: 4,
+                seed: 0,
+                top_categories: config.segment.top_categories,
+                dry_run: false,
+            };
+            let mut times = Vec::new();
+            let mut last = None;
+            for _ in 0..(*repeat).max(1) {
+                let t = Instant::now();
+                last = Some(segment::run(&store, &opts)?);
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let out = last.context("no run")?;
+            let users = out.record.users;
+            let mut v = summarize("segment", "users", users as f64, &mut times);
+            v["timings_last_run"] = serde_json::to_value(&out.record.timings)?;
+            v["k"] = serde_json::json!(out.record.names.len());
+            // Online assignment with the stored encoder and centres.
+            let pop = segment::population(&store, None, out.record.top_categories.len())?;
+            let (ns, checksum) = segment::bench_assign(&pop.table, &out.record, 200_000)?;
+            v["assign_nanoseconds_per_user_median"] = serde_json::json!(ns);
+            v["assign_checksum"] = serde_json::json!(checksum);
+            v
+        }
         BenchCmd::Csr { repeat } => {
             let store = open_store(config)?;
             let mut times = Vec::new();
@@ -957,7 +1004,11 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                 }
                 Some(n) => {
                     let k = rec.names.iter().position(|x| x == n).ok_or_else(|| {
-                        usage(format!("no segment {n:?} in segmentation {:?}; it has: {}", run.name, rec.names.join(", ")))
+                        usage(format!(
+                            "no segment {n:?} in segmentation {:?}; it has: {}",
+                            run.name,
+                            rec.names.join(", ")
+                        ))
                     })?;
                     let summary = rec.summaries.get(k);
                     let def = run.segments.get(k);
@@ -971,15 +1022,33 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                             println!("  {d}");
                         }
                         if let Some(s) = summary {
-                            println!("  users {} ({:.1}%), mean recency {:.1} days, orders {:.2}, monetary {:.2}, AOV {:.2}",
-                                s.size, s.share * 100.0, s.recency_days, s.frequency, s.monetary, s.aov);
-                            let mix = |v: &[(String, f64)]| v.iter().map(|(k, p)| format!("{k} {:.0}%", p * 100.0)).collect::<Vec<_>>().join(", ");
+                            println!(
+                                "  users {} ({:.1}%), mean recency {:.1} days, orders {:.2}, monetary {:.2}, AOV {:.2}",
+                                s.size,
+                                s.share * 100.0,
+                                s.recency_days,
+                                s.frequency,
+                                s.monetary,
+                                s.aov
+                            );
+                            let mix = |v: &[(String, f64)]| {
+                                v.iter().map(|(k, p)| format!("{k} {:.0}%", p * 100.0)).collect::<Vec<_>>().join(", ")
+                            };
                             println!("  top categories: {}", mix(&s.top_categories));
-                            println!("  main device: {}, mean age {:.1}", s.main_device.as_deref().unwrap_or("-"), s.age);
+                            println!(
+                                "  main device: {}, mean age {}",
+                                s.main_device.as_deref().unwrap_or("-"),
+                                s.age.map_or("unknown".into(), |a| format!("{a:.1}"))
+                            );
                             println!("  gender: {}; urbanicity: {}", mix(&s.gender), mix(&s.urbanicity));
                         }
                         for r in rec.explanations.get(k).into_iter().flatten() {
-                            println!("  rule: {} (precision {:.0}%, coverage {:.0}%)", r.rule, r.precision * 100.0, r.coverage * 100.0);
+                            println!(
+                                "  rule: {} (precision {:.0}%, coverage {:.0}%)",
+                                r.rule,
+                                r.precision * 100.0,
+                                r.coverage * 100.0
+                            );
                         }
                     }
                 }
@@ -989,7 +1058,11 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
             let run = segment::latest(&store, segmentation.as_deref())?;
             if !run.segments.iter().any(|s| &s.name == name) {
                 let have: Vec<&str> = run.segments.iter().map(|s| s.name.as_str()).collect();
-                return Err(usage(format!("no segment {name:?} in segmentation {:?}; it has: {}", run.name, have.join(", "))));
+                return Err(usage(format!(
+                    "no segment {name:?} in segmentation {:?}; it has: {}",
+                    run.name,
+                    have.join(", ")
+                )));
             }
             let mut users = store.segment_members(&run.name, name)?;
             if *limit > 0 {
@@ -1035,7 +1108,10 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                 let segs = if a.segments.is_empty() { "(no segment)".to_owned() } else { a.segments.join(" + ") };
                 let dist = a.distance.map_or(String::new(), |d| format!(", distance {d:.3}"));
                 let stored = if *apply { if a.changed { ", stored (changed)" } else { ", unchanged" } } else { "" };
-                println!("{user}: {segs} (segmentation {:?} run {}{dist}{stored}; assigned in {:.1} µs)", a.segmentation, a.run, a.assign_micros);
+                println!(
+                    "{user}: {segs} (segmentation {:?} run {}{dist}{stored}; assigned in {:.1} µs)",
+                    a.segmentation, a.run, a.assign_micros
+                );
             }
         }
         SegmentCmd::History { user, segmentation, all } => {
@@ -1059,12 +1135,13 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                     *counts.entry((show(&c.from), show(&c.to))).or_default() += 1;
                 }
                 if cli.json {
-                    let v: Vec<serde_json::Value> = counts.iter().map(|((f, t), n)| serde_json::json!({"from": f, "to": t, "users": n})).collect();
+                    let v: Vec<serde_json::Value> =
+                        counts.iter().map(|((f, t), n)| serde_json::json!({"from": f, "to": t, "users": n})).collect();
                     println!("{}", serde_json::to_string(&v)?);
                 } else {
                     println!("moves made by run {} of {:?}:", run.id, run.name);
                     let mut rows: Vec<_> = counts.into_iter().collect();
-                    rows.sort_by(|a, b| b.1.cmp(&a.1));
+                    rows.sort_by_key(|b| std::cmp::Reverse(b.1));
                     for ((f, t), n) in rows {
                         println!("{n:>8}  {f} -> {t}");
                     }

@@ -63,7 +63,12 @@ fn bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
-fn with_backend(path: &Path, size: (u32, u32), draw: impl Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>, draw_png: impl Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>) -> Result<()> {
+fn with_backend(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+    draw_png: impl Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
     register_font();
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     match ext.as_deref() {
@@ -103,8 +108,7 @@ where
         .draw()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Noise first, so groups are drawn over it.
-    let noise: Vec<(f64, f64)> =
-        s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
+    let noise: Vec<(f64, f64)> = s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
     if !noise.is_empty() {
         chart
             .draw_series(noise.iter().map(|p| Circle::new(*p, 2, RGBColor(200, 200, 200).filled())))
@@ -194,9 +198,7 @@ where
     chart
         .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart
-        .draw_series(l.points.iter().map(|p| Circle::new(*p, 4, c.filled())))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.draw_series(l.points.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some((p, text)) = &l.highlight {
         chart
             .draw_series(std::iter::once(Circle::new(*p, 8, PALETTE[2].stroke_width(3))))
@@ -211,7 +213,8 @@ where
 
 /// Writes a line chart to `path` (.svg or .png).
 pub fn line(path: &Path, l: &Line<'_>) -> Result<()> {
-    with_backend(path, (800, 500), |r| line_on(r, l), |r| line_on(r, l)).with_context(|| format!("drawing {}", path.display()))
+    with_backend(path, (800, 500), |r| line_on(r, l), |r| line_on(r, l))
+        .with_context(|| format!("drawing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -133,10 +133,13 @@ pub fn population(store: &dyn Store, as_of: Option<Timestamp>, top_n: usize) -> 
         std::ops::ControlFlow::Continue(())
     })?;
     if pop.is_empty() {
-        bail!("no user has events{}; import events first (or run `tailor demo`)", match as_of {
-            Some(t) => format!(" before {t}"),
-            None => String::new(),
-        });
+        bail!(
+            "no user has events{}; import events first (or run `tailor demo`)",
+            match as_of {
+                Some(t) => format!(" before {t}"),
+                None => String::new(),
+            }
+        );
     }
     Ok(Population { table: pop.table(&users, as_of.map(|t| t.0), top_n) })
 }
@@ -228,10 +231,15 @@ pub fn load_rules(path: &Path, t: &FeatureTable) -> Result<Vec<(SegmentRule, rul
 fn parse_names(spec: &str, k: usize) -> Result<HashMap<usize, String>> {
     let mut m = HashMap::new();
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (i, n) = part.split_once('=').ok_or_else(|| crate::usage(format!("--names {part:?}: expected LABEL=NAME")))?;
-        let i: usize = i.trim().parse().map_err(|_| crate::usage(format!("--names {part:?}: {i:?} is not a label number")))?;
+        let (i, n) =
+            part.split_once('=').ok_or_else(|| crate::usage(format!("--names {part:?}: expected LABEL=NAME")))?;
+        let i: usize =
+            i.trim().parse().map_err(|_| crate::usage(format!("--names {part:?}: {i:?} is not a label number")))?;
         if i >= k {
-            return Err(crate::usage(format!("--names {part:?}: there are only {k} segments (0..{})", k.saturating_sub(1))));
+            return Err(crate::usage(format!(
+                "--names {part:?}: there are only {k} segments (0..{})",
+                k.saturating_sub(1)
+            )));
         }
         m.insert(i, n.trim().to_owned());
     }
@@ -279,7 +287,10 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             let (r, f, m) = (col(t, "recency_days")?, col(t, "frequency")?, col(t, "monetary")?);
             let buyers: Vec<usize> = (0..n).filter(|&i| t.row(i)[f] > 0.0).collect();
             if buyers.is_empty() {
-                bail!("no user has a purchase{}; RFM needs purchases", o.as_of.map_or(String::new(), |a| format!(" before {a}")));
+                bail!(
+                    "no user has a purchase{}; RFM needs purchases",
+                    o.as_of.map_or(String::new(), |a| format!(" before {a}"))
+                );
             }
             let measures: Vec<(f64, u32, f64)> =
                 buyers.iter().map(|&i| (t.row(i)[r], t.row(i)[f] as u32, t.row(i)[m])).collect();
@@ -311,7 +322,8 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
                 }
             }
             let names = compiled.iter().map(|(r, _)| r.name.clone()).collect();
-            let desc = compiled.iter().map(|(r, _)| Some(r.description.clone().unwrap_or_else(|| r.when.clone()))).collect();
+            let desc =
+                compiled.iter().map(|(r, _)| Some(r.description.clone().unwrap_or_else(|| r.when.clone()))).collect();
             (stored_rules, compiled_rules) = compiled.into_iter().unzip();
             (names, desc, members)
         }
@@ -355,7 +367,11 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             cluster_report = Some(report);
             (names, desc, members)
         }
-        other => return Err(crate::usage(format!("--method {other}: expected kmeans, minibatch, dbscan, ward, rfm or rules"))),
+        other => {
+            return Err(crate::usage(format!(
+                "--method {other}: expected kmeans, minibatch, dbscan, ward, rfm or rules"
+            )));
+        }
     };
     let mut names = names;
     if let Some(spec) = &o.names {
@@ -528,7 +544,7 @@ pub fn print_summary(name: &str, run_id: Option<u64>, rec: &Record) {
     for s in &rec.summaries {
         let cats: Vec<String> = s.top_categories.iter().map(|(c, v)| format!("{c} {:.0}%", v * 100.0)).collect();
         println!(
-            "{:<36} {:>7} {:>5.1}% {:>7.1}d {:>6.2} {:>9.2} {:>8.2} {:>8} {:>5.1}  {}",
+            "{:<36} {:>7} {:>5.1}% {:>7.1}d {:>6.2} {:>9.2} {:>8.2} {:>8} {:>5}  {}",
             truncate(&s.name, 36),
             s.size,
             s.share * 100.0,
@@ -537,7 +553,7 @@ pub fn print_summary(name: &str, run_id: Option<u64>, rec: &Record) {
             s.monetary,
             s.aov,
             s.main_device.as_deref().unwrap_or("-"),
-            s.age,
+            s.age.map_or("-".into(), |a| format!("{a:.1}")),
             cats.join(", ")
         );
     }
@@ -621,7 +637,8 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
     }
     let ratio = &pca.explained_variance_ratio;
     let pct = |i: usize| ratio.get(i).map_or(0.0, |r| r * 100.0);
-    let title = format!("Segments \"{}\" ({}, run {}) — PCA map of {} users", run.name, rec.method, run.id, t.users.len());
+    let title =
+        format!("Segments \"{}\" ({}, run {}) — PCA map of {} users", run.name, rec.method, run.id, t.users.len());
     crate::plot::scatter(
         out,
         &crate::plot::Scatter {
@@ -647,7 +664,8 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
             }
         };
         let pts: Vec<(f64, f64)> = c.k_scan.iter().map(|s| (s.k as f64, s.silhouette)).collect();
-        let best = c.k_scan.iter().find(|s| s.k == c.k).map(|s| ((s.k as f64, s.silhouette), format!("  chosen k = {}", s.k)));
+        let best =
+            c.k_scan.iter().find(|s| s.k == c.k).map(|s| ((s.k as f64, s.silhouette), format!("  chosen k = {}", s.k)));
         crate::plot::line(
             &path,
             &crate::plot::Line {
@@ -714,7 +732,13 @@ pub struct Assignment {
 
 /// Assigns one user with a stored run: nearest centre (clusterings) or the run's compiled
 /// rules; `apply` stores the result (and its history) when it differs.
-pub fn assign(store: &dyn Store, run: &SegmentationRun, user: &str, as_of: Option<Timestamp>, apply: bool) -> Result<Assignment> {
+pub fn assign(
+    store: &dyn Store,
+    run: &SegmentationRun,
+    user: &str,
+    as_of: Option<Timestamp>,
+    apply: bool,
+) -> Result<Assignment> {
     let rec = record_of(run)?;
     let t = user_features(store, user, as_of, &rec)?;
     let started = Instant::now();
@@ -754,4 +778,33 @@ pub fn assign(store: &dyn Store, run: &SegmentationRun, user: &str, as_of: Optio
     let assign_micros = started.elapsed().as_secs_f64() * 1e6;
     let changed = apply && store.set_user_segments(&run.name, user, segments.clone(), Timestamp::now())?;
     Ok(Assignment { segmentation: run.name.clone(), run: run.id, segments, distance, changed, assign_micros })
+}
+
+/// Times the online assignment of `n` users (cycling over the table) with the run's encoder
+/// and centres: encode the feature row, then the nearest centre. Median over 5 rounds, in
+/// nanoseconds per user, and a checksum of the labels.
+pub fn bench_assign(t: &FeatureTable, rec: &Record, n: usize) -> Result<(f64, usize)> {
+    let enc = rec.encoder.as_ref().context("the run has no encoder (not a clustering)")?;
+    let b = enc.bind(t)?;
+    let d = enc.width();
+    let centres: Vec<f64> = rec.centroids.iter().flatten().copied().collect();
+    let online = tailor_segment::online::OnlineKMeans::from_centroids(d, centres, 0.0)?;
+    let users = t.users.len().max(1);
+    let cats: Vec<Vec<Option<&str>>> =
+        (0..users).map(|i| t.categorical.iter().map(|c| c.get(i).and_then(|v| v.as_deref())).collect()).collect();
+    let mut row = Vec::with_capacity(d);
+    let mut checksum = 0usize;
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        for i in 0..n {
+            let u = i % users;
+            row.clear();
+            enc.encode_row(&b, t.row(u), &cats[u], &mut row);
+            checksum = checksum.wrapping_add(online.assign(std::hint::black_box(&row)));
+        }
+        rounds.push(started.elapsed().as_secs_f64() * 1e9 / n.max(1) as f64);
+    }
+    rounds.sort_by(f64::total_cmp);
+    Ok((rounds[rounds.len() / 2], checksum))
 }

@@ -341,8 +341,8 @@ pub struct SegmentSummary {
     pub top_categories: Vec<(String, f64)>,
     /// Most common main device.
     pub main_device: Option<String>,
-    /// Mean age.
-    pub age: f64,
+    /// Mean age of the members whose age is known.
+    pub age: Option<f64>,
     /// Gender mix (share per value, largest first).
     pub gender: Vec<(String, f64)>,
     /// Urban/suburban/rural mix.
@@ -380,8 +380,11 @@ pub fn summarize(t: &crate::features::FeatureTable, segments: &[(String, Vec<usi
                 (Some(a), Some(f)) => rows.iter().map(|&r| t.row(r)[a] * t.row(r)[f]).sum(),
                 _ => 0.0,
             };
-            let mut cats: Vec<(String, f64)> =
-                t.top_categories.iter().map(|c| (c.clone(), mean(rows, col(&format!("cat_{}", crate::features::slug(c)))))).collect();
+            let mut cats: Vec<(String, f64)> = t
+                .top_categories
+                .iter()
+                .map(|c| (c.clone(), mean(rows, col(&format!("cat_{}", crate::features::slug(c))))))
+                .collect();
             cats.sort_by(|a, b| b.1.total_cmp(&a.1));
             cats.truncate(3);
             SegmentSummary {
@@ -394,7 +397,14 @@ pub fn summarize(t: &crate::features::FeatureTable, segments: &[(String, Vec<usi
                 aov: if orders > 0.0 { gross / orders } else { 0.0 },
                 top_categories: cats,
                 main_device: cat("main_device").and_then(|v| mix(v, rows).into_iter().next().map(|(k, _)| k)),
-                age: mean(rows, col("age")),
+                age: col("age").and_then(|c| {
+                    let known: Vec<f64> = rows
+                        .iter()
+                        .filter(|&&r| t.age_known.get(r).copied().unwrap_or(false))
+                        .map(|&r| t.row(r)[c])
+                        .collect();
+                    (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+                }),
                 gender: cat("gender").map(|v| mix(v, rows)).unwrap_or_default(),
                 urbanicity: cat("urbanicity").map(|v| mix(v, rows)).unwrap_or_default(),
             }
@@ -427,8 +437,10 @@ mod tests {
         assert_eq!(t.accuracy(&x, 3, &y), 1.0);
         let names: Vec<String> = ["monetary", "recency_days", "noise"].map(String::from).to_vec();
         let rules = t.rules();
-        let text: Vec<String> =
-            rules.iter().map(|r| format!("{} -> {} {:.2} {:.2}", render(&r.conditions, &names), r.class, r.precision, r.coverage)).collect();
+        let text: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{} -> {} {:.2} {:.2}", render(&r.conditions, &names), r.class, r.precision, r.coverage))
+            .collect();
         assert_eq!(
             text,
             vec![
@@ -459,6 +471,9 @@ mod tests {
         assert_eq!(auto_name(&[1.2, -0.8, 0.6, 0.1], &names, 3), "high AOV · recent · frequent buyer");
         assert_eq!(auto_name(&[0.0, 0.1, 0.0, 0.9], &names, 3), "home garden fan");
         assert_eq!(auto_name(&[0.0; 4], &names, 3), "average");
-        assert_eq!((pretty(512.26), pretty(20.5), pretty(0.1234), pretty(3.0)), ("512.3".into(), "20.5".into(), "0.123".into(), "3".into()));
+        assert_eq!(
+            (pretty(512.26), pretty(20.5), pretty(0.1234), pretty(3.0)),
+            ("512.3".into(), "20.5".into(), "0.123".into(), "3".into())
+        );
     }
 }

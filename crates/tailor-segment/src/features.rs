@@ -207,7 +207,10 @@ pub struct Activity {
 /// Events that say the user engaged with an item (for category, brand, price and novelty
 /// features): views, add-to-carts, purchases, ratings and wish-list additions.
 pub fn is_item_event(kind: EventKind) -> bool {
-    matches!(kind, EventKind::View | EventKind::AddToCart | EventKind::Purchase | EventKind::Rating | EventKind::Wishlist)
+    matches!(
+        kind,
+        EventKind::View | EventKind::AddToCart | EventKind::Purchase | EventKind::Rating | EventKind::Wishlist
+    )
 }
 
 /// Events that count for the features (impressions are shown to the user, not done by them).
@@ -447,6 +450,8 @@ pub struct FeatureTable {
     pub categorical: Vec<Vec<Option<String>>>,
     /// The top categories whose shares are columns.
     pub top_categories: Vec<String>,
+    /// Whether each user's age is known (the `age` column holds the median otherwise).
+    pub age_known: Vec<bool>,
     /// The as-of time (ms).
     pub as_of: i64,
 }
@@ -547,6 +552,7 @@ pub fn table(users: &[(String, Option<&User>, &Activity)], as_of: i64, top_categ
         values,
         categorical,
         top_categories,
+        age_known: ages.iter().map(Option::is_some).collect(),
         as_of,
     }
 }
@@ -607,10 +613,8 @@ mod tests {
         let price = |e: &Event| e.unit_price.or_else(|| info(e).and_then(|i| i.effective_price)).unwrap_or(0.0);
         let gross: f64 = purchases.iter().map(|e| f64::from(e.quantity) * price(e)).sum();
         let returned: f64 = of(EventKind::Return).map(|e| f64::from(e.quantity) * price(e)).sum();
-        let mut orders: Vec<String> = purchases
-            .iter()
-            .map(|e| e.order_id.clone().unwrap_or_else(|| format!("ts:{}", e.ts.0)))
-            .collect();
+        let mut orders: Vec<String> =
+            purchases.iter().map(|e| e.order_id.clone().unwrap_or_else(|| format!("ts:{}", e.ts.0))).collect();
         orders.sort();
         orders.dedup();
         let first = ev.first().map(|e| e.ts.0);
@@ -647,7 +651,11 @@ mod tests {
                 e.item.is_some()
                     && matches!(
                         e.kind,
-                        EventKind::View | EventKind::AddToCart | EventKind::Purchase | EventKind::Rating | EventKind::Wishlist
+                        EventKind::View
+                            | EventKind::AddToCart
+                            | EventKind::Purchase
+                            | EventKind::Rating
+                            | EventKind::Wishlist
                     )
             })
             .collect();
@@ -662,9 +670,7 @@ mod tests {
             let mut b = brands.clone();
             b.sort_unstable();
             b.dedup();
-            b.iter()
-                .map(|x| r(brands.iter().filter(|y| *y == x).count() as f64, brands.len() as f64).powi(2))
-                .sum()
+            b.iter().map(|x| r(brands.iter().filter(|y| *y == x).count() as f64, brands.len() as f64).powi(2)).sum()
         };
         let hour = |e: &Event| (e.ts.0 % DAY_MS) / 3_600_000;
         let devs: Vec<String> = ev.iter().filter_map(|e| e.context.device.as_ref()).map(|d| d.to_lowercase()).collect();

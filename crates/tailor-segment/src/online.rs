@@ -100,7 +100,10 @@ impl OnlineKMeans {
     /// Starts from centres given row-major (`k × d`), e.g. a stored segmentation's.
     pub fn from_centroids(d: usize, centroids: Vec<f64>, learning_rate: f64) -> Result<Self> {
         if d == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(d) {
-            return Err(SegmentError::InvalidData(format!("{} centroid values do not form rows of {d}", centroids.len())));
+            return Err(SegmentError::InvalidData(format!(
+                "{} centroid values do not form rows of {d}",
+                centroids.len()
+            )));
         }
         let model = KMeansModel {
             k: centroids.len() / d,
@@ -164,7 +167,10 @@ impl ReclusterPolicy {
     pub fn due(&self, last_run_ms: i64, now_ms: i64, updates: u64, drift: f64) -> Option<String> {
         if now_ms - last_run_ms >= self.every_ms {
             let hours = (now_ms - last_run_ms) as f64 / 3_600_000.0;
-            return Some(format!("the last run is {hours:.1} h old (limit {:.1} h)", self.every_ms as f64 / 3_600_000.0));
+            return Some(format!(
+                "the last run is {hours:.1} h old (limit {:.1} h)",
+                self.every_ms as f64 / 3_600_000.0
+            ));
         }
         if updates >= self.max_updates {
             return Some(format!("{updates} online updates since the last run (limit {})", self.max_updates));

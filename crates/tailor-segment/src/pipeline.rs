@@ -164,7 +164,9 @@ impl Encoder {
         }
         let mut cat = Vec::with_capacity(self.categorical.len());
         for (n, _, _) in &self.categorical {
-            cat.push(t.categorical_column(n).ok_or_else(|| SegmentError::InvalidData(format!("the features lack {n:?}")))?);
+            cat.push(
+                t.categorical_column(n).ok_or_else(|| SegmentError::InvalidData(format!("the features lack {n:?}")))?,
+            );
         }
         Ok(Binding { num, cat })
     }
@@ -237,6 +239,7 @@ mod tests {
                 vec![None; 3],
             ],
             top_categories: vec![],
+            age_known: vec![true; 3],
             as_of: 0,
         };
         let choices = parse_choices("monetary,age:none*0.5,urbanicity*2").expect("parses");

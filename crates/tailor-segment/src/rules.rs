@@ -187,17 +187,17 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize, usize)>, RuleError> {
                     && (b[j].is_ascii_digit()
                         || b[j] == b'.'
                         || b[j] == b'_'
-                        || ((b[j] == b'e' || b[j] == b'E') && b.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'-'))
+                        || ((b[j] == b'e' || b[j] == b'E')
+                            && b.get(j + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'-'))
                         || (b[j] == b'-' && (b[j - 1] == b'e' || b[j - 1] == b'E')))
                 {
                     j += 1;
                 }
                 let text: String = src.get(i..j).unwrap_or_default().chars().filter(|c| *c != '_').collect();
-                let v: f64 = text
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| v.is_finite())
-                    .ok_or_else(|| RuleError::at(i, j, format!("{:?} is not a number", src.get(i..j).unwrap_or(""))))?;
+                let v: f64 =
+                    text.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                        RuleError::at(i, j, format!("{:?} is not a number", src.get(i..j).unwrap_or("")))
+                    })?;
                 i = j;
                 out.push((Tok::Num(v), start, i));
                 continue;
@@ -450,11 +450,19 @@ impl Parser<'_> {
                     p if p.starts_with('p') => match p[1..].parse::<f64>() {
                         Ok(q) if (0.0..=100.0).contains(&q) && p.len() <= 4 => StatFn::Percentile(q),
                         _ => {
-                            return Err(RuleError::at(start, end, format!("unknown function {name:?} (use p0 to p100, mean or median)")));
+                            return Err(RuleError::at(
+                                start,
+                                end,
+                                format!("unknown function {name:?} (use p0 to p100, mean or median)"),
+                            ));
                         }
                     },
                     _ => {
-                        return Err(RuleError::at(start, end, format!("unknown function {name:?} (use p0 to p100, mean or median)")));
+                        return Err(RuleError::at(
+                            start,
+                            end,
+                            format!("unknown function {name:?} (use p0 to p100, mean or median)"),
+                        ));
                     }
                 };
                 self.pos += 1;
@@ -606,7 +614,8 @@ enum Typed {
 
 fn typed(e: &Spanned, env: &dyn Env) -> Result<Typed, RuleError> {
     let err = |m: String| RuleError::at(e.start, e.end, m);
-    let resolve = |name: &str| env.column(name).ok_or_else(|| err(format!("unknown feature {name:?}{}", suggest(name, env))));
+    let resolve =
+        |name: &str| env.column(name).ok_or_else(|| err(format!("unknown feature {name:?}{}", suggest(name, env))));
     Ok(match &e.ast {
         Ast::Lit(Lit::Num(v)) => Typed::Num(NumE::Lit(*v)),
         Ast::Lit(Lit::Str(s)) => Typed::Str(StrE::Lit(s.clone())),
@@ -631,7 +640,12 @@ fn typed(e: &Spanned, env: &dyn Env) -> Result<Typed, RuleError> {
                 (Typed::Num(x), Typed::Num(y)) => Typed::Bool(Rule::NumCmp(*op, NumExpr(x), NumExpr(y))),
                 (Typed::Str(x), Typed::Str(y)) => match op {
                     CmpOp::Eq | CmpOp::Ne => Typed::Bool(Rule::StrCmp(*op == CmpOp::Ne, StrExpr(x), StrExpr(y))),
-                    _ => return Err(err(format!("categories can only be compared with == or != (not {})", op.as_str()))),
+                    _ => {
+                        return Err(err(format!(
+                            "categories can only be compared with == or != (not {})",
+                            op.as_str()
+                        )));
+                    }
                 },
                 (x, y) => {
                     let (tx, ty) = (ty_of(&x), ty_of(&y));
@@ -684,11 +698,9 @@ fn ty_of(t: &Typed) -> Ty {
 fn boolean(e: &Spanned, env: &dyn Env) -> Result<Rule, RuleError> {
     match typed(e, env)? {
         Typed::Bool(r) => Ok(r),
-        t => Err(RuleError::at(
-            e.start,
-            e.end,
-            format!("expected a condition (like x > 1), found {}", ty_of(&t).name()),
-        )),
+        t => {
+            Err(RuleError::at(e.start, e.end, format!("expected a condition (like x > 1), found {}", ty_of(&t).name())))
+        }
     }
 }
 
@@ -803,7 +815,8 @@ mod tests {
 
     #[test]
     fn evaluates_the_issue_example() {
-        let src = "monetary >= p80(monetary) and recency_days <= 30 and urbanicity == 'urban' and main_device == 'mobile'";
+        let src =
+            "monetary >= p80(monetary) and recency_days <= 30 and urbanicity == 'urban' and main_device == 'mobile'";
         // monetary >= 72 → rows 8, 9; recency ≤ 30 → ≥ 7; urban → i % 3 == 0 → 9; mobile → even → none.
         assert_eq!(matches(src), Vec::<usize>::new());
         assert_eq!(matches("monetary >= p80(monetary) and urbanicity == 'urban'"), vec![9]);
@@ -827,16 +840,31 @@ mod tests {
             "monetary >= p80(monetry)\n            ^^^^^^^^^^^^ unknown feature \"monetry\" (did you mean \"monetary\"?)"
         );
         assert_eq!(err("monetary >= 'x'"), "monetary >= 'x'\n^^^^^^^^^^^^^^^ cannot compare a number with a category");
-        assert_eq!(err("urbanicity < 'x'"), "urbanicity < 'x'\n^^^^^^^^^^^^^^^^ categories can only be compared with == or != (not <)");
+        assert_eq!(
+            err("urbanicity < 'x'"),
+            "urbanicity < 'x'\n^^^^^^^^^^^^^^^^ categories can only be compared with == or != (not <)"
+        );
         assert_eq!(err("monetary >= 1 and"), "monetary >= 1 and\n                 ^ expected a value, found the end");
         assert_eq!(err("monetary = 1"), "monetary = 1\n         ^ use == to compare");
         assert_eq!(err("monetary > 1 && x"), "monetary > 1 && x\n             ^ write `and` instead of '&'");
         assert_eq!(err("(monetary > 1"), "(monetary > 1\n             ^ expected ), found the end");
-        assert_eq!(err("urbanicity == 'urban"), "urbanicity == 'urban\n              ^^^^^^ this string is never closed");
+        assert_eq!(
+            err("urbanicity == 'urban"),
+            "urbanicity == 'urban\n              ^^^^^^ this string is never closed"
+        );
         assert_eq!(err("monetary"), "monetary\n^^^^^^^^ expected a condition (like x > 1), found a number");
-        assert_eq!(err("p101(monetary) > 1"), "p101(monetary) > 1\n^^^^ unknown function \"p101\" (use p0 to p100, mean or median)");
-        assert_eq!(err("1 < monetary < 3"), "1 < monetary < 3\n             ^ comparisons cannot be chained; join them with `and`");
-        assert_eq!(err("main_device in [1]"), "main_device in [1]\n^^^^^^^^^^^^^^^^^^ a category is compared with a list that holds non-strings");
+        assert_eq!(
+            err("p101(monetary) > 1"),
+            "p101(monetary) > 1\n^^^^ unknown function \"p101\" (use p0 to p100, mean or median)"
+        );
+        assert_eq!(
+            err("1 < monetary < 3"),
+            "1 < monetary < 3\n             ^ comparisons cannot be chained; join them with `and`"
+        );
+        assert_eq!(
+            err("main_device in [1]"),
+            "main_device in [1]\n^^^^^^^^^^^^^^^^^^ a category is compared with a list that holds non-strings"
+        );
         assert!(err(&"(".repeat(100)).contains("nesting deeper than 64"));
         assert_eq!(RuleError::at(4, 5, "x").column("é > 1"), 4, "columns count characters");
     }

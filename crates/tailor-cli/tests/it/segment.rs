@@ -105,9 +105,8 @@ fn demo_segments_recover_the_hidden_archetypes() {
     // RFM segments of the same users: Champions spent more than Hibernating.
     let rfm = json(&data, &["segment", "run", "--method", "rfm"]);
     let sums = rfm["record"]["summaries"].as_array().expect("summaries");
-    let monetary = |n: &str| {
-        sums.iter().find(|s| s["name"] == n).and_then(|s| s["monetary"].as_f64()).expect("segment present")
-    };
+    let monetary =
+        |n: &str| sums.iter().find(|s| s["name"] == n).and_then(|s| s["monetary"].as_f64()).expect("segment present");
     assert!(monetary("Champions") > 2.0 * monetary("Hibernating"));
     assert_eq!(sums.len(), 11);
 }

@@ -21,10 +21,11 @@ fn features() -> (Vec<String>, Vec<f64>, usize) {
     let mut items = Vec::new();
     store.for_each_item(&mut |_, s| items.push(s.value)).expect("items");
     let mut users: HashMap<String, User> = HashMap::new();
-    store.for_each_user(&mut |_, s| {
-        users.insert(s.value.id.0.clone(), s.value);
-    })
-    .expect("users");
+    store
+        .for_each_user(&mut |_, s| {
+            users.insert(s.value.id.0.clone(), s.value);
+        })
+        .expect("users");
     let mut pop = Population::new(ItemTable::new(&items));
     store
         .scan_events(Default::default(), &mut |_, e| {

@@ -161,7 +161,8 @@ fn segment_runs_memberships_and_history() {
         s.user_segments("u1").expect("user"),
         vec![("kmeans".to_owned(), vec!["a".to_owned()]), ("rfm".to_owned(), vec!["Champions".to_owned()])]
     );
-    let moves: Vec<(String, Vec<String>, Vec<String>, Option<u64>)> = s
+    type Move = (String, Vec<String>, Vec<String>, Option<u64>);
+    let moves: Vec<Move> = s
         .membership_history("kmeans", None)
         .expect("history")
         .into_iter()
