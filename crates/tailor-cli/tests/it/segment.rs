@@ -245,3 +245,26 @@ fn unknown_names_are_usage_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no segment \"nope\""), "{}", stderr(&o));
 }
+
+#[test]
+fn if_due_reruns_only_when_the_policy_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_shop(dir.path());
+    let first = json(&data, &["segment", "run", "--k", "2", "--if-due"]);
+    assert!(first["run"].as_u64().is_some(), "no run yet: runs");
+    let again = json(&data, &["segment", "run", "--k", "2", "--if-due"]);
+    assert_eq!(again["due"], false, "{again}");
+    assert_eq!(again["run"], first["run"]);
+    // Older than the age limit (a few milliseconds here): due.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let due =
+        json(&data, &["--conf", "segment.recluster_every_hours=0.000001", "segment", "run", "--k", "2", "--if-due"]);
+    assert!(due["run"].as_u64() > first["run"].as_u64(), "{due}");
+    let o = tailor(&data, &["--conf", "segment.learning_rate=2", "segment", "show"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("segment.learning_rate = 2 (--conf segment.learning_rate): must be in [0, 1]"),
+        "{}",
+        stderr(&o)
+    );
+}
