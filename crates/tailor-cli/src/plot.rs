@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
@@ -84,20 +85,34 @@ fn with_backend(
     }
 }
 
-fn scatter_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Scatter<'_>) -> Result<()>
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// White background, title, axes fitted to `points` with a 5% margin.
+fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[(f64, f64)],
+) -> Result<Chart<'a, DB>>
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (x0, x1) = bounds(s.points.iter().map(|p| p.0));
-    let (y0, y1) = bounds(s.points.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(s.title, (FAMILY, 22))
+    let (x0, x1) = bounds(points.iter().map(|p| p.0));
+    let (y0, y1) = bounds(points.iter().map(|p| p.1));
+    ChartBuilder::on(root)
+        .caption(title, (FAMILY, 22))
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn scatter_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Scatter<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = frame(&root, s.title, s.points)?;
     chart
         .configure_mesh()
         .x_desc(s.x_label.as_str())
@@ -173,16 +188,7 @@ fn line_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Line<'_>) -> Re
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (x0, x1) = bounds(l.points.iter().map(|p| p.0));
-    let (y0, y1) = bounds(l.points.iter().map(|p| p.1));
-    let mut chart = ChartBuilder::on(&root)
-        .caption(l.title, (FAMILY, 22))
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut chart = frame(&root, l.title, l.points)?;
     chart
         .configure_mesh()
         .x_desc(l.x_label)
