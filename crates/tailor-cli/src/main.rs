@@ -6,6 +6,7 @@
 mod cluster;
 mod config;
 mod plot;
+mod recommend;
 mod segment;
 
 use std::io::IsTerminal;
@@ -70,11 +71,36 @@ enum Command {
     /// Customer segments: clustering, RFM or rules over user features; stored with history.
     #[command(subcommand)]
     Segment(SegmentCmd),
+    /// Batch recommendations: train on a `user item timestamp weight` TSV and write `user item rank` for the listed users.
+    Recommend(RecommendArgs),
     /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, mini-batch k-means, DBSCAN, Ward).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
     Bench(BenchCmd),
+}
+
+#[derive(Args, Debug)]
+struct RecommendArgs {
+    /// Training interactions (TSV with header `user item timestamp weight`, as split.py writes).
+    #[arg(long)]
+    train: PathBuf,
+    /// Users to recommend for, one id per line (default: every train user).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// Model: popular, itemknn, als, ease.
+    #[arg(long, default_value = "als")]
+    model: String,
+    /// Model parameters `key=value,...` (als: factors, regularization, alpha, iterations, solver=cg|cholesky, cg_steps,
+    /// seed; ease: lambda, binary; itemknn: weighting=cosine|tfidf|bm25, neighbours, shrink, k1, b).
+    #[arg(long)]
+    params: Option<String>,
+    /// Recommendations per user.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// Output TSV `user item rank`.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -487,6 +513,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(b) => bench(&cli, &config, b),
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
+        Command::Recommend(a) => {
+            let r = recommend::batch(&a.train, a.users.as_deref(), &a.model, a.params.as_deref(), a.k, &a.out)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
         Command::Stats { top } => {
             let store = open_store(&config)?;
             let stats = tailor_store::stats::compute(&store, *top)?;

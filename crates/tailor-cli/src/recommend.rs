@@ -1,0 +1,268 @@
+//! `tailor recommend`: the batch interface for external harnesses and batch jobs. Trains a
+//! model on a `user item timestamp weight` TSV (what `../shared/bench/split.py` writes) and
+//! writes `user\titem\trank` for the listed users, excluding their train items.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use tailor_core::{Interactions, Interner};
+use tailor_recommend::als::{AlsParams, Solver};
+use tailor_recommend::ease::EaseParams;
+use tailor_recommend::knn::{KnnParams, Weighting};
+use tailor_recommend::popularity::Popularity;
+use tailor_recommend::{Filter, History, Model};
+
+/// A training file read into a matrix.
+pub struct TrainSet {
+    /// User ids ↔ rows.
+    pub users: Interner,
+    /// Item ids ↔ columns.
+    pub items: Interner,
+    /// The matrix (weights summed over repeated pairs).
+    pub matrix: Interactions,
+    /// Earliest timestamp of each stored pair (aligned with the matrix values).
+    pub times: Vec<f64>,
+}
+
+/// Reads `user item timestamp weight` (tab-separated, header optional; a missing weight is 1).
+pub fn read_train(path: &Path) -> Result<TrainSet> {
+    let file = fs_err::File::open(path)?;
+    let reader = std::io::BufReader::new(file);
+    let mut users = Interner::new();
+    let mut items = Interner::new();
+    let mut pairs: HashMap<(u32, u32), (f32, f64)> = HashMap::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("{}:{}", path.display(), n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if n == 0 && f.first().is_some_and(|h| h.eq_ignore_ascii_case("user")) {
+            continue;
+        }
+        if f.len() < 2 || f[0].is_empty() || f[1].is_empty() {
+            bail!("{}:{}: expected user<TAB>item[<TAB>timestamp<TAB>weight]", path.display(), n + 1);
+        }
+        let w = match f.get(3) {
+            Some(w) if !w.is_empty() => w
+                .trim()
+                .parse::<f32>()
+                .ok()
+                .filter(|w| w.is_finite())
+                .with_context(|| format!("{}:{}: weight: {w:?} is not a number", path.display(), n + 1))?,
+            _ => 1.0,
+        };
+        if w <= 0.0 {
+            continue;
+        }
+        let ts: f64 = f.get(2).and_then(|t| t.trim().parse().ok()).unwrap_or(0.0);
+        let (u, i) = (users.intern(f[0]), items.intern(f[1]));
+        let e = pairs.entry((u, i)).or_insert((0.0, f64::INFINITY));
+        e.0 += w;
+        e.1 = e.1.min(ts);
+    }
+    let mut rows: Vec<((u32, u32), (f32, f64))> = pairs.into_iter().collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    let mut indptr = vec![0usize; users.len() + 1];
+    for ((u, _), _) in &rows {
+        indptr[*u as usize + 1] += 1;
+    }
+    for u in 0..users.len() {
+        indptr[u + 1] += indptr[u];
+    }
+    let indices = rows.iter().map(|r| r.0.1).collect();
+    let data = rows.iter().map(|r| r.1.0).collect();
+    let times = rows.iter().map(|r| r.1.1).collect();
+    let matrix = Interactions::from_csr(users.len(), items.len(), indptr, indices, data)?;
+    Ok(TrainSet { users, items, matrix, times })
+}
+
+/// `key=value` pairs.
+fn params(spec: Option<&str>) -> Result<HashMap<String, String>> {
+    let mut m = HashMap::new();
+    for part in spec.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| crate::usage(format!("--params {part:?}: expected key=value")))?;
+        m.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(m)
+}
+
+fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, default: T) -> Result<T> {
+    match p.remove(key) {
+        Some(v) => v.parse().map_err(|_| crate::usage(format!("--params {key}={v}: not a valid value"))),
+        None => Ok(default),
+    }
+}
+
+/// Trains the named model with `key=value` parameters.
+pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn Model>> {
+    let mut p = params(spec)?;
+    p.remove("recency");
+    let model: Box<dyn Model> = match name {
+        "popular" => Box::new(Popularity::fit(m)),
+        "als" => {
+            let d = AlsParams::default();
+            let solver = match p.remove("solver").as_deref() {
+                None | Some("cg") => Solver::Cg { steps: take(&mut p, "cg_steps", 3)? },
+                Some("cholesky") => Solver::Cholesky,
+                Some(other) => return Err(crate::usage(format!("--params solver={other}: expected cg or cholesky"))),
+            };
+            let params = AlsParams {
+                factors: take(&mut p, "factors", d.factors)?,
+                regularization: take(&mut p, "regularization", d.regularization)?,
+                alpha: take(&mut p, "alpha", d.alpha)?,
+                iterations: take(&mut p, "iterations", d.iterations)?,
+                solver,
+                seed: take(&mut p, "seed", d.seed)?,
+            };
+            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            Box::new(params.fit(m)?)
+        }
+        "ease" => {
+            let d = EaseParams::default();
+            let params =
+                EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
+            Box::new(params.fit(m)?)
+        }
+        "itemknn" => {
+            let d = KnnParams::default();
+            let weighting = match p.remove("weighting").as_deref() {
+                None | Some("cosine") => Weighting::Cosine,
+                Some("tfidf") => Weighting::Tfidf,
+                Some("bm25") => Weighting::Bm25 { k1: take(&mut p, "k1", 1.2)?, b: take(&mut p, "b", 0.75)? },
+                Some(other) => {
+                    return Err(crate::usage(format!("--params weighting={other}: expected cosine, tfidf or bm25")));
+                }
+            };
+            let params = KnnParams {
+                weighting,
+                neighbours: take(&mut p, "neighbours", d.neighbours)?,
+                shrink: take(&mut p, "shrink", d.shrink)?,
+            };
+            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            Box::new(params.fit(m)?)
+        }
+        other => return Err(crate::usage(format!("--model {other}: expected popular, itemknn, als or ease"))),
+    };
+    if let Some(k) = p.keys().next() {
+        return Err(crate::usage(format!("--params {k}: not a parameter of {name}")));
+    }
+    Ok(model)
+}
+
+/// What `tailor recommend` prints.
+#[derive(Debug, Serialize)]
+pub struct BatchReport {
+    /// Model.
+    pub model: String,
+    /// Train users, items, pairs.
+    pub train_users: usize,
+    /// Items.
+    pub train_items: usize,
+    /// Pairs.
+    pub train_pairs: usize,
+    /// Users written.
+    pub users: usize,
+    /// Of which unknown in train (served by popularity).
+    pub cold_users: usize,
+    /// Training time.
+    pub train_seconds: f64,
+    /// Scoring and writing time.
+    pub recommend_seconds: f64,
+}
+
+/// Runs the batch job.
+pub fn batch(
+    train_path: &Path,
+    users_path: Option<&Path>,
+    model: &str,
+    spec: Option<&str>,
+    k: usize,
+    out: &Path,
+) -> Result<BatchReport> {
+    let set = read_train(train_path)?;
+    let t = Instant::now();
+    let trained = train(model, spec, &set.matrix)?;
+    let popular = Popularity::fit(&set.matrix);
+    let train_seconds = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let wanted: Vec<String> = match users_path {
+        Some(p) => fs_err::read_to_string(p)?
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").trim().to_owned())
+            .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("user"))
+            .collect(),
+        None => set.users.names().to_vec(),
+    };
+    let filter = Filter::default();
+    let recency_half_life: Option<f32> = params(spec)?
+        .get("recency")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| crate::usage("--params recency: expected a number of interactions"))?;
+    // Recency multipliers: the user's interactions ordered by time; the newest gets 1 and
+    // each step back multiplies by 0.5^(1/half_life).
+    let recency: Vec<f32> = match recency_half_life {
+        None => Vec::new(),
+        Some(h) => {
+            let ip = set.matrix.indptr();
+            let mut r = vec![1f32; set.matrix.nnz()];
+            for u in 0..set.matrix.n_users() {
+                let (a, b) = (ip[u], ip[u + 1]);
+                let mut order: Vec<usize> = (a..b).collect();
+                order.sort_by(|&x, &y| set.times[y].total_cmp(&set.times[x]));
+                for (age, &p) in order.iter().enumerate() {
+                    r[p] = 0.5f32.powf(age as f32 / h.max(1e-6));
+                }
+            }
+            r
+        }
+    };
+    let results: Vec<(usize, Vec<(u32, f32)>, bool)> = {
+        use rayon::prelude::*;
+        wanted
+            .par_iter()
+            .enumerate()
+            .map(|(n, u)| match set.users.get(u) {
+                Some(row) => {
+                    let mut h = History::of(&set.matrix, tailor_core::UserIdx(row));
+                    if !recency.is_empty() {
+                        let ip = set.matrix.indptr();
+                        h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
+                    }
+                    (n, trained.recommend(Some(row), h, k, &filter), false)
+                }
+                None => {
+                    let h = History::empty();
+                    (n, popular.recommend(None, h, k, &filter), true)
+                }
+            })
+            .collect()
+    };
+    let file = fs_err::File::create(out)?;
+    let mut w = BufWriter::new(file);
+    writeln!(w, "user\titem\trank")?;
+    let mut cold = 0;
+    for (n, recs, is_cold) in results {
+        cold += usize::from(is_cold);
+        for (rank, (item, _)) in recs.iter().enumerate() {
+            writeln!(w, "{}\t{}\t{}", wanted[n], set.items.name(*item).unwrap_or_default(), rank + 1)?;
+        }
+    }
+    w.flush()?;
+    Ok(BatchReport {
+        model: model.to_owned(),
+        train_users: set.users.len(),
+        train_items: set.items.len(),
+        train_pairs: set.matrix.nnz(),
+        users: wanted.len(),
+        cold_users: cold,
+        train_seconds,
+        recommend_seconds: t.elapsed().as_secs_f64(),
+    })
+}

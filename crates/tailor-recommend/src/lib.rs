@@ -1,0 +1,74 @@
+//! Recommendation models for tailor: pure algorithms over the user × item CSR matrix
+//! ([`tailor_core::Interactions`]) and parameter structs.
+//!
+//! - [`popularity`]: most interacted items, the fallback that always answers,
+//! - [`knn`]: item-to-item nearest neighbours (cosine, BM25, TF-IDF, shrinkage),
+//! - [`als`]: implicit-feedback ALS (Hu, Koren & Volinsky 2008) with the conjugate-gradient
+//!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
+//! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
+//! - [`topk`]: exact top-k selection with filters.
+//!
+//! Every model scores items for a user from the user's index (when trained on them) and
+//! history, so users who arrived after training are served by the same call.
+
+pub mod als;
+pub mod ease;
+pub mod error;
+pub mod knn;
+pub mod popularity;
+pub mod topk;
+
+pub use error::{RecommendError, Result};
+pub use topk::{Filter, top_k};
+
+/// A user's interactions: sorted item indices and their weights.
+#[derive(Debug, Clone, Copy)]
+pub struct History<'a> {
+    /// Item indices, sorted ascending.
+    pub items: &'a [u32],
+    /// Weights (same length).
+    pub weights: &'a [f32],
+    /// Optional per-item recency multipliers in `[0, 1]` (same length): recent interactions
+    /// count more when item-based models score the user.
+    pub recency: Option<&'a [f32]>,
+}
+
+impl<'a> History<'a> {
+    /// A user's row of the training matrix.
+    pub fn of(m: &'a tailor_core::Interactions, user: tailor_core::UserIdx) -> Self {
+        let (items, weights) = m.row(user);
+        Self { items, weights, recency: None }
+    }
+
+    /// No interactions.
+    pub fn empty() -> Self {
+        Self { items: &[], weights: &[], recency: None }
+    }
+
+    /// The recency multiplier of the `p`-th history entry (1 without recency).
+    pub fn recency_at(&self, p: usize) -> f32 {
+        self.recency.and_then(|r| r.get(p).copied()).unwrap_or(1.0)
+    }
+}
+
+/// A trained model.
+pub trait Model: Send + Sync {
+    /// Short name (`als`, `ease`...).
+    fn name(&self) -> &'static str;
+
+    /// Catalog size the model knows.
+    fn n_items(&self) -> usize;
+
+    /// Writes a score for every item into `out` (length [`Model::n_items`]), higher is
+    /// better. `user` is the training row of the user when there is one.
+    fn score(&self, user: Option<u32>, history: History<'_>, out: &mut [f32]);
+
+    /// The best `k` items for the user, without the items of their history and those the
+    /// filter excludes.
+    fn recommend(&self, user: Option<u32>, history: History<'_>, k: usize, filter: &Filter) -> Vec<(u32, f32)> {
+        let mut scores = vec![0f32; self.n_items()];
+        self.score(user, history, &mut scores);
+        let seen = history.items;
+        top_k(&scores, k, |i| seen.binary_search(&i).is_err() && filter.allows(i))
+    }
+}

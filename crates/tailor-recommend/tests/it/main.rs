@@ -1,0 +1,196 @@
+//! Known answers for the recommendation models.
+
+use proptest::prelude::*;
+use tailor_core::{Interactions, UserIdx};
+use tailor_recommend::als::{AlsParams, Solver};
+use tailor_recommend::ease::EaseParams;
+use tailor_recommend::knn::{KnnParams, Weighting};
+use tailor_recommend::popularity::Popularity;
+use tailor_recommend::{Filter, History, Model};
+
+fn matrix(n_users: usize, n_items: usize, cells: &[(u32, u32, f32)]) -> Interactions {
+    let mut cells = cells.to_vec();
+    cells.sort_by_key(|c| (c.0, c.1));
+    cells.dedup_by_key(|c| (c.0, c.1));
+    let mut indptr = vec![0usize; n_users + 1];
+    for c in &cells {
+        indptr[c.0 as usize + 1] += 1;
+    }
+    for u in 0..n_users {
+        indptr[u + 1] += indptr[u];
+    }
+    Interactions::from_csr(
+        n_users,
+        n_items,
+        indptr,
+        cells.iter().map(|c| c.1).collect(),
+        cells.iter().map(|c| c.2).collect(),
+    )
+    .expect("valid CSR")
+}
+
+/// Two taste groups: users 0..10 like items 0..8, users 10..20 like items 8..16; user 0
+/// has not seen item 3 and user 10 has not seen item 11.
+fn checkerboard() -> Interactions {
+    let mut cells = Vec::new();
+    for u in 0..20u32 {
+        let group = u / 10;
+        for i in group * 8..group * 8 + 8 {
+            if (u, i) != (0, 3) && (u, i) != (10, 11) {
+                cells.push((u, i, 1.0));
+            }
+        }
+    }
+    matrix(20, 16, &cells)
+}
+
+fn first(model: &dyn Model, m: &Interactions, u: u32) -> u32 {
+    model.recommend(Some(u), History::of(m, UserIdx(u)), 1, &Filter::default())[0].0
+}
+
+#[test]
+fn the_held_out_cell_of_a_checkerboard_ranks_first() {
+    let m = checkerboard();
+    let models: Vec<Box<dyn Model>> = vec![
+        Box::new(EaseParams { lambda: 1.0, binary: true }.fit(&m).expect("ease")),
+        Box::new(KnnParams::default().fit(&m).expect("knn")),
+        Box::new(
+            KnnParams { weighting: Weighting::Bm25 { k1: 1.2, b: 0.75 }, ..KnnParams::default() }
+                .fit(&m)
+                .expect("bm25"),
+        ),
+        Box::new(KnnParams { weighting: Weighting::Tfidf, ..KnnParams::default() }.fit(&m).expect("tfidf")),
+        Box::new(
+            AlsParams { factors: 4, regularization: 0.1, iterations: 10, ..AlsParams::default() }.fit(&m).expect("als"),
+        ),
+        Box::new(
+            AlsParams {
+                factors: 4,
+                regularization: 0.1,
+                iterations: 10,
+                solver: Solver::Cholesky,
+                ..AlsParams::default()
+            }
+            .fit(&m)
+            .expect("als"),
+        ),
+    ];
+    for model in &models {
+        assert_eq!(first(model.as_ref(), &m, 0), 3, "{}", model.name());
+        assert_eq!(first(model.as_ref(), &m, 10), 11, "{}", model.name());
+    }
+}
+
+#[test]
+fn als_with_full_rank_and_no_regularisation_reconstructs_the_matrix() {
+    // Every cell has confidence 1 (alpha = 0): plain least squares on the 0/1 matrix, which
+    // rank = n_items factors fit exactly.
+    let cells: Vec<(u32, u32, f32)> = (0..12u32)
+        .flat_map(|u| (0..6u32).filter(move |i| (u * 7 + i * 3) % 4 != 0).map(move |i| (u, i, 1.0)))
+        .collect();
+    let m = matrix(12, 6, &cells);
+    let model =
+        AlsParams { factors: 6, regularization: 0.0, alpha: 0.0, iterations: 40, solver: Solver::Cholesky, seed: 1 }
+            .fit(&m)
+            .expect("fits");
+    for u in 0..12u32 {
+        for i in 0..6u32 {
+            let want = m.get(UserIdx(u), tailor_core::ItemIdx(i));
+            let got: f32 = model.user(u).expect("u").iter().zip(model.item(i).expect("i")).map(|(a, b)| a * b).sum();
+            assert!((got - want).abs() < 1e-3, "({u}, {i}): {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn fold_in_equals_an_exact_refit_of_the_user() {
+    let m = checkerboard();
+    // Sweep t+1 solves every user exactly against the item factors of sweep t: that is
+    // what fold-in computes from the model after sweep t.
+    let users = [0u32, 5, 10, 19];
+    let mut folded: Vec<Vec<f32>> = Vec::new();
+    let mut checked = 0;
+    let params =
+        AlsParams { factors: 6, regularization: 0.05, iterations: 5, solver: Solver::Cholesky, ..AlsParams::default() };
+    params
+        .fit_with(&m, |_, model| {
+            for (n, u) in users.iter().enumerate() {
+                if let Some(f) = folded.get(n) {
+                    let trained = model.user(*u).expect("user");
+                    for (a, b) in f.iter().zip(trained) {
+                        assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "user {u}: {f:?} vs {trained:?}");
+                    }
+                    checked += 1;
+                }
+            }
+            folded = users.iter().map(|u| model.fold_in(History::of(&m, UserIdx(*u)))).collect();
+            true
+        })
+        .expect("fits");
+    assert_eq!(checked, 4 * 4);
+    // A new user with user 0's history gets user 0's recommendations.
+    let model = params.fit(&m).expect("fits");
+    let h = History::of(&m, UserIdx(0));
+    assert_eq!(model.recommend(None, h, 1, &Filter::default())[0].0, 3);
+}
+
+#[test]
+fn explanations_name_the_contributing_items() {
+    let m = checkerboard();
+    let knn = KnnParams::default().fit(&m).expect("knn");
+    let h = History::of(&m, UserIdx(0));
+    let why = knn.explain(h, 3);
+    assert!(!why.is_empty() && why.iter().all(|(i, _)| *i < 8), "{why:?}");
+    let als = AlsParams { factors: 4, regularization: 0.1, solver: Solver::Cholesky, ..AlsParams::default() }
+        .fit(&m)
+        .expect("als");
+    let why = als.explain(h, 3);
+    let total: f32 = why.iter().map(|w| w.1).sum();
+    let x = als.fold_in(h);
+    let score: f32 = x.iter().zip(als.item(3).expect("item")).map(|(a, b)| a * b).sum();
+    assert!((total - score).abs() < 1e-3, "contributions {total} sum to the fold-in score {score}");
+    let ease = EaseParams { lambda: 1.0, binary: true }.fit(&m).expect("ease");
+    assert!(ease.explain(h, 3).first().is_some_and(|(i, w)| *i < 8 && *w > 0.0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Recommendations never contain the user's history or a filtered item, and are the
+    /// top scores of the rest.
+    #[test]
+    fn filters_never_leak(
+        cells in prop::collection::vec((0u32..8, 0u32..30, 1u32..5), 1..120),
+        excluded in prop::collection::vec(0u32..30, 0..10),
+        k in 1usize..12,
+    ) {
+        let cells: Vec<(u32, u32, f32)> = cells.into_iter().map(|(u, i, w)| (u, i, w as f32)).collect();
+        let m = matrix(8, 30, &cells);
+        let f = Filter::excluding(excluded.clone());
+        let models: Vec<Box<dyn Model>> = vec![
+            Box::new(Popularity::fit(&m)),
+            Box::new(EaseParams::default().fit(&m).expect("ease")),
+            Box::new(KnnParams::default().fit(&m).expect("knn")),
+            Box::new(AlsParams { factors: 3, iterations: 2, ..AlsParams::default() }.fit(&m).expect("als")),
+        ];
+        for model in &models {
+            for u in 0..8u32 {
+                let h = History::of(&m, UserIdx(u));
+                let recs = model.recommend(Some(u), h, k, &f);
+                for (i, _) in &recs {
+                    prop_assert!(!h.items.contains(i) && !excluded.contains(i), "{} leaked {i}", model.name());
+                }
+                prop_assert!(recs.len() <= k);
+                let mut scores = vec![0f32; 30];
+                model.score(Some(u), h, &mut scores);
+                let best_left = (0..30u32)
+                    .filter(|i| !h.items.contains(i) && !excluded.contains(i) && !recs.iter().any(|r| r.0 == *i))
+                    .map(|i| scores[i as usize])
+                    .fold(f32::NEG_INFINITY, f32::max);
+                if let Some(last) = recs.last() {
+                    prop_assert!(last.1 >= best_left);
+                }
+            }
+        }
+    }
+}
