@@ -205,23 +205,9 @@ pub fn batch(
         .map(|v| v.parse())
         .transpose()
         .map_err(|_| crate::usage("--params recency: expected a number of interactions"))?;
-    // Recency multipliers: the user's interactions ordered by time; the newest gets 1 and
-    // each step back multiplies by 0.5^(1/half_life).
     let recency: Vec<f32> = match recency_half_life {
         None => Vec::new(),
-        Some(h) => {
-            let ip = set.matrix.indptr();
-            let mut r = vec![1f32; set.matrix.nnz()];
-            for u in 0..set.matrix.n_users() {
-                let (a, b) = (ip[u], ip[u + 1]);
-                let mut order: Vec<usize> = (a..b).collect();
-                order.sort_by(|&x, &y| set.times[y].total_cmp(&set.times[x]));
-                for (age, &p) in order.iter().enumerate() {
-                    r[p] = 0.5f32.powf(age as f32 / h.max(1e-6));
-                }
-            }
-            r
-        }
+        Some(h) => tailor_recommend::recency_weights(&set.matrix, &set.times, h),
     };
     let results: Vec<(usize, Vec<(u32, f32)>, bool)> = {
         use rayon::prelude::*;

@@ -72,3 +72,26 @@ pub trait Model: Send + Sync {
         top_k(&scores, k, |i| seen.binary_search(&i).is_err() && filter.allows(i))
     }
 }
+
+/// Recency multipliers for every stored pair of `m` (aligned with its values): per user, the
+/// interactions ordered by `times` (newest first, ties by item index) get `0.5^(age / half_life)`
+/// where `age` counts the user's newer interactions. Item-based models multiply them into the
+/// query weights ([`History::recency`]); on a temporal split this lifts NDCG markedly, since
+/// what a user does next resembles what they did last.
+pub fn recency_weights(m: &tailor_core::Interactions, times: &[f64], half_life: f32) -> Vec<f32> {
+    let ip = m.indptr();
+    let mut r = vec![1f32; m.nnz()];
+    let h = half_life.max(1e-6);
+    for u in 0..m.n_users() {
+        let (a, b) = (ip[u], ip[u + 1]);
+        let mut order: Vec<usize> = (a..b).collect();
+        order.sort_by(|&x, &y| {
+            let (tx, ty) = (times.get(x).copied().unwrap_or(0.0), times.get(y).copied().unwrap_or(0.0));
+            ty.total_cmp(&tx).then(x.cmp(&y))
+        });
+        for (age, &p) in order.iter().enumerate() {
+            r[p] = 0.5f32.powf(age as f32 / h);
+        }
+    }
+    r
+}
