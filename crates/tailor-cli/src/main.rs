@@ -300,6 +300,22 @@ enum BenchCmd {
         #[arg(long, default_value = "auto")]
         k: String,
     },
+    /// One user's top-10 over `--items` items with `--factors` f32 factors, exact scan on one
+    /// thread; and the fold-in of a user with `--history` items (ALS, Cholesky).
+    Topk {
+        /// Catalog size.
+        #[arg(long, default_value_t = 100_000)]
+        items: usize,
+        /// Factors.
+        #[arg(long, default_value_t = 64)]
+        factors: usize,
+        /// Items in the folded-in user's history.
+        #[arg(long, default_value_t = 50)]
+        history: usize,
+        /// Queries timed per round.
+        #[arg(long, default_value_t = 200)]
+        n: usize,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Runs.
@@ -853,6 +869,50 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             let (ns, checksum) = segment::bench_assign(&pop.table, &out.record, 200_000)?;
             v["assign_nanoseconds_per_user_median"] = serde_json::json!(ns);
             v["assign_checksum"] = serde_json::json!(checksum);
+            v
+        }
+        BenchCmd::Topk { items, factors, history, n } => {
+            use tailor_recommend::Model;
+            let (n_items, k) = ((*items).max(1), (*factors).max(1));
+            let mut rng = tailor_core::rng::Rng::new(7);
+            let item_f: Vec<f32> = (0..n_items * k).map(|_| (rng.normal() * 0.1) as f32).collect();
+            let user_f: Vec<f32> = (0..1000 * k).map(|_| (rng.normal() * 0.1) as f32).collect();
+            let params = tailor_recommend::als::AlsParams { factors: k, ..Default::default() };
+            let model = tailor_recommend::als::AlsModel::from_factors(params, user_f, item_f)?;
+            let filter = tailor_recommend::Filter::default();
+            let empty = tailor_recommend::History::empty();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+            let (mut times, mut checksum) = (Vec::new(), 0u64);
+            pool.install(|| {
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    for q in 0..*n {
+                        let recs = model.recommend(Some((q % 1000) as u32), empty, 10, &filter);
+                        checksum = checksum.wrapping_add(u64::from(recs[0].0));
+                    }
+                    times.push(t.elapsed().as_secs_f64());
+                }
+            });
+            let mut v = summarize("topk", "queries", *n as f64, &mut times);
+            v["milliseconds_per_query_median"] =
+                serde_json::json!(v["seconds_median"].as_f64().unwrap_or(0.0) * 1e3 / *n as f64);
+            // Fold-in of one user with `history` items.
+            let mut hist: Vec<u32> = (0..*history).map(|_| rng.below(n_items) as u32).collect();
+            hist.sort_unstable();
+            hist.dedup();
+            let weights = vec![1f32; hist.len()];
+            let h = tailor_recommend::History { items: &hist, weights: &weights, recency: None };
+            let mut fold = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..*n {
+                    checksum = checksum.wrapping_add(model.fold_in(std::hint::black_box(h)).len() as u64);
+                }
+                fold.push(t.elapsed().as_secs_f64() * 1e6 / *n as f64);
+            }
+            fold.sort_by(f64::total_cmp);
+            v["fold_in_microseconds_median"] = serde_json::json!(fold[fold.len() / 2]);
+            v["checksum"] = serde_json::json!(checksum);
             v
         }
         BenchCmd::Csr { repeat } => {

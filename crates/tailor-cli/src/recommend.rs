@@ -209,7 +209,9 @@ pub fn batch(
         None => Vec::new(),
         Some(h) => tailor_recommend::recency_weights(&set.matrix, &set.times, h),
     };
-    let results: Vec<(usize, Vec<(u32, f32)>, bool)> = {
+    // (position in the user list, recommendations, served by the popularity fallback)
+    type UserRecs = (usize, Vec<(u32, f32)>, bool);
+    let results: Vec<UserRecs> = {
         use rayon::prelude::*;
         wanted
             .par_iter()

@@ -42,7 +42,7 @@ impl Fraction {
 
     /// `ceil(self · n)`.
     pub fn ceil_times(self, n: usize) -> usize {
-        ((self.num as u128 * n as u128).div_ceil(self.den as u128)) as usize
+        (u128::from(self.num) * n as u128).div_ceil(u128::from(self.den)) as usize
     }
 }
 
@@ -51,7 +51,7 @@ pub fn collapse(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
     let mut out: Vec<Row> = Vec::new();
     let mut at: HashMap<(String, String), usize> = HashMap::new();
     for r in rows {
-        if r.user.is_empty() || r.item.is_empty() || !(r.weight > 0.0) {
+        if r.user.is_empty() || r.item.is_empty() || r.weight.is_nan() || r.weight <= 0.0 {
             continue;
         }
         match at.get(&(r.user.clone(), r.item.clone())) {

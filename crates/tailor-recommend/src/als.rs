@@ -91,37 +91,15 @@ fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `YᵀY + λI` (k × k, row-major) of row-major factors, accumulated in f64.
+/// `YᵀY + λI` (k × k, row-major) of row-major factors, by faer's GEMM.
 fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
-    let g = y
-        .par_chunks(k * 1024)
-        .map(|block| {
-            let mut g = vec![0f64; k * k];
-            for row in block.chunks_exact(k) {
-                for a in 0..k {
-                    let ra = f64::from(row[a]);
-                    if ra == 0.0 {
-                        continue;
-                    }
-                    for b in a..k {
-                        g[a * k + b] += ra * f64::from(row[b]);
-                    }
-                }
-            }
-            g
-        })
-        .reduce(
-            || vec![0f64; k * k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let n = y.len() / k.max(1);
+    let ym = faer::MatRef::from_row_major_slice(y, n, k);
+    let g: faer::Mat<f32> = ym.transpose() * ym;
     let mut out = vec![0f32; k * k];
     for a in 0..k {
-        for b in a..k {
-            out[a * k + b] = g[a * k + b] as f32;
-            out[b * k + a] = g[a * k + b] as f32;
+        for b in 0..k {
+            out[a * k + b] = g[(a, b)];
         }
         out[a * k + a] += reg;
     }
@@ -343,7 +321,8 @@ impl AlsParams {
         let mut user_factors: Vec<f32> = (0..m.n_users() * k).map(|_| (rng.normal() * scale) as f32).collect();
         let mut item_factors: Vec<f32> = (0..m.n_items() * k).map(|_| (rng.normal() * scale) as f32).collect();
         let mt = m.transpose();
-        let mut model = AlsModel { params: self.clone(), k, user_factors: Vec::new(), item_factors: Vec::new(), yty: Vec::new() };
+        let mut model =
+            AlsModel { params: self.clone(), k, user_factors: Vec::new(), item_factors: Vec::new(), yty: Vec::new() };
         for it in 0..self.iterations {
             half_sweep(&mut user_factors, &item_factors, m, k, self);
             half_sweep(&mut item_factors, &user_factors, &mt, k, self);
@@ -369,7 +348,36 @@ impl AlsParams {
     }
 }
 
+/// Scores every item against one user vector inside pulp's SIMD dispatch.
+struct ScoreAll<'a> {
+    x: &'a [f32],
+    items: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for ScoreAll<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let k = self.x.len().max(1);
+        for (o, yi) in self.out.iter_mut().zip(self.items.chunks_exact(k)) {
+            *o = dot(self.x, yi);
+        }
+    }
+}
+
 impl AlsModel {
+    /// A model from given factors (row-major, `k` per row), e.g. loaded from elsewhere.
+    pub fn from_factors(params: AlsParams, user_factors: Vec<f32>, item_factors: Vec<f32>) -> Result<Self> {
+        let k = params.factors;
+        if k == 0 || user_factors.len() % k != 0 || item_factors.len() % k != 0 {
+            return Err(RecommendError::InvalidData(format!("factor arrays are not rows of {k}")));
+        }
+        let yty = gram(&item_factors, k, params.regularization);
+        Ok(Self { params, k, user_factors, item_factors, yty })
+    }
+
     /// The user's factors computed from their history alone (fold-in): one exact solve
     /// against the trained item factors, as a full sweep would give them.
     pub fn fold_in(&self, history: History<'_>) -> Vec<f32> {
@@ -450,8 +458,6 @@ impl Model for AlsModel {
                 &folded
             }
         };
-        for (o, yi) in out.iter_mut().zip(self.item_factors.chunks_exact(self.k)) {
-            *o = dot(x, yi);
-        }
+        pulp::Arch::new().dispatch(ScoreAll { x, items: &self.item_factors, out });
     }
 }

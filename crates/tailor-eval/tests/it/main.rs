@@ -21,7 +21,7 @@ fn golden() -> Value {
 
 fn rows() -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ml-100k/u.data");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = fs_err::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
