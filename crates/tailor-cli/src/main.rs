@@ -5,6 +5,7 @@
 
 mod cluster;
 mod config;
+mod eval;
 mod plot;
 mod recommend;
 mod segment;
@@ -73,6 +74,10 @@ enum Command {
     Segment(SegmentCmd),
     /// Batch recommendations: train on a `user item timestamp weight` TSV and write `user item rank` for the listed users.
     Recommend(RecommendArgs),
+    /// Offline comparison of models on a temporal split: one table, JSON, and an NDCG bar chart.
+    Eval(EvalArgs),
+    /// Seeded random search of a model's parameters on a validation split carved from train.
+    Tune(TuneArgs),
     /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, mini-batch k-means, DBSCAN, Ward).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
@@ -101,6 +106,53 @@ struct RecommendArgs {
     /// Output TSV `user item rank`.
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SplitArgs {
+    /// Interactions `user item timestamp weight` (TSV); split here like split.py (last 20% per user).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Or a train file (split.py's train.tsv) ...
+    #[arg(long)]
+    train: Option<PathBuf>,
+    /// ... and its test file.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Cut-off K of the metrics.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    #[command(flatten)]
+    split: SplitArgs,
+    /// Models, comma separated; parameters after a colon with `;` between them:
+    /// `popular,itemknn,als:factors=64;regularization=10,ease:lambda=800;recency=5`.
+    #[arg(long, default_value = "popular,itemknn,als,ease")]
+    models: String,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Bar chart of NDCG@K (.svg or .png).
+    #[arg(long)]
+    chart: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct TuneArgs {
+    #[command(flatten)]
+    split: SplitArgs,
+    /// Model: als, ease or itemknn.
+    #[arg(long)]
+    model: String,
+    /// Settings tried.
+    #[arg(long, default_value_t = 20)]
+    budget: usize,
+    /// Seed of the search.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -529,6 +581,50 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(b) => bench(&cli, &config, b),
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
+        Command::Eval(a) => {
+            let (train, test) =
+                eval::load(a.split.input.as_deref(), a.split.train.as_deref(), a.split.test.as_deref())?;
+            let mut results = Vec::new();
+            for m in a.models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                let (name, spec) = m.split_once(':').unwrap_or((m, ""));
+                results.push(eval::score(&train, &test, name, &spec.replace(';', ","), a.split.k)?);
+            }
+            if let Some(p) = &a.out {
+                fs_err::write(p, serde_json::to_string_pretty(&results)?)?;
+            }
+            if let Some(p) = &a.chart {
+                eval::chart(p, &results, a.split.k)?;
+            }
+            if cli.json {
+                println!("{}", serde_json::to_string(&results)?);
+            } else {
+                println!("{} train rows, {} test rows, K = {}", train.len(), test.len(), a.split.k);
+                eval::print_table(&results);
+            }
+            Ok(())
+        }
+        Command::Tune(a) => {
+            let (train, test) =
+                eval::load(a.split.input.as_deref(), a.split.train.as_deref(), a.split.test.as_deref())?;
+            let (trials, best) = eval::tune(&train, &test, &a.model, a.budget, a.seed, a.split.k)?;
+            if cli.json {
+                println!("{}", serde_json::json!({"trials": trials, "best": best}));
+            } else {
+                for t in trials.iter().take(5) {
+                    println!("validation NDCG@{} {:.4}  {}", a.split.k, t.validation_ndcg, t.params);
+                }
+                println!(
+                    "best: --model {} --params {}  → test NDCG@{} {:.4} ({} settings tried, seed {})",
+                    best.model,
+                    best.params,
+                    a.split.k,
+                    best.metrics.ndcg,
+                    trials.len(),
+                    a.seed
+                );
+            }
+            Ok(())
+        }
         Command::Recommend(a) => {
             let r = recommend::batch(&a.train, a.users.as_deref(), &a.model, a.params.as_deref(), a.k, &a.out)?;
             println!("{}", serde_json::to_string(&r)?);

@@ -223,6 +223,75 @@ pub fn line(path: &Path, l: &Line<'_>) -> Result<()> {
         .with_context(|| format!("drawing {}", path.display()))
 }
 
+fn bars_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    bars: &[(String, f64)],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.15;
+    let n = bars.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FAMILY, 22))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..n as f64, 0f64..top)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .disable_x_axis()
+        .y_desc(y_label)
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (label, v)) in bars.iter().enumerate() {
+        let x = i as f64;
+        let colour = PALETTE[i % PALETTE.len()];
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, *v)], colour.filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{v:.4}"),
+                (x + 0.3, *v + top * 0.02),
+                (FAMILY, 13).into_font(),
+            )))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // About 7 px per character of 12 px text; the bar is 70% of its slot.
+        let (w, _) = root.dim_in_pixel();
+        let fit = ((f64::from(w) - 100.0) / n as f64 * 0.7 / 7.0).max(4.0) as usize;
+        let short: String = if label.chars().count() > fit {
+            label.chars().take(fit.saturating_sub(1)).collect::<String>() + "…"
+        } else {
+            label.clone()
+        };
+        chart
+            .draw_series(std::iter::once(Text::new(
+                short,
+                (x + 0.17, top * 0.005 + v * 0.5),
+                (FAMILY, 12).into_font().color(&WHITE),
+            )))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes a bar chart (one labelled bar per entry) to `path` (.svg or .png).
+pub fn bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<()> {
+    let width = (200 + 160 * bars.len() as u32).clamp(600, 1600);
+    with_backend(path, (width, 500), |r| bars_on(r, title, y_label, bars), |r| bars_on(r, title, y_label, bars))
+        .with_context(|| format!("drawing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

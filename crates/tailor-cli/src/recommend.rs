@@ -28,13 +28,12 @@ pub struct TrainSet {
     pub times: Vec<f64>,
 }
 
-/// Reads `user item timestamp weight` (tab-separated, header optional; a missing weight is 1).
-pub fn read_train(path: &Path) -> Result<TrainSet> {
+/// Reads `user item timestamp weight` rows (tab-separated, header optional; a missing
+/// weight is 1, a missing timestamp 0; rows with a weight <= 0 are dropped).
+pub fn read_rows(path: &Path) -> Result<Vec<tailor_eval::split::Row>> {
     let file = fs_err::File::open(path)?;
     let reader = std::io::BufReader::new(file);
-    let mut users = Interner::new();
-    let mut items = Interner::new();
-    let mut pairs: HashMap<(u32, u32), (f32, f64)> = HashMap::new();
+    let mut out = Vec::new();
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{}:{}", path.display(), n + 1))?;
         if line.trim().is_empty() {
@@ -47,38 +46,96 @@ pub fn read_train(path: &Path) -> Result<TrainSet> {
         if f.len() < 2 || f[0].is_empty() || f[1].is_empty() {
             bail!("{}:{}: expected user<TAB>item[<TAB>timestamp<TAB>weight]", path.display(), n + 1);
         }
-        let w = match f.get(3) {
-            Some(w) if !w.is_empty() => w
-                .trim()
-                .parse::<f32>()
-                .ok()
-                .filter(|w| w.is_finite())
-                .with_context(|| format!("{}:{}: weight: {w:?} is not a number", path.display(), n + 1))?,
-            _ => 1.0,
+        let num = |k: usize, what: &str, default: f64| -> Result<f64> {
+            match f.get(k).map(|v| v.trim()) {
+                Some(v) if !v.is_empty() => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|w| w.is_finite())
+                    .with_context(|| format!("{}:{}: {what}: {v:?} is not a number", path.display(), n + 1)),
+                _ => Ok(default),
+            }
         };
-        if w <= 0.0 {
-            continue;
+        let weight = num(3, "weight", 1.0)?;
+        let ts = num(2, "timestamp", 0.0)?;
+        if weight > 0.0 {
+            out.push(tailor_eval::split::Row { user: f[0].to_owned(), item: f[1].to_owned(), ts, weight });
         }
-        let ts: f64 = f.get(2).and_then(|t| t.trim().parse().ok()).unwrap_or(0.0);
-        let (u, i) = (users.intern(f[0]), items.intern(f[1]));
-        let e = pairs.entry((u, i)).or_insert((0.0, f64::INFINITY));
-        e.0 += w;
-        e.1 = e.1.min(ts);
     }
-    let mut rows: Vec<((u32, u32), (f32, f64))> = pairs.into_iter().collect();
-    rows.sort_unstable_by_key(|r| r.0);
-    let mut indptr = vec![0usize; users.len() + 1];
-    for ((u, _), _) in &rows {
-        indptr[*u as usize + 1] += 1;
+    Ok(out)
+}
+
+impl TrainSet {
+    /// The matrix of `rows`: ids interned in row order, repeated pairs summed (earliest time).
+    pub fn from_rows(rows: &[tailor_eval::split::Row]) -> Result<Self> {
+        let mut users = Interner::new();
+        let mut items = Interner::new();
+        let mut pairs: HashMap<(u32, u32), (f32, f64)> = HashMap::new();
+        for r in rows {
+            let (u, i) = (users.intern(&r.user), items.intern(&r.item));
+            let e = pairs.entry((u, i)).or_insert((0.0, f64::INFINITY));
+            e.0 += r.weight as f32;
+            e.1 = e.1.min(r.ts);
+        }
+        let mut cells: Vec<((u32, u32), (f32, f64))> = pairs.into_iter().collect();
+        cells.sort_unstable_by_key(|r| r.0);
+        let mut indptr = vec![0usize; users.len() + 1];
+        for ((u, _), _) in &cells {
+            indptr[*u as usize + 1] += 1;
+        }
+        for u in 0..users.len() {
+            indptr[u + 1] += indptr[u];
+        }
+        let indices = cells.iter().map(|r| r.0.1).collect();
+        let data = cells.iter().map(|r| r.1.0).collect();
+        let times = cells.iter().map(|r| r.1.1).collect();
+        let matrix = Interactions::from_csr(users.len(), items.len(), indptr, indices, data)?;
+        Ok(TrainSet { users, items, matrix, times })
     }
-    for u in 0..users.len() {
-        indptr[u + 1] += indptr[u];
+
+    /// Top-`k` item ids for each of `wanted` (users unknown in training get popular items),
+    /// with a flag for those cold users.
+    pub fn recommend(
+        &self,
+        model: &dyn Model,
+        recency_half_life: Option<f32>,
+        wanted: &[String],
+        k: usize,
+    ) -> Vec<(Vec<String>, bool)> {
+        use rayon::prelude::*;
+        let popular = Popularity::fit(&self.matrix);
+        let recency: Vec<f32> = match recency_half_life {
+            None => Vec::new(),
+            Some(h) => tailor_recommend::recency_weights(&self.matrix, &self.times, h),
+        };
+        let filter = Filter::default();
+        let ip = self.matrix.indptr();
+        wanted
+            .par_iter()
+            .map(|u| {
+                let (recs, cold) = match self.users.get(u) {
+                    Some(row) => {
+                        let mut h = History::of(&self.matrix, tailor_core::UserIdx(row));
+                        if !recency.is_empty() {
+                            h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
+                        }
+                        (model.recommend(Some(row), h, k, &filter), false)
+                    }
+                    None => (popular.recommend(None, History::empty(), k, &filter), true),
+                };
+                (recs.iter().map(|(i, _)| self.items.name(*i).unwrap_or_default().to_owned()).collect(), cold)
+            })
+            .collect()
     }
-    let indices = rows.iter().map(|r| r.0.1).collect();
-    let data = rows.iter().map(|r| r.1.0).collect();
-    let times = rows.iter().map(|r| r.1.1).collect();
-    let matrix = Interactions::from_csr(users.len(), items.len(), indptr, indices, data)?;
-    Ok(TrainSet { users, items, matrix, times })
+}
+
+/// The `recency` parameter of a model spec, if any.
+pub fn recency_of(spec: Option<&str>) -> Result<Option<f32>> {
+    params(spec)?
+        .get("recency")
+        .map(|v| v.parse())
+        .transpose()
+        .map_err(|_| crate::usage("--params recency: expected a half-life in interactions"))
 }
 
 /// `key=value` pairs.
@@ -185,10 +242,9 @@ pub fn batch(
     k: usize,
     out: &Path,
 ) -> Result<BatchReport> {
-    let set = read_train(train_path)?;
+    let set = TrainSet::from_rows(&read_rows(train_path)?)?;
     let t = Instant::now();
     let trained = train(model, spec, &set.matrix)?;
-    let popular = Popularity::fit(&set.matrix);
     let train_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let wanted: Vec<String> = match users_path {
@@ -199,47 +255,15 @@ pub fn batch(
             .collect(),
         None => set.users.names().to_vec(),
     };
-    let filter = Filter::default();
-    let recency_half_life: Option<f32> = params(spec)?
-        .get("recency")
-        .map(|v| v.parse())
-        .transpose()
-        .map_err(|_| crate::usage("--params recency: expected a number of interactions"))?;
-    let recency: Vec<f32> = match recency_half_life {
-        None => Vec::new(),
-        Some(h) => tailor_recommend::recency_weights(&set.matrix, &set.times, h),
-    };
-    // (position in the user list, recommendations, served by the popularity fallback)
-    type UserRecs = (usize, Vec<(u32, f32)>, bool);
-    let results: Vec<UserRecs> = {
-        use rayon::prelude::*;
-        wanted
-            .par_iter()
-            .enumerate()
-            .map(|(n, u)| match set.users.get(u) {
-                Some(row) => {
-                    let mut h = History::of(&set.matrix, tailor_core::UserIdx(row));
-                    if !recency.is_empty() {
-                        let ip = set.matrix.indptr();
-                        h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
-                    }
-                    (n, trained.recommend(Some(row), h, k, &filter), false)
-                }
-                None => {
-                    let h = History::empty();
-                    (n, popular.recommend(None, h, k, &filter), true)
-                }
-            })
-            .collect()
-    };
+    let results = set.recommend(trained.as_ref(), recency_of(spec)?, &wanted, k);
     let file = fs_err::File::create(out)?;
     let mut w = BufWriter::new(file);
     writeln!(w, "user\titem\trank")?;
     let mut cold = 0;
-    for (n, recs, is_cold) in results {
-        cold += usize::from(is_cold);
-        for (rank, (item, _)) in recs.iter().enumerate() {
-            writeln!(w, "{}\t{}\t{}", wanted[n], set.items.name(*item).unwrap_or_default(), rank + 1)?;
+    for (u, (recs, is_cold)) in wanted.iter().zip(&results) {
+        cold += usize::from(*is_cold);
+        for (rank, item) in recs.iter().enumerate() {
+            writeln!(w, "{u}\t{item}\t{}", rank + 1)?;
         }
     }
     w.flush()?;

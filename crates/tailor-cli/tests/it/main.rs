@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod recommend;
 mod segment;
 
 use std::path::Path;

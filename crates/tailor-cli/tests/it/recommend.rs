@@ -1,0 +1,92 @@
+//! `tailor recommend`, `tailor eval` and `tailor tune` on a small generated data set.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::{stderr, stdout, tailor};
+
+/// Two taste groups of 30 users over 40 items, 12 interactions each over time.
+fn data(dir: &Path) -> std::path::PathBuf {
+    let mut s = String::from("user\titem\ttimestamp\tweight\n");
+    for u in 0..60u32 {
+        let group = u % 2;
+        for t in 0..12u32 {
+            let item = group * 20 + (u * 7 + t * 3) % 20;
+            let _ = writeln!(s, "u{u}\ti{item}\t{}\t1", 1000 + t * 10);
+        }
+    }
+    let p = dir.join("data.tsv");
+    fs_err::write(&p, s).expect("write");
+    p
+}
+
+#[test]
+fn batch_eval_and_tune() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("store");
+    let input = data(dir.path());
+    let i = input.to_str().expect("utf8");
+    // Batch: one line per (user, rank), no train item recommended.
+    let out = dir.path().join("recs.tsv");
+    let o = tailor(
+        &data_dir,
+        &["recommend", "--train", i, "--model", "ease", "--k", "5", "--out", out.to_str().expect("utf8")],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["users"], 60);
+    assert!(report["train_seconds"].as_f64().is_some());
+    let recs = fs_err::read_to_string(&out).expect("recs");
+    let train = fs_err::read_to_string(&input).expect("train");
+    assert_eq!(recs.lines().count(), 1 + 60 * 5);
+    for line in recs.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert!(!train.contains(&format!("{}\t{}\t", f[0], f[1])), "recommended a train item: {line}");
+        // Users keep to their taste group.
+        let group = f[0][1..].parse::<u32>().expect("id") % 2;
+        let item: u32 = f[1][1..].parse().expect("item");
+        assert_eq!(item / 20, group, "{line}");
+    }
+    // Eval: a table of models, JSON and a chart.
+    let chart = dir.path().join("ndcg.svg");
+    let json = dir.path().join("eval.json");
+    let o = tailor(
+        &data_dir,
+        &[
+            "eval",
+            "--input",
+            i,
+            "--models",
+            "popular,itemknn,als:factors=8;iterations=5,ease:lambda=10",
+            "--chart",
+            chart.to_str().expect("utf8"),
+            "--out",
+            json.to_str().expect("utf8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.contains("NDCG") && table.contains("lambda=10"), "{table}");
+    let results: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(&json).expect("json")).expect("json");
+    let ndcg = |k: usize| results[k]["metrics"]["ndcg"].as_f64().expect("ndcg");
+    assert_eq!(results.as_array().map(Vec::len), Some(4));
+    assert!(ndcg(3) > ndcg(0), "EASE beats popularity on taste groups: {results}");
+    assert_eq!(results[3]["metrics"]["train_leaks"], 0);
+    assert!(fs_err::read_to_string(&chart).expect("chart").contains("NDCG@10 by model"));
+    // Tune: seeded, so two runs agree.
+    let run = || {
+        let o = tailor(&data_dir, &["--json", "tune", "--input", i, "--model", "ease", "--budget", "3", "--seed", "4"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        (v["best"]["params"].clone(), v["trials"].as_array().map(Vec::len))
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    assert_eq!(a.1, Some(3));
+    // Mistakes are usage errors.
+    let o = tailor(&data_dir, &["eval", "--input", i, "--models", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = tailor(&data_dir, &["eval", "--input", i, "--models", "als:factorz=3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("factorz: not a parameter of als"), "{}", stderr(&o));
+}
