@@ -371,7 +371,7 @@ impl AlsModel {
     /// A model from given factors (row-major, `k` per row), e.g. loaded from elsewhere.
     pub fn from_factors(params: AlsParams, user_factors: Vec<f32>, item_factors: Vec<f32>) -> Result<Self> {
         let k = params.factors;
-        if k == 0 || user_factors.len() % k != 0 || item_factors.len() % k != 0 {
+        if k == 0 || !user_factors.len().is_multiple_of(k) || !item_factors.len().is_multiple_of(k) {
             return Err(RecommendError::InvalidData(format!("factor arrays are not rows of {k}")));
         }
         let yty = gram(&item_factors, k, params.regularization);
