@@ -105,8 +105,11 @@ pub fn chart(path: &Path, results: &[ModelResult], k: usize) -> Result<()> {
     crate::plot::bars(path, &format!("NDCG@{k} by model (temporal split)"), &format!("NDCG@{k}"), &bars)
 }
 
-/// Ranges searched by `tailor tune`, per model: (parameter, low, high, log scale, integer).
-fn space(model: &str) -> Result<Vec<(&'static str, f64, f64, bool, bool)>> {
+/// One searched parameter: (name, low, high, log scale, integer).
+type Range = (&'static str, f64, f64, bool, bool);
+
+/// Ranges searched by `tailor tune`, per model.
+fn space(model: &str) -> Result<Vec<Range>> {
     Ok(match model {
         "als" => vec![
             ("factors", 16.0, 128.0, true, true),
