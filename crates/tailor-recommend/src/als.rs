@@ -435,7 +435,7 @@ impl AlsModel {
             .zip(history.weights)
             .filter_map(|(&j, &w)| self.item(j).map(|yj| (j, dot(&wy, yj) * (1.0 + self.params.alpha * w))))
             .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        crate::topk::best_first(&mut v);
         v
     }
 }

@@ -102,7 +102,7 @@ impl EaseModel {
             .zip(history.weights)
             .filter_map(|(&i, &w)| self.row(i).get(item as usize).map(|b| (i, b * if binary { 1.0 } else { w })))
             .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        crate::topk::best_first(&mut v);
         v
     }
 }

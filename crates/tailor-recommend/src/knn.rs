@@ -184,7 +184,7 @@ impl ItemKnn {
     pub fn similar(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
         let (n, s) = self.neighbours(item);
         let mut v: Vec<(u32, f32)> = n.iter().copied().zip(s.iter().copied()).collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        crate::topk::best_first(&mut v);
         v.truncate(k);
         v
     }
@@ -201,7 +201,7 @@ impl ItemKnn {
                 n.binary_search(&item).ok().map(|p| (i, w * s[p]))
             })
             .collect();
-        v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        crate::topk::best_first(&mut v);
         v
     }
 }

@@ -46,6 +46,11 @@ impl Ord for Entry {
     }
 }
 
+/// Sorts (item, score) pairs best first: higher score, then smaller item index.
+pub fn best_first(v: &mut [(u32, f32)]) {
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+}
+
 /// The `k` best items by score (ties: smaller index first) among those `keep` accepts,
 /// best first. NaN scores are never returned.
 pub fn top_k(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
@@ -70,7 +75,7 @@ pub fn top_k(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<(u32, 
         }
     }
     let mut v: Vec<(u32, f32)> = heap.into_iter().map(|e| (e.1, e.0)).collect();
-    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    crate::topk::best_first(&mut v);
     v
 }
 

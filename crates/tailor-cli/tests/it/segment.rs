@@ -102,6 +102,38 @@ fn demo_segments_recover_the_hidden_archetypes() {
     let shown = stdout(&tailor(&data, &["segment", "show", "First"]));
     assert!(shown.contains("users ") && shown.contains("main device:"), "{shown}");
 
+    // Rule segments describe the shoppers they name: each rule's members are mostly of the
+    // archetype whose behaviour the rule spells out.
+    let archetype: HashMap<String, String> =
+        text.lines().skip(1).filter_map(|l| l.split_once(',')).map(|(u, a)| (u.to_owned(), a.to_owned())).collect();
+    let rules = dir.path().join("demo-rules.toml");
+    fs_err::write(
+        &rules,
+        r#"[[segment]]
+name = "Bargain hunters"
+when = "discount_share >= 0.6 and price_percentile < 0.4"
+
+[[segment]]
+name = "Trend followers"
+when = "new_item_share >= p75(new_item_share) and age < 35"
+
+[[segment]]
+name = "Luxury"
+when = "price_percentile >= 0.7 and aov >= p75(aov)"
+"#,
+    )
+    .expect("write");
+    let _ = json(&data, &["segment", "run", "--method", "rules", "--rules", rules.to_str().expect("utf8")]);
+    for (seg, want) in
+        [("Bargain hunters", "price_sensitive"), ("Trend followers", "trend_conscious"), ("Luxury", "luxury_seeker")]
+    {
+        let users = members(&data, seg, "rules");
+        let hits = users.iter().filter(|u| archetype.get(*u).is_some_and(|a| a == want)).count();
+        let precision = hits as f64 / users.len().max(1) as f64;
+        eprintln!("rule segment {seg:?}: {} users, {:.1}% {want}", users.len(), precision * 100.0);
+        assert!(users.len() >= 50 && precision >= 0.85, "{seg}: {hits} of {} are {want}", users.len());
+    }
+
     // RFM segments of the same users: Champions spent more than Hibernating.
     let rfm = json(&data, &["segment", "run", "--method", "rfm"]);
     let sums = rfm["record"]["summaries"].as_array().expect("summaries");
