@@ -180,6 +180,27 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
             Box::new(params.fit(m)?)
         }
+        "bpr" => {
+            use tailor_recommend::bpr::{BprParams, Negatives};
+            let d = BprParams::default();
+            let negatives = match p.remove("negatives").as_deref() {
+                None | Some("uniform") => Negatives::Uniform,
+                Some("popularity") => Negatives::Popularity,
+                Some(other) => {
+                    return Err(crate::usage(format!("--params negatives={other}: expected uniform or popularity")));
+                }
+            };
+            let params = BprParams {
+                factors: take(&mut p, "factors", d.factors)?,
+                learning_rate: take(&mut p, "learning_rate", d.learning_rate)?,
+                regularization: take(&mut p, "regularization", d.regularization)?,
+                epochs: take(&mut p, "epochs", d.epochs)?,
+                negatives,
+                seed: take(&mut p, "seed", d.seed)?,
+            };
+            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            Box::new(params.fit(m)?)
+        }
         "ease" => {
             let d = EaseParams::default();
             let params =
@@ -204,7 +225,7 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
             Box::new(params.fit(m)?)
         }
-        other => return Err(crate::usage(format!("--model {other}: expected popular, itemknn, als or ease"))),
+        other => return Err(crate::usage(format!("--model {other}: expected popular, itemknn, als, bpr or ease"))),
     };
     if let Some(k) = p.keys().next() {
         return Err(crate::usage(format!("--params {k}: not a parameter of {name}")));

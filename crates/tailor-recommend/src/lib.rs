@@ -5,6 +5,7 @@
 //! - [`knn`]: item-to-item nearest neighbours (cosine, BM25, TF-IDF, shrinkage),
 //! - [`als`]: implicit-feedback ALS (Hu, Koren & Volinsky 2008) with the conjugate-gradient
 //!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
+//! - [`bpr`]: BPR with parallel Hogwild! SGD and uniform or popularity negatives,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
 //! - [`topk`]: exact top-k selection with filters.
 //!
@@ -12,6 +13,7 @@
 //! history, so users who arrived after training are served by the same call.
 
 pub mod als;
+pub mod bpr;
 pub mod ease;
 pub mod error;
 pub mod knn;

@@ -3,6 +3,7 @@
 use proptest::prelude::*;
 use tailor_core::{Interactions, UserIdx};
 use tailor_recommend::als::{AlsParams, Solver};
+use tailor_recommend::bpr::{BprParams, Negatives};
 use tailor_recommend::ease::EaseParams;
 use tailor_recommend::knn::{KnnParams, Weighting};
 use tailor_recommend::popularity::Popularity;
@@ -73,6 +74,12 @@ fn the_held_out_cell_of_a_checkerboard_ranks_first() {
             }
             .fit(&m)
             .expect("als"),
+        ),
+        Box::new(BprParams { factors: 8, epochs: 300, ..BprParams::default() }.fit(&m).expect("bpr")),
+        Box::new(
+            BprParams { factors: 8, epochs: 300, negatives: Negatives::Popularity, ..BprParams::default() }
+                .fit(&m)
+                .expect("bpr"),
         ),
     ];
     for model in &models {
@@ -167,11 +174,15 @@ proptest! {
         let cells: Vec<(u32, u32, f32)> = cells.into_iter().map(|(u, i, w)| (u, i, w as f32)).collect();
         let m = matrix(8, 30, &cells);
         let f = Filter::excluding(excluded.clone());
+        if m.nnz() == 0 {
+            return Ok(());
+        }
         let models: Vec<Box<dyn Model>> = vec![
             Box::new(Popularity::fit(&m)),
             Box::new(EaseParams::default().fit(&m).expect("ease")),
             Box::new(KnnParams::default().fit(&m).expect("knn")),
             Box::new(AlsParams { factors: 3, iterations: 2, ..AlsParams::default() }.fit(&m).expect("als")),
+            Box::new(BprParams { factors: 3, epochs: 2, ..BprParams::default() }.fit(&m).expect("bpr")),
         ];
         for model in &models {
             for u in 0..8u32 {
@@ -193,4 +204,14 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn popularity_negatives_terminate_when_every_popular_item_is_seen() {
+    // Items 0..3 are the only ones with interactions and user 0 has all of them.
+    let m = matrix(2, 10, &[(0, 0, 1.0), (0, 1, 1.0), (0, 2, 1.0), (1, 0, 1.0)]);
+    let model = BprParams { factors: 2, epochs: 3, negatives: Negatives::Popularity, ..BprParams::default() }
+        .fit(&m)
+        .expect("fits");
+    assert_eq!(model.n_items(), 10);
 }
