@@ -52,7 +52,7 @@ pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: 
     let mut users: Vec<String> = test_rows.iter().map(|r| r.user.clone()).collect();
     users.sort();
     users.dedup();
-    let recs = set.recommend(trained.as_ref(), recency_of(spec_opt)?, &users, k);
+    let recs = set.recommend(trained.as_model(), recency_of(spec_opt)?, &users, k);
     let recommend_seconds = t.elapsed().as_secs_f64();
     let rows: Vec<(&str, &str, f64)> = users
         .iter()

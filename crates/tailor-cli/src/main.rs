@@ -106,6 +106,12 @@ struct RecommendArgs {
     /// Output TSV `user item rank`.
     #[arg(long)]
     out: PathBuf,
+    /// Save the trained model to this file (versioned JSON; `.gz` compresses).
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Use this saved model instead of training (`--model` is ignored; `--params recency=H` still applies).
+    #[arg(long, conflicts_with = "save")]
+    load: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -626,7 +632,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Recommend(a) => {
-            let r = recommend::batch(&a.train, a.users.as_deref(), &a.model, a.params.as_deref(), a.k, &a.out)?;
+            let io = recommend::ModelIo { load: a.load.as_deref(), save: a.save.as_deref() };
+            let r = recommend::batch(&a.train, a.users.as_deref(), &a.model, a.params.as_deref(), a.k, &a.out, &io)?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }

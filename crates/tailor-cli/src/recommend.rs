@@ -12,6 +12,7 @@ use serde::Serialize;
 use tailor_core::{Interactions, Interner};
 use tailor_recommend::als::{AlsParams, Solver};
 use tailor_recommend::ease::EaseParams;
+use tailor_recommend::file::{AnyModel, ModelFile};
 use tailor_recommend::knn::{KnnParams, Weighting};
 use tailor_recommend::popularity::Popularity;
 use tailor_recommend::{Filter, History, Model};
@@ -68,8 +69,14 @@ pub fn read_rows(path: &Path) -> Result<Vec<tailor_eval::split::Row>> {
 impl TrainSet {
     /// The matrix of `rows`: ids interned in row order, repeated pairs summed (earliest time).
     pub fn from_rows(rows: &[tailor_eval::split::Row]) -> Result<Self> {
-        let mut users = Interner::new();
-        let mut items = Interner::new();
+        Self::with_ids(rows, Vec::new(), Vec::new())
+    }
+
+    /// Like [`TrainSet::from_rows`], with `users` and `items` keeping their positions (a loaded
+    /// model's ids); new ids follow them.
+    pub fn with_ids(rows: &[tailor_eval::split::Row], users: Vec<String>, items: Vec<String>) -> Result<Self> {
+        let mut users = Interner::from_names(users);
+        let mut items = Interner::from_names(items);
         let mut pairs: HashMap<(u32, u32), (f32, f64)> = HashMap::new();
         for r in rows {
             let (u, i) = (users.intern(&r.user), items.intern(&r.item));
@@ -157,11 +164,11 @@ fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, defaul
 }
 
 /// Trains the named model with `key=value` parameters.
-pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn Model>> {
+pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<AnyModel> {
     let mut p = params(spec)?;
     p.remove("recency");
-    let model: Box<dyn Model> = match name {
-        "popular" => Box::new(Popularity::fit(m)),
+    let model = match name {
+        "popular" => AnyModel::Popular(Popularity::fit(m)),
         "als" => {
             let d = AlsParams::default();
             let solver = match p.remove("solver").as_deref() {
@@ -178,7 +185,7 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn
                 seed: take(&mut p, "seed", d.seed)?,
             };
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
-            Box::new(params.fit(m)?)
+            AnyModel::Als(params.fit(m)?)
         }
         "bpr" => {
             use tailor_recommend::bpr::{BprParams, Negatives};
@@ -199,13 +206,13 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn
                 seed: take(&mut p, "seed", d.seed)?,
             };
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
-            Box::new(params.fit(m)?)
+            AnyModel::Bpr(params.fit(m)?)
         }
         "ease" => {
             let d = EaseParams::default();
             let params =
                 EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
-            Box::new(params.fit(m)?)
+            AnyModel::Ease(params.fit(m)?)
         }
         "itemknn" => {
             let d = KnnParams::default();
@@ -223,7 +230,7 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<Box<dyn
                 shrink: take(&mut p, "shrink", d.shrink)?,
             };
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
-            Box::new(params.fit(m)?)
+            AnyModel::Itemknn(params.fit(m)?)
         }
         other => return Err(crate::usage(format!("--model {other}: expected popular, itemknn, als, bpr or ease"))),
     };
@@ -254,6 +261,42 @@ pub struct BatchReport {
     pub recommend_seconds: f64,
 }
 
+/// Where the model comes from and goes.
+pub struct ModelIo<'a> {
+    /// Load this model file instead of training.
+    pub load: Option<&'a Path>,
+    /// Save the trained model here (`.gz`: gzip-compressed JSON).
+    pub save: Option<&'a Path>,
+}
+
+/// Writes a model file (gzip when the name ends in `.gz`).
+pub fn save_model(path: &Path, file: &ModelFile) -> Result<()> {
+    let bytes = file.to_json()?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        let f = fs_err::File::create(path)?;
+        let mut gz = flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::fast());
+        gz.write_all(&bytes)?;
+        gz.finish()?.flush()?;
+    } else {
+        fs_err::write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// Reads a model file (gzip or plain JSON).
+pub fn load_model(path: &Path) -> Result<ModelFile> {
+    let raw = fs_err::read(path)?;
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(raw.as_slice()), &mut out)
+            .with_context(|| format!("{}: damaged gzip", path.display()))?;
+        out
+    } else {
+        raw
+    };
+    ModelFile::from_json(&bytes).with_context(|| format!("{}", path.display()))
+}
+
 /// Runs the batch job.
 pub fn batch(
     train_path: &Path,
@@ -262,11 +305,33 @@ pub fn batch(
     spec: Option<&str>,
     k: usize,
     out: &Path,
+    io: &ModelIo<'_>,
 ) -> Result<BatchReport> {
-    let set = TrainSet::from_rows(&read_rows(train_path)?)?;
+    let rows = read_rows(train_path)?;
     let t = Instant::now();
-    let trained = train(model, spec, &set.matrix)?;
+    let (set, trained) = match io.load {
+        Some(p) => {
+            let file = load_model(p)?;
+            let set = TrainSet::with_ids(&rows, file.users.clone(), file.items.clone())?;
+            (set, file.model)
+        }
+        None => {
+            let set = TrainSet::from_rows(&rows)?;
+            let trained = train(model, spec, &set.matrix)?;
+            (set, trained)
+        }
+    };
     let train_seconds = t.elapsed().as_secs_f64();
+    if let Some(p) = io.save {
+        let file = ModelFile::new(
+            trained.clone(),
+            &set.matrix,
+            set.users.names().to_vec(),
+            set.items.names().to_vec(),
+            tailor_core::Timestamp::now().to_rfc3339(),
+        );
+        save_model(p, &file)?;
+    }
     let t = Instant::now();
     let wanted: Vec<String> = match users_path {
         Some(p) => fs_err::read_to_string(p)?
@@ -276,7 +341,7 @@ pub fn batch(
             .collect(),
         None => set.users.names().to_vec(),
     };
-    let results = set.recommend(trained.as_ref(), recency_of(spec)?, &wanted, k);
+    let results = set.recommend(trained.as_model(), recency_of(spec)?, &wanted, k);
     let file = fs_err::File::create(out)?;
     let mut w = BufWriter::new(file);
     writeln!(w, "user\titem\trank")?;
@@ -289,7 +354,7 @@ pub fn batch(
     }
     w.flush()?;
     Ok(BatchReport {
-        model: model.to_owned(),
+        model: trained.name().to_owned(),
         train_users: set.users.len(),
         train_items: set.items.len(),
         train_pairs: set.matrix.nnz(),

@@ -7,6 +7,7 @@
 //!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
 //! - [`bpr`]: BPR with parallel Hogwild! SGD and uniform or popularity negatives,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
+//! - [`file`]: versioned model files (ids, data fingerprint, metrics),
 //! - [`topk`]: exact top-k selection with filters.
 //!
 //! Every model scores items for a user from the user's index (when trained on them) and
@@ -16,6 +17,7 @@ pub mod als;
 pub mod bpr;
 pub mod ease;
 pub mod error;
+pub mod file;
 pub mod knn;
 pub mod popularity;
 pub mod topk;

@@ -47,6 +47,50 @@ fn batch_eval_and_tune() {
         let item: u32 = f[1][1..].parse().expect("item");
         assert_eq!(item / 20, group, "{line}");
     }
+    // A saved model answers like the trained one.
+    let saved = dir.path().join("ease.json.gz");
+    let again = dir.path().join("recs2.tsv");
+    let o = tailor(
+        &data_dir,
+        &[
+            "recommend",
+            "--train",
+            i,
+            "--model",
+            "ease",
+            "--k",
+            "5",
+            "--out",
+            out.to_str().expect("utf8"),
+            "--save",
+            saved.to_str().expect("utf8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tailor(
+        &data_dir,
+        &[
+            "recommend",
+            "--train",
+            i,
+            "--k",
+            "5",
+            "--out",
+            again.to_str().expect("utf8"),
+            "--load",
+            saved.to_str().expect("utf8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs_err::read_to_string(&out).expect("a"), fs_err::read_to_string(&again).expect("b"));
+    fs_err::write(&saved, b"not a model").expect("write");
+    let o = tailor(
+        &data_dir,
+        &["recommend", "--train", i, "--out", again.to_str().expect("utf8"), "--load", saved.to_str().expect("utf8")],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a tailor model file"), "{}", stderr(&o));
+
     // Eval: a table of models, JSON and a chart.
     let chart = dir.path().join("ndcg.svg");
     let json = dir.path().join("eval.json");
@@ -57,7 +101,7 @@ fn batch_eval_and_tune() {
             "--input",
             i,
             "--models",
-            "popular,itemknn,als:factors=8;iterations=5,ease:lambda=10",
+            "popular,itemknn,als:factors=8;iterations=5,bpr:factors=8;epochs=20,ease:lambda=10",
             "--chart",
             chart.to_str().expect("utf8"),
             "--out",
@@ -69,9 +113,9 @@ fn batch_eval_and_tune() {
     assert!(table.contains("NDCG") && table.contains("lambda=10"), "{table}");
     let results: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(&json).expect("json")).expect("json");
     let ndcg = |k: usize| results[k]["metrics"]["ndcg"].as_f64().expect("ndcg");
-    assert_eq!(results.as_array().map(Vec::len), Some(4));
-    assert!(ndcg(3) > ndcg(0), "EASE beats popularity on taste groups: {results}");
-    assert_eq!(results[3]["metrics"]["train_leaks"], 0);
+    assert_eq!(results.as_array().map(Vec::len), Some(5));
+    assert!(ndcg(4) > ndcg(0), "EASE beats popularity on taste groups: {results}");
+    assert_eq!(results[4]["metrics"]["train_leaks"], 0);
     assert!(fs_err::read_to_string(&chart).expect("chart").contains("NDCG@10 by model"));
     // Tune: seeded, so two runs agree.
     let run = || {

@@ -215,3 +215,52 @@ fn popularity_negatives_terminate_when_every_popular_item_is_seen() {
         .expect("fits");
     assert_eq!(model.n_items(), 10);
 }
+
+/// `tests/data/als-v1.json` was written by tailor 0.1 (`tailor recommend --model als --params
+/// factors=4,regularization=0.1,iterations=10,solver=cholesky --save ...` on the checkerboard
+/// of `checkerboard()` with ids u0..u19 / i0..i15). Later builds must keep loading it.
+#[test]
+fn a_committed_version_1_model_file_still_loads() {
+    use tailor_recommend::file::{AnyModel, FORMAT_VERSION, ModelFile};
+    let f = ModelFile::from_json(include_bytes!("../data/als-v1.json")).expect("loads");
+    assert_eq!(f.version, 1);
+    assert!(FORMAT_VERSION >= 1);
+    assert!(matches!(f.model, AnyModel::Als(_)));
+    assert_eq!((f.users.len(), f.items.len()), (20, 16));
+    // Rebuild the history of u0 in the file's item numbering: it lacks i3 only.
+    let pos = |id: &str| f.items.iter().position(|x| x == id).expect("item") as u32;
+    let mut hist: Vec<u32> = (0..8).filter(|i| *i != 3).map(|i| pos(&format!("i{i}"))).collect();
+    hist.sort_unstable();
+    let w = vec![1f32; hist.len()];
+    let h = History { items: &hist, weights: &w, recency: None };
+    let u0 = f.users.iter().position(|u| u == "u0").expect("u0") as u32;
+    let best = f.model.recommend(Some(u0), h, 1, &Filter::default());
+    assert_eq!(f.items[best[0].0 as usize], "i3");
+    // A newer layout is refused with a clear message; garbage is refused.
+    let newer =
+        String::from_utf8_lossy(include_bytes!("../data/als-v1.json")).replacen("\"version\":1", "\"version\":99", 1);
+    let err = ModelFile::from_json(newer.as_bytes()).expect_err("newer");
+    assert!(err.to_string().contains("version 99 is newer than this tailor understands"), "{err}");
+    assert!(ModelFile::from_json(b"{\"format\":\"x\",\"version\":1}").is_err());
+}
+
+#[test]
+fn model_files_round_trip_every_model() {
+    use tailor_recommend::file::{AnyModel, ModelFile, fingerprint};
+    let m = checkerboard();
+    let models = vec![
+        AnyModel::Popular(Popularity::fit(&m)),
+        AnyModel::Itemknn(KnnParams::default().fit(&m).expect("knn")),
+        AnyModel::Als(AlsParams { factors: 4, iterations: 3, ..AlsParams::default() }.fit(&m).expect("als")),
+        AnyModel::Bpr(BprParams { factors: 4, epochs: 3, ..BprParams::default() }.fit(&m).expect("bpr")),
+        AnyModel::Ease(EaseParams::default().fit(&m).expect("ease")),
+    ];
+    let users: Vec<String> = (0..20).map(|u| format!("u{u}")).collect();
+    let items: Vec<String> = (0..16).map(|i| format!("i{i}")).collect();
+    for model in models {
+        let f = ModelFile::new(model, &m, users.clone(), items.clone(), "2026-01-01T00:00:00Z".into());
+        let back = ModelFile::from_json(&f.to_json().expect("encodes")).expect("decodes");
+        assert_eq!(back, f);
+        assert_eq!(back.fingerprint, fingerprint(&m));
+    }
+}
