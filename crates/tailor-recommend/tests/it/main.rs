@@ -224,7 +224,7 @@ fn a_committed_version_1_model_file_still_loads() {
     use tailor_recommend::file::{AnyModel, FORMAT_VERSION, ModelFile};
     let f = ModelFile::from_json(include_bytes!("../data/als-v1.json")).expect("loads");
     assert_eq!(f.version, 1);
-    assert!(FORMAT_VERSION >= 1);
+    const { assert!(FORMAT_VERSION >= 1) };
     assert!(matches!(f.model, AnyModel::Als(_)));
     assert_eq!((f.users.len(), f.items.len()), (20, 16));
     // Rebuild the history of u0 in the file's item numbering: it lacks i3 only.
