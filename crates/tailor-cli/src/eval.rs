@@ -46,7 +46,7 @@ pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: 
     let set = TrainSet::from_rows(train_rows)?;
     let spec_opt = (!spec.is_empty()).then_some(spec);
     let t = Instant::now();
-    let trained = train(model, spec_opt, &set.matrix)?;
+    let trained = train(model, spec_opt, &set.matrix, &set.times)?;
     let train_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut users: Vec<String> = test_rows.iter().map(|r| r.user.clone()).collect();
@@ -73,13 +73,24 @@ pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: 
 /// Prints the comparison table.
 pub fn print_table(results: &[ModelResult]) {
     println!(
-        "{:<10} {:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}",
-        "model", "params", "NDCG", "precision", "recall", "MAP", "hit", "coverage", "novelty", "train s"
+        "{:<10} {:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9}",
+        "model",
+        "params",
+        "NDCG",
+        "precision",
+        "recall",
+        "MAP",
+        "hit",
+        "coverage",
+        "novelty",
+        "gini",
+        "pop bias",
+        "train s"
     );
     for r in results {
         let m = &r.metrics;
         println!(
-            "{:<10} {:<28} {:>8.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.3} {:>8.2} {:>9.3}",
+            "{:<10} {:<28} {:>8.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.3} {:>8.2} {:>6.3} {:>8.2} {:>9.3}",
             r.model,
             if r.params.is_empty() { "defaults" } else { &r.params },
             m.ndcg,
@@ -89,6 +100,8 @@ pub fn print_table(results: &[ModelResult]) {
             m.hit_rate,
             m.coverage,
             m.novelty.unwrap_or(0.0),
+            m.gini_exposure,
+            m.popularity_bias.unwrap_or(0.0),
             r.train_seconds
         );
     }

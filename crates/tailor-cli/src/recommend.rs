@@ -164,11 +164,19 @@ fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, defaul
 }
 
 /// Trains the named model with `key=value` parameters.
-pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<AnyModel> {
+pub fn train(name: &str, spec: Option<&str>, m: &Interactions, times: &[f64]) -> Result<AnyModel> {
     let mut p = params(spec)?;
     p.remove("recency");
     let model = match name {
         "popular" => AnyModel::Popular(Popularity::fit(m)),
+        "trending" => {
+            let now = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let days: f64 = take(&mut p, "half_life_days", 7.0)?;
+            AnyModel::Trending(
+                tailor_recommend::popularity::Trending::fit(m, times, now, days * 86_400.0)
+                    .map_err(|e| crate::usage(e.to_string()))?,
+            )
+        }
         "als" => {
             let d = AlsParams::default();
             let solver = match p.remove("solver").as_deref() {
@@ -232,7 +240,11 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions) -> Result<AnyMode
             params.validate().map_err(|e| crate::usage(e.to_string()))?;
             AnyModel::Itemknn(params.fit(m)?)
         }
-        other => return Err(crate::usage(format!("--model {other}: expected popular, itemknn, als, bpr or ease"))),
+        other => {
+            return Err(crate::usage(format!(
+                "--model {other}: expected popular, trending, itemknn, als, bpr or ease"
+            )));
+        }
     };
     if let Some(k) = p.keys().next() {
         return Err(crate::usage(format!("--params {k}: not a parameter of {name}")));
@@ -317,7 +329,7 @@ pub fn batch(
         }
         None => {
             let set = TrainSet::from_rows(&rows)?;
-            let trained = train(model, spec, &set.matrix)?;
+            let trained = train(model, spec, &set.matrix, &set.times)?;
             (set, trained)
         }
     };

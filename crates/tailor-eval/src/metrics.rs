@@ -30,6 +30,12 @@ pub struct Report {
     pub coverage: f64,
     /// Mean −log2(train count / train rows) of recommended items known in train.
     pub novelty: Option<f64>,
+    /// Gini coefficient of how often each train item was recommended (0: every item equally
+    /// exposed; 1: one item gets all exposure).
+    pub gini_exposure: f64,
+    /// Mean train count of recommended items / mean train count of train items (1: no bias
+    /// towards popular items; above 1: favours them).
+    pub popularity_bias: Option<f64>,
     /// Recommended items in the user's train set.
     pub train_leaks: usize,
     /// Recommended items absent from train.
@@ -66,6 +72,8 @@ pub fn evaluate<'a>(
     let discount: Vec<f64> = (0..k).map(|p| 1.0 / ((p + 2) as f64).log2()).collect();
     let mut sums = [0f64; 5];
     let mut rec_items: HashSet<&str> = HashSet::new();
+    let mut exposure: HashMap<&str, usize> = HashMap::new();
+    let mut rec_pop = Vec::new();
     let mut novelty = Vec::new();
     let (mut leaks, mut unknown, mut dups, mut no_recs) = (0, 0, 0, 0);
     let empty = HashSet::new();
@@ -87,6 +95,10 @@ pub fn evaluate<'a>(
         let (mut hits, mut dcg, mut ap) = (0f64, 0f64, 0f64);
         for (p, i) in top.iter().enumerate() {
             rec_items.insert(i);
+            if let Some(&c) = pop.get(i) {
+                *exposure.entry(i).or_default() += 1;
+                rec_pop.push(c as f64);
+            }
             leaks += usize::from(user_seen.contains(i));
             match pop.get(i) {
                 Some(&c) => novelty.push(-(c as f64 / n_train as f64).log2()),
@@ -108,6 +120,20 @@ pub fn evaluate<'a>(
     }
     let n = relevant.len();
     let mean = |s: f64| if n > 0 { s / n as f64 } else { 0.0 };
+    // Gini over all train items (unrecommended ones count as zero exposure).
+    let mut counts: Vec<f64> = pop.keys().map(|i| exposure.get(i).copied().unwrap_or(0) as f64).collect();
+    counts.sort_by(f64::total_cmp);
+    let total: f64 = counts.iter().sum();
+    let m = counts.len() as f64;
+    let gini_exposure = if total > 0.0 && m > 1.0 {
+        let weighted: f64 = counts.iter().enumerate().map(|(r, c)| (2.0 * (r as f64 + 1.0) - m - 1.0) * c).sum();
+        weighted / (m * total)
+    } else {
+        0.0
+    };
+    let catalog_mean = n_train as f64 / pop.len().max(1) as f64;
+    let popularity_bias =
+        (!rec_pop.is_empty()).then(|| rec_pop.iter().sum::<f64>() / rec_pop.len() as f64 / catalog_mean);
     Report {
         precision: mean(sums[0]),
         recall: mean(sums[1]),
@@ -119,6 +145,8 @@ pub fn evaluate<'a>(
         users_without_recs: no_recs,
         coverage: if pop.is_empty() { 0.0 } else { rec_items.len() as f64 / pop.len() as f64 },
         novelty: (!novelty.is_empty()).then(|| novelty.iter().sum::<f64>() / novelty.len() as f64),
+        gini_exposure,
+        popularity_bias,
         train_leaks: leaks,
         rec_items_not_in_train: unknown,
         duplicate_recs: dups,
@@ -143,6 +171,21 @@ mod tests {
         assert!((r.map - (1.0 / 2.0 + 2.0 / 3.0) / 2.0 / 2.0).abs() < 1e-12);
         assert_eq!((r.train_leaks, r.duplicate_recs, r.users_without_recs, r.n_users), (1, 1, 1, 2));
         assert_eq!(r.rec_items_not_in_train, 1, "b is not in train");
+        // Train items a, c; exposure a: 1, c: 1 → equal → Gini 0; both have count 1 → bias 1.
+        assert_eq!((r.gini_exposure, r.popularity_bias), (0.0, Some(1.0)));
+    }
+
+    #[test]
+    fn gini_of_concentrated_exposure() {
+        // Four train items; every user is recommended item "a" only.
+        let train = [("x", "a"), ("x", "b"), ("y", "c"), ("y", "d"), ("z", "a")];
+        let test = [("u1", "q"), ("u2", "q")];
+        let recs = [("u1", "a", 1.0), ("u2", "a", 1.0)];
+        let r = evaluate(train, test, recs, 1);
+        // Sorted exposure [0, 0, 0, 2]: Gini = (2·4 − 4 − 1)·2 / (4·2) = 0.75 (the maximum for 4 items).
+        assert!((r.gini_exposure - 0.75).abs() < 1e-12);
+        // "a" has 2 train rows; the catalog mean is 5/4 → bias 1.6.
+        assert_eq!(r.popularity_bias, Some(1.6));
     }
 
     /// A naive reimplementation (positions via index lookups, nothing shared).

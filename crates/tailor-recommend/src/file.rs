@@ -13,7 +13,7 @@ use crate::bpr::BprModel;
 use crate::ease::EaseModel;
 use crate::error::{RecommendError, Result};
 use crate::knn::ItemKnn;
-use crate::popularity::Popularity;
+use crate::popularity::{Popularity, Trending};
 use crate::{History, Model};
 
 /// Newest layout this build writes.
@@ -26,6 +26,8 @@ const MAGIC: &str = "tailor-model";
 pub enum AnyModel {
     /// Popularity.
     Popular(Popularity),
+    /// Trending (time-decayed popularity).
+    Trending(Trending),
     /// Item-kNN.
     Itemknn(ItemKnn),
     /// Implicit ALS.
@@ -41,6 +43,7 @@ impl AnyModel {
     pub fn as_model(&self) -> &dyn Model {
         match self {
             Self::Popular(m) => m,
+            Self::Trending(m) => m,
             Self::Itemknn(m) => m,
             Self::Als(m) => m,
             Self::Bpr(m) => m,
