@@ -46,7 +46,7 @@ pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: 
     let set = TrainSet::from_rows(train_rows)?;
     let spec_opt = (!spec.is_empty()).then_some(spec);
     let t = Instant::now();
-    let trained = train(model, spec_opt, &set.matrix, &set.times)?;
+    let trained = train(model, spec_opt, &set.matrix, &set.times, None)?;
     let train_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let mut users: Vec<String> = test_rows.iter().map(|r| r.user.clone()).collect();

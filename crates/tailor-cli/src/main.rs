@@ -112,6 +112,12 @@ struct RecommendArgs {
     /// Use this saved model instead of training (`--model` is ignored; `--params recency=H` still applies).
     #[arg(long, conflicts_with = "save")]
     load: Option<PathBuf>,
+    /// Item features for `--model content`: `item<TAB>token token ...` per line.
+    #[arg(long)]
+    item_features: Option<PathBuf>,
+    /// Recommend only items without training interactions (cold-item evaluation).
+    #[arg(long)]
+    cold_items_only: bool,
 }
 
 #[derive(Args, Debug)]
@@ -632,7 +638,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Recommend(a) => {
-            let io = recommend::ModelIo { load: a.load.as_deref(), save: a.save.as_deref() };
+            let io = recommend::ModelIo {
+                load: a.load.as_deref(),
+                save: a.save.as_deref(),
+                item_features: a.item_features.as_deref(),
+                cold_only: a.cold_items_only,
+            };
             let r = recommend::batch(&a.train, a.users.as_deref(), &a.model, a.params.as_deref(), a.k, &a.out, &io)?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(())

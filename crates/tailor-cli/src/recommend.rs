@@ -109,13 +109,24 @@ impl TrainSet {
         wanted: &[String],
         k: usize,
     ) -> Vec<(Vec<String>, bool)> {
+        self.recommend_filtered(model, recency_half_life, wanted, k, &Filter::default())
+    }
+
+    /// [`TrainSet::recommend`] with a filter.
+    pub fn recommend_filtered(
+        &self,
+        model: &dyn Model,
+        recency_half_life: Option<f32>,
+        wanted: &[String],
+        k: usize,
+        filter: &Filter,
+    ) -> Vec<(Vec<String>, bool)> {
         use rayon::prelude::*;
         let popular = Popularity::fit(&self.matrix);
         let recency: Vec<f32> = match recency_half_life {
             None => Vec::new(),
             Some(h) => tailor_recommend::recency_weights(&self.matrix, &self.times, h),
         };
-        let filter = Filter::default();
         let ip = self.matrix.indptr();
         wanted
             .par_iter()
@@ -126,9 +137,9 @@ impl TrainSet {
                         if !recency.is_empty() {
                             h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
                         }
-                        (model.recommend(Some(row), h, k, &filter), false)
+                        (model.recommend(Some(row), h, k, filter), false)
                     }
-                    None => (popular.recommend(None, History::empty(), k, &filter), true),
+                    None => (popular.recommend(None, History::empty(), k, filter), true),
                 };
                 (recs.iter().map(|(i, _)| self.items.name(*i).unwrap_or_default().to_owned()).collect(), cold)
             })
@@ -164,11 +175,23 @@ fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, defaul
 }
 
 /// Trains the named model with `key=value` parameters.
-pub fn train(name: &str, spec: Option<&str>, m: &Interactions, times: &[f64]) -> Result<AnyModel> {
+pub fn train(
+    name: &str,
+    spec: Option<&str>,
+    m: &Interactions,
+    times: &[f64],
+    features: Option<&[Vec<String>]>,
+) -> Result<AnyModel> {
     let mut p = params(spec)?;
     p.remove("recency");
     let model = match name {
         "popular" => AnyModel::Popular(Popularity::fit(m)),
+        "content" => {
+            let f = features.ok_or_else(|| crate::usage("--model content needs --item-features FILE"))?;
+            let mut tokens = f.to_vec();
+            tokens.resize(m.n_items(), Vec::new());
+            AnyModel::Content(tailor_recommend::content::ContentModel::fit(&tokens))
+        }
         "trending" => {
             let now = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let days: f64 = take(&mut p, "half_life_days", 7.0)?;
@@ -242,7 +265,7 @@ pub fn train(name: &str, spec: Option<&str>, m: &Interactions, times: &[f64]) ->
         }
         other => {
             return Err(crate::usage(format!(
-                "--model {other}: expected popular, trending, itemknn, als, bpr or ease"
+                "--model {other}: expected popular, trending, itemknn, als, bpr, ease or content"
             )));
         }
     };
@@ -273,8 +296,31 @@ pub struct BatchReport {
     pub recommend_seconds: f64,
 }
 
+/// Reads item features: `item<TAB>token token ...` per line (tokens separated by spaces or
+/// `|`; `#` starts a comment line).
+pub fn read_item_features(path: &Path) -> Result<Vec<(String, Vec<String>)>> {
+    let text = fs_err::read_to_string(path)?;
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (item, toks) = line
+            .split_once('\t')
+            .with_context(|| format!("{}:{}: expected item<TAB>features", path.display(), n + 1))?;
+        let toks =
+            toks.split(|c: char| c == '|' || c.is_whitespace()).filter(|t| !t.is_empty()).map(str::to_owned).collect();
+        out.push((item.trim().to_owned(), toks));
+    }
+    Ok(out)
+}
+
 /// Where the model comes from and goes.
 pub struct ModelIo<'a> {
+    /// Item features for content-based models (`item<TAB>tokens`).
+    pub item_features: Option<&'a Path>,
+    /// Recommend only items without training interactions (the cold-item protocol).
+    pub cold_only: bool,
     /// Load this model file instead of training.
     pub load: Option<&'a Path>,
     /// Save the trained model here (`.gz`: gzip-compressed JSON).
@@ -328,8 +374,21 @@ pub fn batch(
             (set, file.model)
         }
         None => {
-            let set = TrainSet::from_rows(&rows)?;
-            let trained = train(model, spec, &set.matrix, &set.times)?;
+            let named: Vec<(String, Vec<String>)> = match io.item_features {
+                Some(p) => read_item_features(p)?,
+                None => Vec::new(),
+            };
+            let set = TrainSet::with_ids(&rows, Vec::new(), named.iter().map(|(i, _)| i.clone()).collect())?;
+            let features: Option<Vec<Vec<String>>> = io.item_features.map(|_| {
+                let mut f = vec![Vec::new(); set.items.len()];
+                for (i, t) in &named {
+                    if let Some(k) = set.items.get(i) {
+                        f[k as usize] = t.clone();
+                    }
+                }
+                f
+            });
+            let trained = train(model, spec, &set.matrix, &set.times, features.as_deref())?;
             (set, trained)
         }
     };
@@ -353,7 +412,13 @@ pub fn batch(
             .collect(),
         None => set.users.names().to_vec(),
     };
-    let results = set.recommend(trained.as_model(), recency_of(spec)?, &wanted, k);
+    let mut filter = Filter::default();
+    if io.cold_only {
+        let mut seen = vec![false; set.items.len()];
+        set.matrix.indices().iter().for_each(|&i| seen[i as usize] = true);
+        filter.allow = Some(seen.iter().map(|s| !s).collect());
+    }
+    let results = set.recommend_filtered(trained.as_model(), recency_of(spec)?, &wanted, k, &filter);
     let file = fs_err::File::create(out)?;
     let mut w = BufWriter::new(file);
     writeln!(w, "user\titem\trank")?;

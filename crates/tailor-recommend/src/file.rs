@@ -10,6 +10,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::als::AlsModel;
 use crate::bpr::BprModel;
+use crate::content::ContentModel;
 use crate::ease::EaseModel;
 use crate::error::{RecommendError, Result};
 use crate::knn::ItemKnn;
@@ -36,6 +37,8 @@ pub enum AnyModel {
     Bpr(BprModel),
     /// EASE.
     Ease(EaseModel),
+    /// Content-based TF-IDF.
+    Content(ContentModel),
 }
 
 impl AnyModel {
@@ -48,6 +51,7 @@ impl AnyModel {
             Self::Als(m) => m,
             Self::Bpr(m) => m,
             Self::Ease(m) => m,
+            Self::Content(m) => m,
         }
     }
 }

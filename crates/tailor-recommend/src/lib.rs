@@ -6,6 +6,7 @@
 //! - [`als`]: implicit-feedback ALS (Hu, Koren & Volinsky 2008) with the conjugate-gradient
 //!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
 //! - [`bpr`]: BPR with parallel Hogwild! SGD and uniform or popularity negatives,
+//! - [`content`]: TF-IDF over item features, user profiles, cold-item recommendations,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
 //! - [`file`]: versioned model files (ids, data fingerprint, metrics),
 //! - [`topk`]: exact top-k selection with filters.
@@ -15,6 +16,7 @@
 
 pub mod als;
 pub mod bpr;
+pub mod content;
 pub mod ease;
 pub mod error;
 pub mod file;

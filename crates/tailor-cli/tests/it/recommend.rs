@@ -91,6 +91,43 @@ fn batch_eval_and_tune() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a tailor model file"), "{}", stderr(&o));
 
+    // Content-based on item features, recommending only items nobody has touched yet: the
+    // new item of each taste group goes to that group.
+    let features = dir.path().join("items.tsv");
+    let mut f = String::new();
+    for item in 0..40u32 {
+        let _ = writeln!(f, "i{item}\tgroup:{} word:w{item}", item / 20);
+    }
+    f.push_str("new0\tgroup:0 word:fresh\nnew1\tgroup:1 word:fresh\n");
+    fs_err::write(&features, f).expect("write");
+    let cold = dir.path().join("cold.tsv");
+    let o = tailor(
+        &data_dir,
+        &[
+            "recommend",
+            "--train",
+            i,
+            "--model",
+            "content",
+            "--item-features",
+            features.to_str().expect("utf8"),
+            "--cold-items-only",
+            "--k",
+            "1",
+            "--out",
+            cold.to_str().expect("utf8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for line in fs_err::read_to_string(&cold).expect("cold").lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let group = f[0][1..].parse::<u32>().expect("id") % 2;
+        assert_eq!(f[1], format!("new{group}"), "{line}");
+    }
+    let o =
+        tailor(&data_dir, &["recommend", "--train", i, "--model", "content", "--out", cold.to_str().expect("utf8")]);
+    assert_eq!(o.status.code(), Some(2), "content needs features");
+
     // Eval: a table of models, JSON and a chart.
     let chart = dir.path().join("ndcg.svg");
     let json = dir.path().join("eval.json");
