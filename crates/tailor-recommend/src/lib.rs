@@ -8,7 +8,7 @@
 //! - [`bpr`]: BPR with parallel Hogwild! SGD and uniform or popularity negatives,
 //! - [`content`]: TF-IDF over item features, user profiles, cold-item recommendations,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
-//! - [`file`]: versioned model files (ids, data fingerprint, metrics),
+//! - [`mod@file`]: versioned model files (ids, data fingerprint, metrics),
 //! - [`topk`]: exact top-k selection with filters.
 //!
 //! Every model scores items for a user from the user's index (when trained on them) and
