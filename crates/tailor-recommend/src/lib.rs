@@ -9,6 +9,7 @@
 //! - [`content`]: TF-IDF over item features, user profiles, cold-item recommendations,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
 //! - [`mod@file`]: versioned model files (ids, data fingerprint, metrics),
+//! - [`rerank`]: maximal-marginal-relevance diversity and per-category caps,
 //! - [`topk`]: exact top-k selection with filters.
 //!
 //! Every model scores items for a user from the user's index (when trained on them) and
@@ -22,6 +23,7 @@ pub mod error;
 pub mod file;
 pub mod knn;
 pub mod popularity;
+pub mod rerank;
 pub mod topk;
 
 pub use error::{RecommendError, Result};
