@@ -1149,6 +1149,11 @@ fn parse_time(flag: &str, s: &str) -> Result<Timestamp> {
     Timestamp::parse_auto(s).map_err(|e| usage(format!("{flag} {s:?}: {e}")))
 }
 
+/// A membership as text: `a + b`, or `(none)`.
+fn segments_text(v: &[String]) -> String {
+    if v.is_empty() { "(none)".to_owned() } else { v.join(" + ") }
+}
+
 fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
     let store = open_store(config)?;
     match cmd {
@@ -1327,17 +1332,15 @@ fn segment_cmd(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                     println!("{}", serde_json::to_string(&changes)?);
                 } else {
                     for c in changes {
-                        let show = |v: &[String]| if v.is_empty() { "(none)".to_owned() } else { v.join(" + ") };
                         let how = c.run.map_or("real time".to_owned(), |r| format!("run {r}"));
-                        println!("{} {}: {} -> {} ({how})", c.at, c.user, show(&c.from), show(&c.to));
+                        println!("{} {}: {} -> {} ({how})", c.at, c.user, segments_text(&c.from), segments_text(&c.to));
                     }
                 }
             } else {
                 // From → to counts of the latest run.
                 let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
                 for c in changes.iter().filter(|c| c.run == Some(run.id)) {
-                    let show = |v: &[String]| if v.is_empty() { "(none)".to_owned() } else { v.join(" + ") };
-                    *counts.entry((show(&c.from), show(&c.to))).or_default() += 1;
+                    *counts.entry((segments_text(&c.from), segments_text(&c.to))).or_default() += 1;
                 }
                 if cli.json {
                     let v: Vec<serde_json::Value> =

@@ -117,13 +117,17 @@ pub struct Population {
     pub table: FeatureTable,
 }
 
+/// The stored catalog as the features see it.
+fn item_table(store: &dyn Store) -> Result<ItemTable> {
+    let mut items: Vec<Item> = Vec::new();
+    store.for_each_item(&mut |_, s| items.push(s.value))?;
+    Ok(ItemTable::new(&items))
+}
+
 /// Reads the catalog, users and events (before `as_of`) and computes the feature table of
 /// every user with at least one counted event.
 pub fn population(store: &dyn Store, as_of: Option<Timestamp>, top_n: usize) -> Result<Population> {
-    let mut items: Vec<Item> = Vec::new();
-    store.for_each_item(&mut |_, s| items.push(s.value))?;
-    let mut pop = features::Population::new(ItemTable::new(&items));
-    drop(items);
+    let mut pop = features::Population::new(item_table(store)?);
     let mut users: HashMap<String, User> = HashMap::new();
     store.for_each_user(&mut |_, s| {
         users.insert(s.value.id.0.clone(), s.value);
@@ -510,10 +514,9 @@ pub fn record_of(run: &SegmentationRun) -> Result<Record> {
 
 /// The latest run of `name`, or of the most recent segmentation when `name` is `None`.
 pub fn latest(store: &dyn Store, name: Option<&str>) -> Result<SegmentationRun> {
-    let runs = store.segmentation_runs()?;
     let run = match name {
-        Some(n) => runs.into_iter().rev().find(|r| r.name == n),
-        None => runs.into_iter().next_back(),
+        Some(n) => store.segmentation(n, None)?,
+        None => store.segmentation_runs()?.into_iter().next_back(),
     };
     run.ok_or_else(|| match name {
         Some(n) => crate::usage(format!("no segmentation named {n:?}; run `tailor segment run --name {n}` first")),
@@ -683,9 +686,7 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
 
 /// One user's features as of `as_of` (their events only), laid out like the run's table.
 pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, rec: &Record) -> Result<FeatureTable> {
-    let mut items: Vec<Item> = Vec::new();
-    store.for_each_item(&mut |_, s| items.push(s.value))?;
-    let catalog = ItemTable::new(&items);
+    let catalog = item_table(store)?;
     let mut act = Activity::default();
     let mut latest = i64::MIN;
     store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {

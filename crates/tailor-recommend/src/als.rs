@@ -275,16 +275,15 @@ impl pulp::WithSimd for Rows<'_> {
     }
 }
 
-fn half_sweep(x: &mut [f32], y: &[f32], m: &Interactions, k: usize, p: &AlsParams) -> Vec<f32> {
-    let yty = gram(y, k, p.regularization);
+/// Solves every row of `x` against `y`, whose Gram matrix `YᵀY + λI` is `yty`.
+fn half_sweep(x: &mut [f32], y: &[f32], yty: &[f32], m: &Interactions, k: usize, p: &AlsParams) {
     let arch = pulp::Arch::new();
     x.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each_init(
         || Scratch::new(k),
         |s, (block, xs)| {
-            arch.dispatch(Rows { xs, first: block * ROWS_PER_TASK, y, yty: &yty, m, p, s });
+            arch.dispatch(Rows { xs, first: block * ROWS_PER_TASK, y, yty, m, p, s });
         },
     );
-    yty
 }
 
 impl AlsParams {
@@ -323,20 +322,25 @@ impl AlsParams {
         let mt = m.transpose();
         let mut model =
             AlsModel { params: self.clone(), k, user_factors: Vec::new(), item_factors: Vec::new(), yty: Vec::new() };
+        // The item Gram matrix serves the next user half-sweep and the model's fold-in alike.
+        let reg = self.regularization;
+        let mut item_gram = gram(&item_factors, k, reg);
         for it in 0..self.iterations {
-            half_sweep(&mut user_factors, &item_factors, m, k, self);
-            half_sweep(&mut item_factors, &user_factors, &mt, k, self);
+            half_sweep(&mut user_factors, &item_factors, &item_gram, m, k, self);
+            let user_gram = gram(&user_factors, k, reg);
+            half_sweep(&mut item_factors, &user_factors, &user_gram, &mt, k, self);
             model.user_factors = std::mem::take(&mut user_factors);
             model.item_factors = std::mem::take(&mut item_factors);
-            model.yty = gram(&model.item_factors, k, self.regularization);
+            model.yty = gram(&model.item_factors, k, reg);
             let go_on = each_iteration(it + 1, &model);
             user_factors = std::mem::take(&mut model.user_factors);
             item_factors = std::mem::take(&mut model.item_factors);
+            item_gram = std::mem::take(&mut model.yty);
             if !go_on {
                 break;
             }
         }
-        model.yty = gram(&item_factors, k, self.regularization);
+        model.yty = item_gram;
         model.user_factors = user_factors;
         model.item_factors = item_factors;
         Ok(model)

@@ -572,7 +572,22 @@ impl Store for RedbStore {
     }
 
     fn segmentation(&self, name: &str, id: Option<u64>) -> Result<Option<SegmentationRun>> {
-        Ok(self.segmentation_runs()?.into_iter().rev().find(|r| r.name == name && id.is_none_or(|i| r.id == i)))
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(SEG_RUNS).ctx(p)?;
+        // Newest first, decoding only until the run is found.
+        for entry in table.iter().ctx(p)?.rev() {
+            let (k, v) = entry.ctx(p)?;
+            if id.is_some_and(|i| i != k.value()) {
+                continue;
+            }
+            let run: SegmentationRun =
+                serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment run: {e}")))?;
+            if run.name == name {
+                return Ok(Some(run));
+            }
+        }
+        Ok(None)
     }
 
     fn segmentation_runs(&self) -> Result<Vec<SegmentationRun>> {
