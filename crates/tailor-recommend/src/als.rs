@@ -66,7 +66,8 @@ pub struct AlsModel {
     yty: Vec<f32>,
 }
 
-/// Dot product with 16 independent accumulators (two 8-lane vectors under AVX2).
+/// Dot product with 16 independent accumulators (two 8-lane vectors under AVX2), summed
+/// as a tree so that the reduction does not serialise on the adder's latency.
 #[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 16];
@@ -81,14 +82,88 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     for (x, y) in ra.iter().zip(rb) {
         s += x * y;
     }
-    s + acc.iter().sum::<f32>()
+    let mut w = 8;
+    while w > 0 {
+        for l in 0..w {
+            acc[l] += acc[l + w];
+        }
+        w /= 2;
+    }
+    s + acc[0]
 }
 
+/// [`dot`] with explicit vectors and fused multiply-adds (Rust does not contract `a * b + c`
+/// into an FMA on its own), two accumulators.
 #[inline(always)]
-fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
-    for (a, b) in y.iter_mut().zip(x) {
-        *a += alpha * b;
+fn sdot<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+    let (va, ta) = S::as_simd_f32s(a);
+    let (vb, tb) = S::as_simd_f32s(b);
+    let zero = simd.splat_f32s(0.0);
+    let (mut a0, mut a1) = (zero, zero);
+    let (pa, pb) = (va.chunks_exact(2), vb.chunks_exact(2));
+    let (ra, rb) = (pa.remainder(), pb.remainder());
+    for (x, y) in pa.zip(pb) {
+        a0 = simd.mul_add_f32s(x[0], y[0], a0);
+        a1 = simd.mul_add_f32s(x[1], y[1], a1);
     }
+    for (x, y) in ra.iter().zip(rb) {
+        a0 = simd.mul_add_f32s(*x, *y, a0);
+    }
+    let mut s = simd.reduce_sum_f32s(simd.add_f32s(a0, a1));
+    for (x, y) in ta.iter().zip(tb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `out += Σ_j coef[j] · rows[j]` for row-major `rows` (n × k), with the output held in
+/// vector registers (blocks of up to four vectors) while the rows stream past, instead of
+/// being loaded and stored once per row as repeated `y += a·x` calls would.
+#[inline(always)]
+fn saccumulate<S: pulp::Simd>(simd: S, rows: &[f32], coef: &[f32], k: usize, out: &mut [f32]) {
+    let (vo, to) = S::as_mut_simd_f32s(out);
+    let nv = vo.len();
+    let lanes = (k - to.len()).checked_div(nv).unwrap_or(k);
+    let mut c = 0;
+    while c < nv {
+        c = match nv - c {
+            1 => saccumulate_block::<S, 1>(simd, rows, coef, k, lanes, c, vo),
+            2 => saccumulate_block::<S, 2>(simd, rows, coef, k, lanes, c, vo),
+            3 => saccumulate_block::<S, 3>(simd, rows, coef, k, lanes, c, vo),
+            _ => saccumulate_block::<S, 4>(simd, rows, coef, k, lanes, c, vo),
+        };
+    }
+    let t0 = k - to.len();
+    for (row, &a) in rows.chunks_exact(k).zip(coef) {
+        for (o, r) in to.iter_mut().zip(&row[t0..]) {
+            *o += a * r;
+        }
+    }
+}
+
+/// One block of `W` output vectors of [`saccumulate`], starting at vector `c`; returns the
+/// next block's start. `W` is a constant so that the accumulators live in registers.
+#[inline(always)]
+fn saccumulate_block<S: pulp::Simd, const W: usize>(
+    simd: S,
+    rows: &[f32],
+    coef: &[f32],
+    k: usize,
+    lanes: usize,
+    c: usize,
+    vo: &mut [S::f32s],
+) -> usize {
+    let mut acc: [S::f32s; W] = [simd.splat_f32s(0.0); W];
+    acc.copy_from_slice(&vo[c..c + W]);
+    for (row, &a) in rows.chunks_exact(k).zip(coef) {
+        let (vr, _) = S::as_simd_f32s(&row[c * lanes..]);
+        let av = simd.splat_f32s(a);
+        for v in 0..W {
+            acc[v] = simd.mul_add_f32s(av, vr[v], acc[v]);
+        }
+    }
+    vo[c..c + W].copy_from_slice(&acc);
+    c + W
 }
 
 /// `YᵀY + λI` (k × k, row-major) of row-major factors, by faer's GEMM.
@@ -150,11 +225,27 @@ struct Scratch {
     ap: Vec<f32>,
     a64: Vec<f64>,
     b64: Vec<f64>,
+    /// The row's factor vectors of the other side, copied together once per solve so that
+    /// the CG steps read them from cache instead of gathering random rows again.
+    g: Vec<f32>,
+    /// `c − 1 = alpha · weight` per column of the row.
+    cm1: Vec<f32>,
+    /// Per-column coefficients of the current matrix–vector product.
+    q: Vec<f32>,
 }
 
 impl Scratch {
     fn new(k: usize) -> Self {
-        Self { r: vec![0.0; k], p: vec![0.0; k], ap: vec![0.0; k], a64: vec![0.0; k * k], b64: vec![0.0; k] }
+        Self {
+            r: vec![0.0; k],
+            p: vec![0.0; k],
+            ap: vec![0.0; k],
+            a64: vec![0.0; k * k],
+            b64: vec![0.0; k],
+            g: Vec::new(),
+            cm1: Vec::new(),
+            q: Vec::new(),
+        }
     }
 }
 
@@ -164,7 +255,8 @@ impl Scratch {
 /// x86-64-v3) while the binary still runs anywhere.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn solve_row(
+fn solve_row<S: pulp::Simd>(
+    simd: S,
     x: &mut [f32],
     y: &[f32],
     yty: &[f32],
@@ -177,37 +269,49 @@ fn solve_row(
     let k = x.len();
     match solver {
         Solver::Cg { steps } => {
-            // r = b − A x, with b = Σ c y_i and A = YtY + Σ (c − 1) y_i y_iᵀ.
-            for (a, row) in s.r.iter_mut().zip(yty.chunks_exact(k)) {
-                *a = -dot(row, x);
+            // Gather the row's vectors once: the residual and every CG step read them.
+            s.g.clear();
+            for &i in cols {
+                s.g.extend_from_slice(&y[i as usize * k..(i as usize + 1) * k]);
             }
-            for (&i, &w) in cols.iter().zip(weights) {
-                let yi = &y[i as usize * k..(i as usize + 1) * k];
-                let c = 1.0 + alpha * w;
-                axpy(c - (c - 1.0) * dot(yi, x), yi, &mut s.r);
+            s.cm1.resize(weights.len(), 0.0);
+            for (c, &w) in s.cm1.iter_mut().zip(weights) {
+                *c = alpha * w;
             }
+            // r = b − A x, with b = Σ c y_i and A = YtY + Σ (c − 1) y_i y_iᵀ; YtY is
+            // symmetric, so YtY·x is a combination of its rows.
+            s.r.iter_mut().for_each(|v| *v = 0.0);
+            saccumulate(simd, yty, x, k, &mut s.r);
+            s.r.iter_mut().for_each(|v| *v = -*v);
+            s.q.resize(s.cm1.len(), 0.0);
+            for ((q, yi), &cm1) in s.q.iter_mut().zip(s.g.chunks_exact(k)).zip(&s.cm1) {
+                *q = 1.0 + cm1 - cm1 * sdot(simd, yi, x);
+            }
+            saccumulate(simd, &s.g, &s.q, k, &mut s.r);
             s.p.copy_from_slice(&s.r);
-            let mut rsold = dot(&s.r, &s.r);
+            let mut rsold = sdot(simd, &s.r, &s.r);
             if rsold < 1e-20 {
                 return;
             }
             for _ in 0..steps {
-                for (a, row) in s.ap.iter_mut().zip(yty.chunks_exact(k)) {
-                    *a = dot(row, &s.p);
+                s.ap.iter_mut().for_each(|v| *v = 0.0);
+                saccumulate(simd, yty, &s.p, k, &mut s.ap);
+                for ((q, yi), &cm1) in s.q.iter_mut().zip(s.g.chunks_exact(k)).zip(&s.cm1) {
+                    *q = cm1 * sdot(simd, yi, &s.p);
                 }
-                for (&i, &w) in cols.iter().zip(weights) {
-                    let yi = &y[i as usize * k..(i as usize + 1) * k];
-                    let c = 1.0 + alpha * w;
-                    axpy((c - 1.0) * dot(yi, &s.p), yi, &mut s.ap);
-                }
-                let pap = dot(&s.p, &s.ap);
+                saccumulate(simd, &s.g, &s.q, k, &mut s.ap);
+                let pap = sdot(simd, &s.p, &s.ap);
                 if pap <= 0.0 || !pap.is_finite() {
                     break;
                 }
                 let a = rsold / pap;
-                axpy(a, &s.p, x);
-                axpy(-a, &s.ap, &mut s.r);
-                let rsnew = dot(&s.r, &s.r);
+                for (xv, p) in x.iter_mut().zip(&s.p) {
+                    *xv += a * p;
+                }
+                for (r, ap) in s.r.iter_mut().zip(&s.ap) {
+                    *r -= a * ap;
+                }
+                let rsnew = sdot(simd, &s.r, &s.r);
                 if rsnew < 1e-20 {
                     break;
                 }
@@ -247,7 +351,7 @@ fn solve_row(
 const ROWS_PER_TASK: usize = 64;
 
 /// A block of rows to solve, as a [`pulp::WithSimd`] operation: `with_simd` is inlined into
-/// pulp's `#[target_feature]` entry point, and `solve_row` (with `dot` and `axpy`) into it,
+/// pulp's `#[target_feature]` entry point, and `solve_row` (with [`sdot`] and [`saccumulate`]) into it,
 /// so the whole loop is compiled for AVX2/AVX-512 when the CPU has them.
 struct Rows<'a> {
     xs: &'a mut [f32],
@@ -263,14 +367,14 @@ impl pulp::WithSimd for Rows<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let k = self.s.r.len();
         let ip = self.m.indptr();
         let (idx, data) = (self.m.indices(), self.m.data());
         for (r, xu) in self.xs.chunks_exact_mut(k).enumerate() {
             let u = self.first + r;
             let (a, b) = (ip[u], ip[u + 1]);
-            solve_row(xu, self.y, self.yty, &idx[a..b], &data[a..b], self.p.alpha, self.p.solver, self.s);
+            solve_row(simd, xu, self.y, self.yty, &idx[a..b], &data[a..b], self.p.alpha, self.p.solver, self.s);
         }
     }
 }
@@ -363,10 +467,10 @@ impl pulp::WithSimd for ScoreAll<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
         let k = self.x.len().max(1);
         for (o, yi) in self.out.iter_mut().zip(self.items.chunks_exact(k)) {
-            *o = dot(self.x, yi);
+            *o = sdot(simd, self.x, yi);
         }
     }
 }
@@ -389,6 +493,7 @@ impl AlsModel {
         let mut x = vec![0f32; k];
         let mut s = Scratch::new(k);
         solve_row(
+            pulp::Scalar::new(),
             &mut x,
             &self.item_factors,
             &self.yty,
