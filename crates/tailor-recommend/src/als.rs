@@ -570,3 +570,51 @@ impl Model for AlsModel {
         pulp::Arch::new().dispatch(ScoreAll { x, items: &self.item_factors, out });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::{any, prop_assert, proptest};
+    use tailor_core::rng::Rng;
+
+    /// Runs both SIMD kernels under the CPU's best instructions.
+    struct Kernels<'a> {
+        a: &'a [f32],
+        rows: &'a [f32],
+        coef: &'a [f32],
+        k: usize,
+    }
+
+    impl pulp::WithSimd for Kernels<'_> {
+        type Output = (f32, Vec<f32>);
+
+        fn with_simd<S: pulp::Simd>(self, simd: S) -> Self::Output {
+            let d = sdot(simd, self.a, &self.rows[..self.k]);
+            let mut out = self.a.to_vec();
+            saccumulate(simd, self.rows, self.coef, self.k, &mut out);
+            (d, out)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn simd_kernels_equal_the_naive_loops(
+            k in 1usize..150,
+            n in 1usize..6,
+            seed in any::<u64>(),
+        ) {
+            let mut rng = Rng::new(seed);
+            let a: Vec<f32> = (0..k).map(|_| rng.normal() as f32).collect();
+            let rows: Vec<f32> = (0..n * k).map(|_| rng.normal() as f32).collect();
+            let coef: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let (d, out) = pulp::Arch::new().dispatch(Kernels { a: &a, rows: &rows, coef: &coef, k });
+            let naive_d: f32 = a.iter().zip(&rows[..k]).map(|(x, y)| x * y).sum();
+            prop_assert!((d - naive_d).abs() <= 1e-4 * (1.0 + naive_d.abs()), "{d} vs {naive_d}");
+            for c in 0..k {
+                let want = a[c] + (0..n).map(|j| coef[j] * rows[j * k + c]).sum::<f32>();
+                prop_assert!((out[c] - want).abs() <= 1e-4 * (1.0 + want.abs()), "col {c}: {} vs {want}", out[c]);
+            }
+            prop_assert!((dot(&a, &rows[..k]) - naive_d).abs() <= 1e-4 * (1.0 + naive_d.abs()));
+        }
+    }
+}
