@@ -5,6 +5,7 @@
 
 mod cluster;
 mod config;
+mod context;
 mod eval;
 mod plot;
 mod recommend;
@@ -78,6 +79,9 @@ enum Command {
     Eval(EvalArgs),
     /// Seeded random search of a model's parameters on a validation split carved from train.
     Tune(TuneArgs),
+    /// Context-aware evaluation of (user, item, context) logs such as frappe: popularity, popularity in the
+    /// context, ALS without context and iTALS with it, on one seeded split.
+    EvalContext(EvalContextArgs),
     /// Cluster the rows of a numeric CSV/TSV (header row) or .npy matrix (k-means, mini-batch k-means, DBSCAN, Ward).
     Cluster(ClusterArgs),
     /// Benchmarks of this build on this machine (results as a table or --json).
@@ -150,6 +154,44 @@ struct EvalArgs {
     /// Bar chart of NDCG@K (.svg or .png).
     #[arg(long)]
     chart: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct EvalContextArgs {
+    /// Delimited file with a header (tab-separated if the header has a tab, else comma).
+    #[arg(long)]
+    input: PathBuf,
+    /// User column.
+    #[arg(long, default_value = "user")]
+    user: String,
+    /// Item column.
+    #[arg(long, default_value = "item")]
+    item: String,
+    /// Weight column (e.g. frappe's `cnt`); 1 per row without it.
+    #[arg(long)]
+    weight: Option<String>,
+    /// How the weight becomes an interaction strength.
+    #[arg(long, value_enum, default_value = "log1p")]
+    weight_transform: context::WeightTransform,
+    /// Context columns, comma separated; their combination is one context value (e.g. `daytime,isweekend`);
+    /// `daypart(ts)` and `weekpart(ts)` derive night/morning/afternoon/evening and weekday/weekend from a time column.
+    #[arg(long, value_delimiter = ',', required = true)]
+    context: Vec<String>,
+    /// Share of each user's triples held out.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Seed of the split and of the models.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Cut-off K of the metrics.
+    #[arg(long, default_value_t = 10)]
+    k: usize,
+    /// ALS/iTALS parameters `key=value,...` (factors, regularization, alpha, iterations, solver, cg_steps).
+    #[arg(long)]
+    params: Option<String>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -612,6 +654,46 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("{} train rows, {} test rows, K = {}", train.len(), test.len(), a.split.k);
                 eval::print_table(&results);
+            }
+            Ok(())
+        }
+        Command::EvalContext(a) => {
+            if !(a.test_fraction > 0.0 && a.test_fraction < 1.0) {
+                return Err(usage("--test-fraction must be between 0 and 1"));
+            }
+            let cols =
+                context::Columns { user: &a.user, item: &a.item, weight: a.weight.as_deref(), context: &a.context };
+            let log = context::read(&a.input, &cols, a.weight_transform)?;
+            let (train, test) = context::split(&log.triples, a.test_fraction, a.seed);
+            let mut p = recommend::params(a.params.as_deref())?;
+            let mut params = recommend::als_params(&mut p)?;
+            if let Some(k) = p.keys().next() {
+                return Err(usage(format!("--params {k}: not a parameter of ALS/iTALS")));
+            }
+            if !a.params.as_deref().unwrap_or("").contains("seed=") {
+                params.seed = a.seed;
+            }
+            let results = context::compare(&train, &test, &params, a.k)?;
+            if let Some(p) = &a.out {
+                fs_err::write(p, serde_json::to_string_pretty(&results)?)?;
+            }
+            if cli.json {
+                println!("{}", serde_json::to_string(&results)?);
+            } else {
+                println!(
+                    "{} triples ({} users, {} items, {} contexts of {}; {} rows without user or item left out); \
+                     {} train, {} test; K = {}",
+                    log.triples.len(),
+                    log.triples.n_users,
+                    log.triples.n_items,
+                    log.contexts.len(),
+                    a.context.join("×"),
+                    log.skipped,
+                    train.len(),
+                    test.len(),
+                    a.k
+                );
+                context::print_table(&results, a.k);
             }
             Ok(())
         }

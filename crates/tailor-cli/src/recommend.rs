@@ -157,7 +157,7 @@ pub fn recency_of(spec: Option<&str>) -> Result<Option<f32>> {
 }
 
 /// `key=value` pairs.
-fn params(spec: Option<&str>) -> Result<HashMap<String, String>> {
+pub fn params(spec: Option<&str>) -> Result<HashMap<String, String>> {
     let mut m = HashMap::new();
     for part in spec.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) =
@@ -165,6 +165,27 @@ fn params(spec: Option<&str>) -> Result<HashMap<String, String>> {
         m.insert(k.trim().to_owned(), v.trim().to_owned());
     }
     Ok(m)
+}
+
+/// ALS parameters from `key=value` pairs (factors, regularization, alpha, iterations,
+/// solver=cg|cholesky, cg_steps, seed), removing the keys it uses.
+pub fn als_params(p: &mut HashMap<String, String>) -> Result<AlsParams> {
+    let d = AlsParams::default();
+    let solver = match p.remove("solver").as_deref() {
+        None | Some("cg") => Solver::Cg { steps: take(p, "cg_steps", 3)? },
+        Some("cholesky") => Solver::Cholesky,
+        Some(other) => return Err(crate::usage(format!("--params solver={other}: expected cg or cholesky"))),
+    };
+    let params = AlsParams {
+        factors: take(p, "factors", d.factors)?,
+        regularization: take(p, "regularization", d.regularization)?,
+        alpha: take(p, "alpha", d.alpha)?,
+        iterations: take(p, "iterations", d.iterations)?,
+        solver,
+        seed: take(p, "seed", d.seed)?,
+    };
+    params.validate().map_err(|e| crate::usage(e.to_string()))?;
+    Ok(params)
 }
 
 fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, default: T) -> Result<T> {
@@ -201,21 +222,7 @@ pub fn train(
             )
         }
         "als" => {
-            let d = AlsParams::default();
-            let solver = match p.remove("solver").as_deref() {
-                None | Some("cg") => Solver::Cg { steps: take(&mut p, "cg_steps", 3)? },
-                Some("cholesky") => Solver::Cholesky,
-                Some(other) => return Err(crate::usage(format!("--params solver={other}: expected cg or cholesky"))),
-            };
-            let params = AlsParams {
-                factors: take(&mut p, "factors", d.factors)?,
-                regularization: take(&mut p, "regularization", d.regularization)?,
-                alpha: take(&mut p, "alpha", d.alpha)?,
-                iterations: take(&mut p, "iterations", d.iterations)?,
-                solver,
-                seed: take(&mut p, "seed", d.seed)?,
-            };
-            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            let params = als_params(&mut p)?;
             AnyModel::Als(params.fit(m)?)
         }
         "bpr" => {

@@ -166,6 +166,11 @@ fn saccumulate_block<S: pulp::Simd, const W: usize>(
     c + W
 }
 
+/// `YᵀY` (k × k, row-major) without the ridge term.
+pub(crate) fn gram_unregularised(y: &[f32], k: usize) -> Vec<f32> {
+    gram(y, k, 0.0)
+}
+
 /// `YᵀY + λI` (k × k, row-major) of row-major factors, by faer's GEMM.
 fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
     let n = y.len() / k.max(1);
@@ -380,7 +385,7 @@ impl pulp::WithSimd for Rows<'_> {
 }
 
 /// Solves every row of `x` against `y`, whose Gram matrix `YᵀY + λI` is `yty`.
-fn half_sweep(x: &mut [f32], y: &[f32], yty: &[f32], m: &Interactions, k: usize, p: &AlsParams) {
+pub(crate) fn half_sweep(x: &mut [f32], y: &[f32], yty: &[f32], m: &Interactions, k: usize, p: &AlsParams) {
     let arch = pulp::Arch::new();
     x.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each_init(
         || Scratch::new(k),

@@ -18,6 +18,7 @@
 pub mod als;
 pub mod bpr;
 pub mod content;
+pub mod context;
 pub mod ease;
 pub mod error;
 pub mod file;
