@@ -97,11 +97,13 @@ struct RecommendArgs {
     /// Users to recommend for, one id per line (default: every train user).
     #[arg(long)]
     users: Option<PathBuf>,
-    /// Model: popular, itemknn, als, ease.
+    /// Model: popular, trending, itemknn, als, bpr, ease, content (needs --item-features) or hybrid (EASE + content
+    /// blended by item interaction count, β learned on a validation split; needs --item-features).
     #[arg(long, default_value = "als")]
     model: String,
     /// Model parameters `key=value,...` (als: factors, regularization, alpha, iterations, solver=cg|cholesky, cg_steps,
-    /// seed; ease: lambda, binary; itemknn: weighting=cosine|tfidf|bm25, neighbours, shrink, k1, b).
+    /// seed; ease: lambda, binary; hybrid: lambda, binary, beta; itemknn: weighting=cosine|tfidf|bm25, neighbours,
+    /// shrink, k1, b).
     #[arg(long)]
     params: Option<String>,
     /// Recommendations per user.

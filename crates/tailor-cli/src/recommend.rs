@@ -252,6 +252,19 @@ pub fn train(
                 EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
             AnyModel::Ease(params.fit(m)?)
         }
+        "hybrid" => {
+            let f = features.ok_or_else(|| crate::usage("--model hybrid needs --item-features FILE"))?;
+            let d = EaseParams::default();
+            let ease =
+                EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
+            let beta = p
+                .remove("beta")
+                .map(|v| v.parse::<f32>())
+                .transpose()
+                .map_err(|_| crate::usage("--params beta: expected a number >= 0 (or leave it out to learn it)"))?;
+            let params = tailor_recommend::hybrid::HybridParams { ease, beta };
+            AnyModel::Hybrid(params.fit(m, times, f).map_err(|e| crate::usage(e.to_string()))?)
+        }
         "itemknn" => {
             let d = KnnParams::default();
             let weighting = match p.remove("weighting").as_deref() {
@@ -272,7 +285,7 @@ pub fn train(
         }
         other => {
             return Err(crate::usage(format!(
-                "--model {other}: expected popular, trending, itemknn, als, bpr, ease or content"
+                "--model {other}: expected popular, trending, itemknn, als, bpr, ease, content or hybrid"
             )));
         }
     };

@@ -13,6 +13,7 @@ use crate::bpr::BprModel;
 use crate::content::ContentModel;
 use crate::ease::EaseModel;
 use crate::error::{RecommendError, Result};
+use crate::hybrid::HybridModel;
 use crate::knn::ItemKnn;
 use crate::popularity::{Popularity, Trending};
 use crate::{History, Model};
@@ -39,6 +40,8 @@ pub enum AnyModel {
     Ease(EaseModel),
     /// Content-based TF-IDF.
     Content(ContentModel),
+    /// EASE + content blended by item interaction count.
+    Hybrid(HybridModel),
 }
 
 impl AnyModel {
@@ -52,6 +55,7 @@ impl AnyModel {
             Self::Bpr(m) => m,
             Self::Ease(m) => m,
             Self::Content(m) => m,
+            Self::Hybrid(m) => m,
         }
     }
 }

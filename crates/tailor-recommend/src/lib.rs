@@ -22,6 +22,7 @@ pub mod context;
 pub mod ease;
 pub mod error;
 pub mod file;
+pub mod hybrid;
 pub mod knn;
 pub mod popularity;
 pub mod rerank;

@@ -248,12 +248,20 @@ fn a_committed_version_1_model_file_still_loads() {
 fn model_files_round_trip_every_model() {
     use tailor_recommend::file::{AnyModel, ModelFile, fingerprint};
     let m = checkerboard();
+    let tokens: Vec<Vec<String>> = (0..16).map(|i| vec![format!("group:{}", i % 4), format!("id:{i}")]).collect();
+    let times: Vec<f64> = (0..m.nnz()).map(|p| p as f64).collect();
     let models = vec![
         AnyModel::Popular(Popularity::fit(&m)),
         AnyModel::Itemknn(KnnParams::default().fit(&m).expect("knn")),
         AnyModel::Als(AlsParams { factors: 4, iterations: 3, ..AlsParams::default() }.fit(&m).expect("als")),
         AnyModel::Bpr(BprParams { factors: 4, epochs: 3, ..BprParams::default() }.fit(&m).expect("bpr")),
         AnyModel::Ease(EaseParams::default().fit(&m).expect("ease")),
+        AnyModel::Content(tailor_recommend::content::ContentModel::fit(&tokens)),
+        AnyModel::Hybrid(
+            tailor_recommend::hybrid::HybridParams { ease: EaseParams::default(), beta: None }
+                .fit(&m, &times, &tokens)
+                .expect("hybrid"),
+        ),
     ];
     let users: Vec<String> = (0..20).map(|u| format!("u{u}")).collect();
     let items: Vec<String> = (0..16).map(|i| format!("i{i}")).collect();
