@@ -9,7 +9,8 @@ use anyhow::Result;
 use serde::Serialize;
 use tailor_core::rng::Rng;
 use tailor_eval::metrics::{Report, evaluate};
-use tailor_eval::split::{Fraction, Row, collapse, temporal};
+use tailor_eval::split::{Fraction, Row, Strategy, collapse, split, temporal};
+use tailor_recommend::{History, Model};
 
 use crate::recommend::{TrainSet, recency_of, train};
 
@@ -26,23 +27,127 @@ pub struct ModelResult {
     pub train_seconds: f64,
     /// Scoring time for every test user.
     pub recommend_seconds: f64,
+    /// Mean per-user AUC over all items the user has not used in train (test users known
+    /// in train with at least one test item known in train).
+    pub auc: Option<f64>,
+    /// Metrics per user group (`--groups`), by group name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<(String, Report)>,
 }
 
-/// Train/test rows: given, or the temporal split of one file.
-pub fn load(input: Option<&Path>, train: Option<&Path>, test: Option<&Path>) -> Result<(Vec<Row>, Vec<Row>)> {
+/// How `--input` is split.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitSpec {
+    /// Strategy.
+    pub strategy: Strategy,
+    /// Test share.
+    pub fraction: Fraction,
+    /// Seed of the random strategies.
+    pub seed: u64,
+}
+
+impl SplitSpec {
+    /// From the command-line values.
+    pub fn parse(strategy: &str, fraction: &str, seed: u64) -> Result<Self> {
+        let names: Vec<&str> = Strategy::ALL.iter().map(|(n, _)| *n).collect();
+        let strategy = Strategy::parse(strategy)
+            .ok_or_else(|| crate::usage(format!("--split {strategy}: expected one of {}", names.join(", "))))?;
+        let fraction = Fraction::parse(fraction)
+            .filter(|f| f.as_f64() > 0.0 && f.as_f64() < 1.0)
+            .ok_or_else(|| crate::usage(format!("--test-fraction {fraction}: expected a decimal between 0 and 1")))?;
+        Ok(Self { strategy, fraction, seed })
+    }
+}
+
+/// Train/test rows: given, or one file split with `spec`.
+pub fn load(
+    input: Option<&Path>,
+    train: Option<&Path>,
+    test: Option<&Path>,
+    spec: SplitSpec,
+) -> Result<(Vec<Row>, Vec<Row>)> {
     match (input, train, test) {
         (Some(i), None, None) => {
             let rows = crate::recommend::read_rows(i)?;
-            let frac = Fraction::parse("0.2").ok_or_else(|| crate::usage("bad test fraction"))?;
-            Ok(temporal(collapse(rows), frac, 5))
+            Ok(split(collapse(rows), spec.strategy, spec.fraction, 5, spec.seed))
         }
         (None, Some(a), Some(b)) => Ok((crate::recommend::read_rows(a)?, crate::recommend::read_rows(b)?)),
         _ => Err(crate::usage("give --input FILE (split temporally here) or both --train and --test")),
     }
 }
 
-/// Trains `model` with `spec` on `train` and scores it on `test` at `k`.
-pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: usize) -> Result<ModelResult> {
+/// User → group (`--groups` file: `user<TAB>group` per line, optional header `user`).
+pub fn read_groups(path: &Path) -> Result<std::collections::HashMap<String, String>> {
+    let text = fs_err::read_to_string(path)?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || (n == 0 && line.starts_with("user\t")) {
+            continue;
+        }
+        let (u, g) = line
+            .split_once('\t')
+            .ok_or_else(|| anyhow::anyhow!("{}:{}: expected `user<TAB>group`, got {line:?}", path.display(), n + 1))?;
+        out.insert(u.trim().to_owned(), g.trim().to_owned());
+    }
+    Ok(out)
+}
+
+/// Per-user AUC: the chance that a held-out item scores above an item the user never used,
+/// averaged over users (ties count one half).
+fn auc(set: &TrainSet, model: &dyn Model, test_rows: &[Row]) -> Option<f64> {
+    let mut relevant: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
+    for r in test_rows {
+        if let (Some(u), Some(i)) = (set.users.get(&r.user), set.items.get(&r.item)) {
+            relevant.entry(u).or_default().push(i);
+        }
+    }
+    let n_items = set.matrix.n_items();
+    let mut scores = vec![0f32; n_items];
+    let (mut total, mut users) = (0f64, 0usize);
+    for (u, mut rel) in relevant {
+        rel.sort_unstable();
+        rel.dedup();
+        let h = History::of(&set.matrix, tailor_core::UserIdx(u));
+        model.score(Some(u), h, &mut scores);
+        // Candidates: items not in train for this user; positives among them.
+        let mut cand: Vec<(f32, bool)> = (0..n_items as u32)
+            .filter(|i| h.items.binary_search(i).is_err())
+            .map(|i| (scores[i as usize], rel.binary_search(&i).is_ok()))
+            .collect();
+        let n_pos = cand.iter().filter(|c| c.1).count();
+        let n_neg = cand.len() - n_pos;
+        if n_pos == 0 || n_neg == 0 {
+            continue;
+        }
+        cand.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // Mann–Whitney: sum of the positives' mid-ranks.
+        let (mut rank_sum, mut start) = (0f64, 0usize);
+        while start < cand.len() {
+            let mut end = start;
+            while end < cand.len() && cand[end].0 == cand[start].0 {
+                end += 1;
+            }
+            let mid = (start + end + 1) as f64 / 2.0;
+            rank_sum += mid * cand[start..end].iter().filter(|c| c.1).count() as f64;
+            start = end;
+        }
+        let (p, q) = (n_pos as f64, n_neg as f64);
+        total += (rank_sum - p * (p + 1.0) / 2.0) / (p * q);
+        users += 1;
+    }
+    (users > 0).then(|| total / users as f64)
+}
+
+/// Trains `model` with `spec` on `train` and scores it on `test` at `k` (and per group of
+/// `groups`, when given).
+pub fn score(
+    train_rows: &[Row],
+    test_rows: &[Row],
+    model: &str,
+    spec: &str,
+    k: usize,
+    groups: Option<&std::collections::HashMap<String, String>>,
+) -> Result<ModelResult> {
     let set = TrainSet::from_rows(train_rows)?;
     let spec_opt = (!spec.is_empty()).then_some(spec);
     let t = Instant::now();
@@ -64,16 +169,43 @@ pub fn score(train_rows: &[Row], test_rows: &[Row], model: &str, spec: &str, k: 
     let metrics = evaluate(
         train_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())),
         test_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())),
-        rows,
+        rows.iter().copied(),
         k,
     );
-    Ok(ModelResult { model: model.to_owned(), params: spec.to_owned(), metrics, train_seconds, recommend_seconds })
+    let mut by_group = Vec::new();
+    if let Some(g) = groups {
+        let mut names: Vec<&String> = g.values().collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            let member = |u: &str| g.get(u) == Some(name);
+            let report = evaluate(
+                train_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())),
+                test_rows.iter().filter(|r| member(&r.user)).map(|r| (r.user.as_str(), r.item.as_str())),
+                rows.iter().copied().filter(|(u, _, _)| member(u)),
+                k,
+            );
+            if report.n_users > 0 {
+                by_group.push((name.clone(), report));
+            }
+        }
+    }
+    let auc = auc(&set, trained.as_model(), test_rows);
+    Ok(ModelResult {
+        model: model.to_owned(),
+        params: spec.to_owned(),
+        metrics,
+        train_seconds,
+        recommend_seconds,
+        auc,
+        groups: by_group,
+    })
 }
 
 /// Prints the comparison table.
 pub fn print_table(results: &[ModelResult]) {
     println!(
-        "{:<10} {:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9}",
+        "{:<10} {:<28} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>9}",
         "model",
         "params",
         "NDCG",
@@ -81,6 +213,9 @@ pub fn print_table(results: &[ModelResult]) {
         "recall",
         "MAP",
         "hit",
+        "MRR",
+        "AUC",
+        "diversity",
         "coverage",
         "novelty",
         "gini",
@@ -90,7 +225,7 @@ pub fn print_table(results: &[ModelResult]) {
     for r in results {
         let m = &r.metrics;
         println!(
-            "{:<10} {:<28} {:>8.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.3} {:>8.2} {:>6.3} {:>8.2} {:>9.3}",
+            "{:<10} {:<28} {:>8.4} {:>9.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8} {:>9} {:>8.3} {:>8.2} {:>6.3} {:>8.2} {:>9.3}",
             r.model,
             if r.params.is_empty() { "defaults" } else { &r.params },
             m.ndcg,
@@ -98,12 +233,32 @@ pub fn print_table(results: &[ModelResult]) {
             m.recall,
             m.map,
             m.hit_rate,
+            m.mrr,
+            r.auc.map_or_else(|| "-".to_owned(), |a| format!("{a:.4}")),
+            m.diversity.map_or_else(|| "-".to_owned(), |d| format!("{d:.4}")),
             m.coverage,
             m.novelty.unwrap_or(0.0),
             m.gini_exposure,
             m.popularity_bias.unwrap_or(0.0),
             r.train_seconds
         );
+    }
+}
+
+/// Prints NDCG, recall and hit rate per user group and model.
+pub fn print_groups(results: &[ModelResult]) {
+    if results.iter().all(|r| r.groups.is_empty()) {
+        return;
+    }
+    println!();
+    println!("{:<10} {:<24} {:>7} {:>8} {:>8} {:>8}", "model", "group", "users", "NDCG", "recall", "hit");
+    for r in results {
+        for (g, m) in &r.groups {
+            println!(
+                "{:<10} {:<24} {:>7} {:>8.4} {:>8.4} {:>8.4}",
+                r.model, g, m.n_users, m.ndcg, m.recall, m.hit_rate
+            );
+        }
     }
 }
 
@@ -170,11 +325,11 @@ pub fn tune(
             })
             .collect();
         let spec = parts.join(",");
-        let r = score(&fit, &val, model, &spec, k)?;
+        let r = score(&fit, &val, model, &spec, k, None)?;
         trials.push(Trial { params: spec, validation_ndcg: r.metrics.ndcg });
     }
     trials.sort_by(|a, b| b.validation_ndcg.total_cmp(&a.validation_ndcg));
     let best = trials.first().map(|t| t.params.clone()).unwrap_or_default();
-    let result = score(train_rows, test_rows, model, &best, k)?;
+    let result = score(train_rows, test_rows, model, &best, k, None)?;
     Ok((trials, result))
 }

@@ -137,9 +137,26 @@ struct SplitArgs {
     /// ... and its test file.
     #[arg(long)]
     test: Option<PathBuf>,
+    /// How --input is split: temporal (split.py's), global (one time cut-off), leave-last-out, random,
+    /// cold-user, cold-item.
+    #[arg(long, default_value = "temporal")]
+    split: String,
+    /// Test share for --input.
+    #[arg(long, default_value = "0.2")]
+    test_fraction: String,
+    /// Seed of the random, cold-user and cold-item splits.
+    #[arg(long, default_value_t = 0)]
+    split_seed: u64,
     /// Cut-off K of the metrics.
     #[arg(long, default_value_t = 10)]
     k: usize,
+}
+
+impl SplitArgs {
+    fn load(&self) -> Result<(Vec<tailor_eval::split::Row>, Vec<tailor_eval::split::Row>)> {
+        let spec = eval::SplitSpec::parse(&self.split, &self.test_fraction, self.split_seed)?;
+        eval::load(self.input.as_deref(), self.train.as_deref(), self.test.as_deref(), spec)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -156,6 +173,9 @@ struct EvalArgs {
     /// Bar chart of NDCG@K (.svg or .png).
     #[arg(long)]
     chart: Option<PathBuf>,
+    /// Metrics per user group too: a `user<TAB>group` file (segments, demographics).
+    #[arg(long)]
+    groups: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -638,12 +658,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
         Command::Eval(a) => {
-            let (train, test) =
-                eval::load(a.split.input.as_deref(), a.split.train.as_deref(), a.split.test.as_deref())?;
+            let (train, test) = a.split.load()?;
+            let groups = a.groups.as_deref().map(eval::read_groups).transpose()?;
             let mut results = Vec::new();
             for m in a.models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
                 let (name, spec) = m.split_once(':').unwrap_or((m, ""));
-                results.push(eval::score(&train, &test, name, &spec.replace(';', ","), a.split.k)?);
+                results.push(eval::score(&train, &test, name, &spec.replace(';', ","), a.split.k, groups.as_ref())?);
             }
             if let Some(p) = &a.out {
                 fs_err::write(p, serde_json::to_string_pretty(&results)?)?;
@@ -654,8 +674,15 @@ fn run(cli: Cli) -> Result<()> {
             if cli.json {
                 println!("{}", serde_json::to_string(&results)?);
             } else {
-                println!("{} train rows, {} test rows, K = {}", train.len(), test.len(), a.split.k);
+                println!(
+                    "{} train rows, {} test rows ({} split), K = {}",
+                    train.len(),
+                    test.len(),
+                    if a.split.input.is_some() { a.split.split.as_str() } else { "given" },
+                    a.split.k
+                );
                 eval::print_table(&results);
+                eval::print_groups(&results);
             }
             Ok(())
         }
@@ -700,8 +727,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Tune(a) => {
-            let (train, test) =
-                eval::load(a.split.input.as_deref(), a.split.train.as_deref(), a.split.test.as_deref())?;
+            let (train, test) = a.split.load()?;
             let (trials, best) = eval::tune(&train, &test, &a.model, a.budget, a.seed, a.split.k)?;
             if cli.json {
                 println!("{}", serde_json::json!({"trials": trials, "best": best}));

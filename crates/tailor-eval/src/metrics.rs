@@ -20,6 +20,14 @@ pub struct Report {
     pub map: f64,
     /// Share of users with a hit.
     pub hit_rate: f64,
+    /// Mean reciprocal rank of the first hit within K (0 without one).
+    #[serde(default)]
+    pub mrr: f64,
+    /// Intra-list diversity: mean over users of the mean `1 − cosine` between the train
+    /// audiences (sets of users) of each pair of recommended items known in train; 0 for
+    /// lists of near-duplicates, 1 for items nobody has used together.
+    #[serde(default)]
+    pub diversity: Option<f64>,
     /// K.
     pub k: usize,
     /// Users scored (with a test item).
@@ -70,7 +78,14 @@ pub fn evaluate<'a>(
     }
     let n_train: usize = pop.values().sum();
     let discount: Vec<f64> = (0..k).map(|p| 1.0 / ((p + 2) as f64).log2()).collect();
-    let mut sums = [0f64; 5];
+    let mut sums = [0f64; 6];
+    let mut audience: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for (u, items) in &seen {
+        for i in items {
+            audience.entry(i).or_default().insert(u);
+        }
+    }
+    let mut diversity = Vec::new();
     let mut rec_items: HashSet<&str> = HashSet::new();
     let mut exposure: HashMap<&str, usize> = HashMap::new();
     let mut rec_pop = Vec::new();
@@ -92,7 +107,7 @@ pub fn evaluate<'a>(
         top.truncate(k);
         no_recs += usize::from(top.is_empty());
         let user_seen = seen.get(u).unwrap_or(&empty);
-        let (mut hits, mut dcg, mut ap) = (0f64, 0f64, 0f64);
+        let (mut hits, mut dcg, mut ap, mut rr) = (0f64, 0f64, 0f64, 0f64);
         for (p, i) in top.iter().enumerate() {
             rec_items.insert(i);
             if let Some(&c) = pop.get(i) {
@@ -105,6 +120,9 @@ pub fn evaluate<'a>(
                 None => unknown += 1,
             }
             if rel.contains(i) {
+                if hits == 0.0 {
+                    rr = 1.0 / (p + 1) as f64;
+                }
                 hits += 1.0;
                 dcg += discount[p];
                 ap += hits / (p + 1) as f64;
@@ -117,6 +135,10 @@ pub fn evaluate<'a>(
         sums[2] += if idcg > 0.0 { dcg / idcg } else { 0.0 };
         sums[3] += if ideal > 0 { ap / ideal as f64 } else { 0.0 };
         sums[4] += f64::from(u8::from(hits > 0.0));
+        sums[5] += rr;
+        if let Some(d) = intra_list_diversity(&top, &audience) {
+            diversity.push(d);
+        }
     }
     let n = relevant.len();
     let mean = |s: f64| if n > 0 { s / n as f64 } else { 0.0 };
@@ -140,6 +162,8 @@ pub fn evaluate<'a>(
         ndcg: mean(sums[2]),
         map: mean(sums[3]),
         hit_rate: mean(sums[4]),
+        mrr: mean(sums[5]),
+        diversity: (!diversity.is_empty()).then(|| diversity.iter().sum::<f64>() / diversity.len() as f64),
         k,
         n_users: n,
         users_without_recs: no_recs,
@@ -151,6 +175,21 @@ pub fn evaluate<'a>(
         rec_items_not_in_train: unknown,
         duplicate_recs: dups,
     }
+}
+
+/// Mean `1 − cosine` of the audiences of every pair of listed items known in train.
+fn intra_list_diversity(top: &[&str], audience: &HashMap<&str, HashSet<&str>>) -> Option<f64> {
+    let known: Vec<&HashSet<&str>> = top.iter().filter_map(|i| audience.get(i)).collect();
+    let (mut sum, mut pairs) = (0f64, 0usize);
+    for (a, x) in known.iter().enumerate() {
+        for y in &known[a + 1..] {
+            let (small, large) = if x.len() <= y.len() { (x, y) } else { (y, x) };
+            let common = small.iter().filter(|u| large.contains(*u)).count() as f64;
+            sum += 1.0 - common / ((x.len() * y.len()) as f64).sqrt();
+            pairs += 1;
+        }
+    }
+    (pairs > 0).then(|| sum / pairs as f64)
 }
 
 #[cfg(test)]
@@ -173,6 +212,10 @@ mod tests {
         assert_eq!(r.rec_items_not_in_train, 1, "b is not in train");
         // Train items a, c; exposure a: 1, c: 1 → equal → Gini 0; both have count 1 → bias 1.
         assert_eq!((r.gini_exposure, r.popularity_bias), (0.0, Some(1.0)));
+        // u1's first hit at rank 2; u2 has no recommendation.
+        assert!((r.mrr - 0.5 / 2.0).abs() < 1e-12);
+        // u1's list: c (audience {u1}), a ({u2}), b (not in train): one pair, disjoint.
+        assert_eq!(r.diversity, Some(1.0));
     }
 
     #[test]
@@ -189,11 +232,12 @@ mod tests {
     }
 
     /// A naive reimplementation (positions via index lookups, nothing shared).
-    fn naive_ndcg(test: &[(u8, u8)], recs: &[(u8, u8, u8)], k: usize) -> f64 {
+    /// (NDCG, MRR) computed the obvious way.
+    fn naive_ndcg(test: &[(u8, u8)], recs: &[(u8, u8, u8)], k: usize) -> (f64, f64) {
         let mut users: Vec<u8> = test.iter().map(|t| t.0).collect();
         users.sort_unstable();
         users.dedup();
-        let mut total = 0.0;
+        let (mut total, mut total_rr) = (0.0, 0.0);
         for u in &users {
             let rel: Vec<u8> = test.iter().filter(|t| t.0 == *u).map(|t| t.1).collect();
             let mut mine: Vec<(u8, String)> =
@@ -212,13 +256,16 @@ mod tests {
                     dcg += 1.0 / ((p + 2) as f64).log2();
                 }
             }
+            if let Some(p) = top.iter().position(|i| rel.iter().any(|x| x.to_string() == *i)) {
+                total_rr += 1.0 / (p + 1) as f64;
+            }
             let mut rel_u = rel.clone();
             rel_u.sort_unstable();
             rel_u.dedup();
             let idcg: f64 = (0..rel_u.len().min(k)).map(|p| 1.0 / ((p + 2) as f64).log2()).sum();
             total += dcg / idcg;
         }
-        if users.is_empty() { 0.0 } else { total / users.len() as f64 }
+        if users.is_empty() { (0.0, 0.0) } else { (total / users.len() as f64, total_rr / users.len() as f64) }
     }
 
     proptest! {
@@ -236,7 +283,9 @@ mod tests {
                 recs_s.iter().map(|(u, i, r)| (u.as_str(), i.as_str(), *r)),
                 k,
             );
-            prop_assert!((r.ndcg - naive_ndcg(&test, &recs, k)).abs() < 1e-12);
+            let (ndcg, mrr) = naive_ndcg(&test, &recs, k);
+            prop_assert!((r.ndcg - ndcg).abs() < 1e-12);
+            prop_assert!((r.mrr - mrr).abs() < 1e-12);
         }
     }
 }

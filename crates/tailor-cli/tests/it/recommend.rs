@@ -164,6 +164,37 @@ fn batch_eval_and_tune() {
     let (a, b) = (run(), run());
     assert_eq!(a, b);
     assert_eq!(a.1, Some(3));
+    // Other splits, AUC and a per-group breakdown (the taste groups as user groups).
+    let groups = dir.path().join("groups.tsv");
+    let g: String = (0..60u32).map(|u| format!("u{u}\tgroup{}\n", u % 2)).collect();
+    fs_err::write(&groups, g).expect("write");
+    for split in ["leave-last-out", "random", "global", "cold-item"] {
+        let o = tailor(
+            &data_dir,
+            &[
+                "--json",
+                "eval",
+                "--input",
+                i,
+                "--split",
+                split,
+                "--models",
+                "popular,ease:lambda=10",
+                "--groups",
+                groups.to_str().expect("utf8"),
+            ],
+        );
+        assert!(o.status.success(), "{split}: {}", stderr(&o));
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(r[1]["groups"].as_array().map(Vec::len), Some(2), "{split}: {r}");
+        if split != "cold-item" {
+            let auc = |k: usize| r[k]["auc"].as_f64().unwrap_or_else(|| panic!("{split}: no AUC in {r}"));
+            assert!(auc(1) > auc(0) && auc(1) > 0.5, "{split}: {r}");
+        }
+    }
+    let o = tailor(&data_dir, &["eval", "--input", i, "--split", "sideways"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("expected one of temporal, global, leave-last-out"), "{}", stderr(&o));
     // Mistakes are usage errors.
     let o = tailor(&data_dir, &["eval", "--input", i, "--models", "nope"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
