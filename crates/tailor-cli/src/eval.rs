@@ -30,6 +30,9 @@ pub struct ModelResult {
     /// Mean per-user AUC over all items the user has not used in train (test users known
     /// in train with at least one test item known in train).
     pub auc: Option<f64>,
+    /// Test NDCG after each iteration/epoch (`--curves`, iterative models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<Vec<(usize, f64)>>,
     /// Metrics per user group (`--groups`), by group name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<(String, Report)>,
@@ -123,8 +126,9 @@ fn auc(set: &TrainSet, model: &dyn Model, test_rows: &[Row]) -> Option<f64> {
         // Mann–Whitney: sum of the positives' mid-ranks.
         let (mut rank_sum, mut start) = (0f64, 0usize);
         while start < cand.len() {
-            let mut end = start;
-            while end < cand.len() && cand[end].0 == cand[start].0 {
+            // Ties (by total order, so a NaN score ties with itself and the loop always moves).
+            let mut end = start + 1;
+            while end < cand.len() && cand[end].0.total_cmp(&cand[start].0).is_eq() {
                 end += 1;
             }
             let mid = (start + end + 1) as f64 / 2.0;
@@ -198,6 +202,7 @@ pub fn score(
         train_seconds,
         recommend_seconds,
         auc,
+        curve: None,
         groups: by_group,
     })
 }
@@ -243,6 +248,70 @@ pub fn print_table(results: &[ModelResult]) {
             r.train_seconds
         );
     }
+}
+
+/// Test NDCG@`k` after every iteration (ALS) or epoch (BPR) of `model` trained with `spec`
+/// on `train_rows`: the training curve that shows under- and overfitting. `None` for models
+/// that are not iterative.
+pub fn curve(
+    train_rows: &[Row],
+    test_rows: &[Row],
+    model: &str,
+    spec: &str,
+    k: usize,
+) -> Result<Option<Vec<(usize, f64)>>> {
+    if model != "als" && model != "bpr" {
+        return Ok(None);
+    }
+    let set = TrainSet::from_rows(train_rows)?;
+    let mut held = vec![Vec::new(); set.matrix.n_users()];
+    for r in test_rows {
+        if let (Some(u), Some(i)) = (set.users.get(&r.user), set.items.get(&r.item)) {
+            held[u as usize].push(i);
+        }
+    }
+    for h in &mut held {
+        h.sort_unstable();
+        h.dedup();
+    }
+    let mut p = crate::recommend::params((!spec.is_empty()).then_some(spec))?;
+    p.remove("recency");
+    p.remove("patience");
+    let mut points = Vec::new();
+    let mut record = |it: usize, m: &dyn Model| {
+        points.push((it, tailor_recommend::validation::ndcg(m, &set.matrix, &held, k)));
+        true
+    };
+    if model == "als" {
+        crate::recommend::als_params(&mut p)?.fit_with(&set.matrix, |it, m| record(it, m))?;
+    } else {
+        crate::recommend::bpr_params(&mut p)?.fit_with(&set.matrix, |it, m| record(it, m))?;
+    }
+    Ok(Some(points))
+}
+
+/// Writes the training curves of `results` (those with one) as a line chart.
+pub fn curves_chart(path: &Path, results: &[ModelResult], k: usize) -> Result<()> {
+    let series: Vec<(String, Vec<(f64, f64)>)> = results
+        .iter()
+        .filter_map(|r| {
+            let c = r.curve.as_ref()?;
+            let name = if r.params.is_empty() { r.model.clone() } else { format!("{} ({})", r.model, r.params) };
+            Some((name, c.iter().map(|&(x, y)| (x as f64, y)).collect()))
+        })
+        .collect();
+    if series.is_empty() {
+        return Err(crate::usage("--curves: none of the models is iterative (als, bpr)"));
+    }
+    crate::plot::lines(
+        path,
+        &crate::plot::Lines {
+            title: &format!("Test NDCG@{k} during training"),
+            x_label: "iteration (ALS) / epoch (BPR)",
+            y_label: &format!("NDCG@{k}"),
+            series: &series,
+        },
+    )
 }
 
 /// Prints NDCG, recall and hit rate per user group and model.

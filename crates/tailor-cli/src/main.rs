@@ -176,6 +176,9 @@ struct EvalArgs {
     /// Metrics per user group too: a `user<TAB>group` file (segments, demographics).
     #[arg(long)]
     groups: Option<PathBuf>,
+    /// Training curves (test NDCG@K after each ALS iteration / BPR epoch) as a line chart (.svg or .png).
+    #[arg(long)]
+    curves: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -663,7 +666,15 @@ fn run(cli: Cli) -> Result<()> {
             let mut results = Vec::new();
             for m in a.models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
                 let (name, spec) = m.split_once(':').unwrap_or((m, ""));
-                results.push(eval::score(&train, &test, name, &spec.replace(';', ","), a.split.k, groups.as_ref())?);
+                let spec = spec.replace(';', ",");
+                let mut r = eval::score(&train, &test, name, &spec, a.split.k, groups.as_ref())?;
+                if a.curves.is_some() {
+                    r.curve = eval::curve(&train, &test, name, &spec, a.split.k)?;
+                }
+                results.push(r);
+            }
+            if let Some(p) = &a.curves {
+                eval::curves_chart(p, &results, a.split.k)?;
             }
             if let Some(p) = &a.out {
                 fs_err::write(p, serde_json::to_string_pretty(&results)?)?;

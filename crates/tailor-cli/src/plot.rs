@@ -223,6 +223,60 @@ pub fn line(path: &Path, l: &Line<'_>) -> Result<()> {
         .with_context(|| format!("drawing {}", path.display()))
 }
 
+/// Several named series on one chart, with a legend.
+pub struct Lines<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Axis title.
+    pub x_label: &'a str,
+    /// Axis title.
+    pub y_label: &'a str,
+    /// (name, points in x order).
+    pub series: &'a [(String, Vec<(f64, f64)>)],
+}
+
+fn lines_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, l: &Lines<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let all: Vec<(f64, f64)> = l.series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+    let mut chart = frame(&root, l.title, &all)?;
+    chart
+        .configure_mesh()
+        .x_desc(l.x_label)
+        .y_desc(l.y_label)
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (n, (name, points)) in l.series.iter().enumerate() {
+        let c = PALETTE[n % PALETTE.len()];
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .label_font((FAMILY, 12))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Writes a multi-series line chart to `path` (.svg or .png).
+pub fn lines(path: &Path, l: &Lines<'_>) -> Result<()> {
+    with_backend(path, (900, 560), |r| lines_on(r, l), |r| lines_on(r, l))
+        .with_context(|| format!("drawing {}", path.display()))
+}
+
 fn bars_on<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,

@@ -188,6 +188,34 @@ pub fn als_params(p: &mut HashMap<String, String>) -> Result<AlsParams> {
     Ok(params)
 }
 
+/// BPR parameters from `key=value` pairs (factors, learning_rate, regularization, epochs,
+/// negatives=uniform|popularity, loss=bpr|warp, max_trials, seed), removing the keys it uses.
+pub fn bpr_params(p: &mut HashMap<String, String>) -> Result<tailor_recommend::bpr::BprParams> {
+    use tailor_recommend::bpr::{BprParams, Loss, Negatives};
+    let d = BprParams::default();
+    let negatives = match p.remove("negatives").as_deref() {
+        None | Some("uniform") => Negatives::Uniform,
+        Some("popularity") => Negatives::Popularity,
+        Some(other) => return Err(crate::usage(format!("--params negatives={other}: expected uniform or popularity"))),
+    };
+    let loss = match p.remove("loss").as_deref() {
+        None | Some("bpr") => Loss::Bpr,
+        Some("warp") => Loss::Warp { max_trials: take(p, "max_trials", 100)? },
+        Some(other) => return Err(crate::usage(format!("--params loss={other}: expected bpr or warp"))),
+    };
+    let params = BprParams {
+        factors: take(p, "factors", d.factors)?,
+        learning_rate: take(p, "learning_rate", d.learning_rate)?,
+        regularization: take(p, "regularization", d.regularization)?,
+        epochs: take(p, "epochs", d.epochs)?,
+        negatives,
+        loss,
+        seed: take(p, "seed", d.seed)?,
+    };
+    params.validate().map_err(|e| crate::usage(e.to_string()))?;
+    Ok(params)
+}
+
 fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, default: T) -> Result<T> {
     match p.remove(key) {
         Some(v) => v.parse().map_err(|_| crate::usage(format!("--params {key}={v}: not a valid value"))),
@@ -226,24 +254,24 @@ pub fn train(
             AnyModel::Als(params.fit(m)?)
         }
         "bpr" => {
-            use tailor_recommend::bpr::{BprParams, Negatives};
-            let d = BprParams::default();
-            let negatives = match p.remove("negatives").as_deref() {
-                None | Some("uniform") => Negatives::Uniform,
-                Some("popularity") => Negatives::Popularity,
-                Some(other) => {
-                    return Err(crate::usage(format!("--params negatives={other}: expected uniform or popularity")));
-                }
-            };
-            let params = BprParams {
-                factors: take(&mut p, "factors", d.factors)?,
-                learning_rate: take(&mut p, "learning_rate", d.learning_rate)?,
-                regularization: take(&mut p, "regularization", d.regularization)?,
-                epochs: take(&mut p, "epochs", d.epochs)?,
-                negatives,
-                seed: take(&mut p, "seed", d.seed)?,
-            };
-            params.validate().map_err(|e| crate::usage(e.to_string()))?;
+            let patience: Option<usize> = p
+                .remove("patience")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| crate::usage("--params patience: expected a number of epochs"))?;
+            let mut params = bpr_params(&mut p)?;
+            if let Some(patience) = patience {
+                let stop = tailor_recommend::validation::early_stopping(m, times, patience, 10, |fit, cb| {
+                    params.fit_with(fit, |e, model| cb(e, model)).map(|_| ())
+                })?;
+                tracing::info!(
+                    best_epoch = stop.best_epoch,
+                    validation_ndcg = stop.best_ndcg,
+                    epochs_run = stop.curve.len(),
+                    "bpr early stopping"
+                );
+                params.epochs = stop.best_epoch;
+            }
             AnyModel::Bpr(params.fit(m)?)
         }
         "ease" => {

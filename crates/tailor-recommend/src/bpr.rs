@@ -25,6 +25,24 @@ pub enum Negatives {
     Popularity,
 }
 
+/// Training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// `ln σ(x_ui − x_uj)` for one sampled negative (Rendle et al. 2009).
+    #[default]
+    Bpr,
+    /// WARP (Weston, Bengio & Usunier 2011): negatives are drawn until one violates the margin
+    /// (`x_uj > x_ui − 1`), at most `max_trials` times; the hinge's gradient is weighted by
+    /// `ln ⌊(n_items − 1) / trials⌋` (an estimate of how far down the positive ranks, so that
+    /// errors at the top of the list count most), normalised to at most 1. Skips the pair
+    /// when no violation is found.
+    Warp {
+        /// Draws before giving up on a pair.
+        max_trials: usize,
+    },
+}
+
 /// Parameters of [`BprModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BprParams {
@@ -38,6 +56,9 @@ pub struct BprParams {
     pub epochs: usize,
     /// Negative sampling.
     pub negatives: Negatives,
+    /// Loss: BPR's log-sigmoid of pairwise differences, or WARP's rank-weighted hinge.
+    #[serde(default)]
+    pub loss: Loss,
     /// Seed.
     pub seed: u64,
 }
@@ -50,6 +71,7 @@ impl Default for BprParams {
             regularization: 0.01,
             epochs: 100,
             negatives: Negatives::Uniform,
+            loss: Loss::Bpr,
             seed: 0,
         }
     }
@@ -68,6 +90,15 @@ pub struct BprModel {
     pub item_factors: Vec<f32>,
     /// Item biases.
     pub item_bias: Vec<f32>,
+}
+
+/// WARP's rank weight for a violation found at draw `trial`, `ln ⌊(n − 1)/trial⌋`, divided by
+/// its largest value `ln(n − 1)` so that steps stay within BPR's (whose scale is at most 1)
+/// and plain SGD at BPR's learning rates does not diverge; at least 0.05, so a violation
+/// found late still moves the factors.
+fn warp_weight(n_items: usize, trial: usize) -> f32 {
+    let top = ((n_items.max(3) - 1) as f32).ln();
+    ((((n_items.max(2) - 1) / trial.max(1)).max(1) as f32).ln() / top).max(0.05)
 }
 
 fn load(v: &[AtomicU32]) -> Vec<f32> {
@@ -145,33 +176,56 @@ impl BprParams {
                     }
                     // Popular negatives can all be among the user's items: after 20 tries,
                     // fall back to uniform draws, and skip the sample if those fail too.
-                    let mut found = None;
-                    for attempt in 0..40 {
-                        let j = match self.negatives {
-                            Negatives::Popularity if attempt < 20 => {
-                                let x = r.f64() * cum[n_items - 1];
-                                cum.partition_point(|c| *c <= x).min(n_items - 1)
+                    let negative = |r: &mut Rng| {
+                        for attempt in 0..40 {
+                            let j = match self.negatives {
+                                Negatives::Popularity if attempt < 20 => {
+                                    let x = r.f64() * cum[n_items - 1];
+                                    cum.partition_point(|c| *c <= x).min(n_items - 1)
+                                }
+                                _ => r.below(n_items),
+                            };
+                            if row.binary_search(&(j as u32)).is_err() {
+                                return Some(j);
                             }
-                            _ => r.below(n_items),
-                        };
-                        if row.binary_search(&(j as u32)).is_err() {
-                            found = Some(j);
-                            break;
                         }
-                    }
-                    let Some(j) = found else { continue };
+                        None
+                    };
                     let get = |v: &[AtomicU32], at: usize, out: &mut [f32]| {
                         for (o, a) in out.iter_mut().zip(&v[at * k..(at + 1) * k]) {
                             *o = f32::from_bits(a.load(Relaxed));
                         }
                     };
+                    let score = |x: &[f32], y: &[f32], b: f32| x.iter().zip(y).map(|(a, c)| a * c).sum::<f32>() + b;
                     get(&users, u, &mut xu);
                     get(&items, i, &mut yi);
-                    get(&items, j, &mut yj);
-                    let (bi, bj) = (f32::from_bits(bias[i].load(Relaxed)), f32::from_bits(bias[j].load(Relaxed)));
-                    let x: f32 =
-                        xu.iter().zip(yi.iter().zip(&yj)).map(|(a, (b, c))| a * (b - c)).sum::<f32>() + bi - bj;
-                    let z = 1.0 / (1.0 + x.exp());
+                    let bi = f32::from_bits(bias[i].load(Relaxed));
+                    // The negative and the gradient scale of this pair.
+                    let (j, z) = match self.loss {
+                        Loss::Bpr => {
+                            let Some(j) = negative(&mut r) else { continue };
+                            get(&items, j, &mut yj);
+                            let bj = f32::from_bits(bias[j].load(Relaxed));
+                            let x = score(&xu, &yi, bi) - score(&xu, &yj, bj);
+                            (j, 1.0 / (1.0 + x.exp()))
+                        }
+                        Loss::Warp { max_trials } => {
+                            let si = score(&xu, &yi, bi);
+                            let mut hit = None;
+                            for trial in 1..=max_trials.max(1) {
+                                let Some(j) = negative(&mut r) else { break };
+                                get(&items, j, &mut yj);
+                                let bj = f32::from_bits(bias[j].load(Relaxed));
+                                if score(&xu, &yj, bj) > si - 1.0 {
+                                    hit = Some((j, warp_weight(n_items, trial)));
+                                    break;
+                                }
+                            }
+                            let Some(found) = hit else { continue };
+                            found
+                        }
+                    };
+                    let bj = f32::from_bits(bias[j].load(Relaxed));
                     for f in 0..k {
                         let (a, b, c) = (xu[f], yi[f], yj[f]);
                         users[u * k + f].store((a + lr * (z * (b - c) - reg * a)).to_bits(), Relaxed);

@@ -61,36 +61,6 @@ fn counts(m: &Interactions) -> Vec<f32> {
     c
 }
 
-/// The most recent `fraction` of each user's interactions (users with at least five) as a
-/// validation set: (fit matrix, held-out items per user, sorted).
-fn carve(m: &Interactions, times: &[f64], fraction: f64) -> Result<(Interactions, Vec<Vec<u32>>)> {
-    let ip = m.indptr();
-    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
-    let mut held = vec![Vec::new(); m.n_users()];
-    for (u, h) in held.iter_mut().enumerate() {
-        let (a, b) = (ip[u], ip[u + 1]);
-        let n = b - a;
-        let n_out = if n >= 5 { ((n as f64) * fraction).round() as usize } else { 0 };
-        let mut order: Vec<usize> = (a..b).collect();
-        order.sort_by(|&x, &y| {
-            let (tx, ty) = (times.get(x).copied().unwrap_or(0.0), times.get(y).copied().unwrap_or(0.0));
-            ty.total_cmp(&tx).then(y.cmp(&x))
-        });
-        let mut keep: Vec<usize> = order[n_out..].to_vec();
-        keep.sort_unstable();
-        h.extend(order[..n_out].iter().map(|&p| m.indices()[p]));
-        h.sort_unstable();
-        for p in keep {
-            indices.push(m.indices()[p]);
-            data.push(m.data()[p]);
-        }
-        indptr.push(indices.len());
-    }
-    let fit = Interactions::from_csr(m.n_users(), m.n_items(), indptr, indices, data)
-        .map_err(|e| crate::RecommendError::InvalidData(e.to_string()))?;
-    Ok((fit, held))
-}
-
 /// Divides by the largest magnitude (no-op when all are zero).
 fn normalise(v: &mut [f32]) {
     let m = v.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -129,7 +99,7 @@ impl HybridParams {
     }
 
     fn learn_beta(&self, m: &Interactions, times: &[f64], content: &ContentModel) -> Result<(f32, Vec<(f32, f64)>)> {
-        let (fit, held) = carve(m, times, 0.2)?;
+        let (fit, held) = crate::validation::carve(m, times, 0.2)?;
         let cf = self.ease.fit(&fit)?;
         let n = counts(&fit);
         let k = 10;
@@ -233,18 +203,5 @@ mod tests {
         let learned = HybridParams { beta: None, ..p }.fit(&m, &times, &tokens).expect("fits");
         assert_eq!(learned.validation.len(), BETA_GRID.len());
         assert!(BETA_GRID.contains(&learned.beta));
-    }
-
-    #[test]
-    fn the_validation_carve_holds_out_each_users_latest_fifth() {
-        let m =
-            Interactions::from_csr(2, 10, vec![0, 10, 12], (0..10).chain(0..2).collect(), vec![1.0; 12]).expect("csr");
-        // User 0's items were seen in reverse order: item 0 last.
-        let times: Vec<f64> = (0..10).map(|p| f64::from(10 - p)).chain([1.0, 2.0]).collect();
-        let (fit, held) = carve(&m, &times, 0.2).expect("carves");
-        assert_eq!(held[0], vec![0, 1]);
-        assert!(held[1].is_empty(), "fewer than five interactions: nothing held out");
-        assert_eq!(fit.nnz(), 10);
-        assert_eq!(fit.row(tailor_core::UserIdx(0)).0, &[2, 3, 4, 5, 6, 7, 8, 9]);
     }
 }

@@ -27,6 +27,7 @@ pub mod knn;
 pub mod popularity;
 pub mod rerank;
 pub mod topk;
+pub mod validation;
 
 pub use error::{RecommendError, Result};
 pub use topk::{Filter, top_k};

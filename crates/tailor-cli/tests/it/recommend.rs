@@ -192,6 +192,29 @@ fn batch_eval_and_tune() {
             assert!(auc(1) > auc(0) && auc(1) > 0.5, "{split}: {r}");
         }
     }
+    // Training curves of the iterative models; WARP and early stopping run.
+    let curves = dir.path().join("curves.svg");
+    let o = tailor(
+        &data_dir,
+        &[
+            "--json",
+            "eval",
+            "--input",
+            i,
+            "--models",
+            "als:factors=8;iterations=4,bpr:factors=8;epochs=30;patience=3,bpr:factors=8;epochs=5;loss=warp,ease",
+            "--curves",
+            curves.to_str().expect("utf8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(r[0]["curve"].as_array().map(Vec::len), Some(4), "{r}");
+    assert_eq!(r[2]["curve"].as_array().map(Vec::len), Some(5), "{r}");
+    assert!(r[3]["curve"].is_null(), "EASE is not iterative: {r}");
+    assert!(fs_err::read_to_string(&curves).expect("svg").contains("NDCG@10 during training"));
+    let o = tailor(&data_dir, &["eval", "--input", i, "--models", "bpr:loss=hinge"]);
+    assert!(stderr(&o).contains("loss=hinge: expected bpr or warp"), "{}", stderr(&o));
     let o = tailor(&data_dir, &["eval", "--input", i, "--split", "sideways"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("expected one of temporal, global, leave-last-out"), "{}", stderr(&o));

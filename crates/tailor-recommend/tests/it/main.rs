@@ -81,6 +81,16 @@ fn the_held_out_cell_of_a_checkerboard_ranks_first() {
                 .fit(&m)
                 .expect("bpr"),
         ),
+        Box::new(
+            BprParams {
+                factors: 8,
+                epochs: 300,
+                loss: tailor_recommend::bpr::Loss::Warp { max_trials: 50 },
+                ..BprParams::default()
+            }
+            .fit(&m)
+            .expect("warp"),
+        ),
     ];
     for model in &models {
         assert_eq!(first(model.as_ref(), &m, 0), 3, "{}", model.name());

@@ -1,0 +1,129 @@
+//! Validation inside training data: carving the most recent interactions of each user off
+//! a matrix, and scoring a model on them (for learned blends, early stopping and training
+//! curves), without going through ids or files.
+
+use tailor_core::{Interactions, UserIdx};
+
+use crate::error::Result;
+use crate::topk::top_k;
+use crate::{History, Model};
+
+/// The most recent `fraction` of each user's interactions (users with at least five) as a
+/// validation set: (fit matrix, held-out items per user, sorted).
+pub fn carve(m: &Interactions, times: &[f64], fraction: f64) -> Result<(Interactions, Vec<Vec<u32>>)> {
+    let ip = m.indptr();
+    let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    let mut held = vec![Vec::new(); m.n_users()];
+    for (u, h) in held.iter_mut().enumerate() {
+        let (a, b) = (ip[u], ip[u + 1]);
+        let n = b - a;
+        let n_out = if n >= 5 { ((n as f64) * fraction).round() as usize } else { 0 };
+        let mut order: Vec<usize> = (a..b).collect();
+        order.sort_by(|&x, &y| {
+            let (tx, ty) = (times.get(x).copied().unwrap_or(0.0), times.get(y).copied().unwrap_or(0.0));
+            ty.total_cmp(&tx).then(y.cmp(&x))
+        });
+        let mut keep: Vec<usize> = order[n_out..].to_vec();
+        keep.sort_unstable();
+        h.extend(order[..n_out].iter().map(|&p| m.indices()[p]));
+        h.sort_unstable();
+        for p in keep {
+            indices.push(m.indices()[p]);
+            data.push(m.data()[p]);
+        }
+        indptr.push(indices.len());
+    }
+    let fit = Interactions::from_csr(m.n_users(), m.n_items(), indptr, indices, data)
+        .map_err(|e| crate::RecommendError::InvalidData(e.to_string()))?;
+    Ok((fit, held))
+}
+
+/// Mean NDCG@`k` (binary gains) over users with held-out items: each user's top `k`
+/// excludes their items in `fit`; `held[u]` are the relevant items (sorted).
+pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) -> f64 {
+    let (mut total, mut users) = (0f64, 0usize);
+    for (u, relevant) in held.iter().enumerate() {
+        if relevant.is_empty() || u >= fit.n_users() {
+            continue;
+        }
+        let h = History::of(fit, UserIdx(u as u32));
+        let mut scores = vec![0f32; model.n_items()];
+        model.score(Some(u as u32), h, &mut scores);
+        let top = top_k(&scores, k, |i| h.items.binary_search(&i).is_err());
+        let dcg: f64 = top
+            .iter()
+            .enumerate()
+            .filter(|(_, (i, _))| relevant.binary_search(i).is_ok())
+            .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
+        total += dcg / ideal;
+        users += 1;
+    }
+    if users == 0 { 0.0 } else { total / users as f64 }
+}
+
+/// Early stopping for iterative models: carves a validation set off `m` (the latest 20% of
+/// each user's interactions, by `times`), trains with `train(fit_matrix, callback)` where
+/// the model calls `callback(epoch, &model)` after every epoch and stops when it returns
+/// false, scores NDCG@`k` after each epoch, and stops after `patience` epochs without
+/// improvement. Returns the best epoch count (to refit on all of `m`) and the curve.
+pub fn early_stopping<F>(m: &Interactions, times: &[f64], patience: usize, k: usize, train: F) -> Result<EarlyStop>
+where
+    F: FnOnce(&Interactions, &mut dyn FnMut(usize, &dyn Model) -> bool) -> Result<()>,
+{
+    let (fit, held) = carve(m, times, 0.2)?;
+    let mut curve = Vec::new();
+    let (mut best, mut best_epoch) = (f64::NEG_INFINITY, 0usize);
+    let mut callback = |epoch: usize, model: &dyn Model| {
+        let v = ndcg(model, &fit, &held, k);
+        curve.push((epoch, v));
+        if v > best {
+            best = v;
+            best_epoch = epoch;
+        }
+        epoch - best_epoch < patience.max(1)
+    };
+    train(&fit, &mut callback)?;
+    Ok(EarlyStop { best_epoch: best_epoch.max(1), best_ndcg: best.max(0.0), curve })
+}
+
+/// What [`early_stopping`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EarlyStop {
+    /// Epochs to train on all the data.
+    pub best_epoch: usize,
+    /// Validation NDCG at that epoch.
+    pub best_ndcg: f64,
+    /// Validation NDCG after each epoch that ran.
+    pub curve: Vec<(usize, f64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validation_carve_holds_out_each_users_latest_fifth() {
+        let m =
+            Interactions::from_csr(2, 10, vec![0, 10, 12], (0..10).chain(0..2).collect(), vec![1.0; 12]).expect("csr");
+        // User 0's items were seen in reverse order: item 0 last.
+        let times: Vec<f64> = (0..10).map(|p| f64::from(10 - p)).chain([1.0, 2.0]).collect();
+        let (fit, held) = carve(&m, &times, 0.2).expect("carves");
+        assert_eq!(held[0], vec![0, 1]);
+        assert!(held[1].is_empty(), "fewer than five interactions: nothing held out");
+        assert_eq!(fit.nnz(), 10);
+        assert_eq!(fit.row(tailor_core::UserIdx(0)).0, &[2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn ndcg_of_a_perfect_and_a_useless_model() {
+        let fit = Interactions::from_csr(1, 4, vec![0, 1], vec![0], vec![1.0]).expect("csr");
+        let held = vec![vec![3]];
+        let perfect = crate::popularity::Popularity { counts: vec![9.0, 0.0, 1.0, 5.0] };
+        assert!((ndcg(&perfect, &fit, &held, 2) - 1.0).abs() < 1e-12, "item 0 is excluded, 3 ranks first");
+        let useless = crate::popularity::Popularity { counts: vec![0.0, 5.0, 4.0, 1.0] };
+        assert!((ndcg(&useless, &fit, &held, 2)).abs() < 1e-12);
+        assert!((ndcg(&useless, &fit, &held, 3) - 0.5).abs() < 1e-12);
+    }
+}
