@@ -17,6 +17,7 @@
 
 pub mod als;
 pub mod bpr;
+pub mod business;
 pub mod content;
 pub mod context;
 pub mod ease;
@@ -26,6 +27,7 @@ pub mod hybrid;
 pub mod knn;
 pub mod popularity;
 pub mod rerank;
+pub mod together;
 pub mod topk;
 pub mod validation;
 

@@ -15,6 +15,21 @@ pub struct Popularity {
 }
 
 impl Popularity {
+    /// Popularity among some users only (a segment's members, a demographic group): counts
+    /// of the rows of users for which `member(user)` holds.
+    pub fn fit_users(m: &Interactions, member: impl Fn(u32) -> bool) -> Self {
+        let mut counts = vec![0f32; m.n_items()];
+        let ip = m.indptr();
+        for u in 0..m.n_users() {
+            if member(u as u32) {
+                for &i in &m.indices()[ip[u]..ip[u + 1]] {
+                    counts[i as usize] += 1.0;
+                }
+            }
+        }
+        Self { counts }
+    }
+
     /// Counts the users of every item.
     pub fn fit(m: &Interactions) -> Self {
         let mut counts = vec![0f32; m.n_items()];
@@ -90,5 +105,7 @@ mod tests {
         assert!(t.scores[1] > t.scores[0], "{:?}", t.scores);
         assert!((t.scores[1] - 1.0).abs() < 1e-6 && (t.scores[0] - 3.0 * 0.5f32.powi(10)).abs() < 1e-6);
         assert!(Trending::fit(&m, &times, 100.0, 0.0).is_err());
+        // Users 0 and 2 only: item 0 twice, item 1 once (user 0).
+        assert_eq!(Popularity::fit_users(&m, |u| u != 1).counts, vec![2.0, 1.0]);
     }
 }

@@ -1,0 +1,327 @@
+//! Business rules shared by every model: what may be shown (stock, exclusions, category,
+//! brand, price), what a shop wants pushed (promotions, new arrivals, discounts), how varied
+//! the list must be (MMR, per-category caps), and why each item is there.
+//!
+//! [`rank`] takes one user's scores from any [`crate::Model`] and returns the final list:
+//!
+//! 1. candidates = items the filters allow (in stock, not excluded, not already bought, in
+//!    the wanted categories/brands/price range), the best `k × 5` by model score;
+//! 2. scores normalised to `[0, 1]` over those candidates, then each boost that applies adds
+//!    its weight (so a boost of 0.2 lifts an item past others up to 20% of the range better);
+//! 3. diversity: MMR on item similarity (`diversity` = 1 − λ), then at most
+//!    `max_per_category` items per top-level category;
+//! 4. a [`Reason`] per item: the boost that moved it, else the history item that contributed
+//!    most ("because you viewed X"), else the model's own kind of reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rerank::{cap_per_category, mmr};
+use crate::topk::top_k;
+
+/// What the business rules need to know about the catalog, indexed by item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogView {
+    /// Top-level category id per item.
+    pub category: Vec<Option<u32>>,
+    /// Brand id per item.
+    pub brand: Vec<Option<u32>>,
+    /// Current (sale) price per item.
+    pub price: Vec<Option<f32>>,
+    /// Whether it can be bought now.
+    pub in_stock: Vec<bool>,
+    /// Listed recently.
+    pub new_arrival: Vec<bool>,
+    /// Sold below its list price.
+    pub discounted: Vec<bool>,
+}
+
+impl CatalogView {
+    /// A catalog of `n` items, all in stock, with nothing else known.
+    pub fn open(n: usize) -> Self {
+        Self {
+            category: vec![None; n],
+            brand: vec![None; n],
+            price: vec![None; n],
+            in_stock: vec![true; n],
+            new_arrival: vec![false; n],
+            discounted: vec![false; n],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.in_stock.len()
+    }
+}
+
+/// A lift applied after retrieval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Boost {
+    /// Items listed recently.
+    NewArrivals(f32),
+    /// Items on sale (e.g. for price-sensitive segments).
+    Discounted(f32),
+    /// Named items (a promotion).
+    Items(Vec<u32>, f32),
+}
+
+/// Why an item is recommended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// Similar to something in the user's history.
+    BecauseYouViewed {
+        /// The history item that contributed most.
+        item: u32,
+    },
+    /// Bought together with an item in the user's history.
+    AlsoBought {
+        /// That item.
+        item: u32,
+    },
+    /// The user's factors match it.
+    Personalized,
+    /// Popular in the user's segment.
+    PopularInSegment,
+    /// Popular in the category being browsed.
+    PopularInCategory,
+    /// Popular overall.
+    Popular,
+    /// Trending now.
+    Trending,
+    /// Listed recently (a boost).
+    NewArrival,
+    /// On sale (a boost).
+    Discounted,
+    /// A promotion (a boost).
+    Promoted,
+}
+
+impl Reason {
+    /// The line a shop shows, with `name(item)` for item titles.
+    pub fn text(&self, name: impl Fn(u32) -> String) -> String {
+        match self {
+            Self::BecauseYouViewed { item } => format!("Because you viewed {}", name(*item)),
+            Self::AlsoBought { item } => format!("People who bought {} also bought", name(*item)),
+            Self::Personalized => "Recommended for you".into(),
+            Self::PopularInSegment => "Popular with shoppers like you".into(),
+            Self::PopularInCategory => "Popular in this category".into(),
+            Self::Popular => "Popular right now".into(),
+            Self::Trending => "Trending".into(),
+            Self::NewArrival => "New arrival".into(),
+            Self::Discounted => "On sale".into(),
+            Self::Promoted => "Featured".into(),
+        }
+    }
+}
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// How many items.
+    pub k: usize,
+    /// Items never to show (already bought, explicit exclusions), any order.
+    pub exclude: Vec<u32>,
+    /// Only these top-level categories (empty: any).
+    pub categories: Vec<u32>,
+    /// Only these brands (empty: any).
+    pub brands: Vec<u32>,
+    /// Price range (inclusive); items without a price pass only when no range is given.
+    pub min_price: Option<f32>,
+    /// Upper end of the range.
+    pub max_price: Option<f32>,
+    /// Lifts.
+    pub boosts: Vec<Boost>,
+    /// 0 (relevance only) to 1 (diversity only): MMR's `1 − λ`.
+    pub diversity: f32,
+    /// At most this many items per top-level category.
+    pub max_per_category: Option<usize>,
+}
+
+/// One recommended item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    /// Item index.
+    pub item: u32,
+    /// Final score (normalised model score plus boosts).
+    pub score: f32,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Request {
+    /// Whether the filters let `item` through.
+    pub fn allows(&self, c: &CatalogView, exclude: &[u32], item: u32) -> bool {
+        let i = item as usize;
+        if i >= c.len() || !c.in_stock[i] || exclude.binary_search(&item).is_ok() {
+            return false;
+        }
+        if !self.categories.is_empty() && !c.category[i].is_some_and(|x| self.categories.contains(&x)) {
+            return false;
+        }
+        if !self.brands.is_empty() && !c.brand[i].is_some_and(|x| self.brands.contains(&x)) {
+            return false;
+        }
+        if self.min_price.is_some() || self.max_price.is_some() {
+            let Some(p) = c.price[i] else { return false };
+            if self.min_price.is_some_and(|m| p < m) || self.max_price.is_some_and(|m| p > m) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The final list for one user: `scores` from any model (one per item), `catalog` facts,
+/// `similarity(a, b)` in `[0, 1]` for diversity, `because(item)` the history item (and
+/// whether it was bought) that contributed most to `item`'s score, if the model can say,
+/// and `base` the reason to give otherwise.
+pub fn rank(
+    scores: &[f32],
+    catalog: &CatalogView,
+    request: &Request,
+    similarity: impl Fn(u32, u32) -> f32,
+    because: impl Fn(u32) -> Option<(u32, bool)>,
+    base: Reason,
+) -> Vec<Recommendation> {
+    let mut exclude = request.exclude.clone();
+    exclude.sort_unstable();
+    exclude.dedup();
+    let pool = request.k.saturating_mul(5).max(request.k);
+    let candidates = top_k(scores, pool, |i| request.allows(catalog, &exclude, i));
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let (lo, hi) = candidates.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), c| (a.min(c.1), b.max(c.1)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut boosted: Vec<(u32, f32, Option<Reason>)> = candidates
+        .iter()
+        .map(|&(i, s)| {
+            let mut score = (s - lo) / span;
+            let mut why = None;
+            let mut best = 0f32;
+            for b in &request.boosts {
+                let (applies, w, r) = match b {
+                    Boost::NewArrivals(w) => (catalog.new_arrival[i as usize], *w, Reason::NewArrival),
+                    Boost::Discounted(w) => (catalog.discounted[i as usize], *w, Reason::Discounted),
+                    Boost::Items(items, w) => (items.contains(&i), *w, Reason::Promoted),
+                };
+                if applies {
+                    score += w;
+                    if w > best {
+                        best = w;
+                        why = Some(r);
+                    }
+                }
+            }
+            (i, score, why)
+        })
+        .collect();
+    boosted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let ranked: Vec<(u32, f32)> = boosted.iter().map(|&(i, s, _)| (i, s)).collect();
+    let diverse = if request.diversity > 0.0 {
+        mmr(&ranked, ranked.len(), 1.0 - request.diversity.clamp(0.0, 1.0), &similarity)
+    } else {
+        ranked
+    };
+    let capped = match request.max_per_category {
+        Some(cap) => cap_per_category(&diverse, request.k, cap, |i| catalog.category[i as usize]),
+        None => diverse.into_iter().take(request.k).collect(),
+    };
+    capped
+        .into_iter()
+        .map(|(item, score)| {
+            let boost = boosted.iter().find(|b| b.0 == item).and_then(|b| b.2.clone());
+            let reason = boost.unwrap_or_else(|| match because(item) {
+                Some((h, true)) => Reason::AlsoBought { item: h },
+                Some((h, false)) => Reason::BecauseYouViewed { item: h },
+                None => base.clone(),
+            });
+            Recommendation { item, score, reason }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn catalog() -> CatalogView {
+        let mut c = CatalogView::open(8);
+        c.category = (0..8).map(|i| Some(i % 2)).collect();
+        c.brand = (0..8).map(|i| Some(i / 4)).collect();
+        c.price = (0..8).map(|i| Some(10.0 * i as f32)).collect();
+        c.in_stock[7] = false;
+        c.new_arrival[1] = true;
+        c.discounted[2] = true;
+        c
+    }
+
+    const SCORES: [f32; 8] = [8.0, 1.0, 2.0, 7.0, 6.0, 5.0, 4.0, 9.0];
+
+    fn run(r: &Request) -> Vec<u32> {
+        rank(&SCORES, &catalog(), r, |_, _| 0.0, |_| None, Reason::Personalized).into_iter().map(|x| x.item).collect()
+    }
+
+    #[test]
+    fn filters_boosts_caps_and_reasons() {
+        let base = Request { k: 3, ..Request::default() };
+        assert_eq!(run(&base), vec![0, 3, 4], "item 7 is out of stock");
+        assert_eq!(run(&Request { exclude: vec![0], ..base.clone() }), vec![3, 4, 5]);
+        assert_eq!(run(&Request { categories: vec![1], ..base.clone() }), vec![3, 5, 1]);
+        assert_eq!(run(&Request { brands: vec![1], ..base.clone() }), vec![4, 5, 6]);
+        assert_eq!(run(&Request { min_price: Some(15.0), max_price: Some(45.0), ..base.clone() }), vec![3, 4, 2]);
+        // A new-arrival boost of 0.9 lifts item 1 (normalised score 0) to 0.9: second place.
+        let boosted = Request { boosts: vec![Boost::NewArrivals(0.9)], ..base.clone() };
+        assert_eq!(run(&boosted), vec![0, 1, 3]);
+        let recs = rank(&SCORES, &catalog(), &boosted, |_, _| 0.0, |i| (i == 3).then_some((0, true)), Reason::Popular);
+        assert_eq!(recs[1].reason, Reason::NewArrival);
+        assert_eq!(recs[2].reason, Reason::AlsoBought { item: 0 });
+        assert_eq!(recs[0].reason, Reason::Popular);
+        assert_eq!(recs[1].reason.text(|i| format!("item {i}")), "New arrival");
+        assert_eq!(recs[2].reason.text(|i| format!("item {i}")), "People who bought item 0 also bought");
+        // One per category: 0 (cat 0), 3 (cat 1), nothing else.
+        assert_eq!(run(&Request { max_per_category: Some(1), ..base.clone() }), vec![0, 3]);
+        // Full diversity with items of one category identical: alternate categories.
+        let same = |a: u32, b: u32| if a % 2 == b % 2 { 1.0 } else { 0.0 };
+        let d =
+            rank(&SCORES, &catalog(), &Request { k: 4, diversity: 0.9, ..base }, same, |_| None, Reason::Personalized);
+        let cats: Vec<u32> = d.iter().map(|r| r.item % 2).collect();
+        assert_ne!(cats[0], cats[1], "{d:?}");
+    }
+
+    proptest! {
+        /// Whatever the request, no excluded, out-of-stock or filtered-out item comes back,
+        /// and never more than k.
+        #[test]
+        fn filters_never_leak(
+            scores in prop::collection::vec(-10f32..10.0, 8),
+            exclude in prop::collection::vec(0u32..8, 0..5),
+            cats in prop::collection::vec(0u32..2, 0..2),
+            k in 0usize..10,
+            diversity in 0f32..1.0,
+            cap in prop::option::of(1usize..3),
+            boost in 0f32..2.0,
+        ) {
+            let c = catalog();
+            let r = Request {
+                k,
+                exclude: exclude.clone(),
+                categories: cats.clone(),
+                boosts: vec![Boost::Discounted(boost), Boost::Items(vec![7, 1], boost)],
+                diversity,
+                max_per_category: cap,
+                ..Request::default()
+            };
+            let out = rank(&scores, &c, &r, |a, b| if a == b { 1.0 } else { 0.3 }, |_| None, Reason::Personalized);
+            prop_assert!(out.len() <= k);
+            let mut seen = std::collections::HashSet::new();
+            for x in &out {
+                prop_assert!(seen.insert(x.item), "duplicate {}", x.item);
+                prop_assert!(!exclude.contains(&x.item));
+                prop_assert!(c.in_stock[x.item as usize]);
+                prop_assert!(cats.is_empty() || cats.contains(&c.category[x.item as usize].unwrap_or(99)));
+            }
+        }
+    }
+}
