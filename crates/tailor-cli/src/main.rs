@@ -431,8 +431,9 @@ enum BenchCmd {
         #[arg(long, default_value = "auto")]
         k: String,
     },
-    /// One user's top-10 over `--items` items with `--factors` f32 factors, exact scan on one
-    /// thread; and the fold-in of a user with `--history` items (ALS, Cholesky).
+    /// One user's top-10 over `--items` items with `--factors` f32 factors on one thread: exact scan,
+    /// and the int8 index with exact re-ranking (time, recall@10 against exact); and the fold-in of a user with
+    /// `--history` items (ALS, Cholesky).
     Topk {
         /// Catalog size.
         #[arg(long, default_value_t = 100_000)]
@@ -1131,6 +1132,34 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             let mut v = summarize("topk", "queries", *n as f64, &mut times);
             v["milliseconds_per_query_median"] =
                 serde_json::json!(v["seconds_median"].as_f64().unwrap_or(0.0) * 1e3 / *n as f64);
+            // The int8 index with exact re-ranking of the best 100: time and recall@10.
+            let index = tailor_recommend::quantized::QuantizedIndex::build(&model.item_factors, k);
+            let (mut qtimes, mut hits, mut total) = (Vec::new(), 0usize, 0usize);
+            pool.install(|| {
+                for round in 0..5 {
+                    let t = Instant::now();
+                    for q in 0..*n {
+                        let u = model.user((q % 1000) as u32).unwrap_or(&[]);
+                        let recs = index.top_k(&model.item_factors, u, 10, 100, |_| true);
+                        checksum = checksum.wrapping_add(u64::from(recs.first().map_or(0, |r| r.0)));
+                    }
+                    qtimes.push(t.elapsed().as_secs_f64());
+                    if round == 0 {
+                        for q in 0..(*n).min(1000) {
+                            let u = model.user(q as u32).unwrap_or(&[]);
+                            let exact = model.recommend(Some(q as u32), empty, 10, &filter);
+                            let approx = index.top_k(&model.item_factors, u, 10, 100, |_| true);
+                            hits += approx.iter().filter(|a| exact.iter().any(|e| e.0 == a.0)).count();
+                            total += exact.len();
+                        }
+                    }
+                }
+            });
+            qtimes.sort_by(f64::total_cmp);
+            v["quantized_milliseconds_per_query_median"] =
+                serde_json::json!(qtimes[qtimes.len() / 2] * 1e3 / *n as f64);
+            v["quantized_recall_at_10"] = serde_json::json!(hits as f64 / total.max(1) as f64);
+            v["quantized_index_bytes"] = serde_json::json!(index.bytes());
             // Fold-in of one user with `history` items.
             let mut hist: Vec<u32> = (0..*history).map(|_| rng.below(n_items) as u32).collect();
             hist.sort_unstable();

@@ -26,6 +26,7 @@ pub mod file;
 pub mod hybrid;
 pub mod knn;
 pub mod popularity;
+pub mod quantized;
 pub mod rerank;
 pub mod together;
 pub mod topk;
