@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""ALS training time, tailor vs implicit, side by side on the same data and machine.
+"""ALS (or BPR) training time, tailor vs implicit, side by side on the same data and machine.
 
-Usage: python3 scripts/bench_als.py TRAIN.tsv [--factors 64] [--iterations 15] [--repeat 3]
+Usage: python3 scripts/bench_als.py TRAIN.tsv [--model als|bpr] [--factors 64] [--iterations 15] [--repeat 3]
+(for bpr, --iterations is the number of epochs: implicit's BPR `iterations`, tailor's `epochs`;
+both with learning rate 0.05 and regularization 0.01, uniform negatives.)
 TRAIN.tsv: `user item timestamp weight` (split.py / synth.py output). implicit (CPU, CG
 solver, num_threads = cores, OPENBLAS_NUM_THREADS=1) fits the same user x item matrix
 (weights summed over repeated pairs); tailor's time is `train_seconds` of
@@ -41,6 +43,7 @@ def load(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("train")
+    ap.add_argument("--model", choices=["als", "bpr"], default="als")
     ap.add_argument("--factors", type=int, default=64)
     ap.add_argument("--iterations", type=int, default=15)
     ap.add_argument("--repeat", type=int, default=3)
@@ -55,19 +58,27 @@ def main():
         with open(users, "w") as f:
             f.write(first_user + "\n")
         for r in range(a.repeat):
-            model = AlternatingLeastSquares(factors=a.factors, iterations=a.iterations, regularization=0.01,
-                                            alpha=1.0, use_cg=True, num_threads=threads, random_state=r)
+            if a.model == "als":
+                model = AlternatingLeastSquares(factors=a.factors, iterations=a.iterations, regularization=0.01,
+                                                alpha=1.0, use_cg=True, num_threads=threads, random_state=r)
+                params = f"factors={a.factors},iterations={a.iterations},seed={r}"
+            else:
+                from implicit.cpu.bpr import BayesianPersonalizedRanking
+                model = BayesianPersonalizedRanking(factors=a.factors, iterations=a.iterations, learning_rate=0.05,
+                                                    regularization=0.01, num_threads=threads, random_state=r)
+                params = f"factors={a.factors},epochs={a.iterations},learning_rate=0.05,regularization=0.01,seed={r}"
             s = time.perf_counter()
             model.fit(m, show_progress=False)
             took = time.perf_counter() - s
-            print(json.dumps({"tool": "implicit", "version": implicit.__version__, "run": r, "fit_seconds": took,
+            print(json.dumps({"tool": "implicit", "model": a.model, "version": implicit.__version__, "run": r,
+                              "fit_seconds": took,
                               "users": m.shape[0], "items": m.shape[1], "nnz": int(m.nnz), "threads": threads}))
             sys.stdout.flush()
-            out = subprocess.run([a.tailor, "recommend", "--train", a.train, "--users", users, "--model", "als",
-                                  "--params", f"factors={a.factors},iterations={a.iterations},seed={r}",
+            out = subprocess.run([a.tailor, "recommend", "--train", a.train, "--users", users, "--model", a.model,
+                                  "--params", params,
                                   "--out", os.path.join(t, "recs.tsv")], check=True, capture_output=True, text=True)
             rep = json.loads(out.stdout)
-            print(json.dumps({"tool": "tailor", "run": r, "fit_seconds": rep["train_seconds"], "users": rep["train_users"],
+            print(json.dumps({"tool": "tailor", "model": a.model, "run": r, "fit_seconds": rep["train_seconds"], "users": rep["train_users"],
                               "items": rep["train_items"], "nnz": rep["train_pairs"]}))
             sys.stdout.flush()
 
