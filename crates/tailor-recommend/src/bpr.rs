@@ -1,11 +1,15 @@
 //! BPR (Rendle et al. 2009): matrix factorisation trained by stochastic gradient ascent on
 //! `ln σ(x_uij)`, `x_uij = x_u · (y_i − y_j) + b_i − b_j`, for sampled triples of a user, an
 //! item they interacted with and one they did not (uniform or popularity-weighted negatives,
-//! resampled when the user has it). Parallel Hogwild!-style updates (Niu et al. 2011): threads
-//! update shared factors without locks; the factors are atomics with relaxed ordering, so
-//! concurrent updates may overwrite each other (as in Hogwild!) but never tear a value.
-
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+//! resampled when the user has it).
+//!
+//! Parallel without locks or atomics by stratification (as DSGD, Gemulla et al. 2011): with
+//! `T` threads, users and items are split into `T` blocks (`u mod T`, `i mod T`); an epoch
+//! runs `T` rounds, and in round `s` thread `t` samples positives from the pairs of user
+//! block `t` × item block `(t + s) mod T`, with negatives from that same item block. The `T`
+//! strata of a round share no user and no item, so each thread owns its rows outright and
+//! the update loops are plain, vectorised f32 code. Over an epoch every pair's stratum is
+//! visited once and negatives cover every item block.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -115,8 +119,129 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     tail + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
 
-fn load(v: &[AtomicU32]) -> Vec<f32> {
-    v.iter().map(|a| f32::from_bits(a.load(Relaxed))).collect()
+/// The users `b, b + T, b + 2T, …` (local index `u / T`): their factors, and their pairs
+/// by item block as (local user, local item).
+struct UserBlock {
+    factors: Vec<f32>,
+    pairs: Vec<Vec<(u32, u32)>>,
+}
+
+/// The items `b, b + T, …` (local index `i / T`): factors, biases, cumulative popularity.
+struct ItemBlock {
+    factors: Vec<f32>,
+    bias: Vec<f32>,
+    cum: Vec<f64>,
+}
+
+/// Block-major rows (row `r` of block `r mod T` at local `r / T`) back to row order.
+fn gather<'a>(blocks: impl Iterator<Item = &'a [f32]>, n: usize, k: usize, t: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n * k];
+    for (b, block) in blocks.enumerate() {
+        for (local, row) in block.chunks_exact(k).enumerate() {
+            let r = local * t + b;
+            out[r * k..(r + 1) * k].copy_from_slice(row);
+        }
+    }
+    out
+}
+
+/// One thread's share of a round: user block `ub` × item block `ib`.
+struct Stratum<'a> {
+    m: &'a Interactions,
+    t: usize,
+    ub: usize,
+    ib: usize,
+    k: usize,
+    params: &'a BprParams,
+}
+
+impl Stratum<'_> {
+    fn run(&self, users: &mut UserBlock, items: &mut ItemBlock, r: &mut Rng) {
+        let (t, k, p) = (self.t, self.k, self.params);
+        let pairs = &users.pairs[self.ib];
+        let n_local = items.bias.len();
+        if pairs.is_empty() || n_local < 2 {
+            return;
+        }
+        let (lr, reg) = (p.learning_rate, p.regularization);
+        let n_items = self.m.n_items();
+        let ip = self.m.indptr();
+        let mut diff = vec![0f32; k];
+        for _ in 0..pairs.len() {
+            let (ul, il) = pairs[r.below(pairs.len())];
+            let u = ul as usize * t + self.ub;
+            let row = &self.m.indices()[ip[u]..ip[u + 1]];
+            // Negatives from this item block; popular ones can all be the user's: after 20
+            // tries, uniform draws; skip the sample if those fail too.
+            let negative = |r: &mut Rng| {
+                for attempt in 0..40 {
+                    let jl = match p.negatives {
+                        Negatives::Popularity if attempt < 20 => {
+                            let x = r.f64() * items.cum[n_local - 1];
+                            items.cum.partition_point(|c| *c <= x).min(n_local - 1)
+                        }
+                        _ => r.below(n_local),
+                    };
+                    let j = jl * t + self.ib;
+                    if row.binary_search(&(j as u32)).is_err() {
+                        return Some(jl);
+                    }
+                }
+                None
+            };
+            let il = il as usize;
+            let xu = &users.factors[ul as usize * k..(ul as usize + 1) * k];
+            let yi = &items.factors[il * k..(il + 1) * k];
+            let si = dot(xu, yi) + items.bias[il];
+            let (jl, z) = match p.loss {
+                Loss::Bpr => {
+                    let Some(jl) = negative(r) else { continue };
+                    let sj = dot(xu, &items.factors[jl * k..(jl + 1) * k]) + items.bias[jl];
+                    (jl, 1.0 / (1.0 + (si - sj).exp()))
+                }
+                Loss::Warp { max_trials } => {
+                    let mut hit = None;
+                    for trial in 1..=max_trials.max(1) {
+                        let Some(jl) = negative(r) else { break };
+                        let sj = dot(xu, &items.factors[jl * k..(jl + 1) * k]) + items.bias[jl];
+                        if sj > si - 1.0 {
+                            hit = Some((jl, warp_weight(n_items, trial)));
+                            break;
+                        }
+                    }
+                    let Some(found) = hit else { continue };
+                    found
+                }
+            };
+            // i ≠ j (j is not among the user's items, i is): two disjoint rows.
+            let (yi, yj) = two_rows(&mut items.factors, il, jl, k);
+            let xu = &mut users.factors[ul as usize * k..(ul as usize + 1) * k];
+            for ((d, b), c) in diff.iter_mut().zip(yi.iter()).zip(yj.iter()) {
+                *d = b - c;
+            }
+            for f in 0..k {
+                let a = xu[f];
+                xu[f] = a + lr * (z * diff[f] - reg * a);
+                yi[f] += lr * (z * a - reg * yi[f]);
+                yj[f] += lr * (-z * a - reg * yj[f]);
+            }
+            let (bi, bj) = (items.bias[il], items.bias[jl]);
+            items.bias[il] = bi + lr * (z - reg * bi);
+            items.bias[jl] = bj + lr * (-z - reg * bj);
+        }
+    }
+}
+
+/// Mutable rows `a` and `b` (distinct) of a row-major matrix with `k` columns.
+fn two_rows(v: &mut [f32], a: usize, b: usize, k: usize) -> (&mut [f32], &mut [f32]) {
+    if a < b {
+        let (lo, hi) = v.split_at_mut(b * k);
+        (&mut lo[a * k..(a + 1) * k], &mut hi[..k])
+    } else {
+        let (lo, hi) = v.split_at_mut(a * k);
+        let (x, y) = (&mut hi[..k], &mut lo[b * k..(b + 1) * k]);
+        (x, y)
+    }
 }
 
 impl BprParams {
@@ -144,32 +269,41 @@ impl BprParams {
         if m.nnz() == 0 || n_items < 2 {
             return Err(RecommendError::InvalidData("BPR needs interactions and at least 2 items".into()));
         }
+        let t = rayon::current_num_threads().clamp(1, n_items / 2);
         let mut rng = Rng::new(self.seed);
-        let users: Vec<AtomicU32> =
-            (0..n_users * k).map(|_| AtomicU32::new((((rng.f64() - 0.5) / k as f64) as f32).to_bits())).collect();
-        let items: Vec<AtomicU32> =
-            (0..n_items * k).map(|_| AtomicU32::new((((rng.f64() - 0.5) / k as f64) as f32).to_bits())).collect();
-        let bias: Vec<AtomicU32> = (0..n_items).map(|_| AtomicU32::new(0f32.to_bits())).collect();
-        // The user of every stored pair, to sample positives in proportion to activity.
+        let init = |rng: &mut Rng| ((rng.f64() - 0.5) / k as f64) as f32;
+        let user_init: Vec<f32> = (0..n_users * k).map(|_| init(&mut rng)).collect();
+        let item_init: Vec<f32> = (0..n_items * k).map(|_| init(&mut rng)).collect();
+        let mut counts = vec![0f64; n_items];
+        m.indices().iter().for_each(|&i| counts[i as usize] += 1.0);
+        let mut users: Vec<UserBlock> = (0..t)
+            .map(|b| {
+                let members: Vec<usize> = (b..n_users).step_by(t).collect();
+                let factors = members.iter().flat_map(|&u| user_init[u * k..(u + 1) * k].iter().copied()).collect();
+                UserBlock { factors, pairs: vec![Vec::new(); t] }
+            })
+            .collect();
+        let mut items: Vec<ItemBlock> = (0..t)
+            .map(|b| {
+                let members: Vec<usize> = (b..n_items).step_by(t).collect();
+                let factors = members.iter().flat_map(|&i| item_init[i * k..(i + 1) * k].iter().copied()).collect();
+                let mut acc = 0.0;
+                let cum = members
+                    .iter()
+                    .map(|&i| {
+                        acc += counts[i];
+                        acc
+                    })
+                    .collect();
+                ItemBlock { factors, bias: vec![0.0; members.len()], cum }
+            })
+            .collect();
         let ip = m.indptr();
-        let mut owner = vec![0u32; m.nnz()];
         for u in 0..n_users {
-            owner[ip[u]..ip[u + 1]].iter_mut().for_each(|o| *o = u as u32);
-        }
-        // Cumulative item popularity for popularity-weighted negatives.
-        let mut cum = vec![0f64; n_items];
-        if self.negatives == Negatives::Popularity {
-            let mut counts = vec![0f64; n_items];
-            m.indices().iter().for_each(|&i| counts[i as usize] += 1.0);
-            let mut acc = 0.0;
-            for (c, n) in cum.iter_mut().zip(&counts) {
-                acc += n;
-                *c = acc;
+            for &i in &m.indices()[ip[u]..ip[u + 1]] {
+                users[u % t].pairs[i as usize % t].push(((u / t) as u32, i / t as u32));
             }
         }
-        let threads = rayon::current_num_threads().max(1);
-        let per_thread = m.nnz().div_ceil(threads);
-        let (lr, reg) = (self.learning_rate, self.regularization);
         let mut model = BprModel {
             params: self.clone(),
             k,
@@ -178,89 +312,29 @@ impl BprParams {
             item_bias: Vec::new(),
         };
         for epoch in 0..self.epochs {
-            (0..threads).into_par_iter().for_each(|t| {
-                let mut r = Rng::fork(self.seed ^ 0xB9B, (epoch * threads + t) as u64);
-                let (mut xu, mut yi, mut yj) = (vec![0f32; k], vec![0f32; k], vec![0f32; k]);
-                for _ in 0..per_thread {
-                    let p = r.below(m.nnz());
-                    let (u, i) = (owner[p] as usize, m.indices()[p] as usize);
-                    let row = &m.indices()[ip[u]..ip[u + 1]];
-                    if row.len() >= n_items {
-                        continue;
-                    }
-                    // Popular negatives can all be among the user's items: after 20 tries,
-                    // fall back to uniform draws, and skip the sample if those fail too.
-                    let negative = |r: &mut Rng| {
-                        for attempt in 0..40 {
-                            let j = match self.negatives {
-                                Negatives::Popularity if attempt < 20 => {
-                                    let x = r.f64() * cum[n_items - 1];
-                                    cum.partition_point(|c| *c <= x).min(n_items - 1)
-                                }
-                                _ => r.below(n_items),
-                            };
-                            if row.binary_search(&(j as u32)).is_err() {
-                                return Some(j);
-                            }
-                        }
-                        None
-                    };
-                    let get = |v: &[AtomicU32], at: usize, out: &mut [f32]| {
-                        for (o, a) in out.iter_mut().zip(&v[at * k..(at + 1) * k]) {
-                            *o = f32::from_bits(a.load(Relaxed));
-                        }
-                    };
-                    let score = |x: &[f32], y: &[f32], b: f32| dot(x, y) + b;
-                    get(&users, u, &mut xu);
-                    get(&items, i, &mut yi);
-                    let bi = f32::from_bits(bias[i].load(Relaxed));
-                    // The negative and the gradient scale of this pair.
-                    let (j, z) = match self.loss {
-                        Loss::Bpr => {
-                            let Some(j) = negative(&mut r) else { continue };
-                            get(&items, j, &mut yj);
-                            let bj = f32::from_bits(bias[j].load(Relaxed));
-                            let x = score(&xu, &yi, bi) - score(&xu, &yj, bj);
-                            (j, 1.0 / (1.0 + x.exp()))
-                        }
-                        Loss::Warp { max_trials } => {
-                            let si = score(&xu, &yi, bi);
-                            let mut hit = None;
-                            for trial in 1..=max_trials.max(1) {
-                                let Some(j) = negative(&mut r) else { break };
-                                get(&items, j, &mut yj);
-                                let bj = f32::from_bits(bias[j].load(Relaxed));
-                                if score(&xu, &yj, bj) > si - 1.0 {
-                                    hit = Some((j, warp_weight(n_items, trial)));
-                                    break;
-                                }
-                            }
-                            let Some(found) = hit else { continue };
-                            found
-                        }
-                    };
-                    let bj = f32::from_bits(bias[j].load(Relaxed));
-                    for f in 0..k {
-                        let (a, b, c) = (xu[f], yi[f], yj[f]);
-                        users[u * k + f].store((a + lr * (z * (b - c) - reg * a)).to_bits(), Relaxed);
-                        items[i * k + f].store((b + lr * (z * a - reg * b)).to_bits(), Relaxed);
-                        items[j * k + f].store((c + lr * (-z * a - reg * c)).to_bits(), Relaxed);
-                    }
-                    bias[i].store((bi + lr * (z - reg * bi)).to_bits(), Relaxed);
-                    bias[j].store((bj + lr * (-z - reg * bj)).to_bits(), Relaxed);
-                }
-            });
-            model.user_factors = load(&users);
-            model.item_factors = load(&items);
-            model.item_bias = load(&bias);
+            for round in 0..t {
+                let mut rotated: Vec<(usize, &mut ItemBlock)> = items.iter_mut().enumerate().collect();
+                rotated.rotate_left(round);
+                users.par_iter_mut().zip(rotated.into_par_iter()).enumerate().for_each(
+                    |(ub, (user_block, (ib, item_block)))| {
+                        let stream = ((epoch * t + round) * t + ub) as u64;
+                        let mut r = Rng::fork(self.seed ^ 0xB9B, stream);
+                        let stratum = Stratum { m, t, ub, ib, k, params: self };
+                        stratum.run(user_block, item_block, &mut r);
+                    },
+                );
+            }
+            model.user_factors = gather(users.iter().map(|b| b.factors.as_slice()), n_users, k, t);
+            model.item_factors = gather(items.iter().map(|b| b.factors.as_slice()), n_items, k, t);
+            model.item_bias = gather(items.iter().map(|b| b.bias.as_slice()), n_items, 1, t);
             if !each_epoch(epoch + 1, &model) {
                 break;
             }
         }
         if model.user_factors.is_empty() {
-            model.user_factors = load(&users);
-            model.item_factors = load(&items);
-            model.item_bias = load(&bias);
+            model.user_factors = gather(users.iter().map(|b| b.factors.as_slice()), n_users, k, t);
+            model.item_factors = gather(items.iter().map(|b| b.factors.as_slice()), n_items, k, t);
+            model.item_bias = gather(items.iter().map(|b| b.bias.as_slice()), n_items, 1, t);
         }
         Ok(model)
     }

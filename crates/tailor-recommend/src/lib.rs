@@ -5,9 +5,16 @@
 //! - [`knn`]: item-to-item nearest neighbours (cosine, BM25, TF-IDF, shrinkage),
 //! - [`als`]: implicit-feedback ALS (Hu, Koren & Volinsky 2008) with the conjugate-gradient
 //!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
-//! - [`bpr`]: BPR with parallel Hogwild! SGD and uniform or popularity negatives,
+//! - [`bpr`]: BPR or WARP by SGD parallelised by stratification (DSGD), uniform or popularity
+//!   negatives, early stopping through [`validation`],
 //! - [`content`]: TF-IDF over item features, user profiles, cold-item recommendations,
 //! - [`ease`]: EASE (Steck 2019), the closed-form item–item model,
+//! - [`hybrid`]: EASE + content blended by item interaction count (cold start),
+//! - [`context`]: iTALS, context-aware tensor factorisation by ALS,
+//! - [`together`]: frequently bought together,
+//! - [`business`]: filters, boosts, diversity and reasons on any model's scores,
+//! - [`quantized`]: an int8 index for fast approximate top-k, re-ranked exactly,
+//! - [`validation`]: validation carves, NDCG, early stopping,
 //! - [`mod@file`]: versioned model files (ids, data fingerprint, metrics),
 //! - [`rerank`]: maximal-marginal-relevance diversity and per-category caps,
 //! - [`topk`]: exact top-k selection with filters.
