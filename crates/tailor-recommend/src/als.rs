@@ -563,6 +563,14 @@ impl Model for AlsModel {
         self.item_factors.len() / self.k.max(1)
     }
 
+    fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        crate::cosine_neighbours(&self.item_factors, self.k, item, k)
+    }
+
+    fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {
+        AlsModel::explain(self, history, item)
+    }
+
     fn score(&self, user: Option<u32>, history: History<'_>, out: &mut [f32]) {
         let folded;
         let x = match user.and_then(|u| self.user(u)) {

@@ -354,6 +354,10 @@ impl Model for BprModel {
         self.item_bias.len()
     }
 
+    fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        crate::cosine_neighbours(&self.item_factors, self.k, item, k)
+    }
+
     fn score(&self, user: Option<u32>, history: History<'_>, out: &mut [f32]) {
         let k = self.k;
         // A user unknown to the model: the mean of their items' factors (a simple fold-in).

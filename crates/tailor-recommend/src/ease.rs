@@ -116,6 +116,10 @@ impl Model for EaseModel {
         self.n
     }
 
+    fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {
+        EaseModel::explain(self, history, item)
+    }
+
     fn score(&self, _user: Option<u32>, history: History<'_>, out: &mut [f32]) {
         out.iter_mut().for_each(|v| *v = 0.0);
         for (p, (&i, &w)) in history.items.iter().zip(history.weights).enumerate() {

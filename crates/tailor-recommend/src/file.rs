@@ -72,6 +72,14 @@ impl Model for AnyModel {
     fn score(&self, user: Option<u32>, history: History<'_>, out: &mut [f32]) {
         self.as_model().score(user, history, out);
     }
+
+    fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        self.as_model().similar_items(item, k)
+    }
+
+    fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {
+        self.as_model().explain(history, item)
+    }
 }
 
 /// The content of a model file.

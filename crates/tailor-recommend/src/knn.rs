@@ -215,6 +215,14 @@ impl Model for ItemKnn {
         self.indptr.len().saturating_sub(1)
     }
 
+    fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        self.similar(item, k)
+    }
+
+    fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {
+        ItemKnn::explain(self, history, item)
+    }
+
     fn score(&self, _user: Option<u32>, history: History<'_>, out: &mut [f32]) {
         out.iter_mut().for_each(|v| *v = 0.0);
         for (p, (&i, &w)) in history.items.iter().zip(history.weights).enumerate() {

@@ -92,6 +92,64 @@ pub trait Model: Send + Sync {
         let seen = history.items;
         top_k(&scores, k, |i| seen.binary_search(&i).is_err() && filter.allows(i))
     }
+
+    /// The `k` items most like `item`, best first, without `item` itself: by default the
+    /// scores of a history holding `item` alone (item-to-item models answer exactly "because
+    /// you viewed"); factor models override it with the cosine of item vectors. Empty when
+    /// the model has no notion of likeness (popularity).
+    fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
+        if item as usize >= self.n_items() {
+            return Vec::new();
+        }
+        let mut scores = vec![0f32; self.n_items()];
+        self.score(None, History { items: &[item], weights: &[1.0], recency: None }, &mut scores);
+        top_k(&scores, k, |i| i != item).into_iter().filter(|(_, s)| *s > 0.0).collect()
+    }
+
+    /// How much each item of `history` contributes to `item`'s score, largest first: by
+    /// default the score `item` gets from that history item alone, which is exact for models
+    /// whose score is a sum over history items (item-kNN, EASE, content's numerator, bought
+    /// together); ALS overrides it with Hu et al.'s decomposition.
+    fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {
+        if item as usize >= self.n_items() {
+            return Vec::new();
+        }
+        let mut scores = vec![0f32; self.n_items()];
+        let mut out: Vec<(u32, f32)> = history
+            .items
+            .iter()
+            .zip(history.weights)
+            .map(|(&h, &w)| {
+                self.score(None, History { items: &[h], weights: &[w], recency: None }, &mut scores);
+                (h, scores[item as usize])
+            })
+            .filter(|(_, s)| *s != 0.0)
+            .collect();
+        topk::best_first(&mut out);
+        out
+    }
+}
+
+/// The `n` items whose vectors (row-major, `k` per row) have the highest cosine with
+/// `item`'s, without `item`: "similar items" of factor models.
+pub fn cosine_neighbours(factors: &[f32], k: usize, item: u32, n: usize) -> Vec<(u32, f32)> {
+    let k = k.max(1);
+    let Some(x) = factors.get(item as usize * k..(item as usize + 1) * k) else {
+        return Vec::new();
+    };
+    let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();
+    let nx = norm(x);
+    if nx == 0.0 {
+        return Vec::new();
+    }
+    let scores: Vec<f32> = factors
+        .chunks_exact(k)
+        .map(|y| {
+            let ny = norm(y);
+            if ny == 0.0 { 0.0 } else { x.iter().zip(y).map(|(a, b)| a * b).sum::<f32>() / (nx * ny) }
+        })
+        .collect();
+    top_k(&scores, n, |i| i != item)
 }
 
 /// Recency multipliers for every stored pair of `m` (aligned with its values): per user, the

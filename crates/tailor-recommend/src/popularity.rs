@@ -71,6 +71,14 @@ impl Model for Trending {
         self.scores.len()
     }
 
+    fn similar_items(&self, _item: u32, _k: usize) -> Vec<(u32, f32)> {
+        Vec::new()
+    }
+
+    fn explain(&self, _history: History<'_>, _item: u32) -> Vec<(u32, f32)> {
+        Vec::new()
+    }
+
     fn score(&self, _user: Option<u32>, _history: History<'_>, out: &mut [f32]) {
         out.copy_from_slice(&self.scores);
     }
@@ -83,6 +91,14 @@ impl Model for Popularity {
 
     fn n_items(&self) -> usize {
         self.counts.len()
+    }
+
+    fn similar_items(&self, _item: u32, _k: usize) -> Vec<(u32, f32)> {
+        Vec::new()
+    }
+
+    fn explain(&self, _history: History<'_>, _item: u32) -> Vec<(u32, f32)> {
+        Vec::new()
     }
 
     fn score(&self, _user: Option<u32>, _history: History<'_>, out: &mut [f32]) {

@@ -282,3 +282,30 @@ fn model_files_round_trip_every_model() {
         assert_eq!(back.fingerprint, fingerprint(&m));
     }
 }
+
+/// Every model answers "similar items" and "why" through the trait (and through the
+/// file enum, which must forward rather than fall back to the defaults).
+#[test]
+fn similar_items_and_explanations_through_the_trait() {
+    use tailor_recommend::file::AnyModel;
+    let m = checkerboard();
+    let models = vec![
+        AnyModel::Itemknn(KnnParams::default().fit(&m).expect("knn")),
+        AnyModel::Als(AlsParams { factors: 4, iterations: 10, ..AlsParams::default() }.fit(&m).expect("als")),
+        AnyModel::Bpr(BprParams { factors: 4, epochs: 200, ..BprParams::default() }.fit(&m).expect("bpr")),
+        AnyModel::Ease(EaseParams { lambda: 1.0, binary: true }.fit(&m).expect("ease")),
+    ];
+    let history = History::of(&m, tailor_core::UserIdx(0));
+    for model in &models {
+        let similar = model.similar_items(0, 5);
+        assert!(!similar.is_empty() && similar.iter().all(|s| s.0 != 0), "{}: {similar:?}", model.name());
+        // The checkerboard's item 0 goes with the items of its half (0..8).
+        assert!(similar[0].0 < 8, "{}: {similar:?}", model.name());
+        let why = model.explain(history, 3);
+        assert!(!why.is_empty() && why.iter().all(|(h, _)| history.items.contains(h)), "{}: {why:?}", model.name());
+        assert!(why.windows(2).all(|w| w[0].1 >= w[1].1), "{}: sorted {why:?}", model.name());
+    }
+    let popular = AnyModel::Popular(Popularity::fit(&m));
+    assert!(popular.similar_items(0, 5).is_empty() && popular.explain(history, 3).is_empty());
+    assert!(models[0].similar_items(999, 5).is_empty());
+}
