@@ -1160,6 +1160,26 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
                 serde_json::json!(qtimes[qtimes.len() / 2] * 1e3 / *n as f64);
             v["quantized_recall_at_10"] = serde_json::json!(hits as f64 / total.max(1) as f64);
             v["quantized_index_bytes"] = serde_json::json!(index.bytes());
+            // Batch jobs: 1,000 users one by one vs one GEMM per block of 64 (one thread each).
+            let batch_users: Vec<(Option<u32>, tailor_recommend::History<'_>)> =
+                (0..1000u32).map(|u| (Some(u), empty)).collect();
+            let (mut single, mut batched) = (Vec::new(), Vec::new());
+            pool.install(|| {
+                for _ in 0..3 {
+                    let t = Instant::now();
+                    for (u, h) in &batch_users {
+                        checksum = checksum.wrapping_add(model.recommend(*u, *h, 10, &filter).len() as u64);
+                    }
+                    single.push(t.elapsed().as_secs_f64());
+                    let t = Instant::now();
+                    checksum = checksum.wrapping_add(model.recommend_batch(&batch_users, 10, &filter).len() as u64);
+                    batched.push(t.elapsed().as_secs_f64());
+                }
+            });
+            single.sort_by(f64::total_cmp);
+            batched.sort_by(f64::total_cmp);
+            v["one_by_one_milliseconds_per_user"] = serde_json::json!(single[1]);
+            v["gemm_batch_milliseconds_per_user"] = serde_json::json!(batched[1]);
             // Fold-in of one user with `history` items.
             let mut hist: Vec<u32> = (0..*history).map(|_| rng.below(n_items) as u32).collect();
             hist.sort_unstable();

@@ -128,20 +128,31 @@ impl TrainSet {
             Some(h) => tailor_recommend::recency_weights(&self.matrix, &self.times, h),
         };
         let ip = self.matrix.indptr();
+        let history = |row: u32| {
+            let mut h = History::of(&self.matrix, tailor_core::UserIdx(row));
+            if !recency.is_empty() {
+                h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
+            }
+            h
+        };
+        // Chunks of users in parallel; inside a chunk the model may batch (GEMM for factor
+        // models).
         wanted
-            .par_iter()
-            .map(|u| {
-                let (recs, cold) = match self.users.get(u) {
-                    Some(row) => {
-                        let mut h = History::of(&self.matrix, tailor_core::UserIdx(row));
-                        if !recency.is_empty() {
-                            h.recency = Some(&recency[ip[row as usize]..ip[row as usize + 1]]);
-                        }
-                        (model.recommend(Some(row), h, k, filter), false)
-                    }
-                    None => (popular.recommend(None, History::empty(), k, filter), true),
-                };
-                (recs.iter().map(|(i, _)| self.items.name(*i).unwrap_or_default().to_owned()).collect(), cold)
+            .par_chunks(256)
+            .flat_map_iter(|chunk| {
+                let rows: Vec<Option<u32>> = chunk.iter().map(|u| self.users.get(u)).collect();
+                let known: Vec<(Option<u32>, History<'_>)> =
+                    rows.iter().flatten().map(|&row| (Some(row), history(row))).collect();
+                let mut batch = model.recommend_batch(&known, k, filter).into_iter();
+                rows.into_iter()
+                    .map(|row| {
+                        let (recs, cold) = match row {
+                            Some(_) => (batch.next().unwrap_or_default(), false),
+                            None => (popular.recommend(None, History::empty(), k, filter), true),
+                        };
+                        (recs.iter().map(|(i, _)| self.items.name(*i).unwrap_or_default().to_owned()).collect(), cold)
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }

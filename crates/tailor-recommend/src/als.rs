@@ -13,7 +13,7 @@ use tailor_core::Interactions;
 use tailor_core::rng::Rng;
 
 use crate::error::{RecommendError, Result, check};
-use crate::{History, Model};
+use crate::{Filter, History, Model};
 
 /// How each row's linear system is solved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -561,6 +561,17 @@ impl Model for AlsModel {
 
     fn n_items(&self) -> usize {
         self.item_factors.len() / self.k.max(1)
+    }
+
+    fn recommend_batch(&self, users: &[(Option<u32>, History<'_>)], k: usize, filter: &Filter) -> Vec<Vec<(u32, f32)>> {
+        crate::factor_batch(
+            crate::ItemFactors { items: &self.item_factors, bias: None, k: self.k },
+            users,
+            |u| self.user(u),
+            k,
+            filter,
+            |u, h| self.recommend(u, h, k, filter),
+        )
     }
 
     fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {

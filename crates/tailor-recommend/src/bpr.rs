@@ -17,7 +17,7 @@ use tailor_core::Interactions;
 use tailor_core::rng::Rng;
 
 use crate::error::{RecommendError, Result, check};
-use crate::{History, Model};
+use crate::{Filter, History, Model};
 
 /// How negative items are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -352,6 +352,13 @@ impl Model for BprModel {
 
     fn n_items(&self) -> usize {
         self.item_bias.len()
+    }
+
+    fn recommend_batch(&self, users: &[(Option<u32>, History<'_>)], k: usize, filter: &Filter) -> Vec<Vec<(u32, f32)>> {
+        let kf = self.k;
+        let user = |u: u32| self.user_factors.get(u as usize * kf..(u as usize + 1) * kf);
+        let side = crate::ItemFactors { items: &self.item_factors, bias: Some(&self.item_bias), k: kf };
+        crate::factor_batch(side, users, user, k, filter, |u, h| self.recommend(u, h, k, filter))
     }
 
     fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {

@@ -16,7 +16,7 @@ use crate::error::{RecommendError, Result};
 use crate::hybrid::HybridModel;
 use crate::knn::ItemKnn;
 use crate::popularity::{Popularity, Trending};
-use crate::{History, Model};
+use crate::{Filter, History, Model};
 
 /// Newest layout this build writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -75,6 +75,10 @@ impl Model for AnyModel {
 
     fn similar_items(&self, item: u32, k: usize) -> Vec<(u32, f32)> {
         self.as_model().similar_items(item, k)
+    }
+
+    fn recommend_batch(&self, users: &[(Option<u32>, History<'_>)], k: usize, filter: &Filter) -> Vec<Vec<(u32, f32)>> {
+        self.as_model().recommend_batch(users, k, filter)
     }
 
     fn explain(&self, history: History<'_>, item: u32) -> Vec<(u32, f32)> {

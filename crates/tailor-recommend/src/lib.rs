@@ -93,6 +93,13 @@ pub trait Model: Send + Sync {
         top_k(&scores, k, |i| seen.binary_search(&i).is_err() && filter.allows(i))
     }
 
+    /// [`Model::recommend`] for several users at once; factor models override it with one
+    /// matrix product per block of users (GEMM), which batch jobs (e-mails, offline
+    /// evaluation) use.
+    fn recommend_batch(&self, users: &[(Option<u32>, History<'_>)], k: usize, filter: &Filter) -> Vec<Vec<(u32, f32)>> {
+        users.iter().map(|(u, h)| self.recommend(*u, *h, k, filter)).collect()
+    }
+
     /// The `k` items most like `item`, best first, without `item` itself: by default the
     /// scores of a history holding `item` alone (item-to-item models answer exactly "because
     /// you viewed"); factor models override it with the cosine of item vectors. Empty when
@@ -150,6 +157,71 @@ pub fn cosine_neighbours(factors: &[f32], k: usize, item: u32, n: usize) -> Vec<
         })
         .collect();
     top_k(&scores, n, |i| i != item)
+}
+
+/// The item side of a factor model: vectors (row-major, `k` per row) and optional biases.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemFactors<'a> {
+    /// `n_items × k`.
+    pub items: &'a [f32],
+    /// Per item, added to the dot product.
+    pub bias: Option<&'a [f32]>,
+    /// Factors per row.
+    pub k: usize,
+}
+
+/// [`Model::recommend_batch`] for a factor model: users with a factor row (`user_vector`)
+/// are scored in blocks of 64 by one GEMM each (`X_block · Yᵀ`, plus `bias`), the others one
+/// by one through `fallback`.
+pub fn factor_batch<'a>(
+    item_side: ItemFactors<'_>,
+    users: &[(Option<u32>, History<'_>)],
+    user_vector: impl Fn(u32) -> Option<&'a [f32]>,
+    k: usize,
+    filter: &Filter,
+    fallback: impl Fn(Option<u32>, History<'_>) -> Vec<(u32, f32)>,
+) -> Vec<Vec<(u32, f32)>> {
+    const BLOCK: usize = 64;
+    let ItemFactors { items, bias, k: k_factors } = item_side;
+    let kf = k_factors.max(1);
+    let n_items = items.len() / kf;
+    let y = faer::MatRef::from_row_major_slice(items, n_items, kf);
+    let mut out: Vec<Vec<(u32, f32)>> = vec![Vec::new(); users.len()];
+    let known: Vec<usize> = (0..users.len()).filter(|&p| users[p].0.and_then(&user_vector).is_some()).collect();
+    let mut x = vec![0f32; BLOCK * kf];
+    // Items × users, column-major: each user's scores are one contiguous column.
+    let mut scores = faer::Mat::<f32>::zeros(n_items, BLOCK);
+    let mut row = vec![0f32; n_items];
+    for block in known.chunks(BLOCK) {
+        for (r, &p) in block.iter().enumerate() {
+            if let Some(v) = users[p].0.and_then(&user_vector) {
+                x[r * kf..(r + 1) * kf].copy_from_slice(v);
+            }
+        }
+        let xm = faer::MatRef::from_row_major_slice(&x[..block.len() * kf], block.len(), kf);
+        let dst = scores.as_mut().subcols_mut(0, block.len());
+        faer::linalg::matmul::matmul(dst, faer::Accum::Replace, y, xm.transpose(), 1.0f32, faer::Par::Seq);
+        for (r, &p) in block.iter().enumerate() {
+            let col = scores.col(r);
+            match col.try_as_col_major() {
+                Some(c) => row.copy_from_slice(c.as_slice()),
+                None => row.iter_mut().enumerate().for_each(|(i, v)| *v = col[i]),
+            }
+            if let Some(b) = bias {
+                for (v, b) in row.iter_mut().zip(b) {
+                    *v += b;
+                }
+            }
+            let seen = users[p].1.items;
+            out[p] = top_k(&row, k, |i| seen.binary_search(&i).is_err() && filter.allows(i));
+        }
+    }
+    for (p, (u, h)) in users.iter().enumerate() {
+        if u.and_then(&user_vector).is_none() {
+            out[p] = fallback(*u, *h);
+        }
+    }
+    out
 }
 
 /// Recency multipliers for every stored pair of `m` (aligned with its values): per user, the

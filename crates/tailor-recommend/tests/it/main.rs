@@ -309,3 +309,35 @@ fn similar_items_and_explanations_through_the_trait() {
     assert!(popular.similar_items(0, 5).is_empty() && popular.explain(history, 3).is_empty());
     assert!(models[0].similar_items(999, 5).is_empty());
 }
+
+/// The batched (GEMM) path of factor models returns what one-by-one scoring returns.
+#[test]
+fn batch_recommendations_equal_one_by_one() {
+    use tailor_recommend::file::AnyModel;
+    let m = checkerboard();
+    let models = vec![
+        AnyModel::Als(AlsParams { factors: 6, iterations: 5, ..AlsParams::default() }.fit(&m).expect("als")),
+        AnyModel::Bpr(BprParams { factors: 6, epochs: 20, ..BprParams::default() }.fit(&m).expect("bpr")),
+        AnyModel::Ease(EaseParams::default().fit(&m).expect("ease")),
+    ];
+    let filter = Filter::excluding(vec![5, 12]);
+    // Every user, plus one unknown to the model (served by the fallback).
+    let mut users: Vec<(Option<u32>, History<'_>)> =
+        (0..20u32).map(|u| (Some(u), History::of(&m, UserIdx(u)))).collect();
+    users.push((Some(999), History { items: &[0, 1], weights: &[1.0, 1.0], recency: None }));
+    for model in &models {
+        let batch = model.recommend_batch(&users, 4, &filter);
+        for ((u, h), got) in users.iter().zip(&batch) {
+            let want = model.recommend(*u, *h, 4, &filter);
+            let ids = |v: &[(u32, f32)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+            assert_eq!(ids(got), ids(&want), "{} user {u:?}", model.name());
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a.1 - b.1).abs() < 1e-4 * (1.0 + b.1.abs()),
+                    "{} user {u:?}: {got:?} vs {want:?}",
+                    model.name()
+                );
+            }
+        }
+    }
+}
