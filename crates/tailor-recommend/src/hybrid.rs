@@ -22,7 +22,6 @@ use tailor_core::Interactions;
 use crate::content::ContentModel;
 use crate::ease::{EaseModel, EaseParams};
 use crate::error::Result;
-use crate::topk::top_k;
 use crate::{History, Model};
 
 /// The β values tried when none is given; the last one is content only in practice (β is
@@ -116,17 +115,9 @@ impl HybridParams {
             content.score(Some(u as u32), h, &mut b);
             normalise(&mut a);
             normalise(&mut b);
-            let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
             for (t, &beta) in total.iter_mut().zip(&BETA_GRID) {
                 blend(&a, &b, &n, beta, &mut s);
-                let top = top_k(&s, k, |i| h.items.binary_search(&i).is_err());
-                let dcg: f64 = top
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (i, _))| relevant.binary_search(i).is_ok())
-                    .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
-                    .sum();
-                *t += dcg / ideal;
+                *t += crate::validation::ndcg_of(&s, h.items, relevant, k);
             }
         }
         let scores: Vec<(f32, f64)> =

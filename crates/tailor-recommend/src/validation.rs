@@ -49,18 +49,24 @@ pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) 
         let h = History::of(fit, UserIdx(u as u32));
         let mut scores = vec![0f32; model.n_items()];
         model.score(Some(u as u32), h, &mut scores);
-        let top = top_k(&scores, k, |i| h.items.binary_search(&i).is_err());
-        let dcg: f64 = top
-            .iter()
-            .enumerate()
-            .filter(|(_, (i, _))| relevant.binary_search(i).is_ok())
-            .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
-            .sum();
-        let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
-        total += dcg / ideal;
+        total += ndcg_of(&scores, h.items, relevant, k);
         users += 1;
     }
     if users == 0 { 0.0 } else { total / users as f64 }
+}
+
+/// NDCG@`k` (binary gains) of one ranking: the best `k` of `scores` outside `seen` (sorted)
+/// against `relevant` (sorted, not empty).
+pub fn ndcg_of(scores: &[f32], seen: &[u32], relevant: &[u32], k: usize) -> f64 {
+    let top = top_k(scores, k, |i| seen.binary_search(&i).is_err());
+    let dcg: f64 = top
+        .iter()
+        .enumerate()
+        .filter(|(_, (i, _))| relevant.binary_search(i).is_ok())
+        .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
+        .sum();
+    let ideal: f64 = (0..relevant.len().min(k)).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
+    if ideal > 0.0 { dcg / ideal } else { 0.0 }
 }
 
 /// Early stopping for iterative models: carves a validation set off `m` (the latest 20% of
