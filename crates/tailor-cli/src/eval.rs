@@ -30,6 +30,9 @@ pub struct ModelResult {
     /// Mean per-user AUC over all items the user has not used in train (test users known
     /// in train with at least one test item known in train).
     pub auc: Option<f64>,
+    /// RMSE of predicted against test ratings (the `biases` rating predictor only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
     /// Test NDCG after each iteration/epoch (`--curves`, iterative models).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub curve: Option<Vec<(usize, f64)>>,
@@ -195,6 +198,19 @@ pub fn score(
         }
     }
     let auc = auc(&set, trained.as_model(), test_rows);
+    let rmse = match &trained {
+        tailor_recommend::file::AnyModel::Biases(b) => tailor_eval::metrics::rmse(test_rows.iter().map(|r| {
+            let item = set.items.get(&r.item).map_or(f32::NAN, |i| b.predict(set.users.get(&r.user), i));
+            // An item unknown in train gets the mean and the user's bias only.
+            let p = if item.is_nan() {
+                b.mean + set.users.get(&r.user).and_then(|u| b.user_bias.get(u as usize)).copied().unwrap_or(0.0)
+            } else {
+                item
+            };
+            (f64::from(p), r.weight)
+        })),
+        _ => None,
+    };
     Ok(ModelResult {
         model: model.to_owned(),
         params: spec.to_owned(),
@@ -202,6 +218,7 @@ pub fn score(
         train_seconds,
         recommend_seconds,
         auc,
+        rmse,
         curve: None,
         groups: by_group,
     })
@@ -247,6 +264,15 @@ pub fn print_table(results: &[ModelResult]) {
             m.popularity_bias.unwrap_or(0.0),
             r.train_seconds
         );
+    }
+    for r in results {
+        if let Some(e) = r.rmse {
+            println!(
+                "{} ({}): RMSE {e:.4} against the test ratings",
+                r.model,
+                if r.params.is_empty() { "defaults" } else { &r.params }
+            );
+        }
     }
 }
 

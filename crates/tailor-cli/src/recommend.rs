@@ -291,6 +291,15 @@ pub fn train(
                 EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
             AnyModel::Ease(params.fit(m)?)
         }
+        "biases" => {
+            let d = tailor_recommend::biases::BiasParams::default();
+            let params = tailor_recommend::biases::BiasParams {
+                reg_user: take(&mut p, "reg_user", d.reg_user)?,
+                reg_item: take(&mut p, "reg_item", d.reg_item)?,
+                iterations: take(&mut p, "iterations", d.iterations)?,
+            };
+            AnyModel::Biases(params.fit(m).map_err(|e| crate::usage(e.to_string()))?)
+        }
         "hybrid" => {
             let f = features.ok_or_else(|| crate::usage("--model hybrid needs --item-features FILE"))?;
             let d = EaseParams::default();
@@ -324,7 +333,7 @@ pub fn train(
         }
         other => {
             return Err(crate::usage(format!(
-                "--model {other}: expected popular, trending, itemknn, als, bpr, ease, content or hybrid"
+                "--model {other}: expected popular, trending, itemknn, als, bpr, ease, content, hybrid or biases"
             )));
         }
     };

@@ -177,6 +177,16 @@ pub fn evaluate<'a>(
     }
 }
 
+/// Root mean squared error of (predicted, actual) pairs; `None` without pairs.
+pub fn rmse(pairs: impl IntoIterator<Item = (f64, f64)>) -> Option<f64> {
+    let (mut sum, mut n) = (0f64, 0usize);
+    for (p, a) in pairs {
+        sum += (p - a) * (p - a);
+        n += 1;
+    }
+    (n > 0).then(|| (sum / n as f64).sqrt())
+}
+
 /// Mean `1 − cosine` of the audiences of every pair of listed items known in train.
 fn intra_list_diversity(top: &[&str], audience: &HashMap<&str, HashSet<&str>>) -> Option<f64> {
     let known: Vec<&HashSet<&str>> = top.iter().filter_map(|i| audience.get(i)).collect();
@@ -212,6 +222,8 @@ mod tests {
         assert_eq!(r.rec_items_not_in_train, 1, "b is not in train");
         // Train items a, c; exposure a: 1, c: 1 → equal → Gini 0; both have count 1 → bias 1.
         assert_eq!((r.gini_exposure, r.popularity_bias), (0.0, Some(1.0)));
+        assert_eq!(rmse([(3.0, 5.0), (4.0, 4.0)]), Some(2f64.sqrt()));
+        assert_eq!(rmse(std::iter::empty()), None);
         // u1's first hit at rank 2; u2 has no recommendation.
         assert!((r.mrr - 0.5 / 2.0).abs() < 1e-12);
         // u1's list: c (audience {u1}), a ({u2}), b (not in train): one pair, disjoint.

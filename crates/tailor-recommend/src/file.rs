@@ -42,6 +42,8 @@ pub enum AnyModel {
     Content(ContentModel),
     /// EASE + content blended by item interaction count.
     Hybrid(HybridModel),
+    /// Baseline rating predictor.
+    Biases(crate::biases::BiasModel),
 }
 
 impl AnyModel {
@@ -56,6 +58,7 @@ impl AnyModel {
             Self::Ease(m) => m,
             Self::Content(m) => m,
             Self::Hybrid(m) => m,
+            Self::Biases(m) => m,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`knn`]: item-to-item nearest neighbours (cosine, BM25, TF-IDF, shrinkage),
 //! - [`als`]: implicit-feedback ALS (Hu, Koren & Volinsky 2008) with the conjugate-gradient
 //!   solver (Takács et al. 2011) or exact Cholesky, fold-in and explanations,
+//! - [`biases`]: the baseline rating predictor (global mean + user + item biases, RMSE),
 //! - [`bpr`]: BPR or WARP by SGD parallelised by stratification (DSGD), uniform or popularity
 //!   negatives, early stopping through [`validation`],
 //! - [`content`]: TF-IDF over item features, user profiles, cold-item recommendations,
@@ -23,6 +24,7 @@
 //! history, so users who arrived after training are served by the same call.
 
 pub mod als;
+pub mod biases;
 pub mod bpr;
 pub mod business;
 pub mod content;

@@ -213,6 +213,12 @@ fn batch_eval_and_tune() {
     assert_eq!(r[2]["curve"].as_array().map(Vec::len), Some(5), "{r}");
     assert!(r[3]["curve"].is_null(), "EASE is not iterative: {r}");
     assert!(fs_err::read_to_string(&curves).expect("svg").contains("NDCG@10 during training"));
+    // The rating baseline reports RMSE (every rating here is 1: near zero error).
+    let o = tailor(&data_dir, &["--json", "eval", "--input", i, "--models", "biases,popular"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(r[0]["rmse"].as_f64().is_some_and(|e| e < 0.05), "{r}");
+    assert!(r[1]["rmse"].is_null(), "implicit models have no RMSE: {r}");
     let o = tailor(&data_dir, &["eval", "--input", i, "--models", "bpr:loss=hinge"]);
     assert!(stderr(&o).contains("loss=hinge: expected bpr or warp"), "{}", stderr(&o));
     let o = tailor(&data_dir, &["eval", "--input", i, "--split", "sideways"]);
