@@ -39,8 +39,9 @@ pub enum Loss {
     /// WARP (Weston, Bengio & Usunier 2011): negatives are drawn until one violates the margin
     /// (`x_uj > x_ui − 1`), at most `max_trials` times; the hinge's gradient is weighted by
     /// `ln ⌊(n_items − 1) / trials⌋` (an estimate of how far down the positive ranks, so that
-    /// errors at the top of the list count most), normalised to at most 1. Skips the pair
-    /// when no violation is found.
+    /// errors at the top of the list count most), and steps are AdaGrad's (per-parameter
+    /// `lr / √(1 + Σ g²)`, as LightFM's), which keeps those large weights stable. Skips the
+    /// pair when no violation is found.
     Warp {
         /// Draws before giving up on a pair.
         max_trials: usize,
@@ -96,15 +97,6 @@ pub struct BprModel {
     pub item_bias: Vec<f32>,
 }
 
-/// WARP's rank weight for a violation found at draw `trial`, `ln ⌊(n − 1)/trial⌋`, divided by
-/// its largest value `ln(n − 1)` so that steps stay within BPR's (whose scale is at most 1)
-/// and plain SGD at BPR's learning rates does not diverge; at least 0.05, so a violation
-/// found late still moves the factors.
-fn warp_weight(n_items: usize, trial: usize) -> f32 {
-    let top = ((n_items.max(3) - 1) as f32).ln();
-    ((((n_items.max(2) - 1) / trial.max(1)).max(1) as f32).ln() / top).max(0.05)
-}
-
 /// Dot product with 8 independent accumulators, so that it vectorises (a single running sum
 /// would be one long chain of dependent additions).
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -123,6 +115,8 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// by item block as (local user, local item).
 struct UserBlock {
     factors: Vec<f32>,
+    /// AdaGrad's running sums of squared gradients (WARP), starting at 1.
+    grad_sq: Vec<f32>,
     pairs: Vec<Vec<(u32, u32)>>,
 }
 
@@ -130,6 +124,9 @@ struct UserBlock {
 struct ItemBlock {
     factors: Vec<f32>,
     bias: Vec<f32>,
+    /// AdaGrad's running sums for factors and biases (WARP).
+    grad_sq: Vec<f32>,
+    bias_grad_sq: Vec<f32>,
     cum: Vec<f64>,
 }
 
@@ -205,7 +202,7 @@ impl Stratum<'_> {
                         let Some(jl) = negative(r) else { break };
                         let sj = dot(xu, &items.factors[jl * k..(jl + 1) * k]) + items.bias[jl];
                         if sj > si - 1.0 {
-                            hit = Some((jl, warp_weight(n_items, trial)));
+                            hit = Some((jl, (((n_items - 1) / trial).max(1) as f32).ln().max(0.1)));
                             break;
                         }
                     }
@@ -215,9 +212,34 @@ impl Stratum<'_> {
             };
             // i ≠ j (j is not among the user's items, i is): two disjoint rows.
             let (yi, yj) = two_rows(&mut items.factors, il, jl, k);
-            let xu = &mut users.factors[ul as usize * k..(ul as usize + 1) * k];
+            let urow = ul as usize * k..(ul as usize + 1) * k;
+            let xu = &mut users.factors[urow.clone()];
             for ((d, b), c) in diff.iter_mut().zip(yi.iter()).zip(yj.iter()) {
                 *d = b - c;
+            }
+            if let Loss::Warp { .. } = p.loss {
+                // AdaGrad on the rank-weighted hinge (as LightFM): per-parameter steps
+                // lr / √(1 + Σ g²), which keeps the large WARP weights stable.
+                let gu = &mut users.grad_sq[urow];
+                let (gi, gj) = two_rows(&mut items.grad_sq, il, jl, k);
+                for f in 0..k {
+                    let a = xu[f];
+                    let g = -z * diff[f] + reg * a;
+                    gu[f] += g * g;
+                    xu[f] = a - lr * g / gu[f].sqrt();
+                    let g = -z * a + reg * yi[f];
+                    gi[f] += g * g;
+                    yi[f] -= lr * g / gi[f].sqrt();
+                    let g = z * a + reg * yj[f];
+                    gj[f] += g * g;
+                    yj[f] -= lr * g / gj[f].sqrt();
+                }
+                for (b, sign) in [(il, -1.0f32), (jl, 1.0)] {
+                    let g = sign * z + reg * items.bias[b];
+                    items.bias_grad_sq[b] += g * g;
+                    items.bias[b] -= lr * g / items.bias_grad_sq[b].sqrt();
+                }
+                continue;
             }
             for f in 0..k {
                 let a = xu[f];
@@ -280,7 +302,8 @@ impl BprParams {
             .map(|b| {
                 let members: Vec<usize> = (b..n_users).step_by(t).collect();
                 let factors = members.iter().flat_map(|&u| user_init[u * k..(u + 1) * k].iter().copied()).collect();
-                UserBlock { factors, pairs: vec![Vec::new(); t] }
+                let grad_sq = vec![1.0; members.len() * k];
+                UserBlock { factors, grad_sq, pairs: vec![Vec::new(); t] }
             })
             .collect();
         let mut items: Vec<ItemBlock> = (0..t)
@@ -295,7 +318,13 @@ impl BprParams {
                         acc
                     })
                     .collect();
-                ItemBlock { factors, bias: vec![0.0; members.len()], cum }
+                ItemBlock {
+                    factors,
+                    bias: vec![0.0; members.len()],
+                    grad_sq: vec![1.0; members.len() * k],
+                    bias_grad_sq: vec![1.0; members.len()],
+                    cum,
+                }
             })
             .collect();
         let ip = m.indptr();
