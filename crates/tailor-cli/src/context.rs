@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, anyhow};
 use serde::Serialize;
+use tailor_core::Interner;
 use tailor_core::rng::Rng;
 use tailor_recommend::als::AlsParams;
 use tailor_recommend::context::{ContextModel, Triples, fit};
@@ -76,7 +77,7 @@ pub fn read(path: &Path, cols: &Columns<'_>, transform: WeightTransform) -> Resu
             Ok((derive, find(col)?))
         })
         .collect::<Result<_>>()?;
-    let (mut users, mut items, mut contexts) = (Ids::default(), Ids::default(), Ids::default());
+    let (mut users, mut items, mut contexts) = (Interner::new(), Interner::new(), Interner::new());
     let mut cells: HashMap<(u32, u32, u32), f32> = HashMap::new();
     let mut skipped = 0usize;
     for (n, rec) in rdr.records().enumerate() {
@@ -108,7 +109,7 @@ pub fn read(path: &Path, cols: &Columns<'_>, transform: WeightTransform) -> Resu
                 })
             })
             .collect::<Result<_>>()?;
-        let key = (users.id(user), items.id(item), contexts.id(&ctx.join("|")));
+        let key = (users.intern(user), items.intern(item), contexts.intern(&ctx.join("|")));
         *cells.entry(key).or_insert(0.0) += w;
     }
     let mut keys: Vec<_> = cells.into_iter().collect();
@@ -123,7 +124,7 @@ pub fn read(path: &Path, cols: &Columns<'_>, transform: WeightTransform) -> Resu
         };
         triples.push(u, i, c, w);
     }
-    Ok(Log { triples, contexts: contexts.names, skipped })
+    Ok(Log { triples, contexts: contexts.names().to_vec(), skipped })
 }
 
 /// A context column used as is, or a part of the day or week derived from a time column:
@@ -159,28 +160,6 @@ impl Derive {
     }
 }
 
-#[derive(Default)]
-struct Ids {
-    map: HashMap<String, u32>,
-    names: Vec<String>,
-}
-
-impl Ids {
-    fn id(&mut self, s: &str) -> u32 {
-        if let Some(&i) = self.map.get(s) {
-            return i;
-        }
-        let i = self.names.len() as u32;
-        self.map.insert(s.to_owned(), i);
-        self.names.push(s.to_owned());
-        i
-    }
-
-    fn len(&self) -> usize {
-        self.names.len()
-    }
-}
-
 /// Seeded per-user random hold-out of `fraction` of each user's triples (users with ≥ 5).
 pub fn split(t: &Triples, fraction: f64, seed: u64) -> (Triples, Triples) {
     let mut by_user: Vec<Vec<usize>> = vec![Vec::new(); t.n_users];
@@ -200,12 +179,6 @@ pub fn split(t: &Triples, fraction: f64, seed: u64) -> (Triples, Triples) {
             target.push(t.users[p], t.items[p], t.contexts[p], t.weights[p]);
         }
     }
-    train.n_users = t.n_users;
-    train.n_items = t.n_items;
-    train.n_contexts = t.n_contexts;
-    test.n_users = t.n_users;
-    test.n_items = t.n_items;
-    test.n_contexts = t.n_contexts;
     (train, test)
 }
 

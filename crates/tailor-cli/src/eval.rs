@@ -98,21 +98,32 @@ pub fn read_groups(path: &Path) -> Result<std::collections::HashMap<String, Stri
     Ok(out)
 }
 
+/// Test items per train user (indices; sorted, distinct), for those known in train.
+fn held_out(set: &TrainSet, test_rows: &[Row]) -> Vec<Vec<u32>> {
+    let mut held = vec![Vec::new(); set.matrix.n_users()];
+    for r in test_rows {
+        if let (Some(u), Some(i)) = (set.users.get(&r.user), set.items.get(&r.item)) {
+            held[u as usize].push(i);
+        }
+    }
+    for h in &mut held {
+        h.sort_unstable();
+        h.dedup();
+    }
+    held
+}
+
 /// Per-user AUC: the chance that a held-out item scores above an item the user never used,
 /// averaged over users (ties count one half).
 fn auc(set: &TrainSet, model: &dyn Model, test_rows: &[Row]) -> Option<f64> {
-    let mut relevant: std::collections::BTreeMap<u32, Vec<u32>> = std::collections::BTreeMap::new();
-    for r in test_rows {
-        if let (Some(u), Some(i)) = (set.users.get(&r.user), set.items.get(&r.item)) {
-            relevant.entry(u).or_default().push(i);
-        }
-    }
     let n_items = set.matrix.n_items();
     let mut scores = vec![0f32; n_items];
     let (mut total, mut users) = (0f64, 0usize);
-    for (u, mut rel) in relevant {
-        rel.sort_unstable();
-        rel.dedup();
+    for (u, rel) in held_out(set, test_rows).iter().enumerate() {
+        if rel.is_empty() {
+            continue;
+        }
+        let u = u as u32;
         let h = History::of(&set.matrix, tailor_core::UserIdx(u));
         model.score(Some(u), h, &mut scores);
         // Candidates: items not in train for this user; positives among them.
@@ -199,15 +210,11 @@ pub fn score(
     }
     let auc = auc(&set, trained.as_model(), test_rows);
     let rmse = match &trained {
+        // An item or user unknown in train contributes no bias (`predict` of an index it
+        // does not have).
         tailor_recommend::file::AnyModel::Biases(b) => tailor_eval::metrics::rmse(test_rows.iter().map(|r| {
-            let item = set.items.get(&r.item).map_or(f32::NAN, |i| b.predict(set.users.get(&r.user), i));
-            // An item unknown in train gets the mean and the user's bias only.
-            let p = if item.is_nan() {
-                b.mean + set.users.get(&r.user).and_then(|u| b.user_bias.get(u as usize)).copied().unwrap_or(0.0)
-            } else {
-                item
-            };
-            (f64::from(p), r.weight)
+            let item = set.items.get(&r.item).unwrap_or(u32::MAX);
+            (f64::from(b.predict(set.users.get(&r.user), item)), r.weight)
         })),
         _ => None,
     };
@@ -290,16 +297,7 @@ pub fn curve(
         return Ok(None);
     }
     let set = TrainSet::from_rows(train_rows)?;
-    let mut held = vec![Vec::new(); set.matrix.n_users()];
-    for r in test_rows {
-        if let (Some(u), Some(i)) = (set.users.get(&r.user), set.items.get(&r.item)) {
-            held[u as usize].push(i);
-        }
-    }
-    for h in &mut held {
-        h.sort_unstable();
-        h.dedup();
-    }
+    let held = held_out(&set, test_rows);
     let mut p = crate::recommend::params((!spec.is_empty()).then_some(spec))?;
     p.remove("recency");
     p.remove("patience");

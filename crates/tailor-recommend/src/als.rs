@@ -166,13 +166,8 @@ fn saccumulate_block<S: pulp::Simd, const W: usize>(
     c + W
 }
 
-/// `YᵀY` (k × k, row-major) without the ridge term.
-pub(crate) fn gram_unregularised(y: &[f32], k: usize) -> Vec<f32> {
-    gram(y, k, 0.0)
-}
-
 /// `YᵀY + λI` (k × k, row-major) of row-major factors, by faer's GEMM.
-fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
+pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
     let n = y.len() / k.max(1);
     let ym = faer::MatRef::from_row_major_slice(y, n, k);
     let g: faer::Mat<f32> = ym.transpose() * ym;

@@ -296,8 +296,7 @@ impl BprParams {
         let init = |rng: &mut Rng| ((rng.f64() - 0.5) / k as f64) as f32;
         let user_init: Vec<f32> = (0..n_users * k).map(|_| init(&mut rng)).collect();
         let item_init: Vec<f32> = (0..n_items * k).map(|_| init(&mut rng)).collect();
-        let mut counts = vec![0f64; n_items];
-        m.indices().iter().for_each(|&i| counts[i as usize] += 1.0);
+        let counts = crate::popularity::Popularity::fit(m).counts;
         let mut users: Vec<UserBlock> = (0..t)
             .map(|b| {
                 let members: Vec<usize> = (b..n_users).step_by(t).collect();
@@ -314,7 +313,7 @@ impl BprParams {
                 let cum = members
                     .iter()
                     .map(|&i| {
-                        acc += counts[i];
+                        acc += f64::from(counts[i]);
                         acc
                     })
                     .collect();

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tailor_core::Interactions;
 use tailor_core::rng::Rng;
 
-use crate::als::{AlsParams, gram_unregularised, half_sweep};
+use crate::als::{AlsParams, gram, half_sweep};
 use crate::error::{RecommendError, Result};
 
 /// Observations of a user × item × context tensor.
@@ -154,8 +154,9 @@ pub fn fit(params: &AlsParams, t: &Triples) -> Result<ContextModel> {
                     *o = x * y;
                 }
             }
-            let mut g = gram_unregularised(a, k);
-            for (g, h) in g.iter_mut().zip(gram_unregularised(b, k)) {
+            // (AᵀA) ∘ (BᵀB) + λI.
+            let mut g = gram(a, k, 0.0);
+            for (g, h) in g.iter_mut().zip(gram(b, k, 0.0)) {
                 *g *= h;
             }
             for d in 0..k {

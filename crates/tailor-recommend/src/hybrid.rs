@@ -22,6 +22,7 @@ use tailor_core::Interactions;
 use crate::content::ContentModel;
 use crate::ease::{EaseModel, EaseParams};
 use crate::error::Result;
+use crate::popularity::Popularity;
 use crate::{History, Model};
 
 /// The β values tried when none is given; the last one is content only in practice (β is
@@ -50,14 +51,6 @@ pub struct HybridModel {
     pub beta: f32,
     /// Validation NDCG@10 per tried β (empty when β was given).
     pub validation: Vec<(f32, f64)>,
-}
-
-fn counts(m: &Interactions) -> Vec<f32> {
-    let mut c = vec![0f32; m.n_items()];
-    for &i in m.indices() {
-        c[i as usize] += 1.0;
-    }
-    c
 }
 
 /// Divides by the largest magnitude (no-op when all are zero).
@@ -94,13 +87,13 @@ impl HybridParams {
             None => self.learn_beta(m, times, &content)?,
         };
         let cf = self.ease.fit(m)?;
-        Ok(HybridModel { cf, content, counts: counts(m), beta, validation })
+        Ok(HybridModel { cf, content, counts: Popularity::fit(m).counts, beta, validation })
     }
 
     fn learn_beta(&self, m: &Interactions, times: &[f64], content: &ContentModel) -> Result<(f32, Vec<(f32, f64)>)> {
         let (fit, held) = crate::validation::carve(m, times, 0.2)?;
         let cf = self.ease.fit(&fit)?;
-        let n = counts(&fit);
+        let n = Popularity::fit(&fit).counts;
         let k = 10;
         let mut total = vec![0f64; BETA_GRID.len()];
         let mut users = 0usize;

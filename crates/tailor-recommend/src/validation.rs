@@ -42,12 +42,12 @@ pub fn carve(m: &Interactions, times: &[f64], fraction: f64) -> Result<(Interact
 /// excludes their items in `fit`; `held[u]` are the relevant items (sorted).
 pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) -> f64 {
     let (mut total, mut users) = (0f64, 0usize);
+    let mut scores = vec![0f32; model.n_items()];
     for (u, relevant) in held.iter().enumerate() {
         if relevant.is_empty() || u >= fit.n_users() {
             continue;
         }
         let h = History::of(fit, UserIdx(u as u32));
-        let mut scores = vec![0f32; model.n_items()];
         model.score(Some(u as u32), h, &mut scores);
         total += ndcg_of(&scores, h.items, relevant, k);
         users += 1;
