@@ -1156,6 +1156,23 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
                 }
             });
             qtimes.sort_by(f64::total_cmp);
+            // The approximate scan alone (no selection or re-ranking).
+            let mut scan_times = Vec::new();
+            let mut approx = vec![0f32; index.len()];
+            pool.install(|| {
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    for q in 0..*n {
+                        let u = model.user((q % 1000) as u32).unwrap_or(&[]);
+                        index.scores(u, &mut approx);
+                        checksum = checksum.wrapping_add(u64::from(approx[q % approx.len().max(1)].to_bits()));
+                    }
+                    scan_times.push(t.elapsed().as_secs_f64());
+                }
+            });
+            scan_times.sort_by(f64::total_cmp);
+            v["quantized_scan_milliseconds_median"] =
+                serde_json::json!(scan_times[scan_times.len() / 2] * 1e3 / *n as f64);
             v["quantized_milliseconds_per_query_median"] =
                 serde_json::json!(qtimes[qtimes.len() / 2] * 1e3 / *n as f64);
             v["quantized_recall_at_10"] = serde_json::json!(hits as f64 / total.max(1) as f64);

@@ -200,6 +200,33 @@ fn parse_iso_fast(b: &[u8]) -> Option<i64> {
     }
 }
 
+/// A span of time such as `90s`, `15m`, `1h`, `7d`, `2w` (a bare number is seconds), in
+/// milliseconds; used for windows, half-lives and schedules in flags and configuration.
+pub fn parse_duration_millis(s: &str) -> Result<i64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let not_duration = || format!("{s:?} is not a duration (e.g. 90s, 15m, 1h, 7d)");
+    if num.is_empty() {
+        return Err(not_duration());
+    }
+    let unit_ms: f64 = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1e3,
+        "ms" => 1.0,
+        "m" | "min" | "mins" => 60e3,
+        "h" | "hour" | "hours" => 3_600e3,
+        "d" | "day" | "days" => 86_400e3,
+        "w" | "week" | "weeks" => 604_800e3,
+        other => return Err(format!("unknown unit {other:?} in duration {s:?} (expected ms, s, m, h, d or w)")),
+    };
+    let v: f64 = num.parse().map_err(|_| not_duration())?;
+    let ms = v * unit_ms;
+    if !ms.is_finite() || ms > MAX_MILLIS as f64 {
+        return Err(format!("duration {s:?} is too long"));
+    }
+    Ok(ms.round() as i64)
+}
+
 impl std::fmt::Display for Timestamp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -238,6 +265,19 @@ mod tests {
             let slow = Timestamp::parse_with_format(s, "%Y-%m-%d %H:%M:%S").map(|t| t.0);
             assert_eq!(fast, slow, "{s}");
         }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_millis("90"), Ok(90_000));
+        assert_eq!(parse_duration_millis("1.5h"), Ok(5_400_000));
+        assert_eq!(parse_duration_millis("7d"), Ok(604_800_000));
+        assert_eq!(parse_duration_millis(" 2w "), Ok(1_209_600_000));
+        assert_eq!(parse_duration_millis("250ms"), Ok(250));
+        assert!(parse_duration_millis("7y").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration_millis("d").is_err());
+        assert!(parse_duration_millis("-1h").is_err());
+        assert!(parse_duration_millis("1e400d").is_err());
     }
 
     #[test]

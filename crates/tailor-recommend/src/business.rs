@@ -14,6 +14,7 @@
 //!    most ("because you viewed X"), else the model's own kind of reason.
 
 use serde::{Deserialize, Serialize};
+use tailor_core::{EventKind, Timestamp};
 
 use crate::rerank::{cap_per_category, mmr};
 use crate::topk::top_k;
@@ -171,6 +172,74 @@ impl Request {
     }
 }
 
+/// One kind of past event that hides an item, for a while or for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExclusionRule {
+    /// The event kind (e.g. purchase, add to cart).
+    pub kind: EventKind,
+    /// How long after the event the item stays hidden, in milliseconds (`None`: forever).
+    pub window_ms: Option<i64>,
+}
+
+/// Which of a user's own events hide items from their recommendations: a shop selling
+/// durable goods hides purchases for good, one selling consumables only for a few weeks,
+/// and items in the cart for a day. Written `purchase, add_to_cart:1d, view:2h`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExclusionPolicy {
+    /// One rule per kind.
+    pub rules: Vec<ExclusionRule>,
+}
+
+impl Default for ExclusionPolicy {
+    /// Purchases, for good.
+    fn default() -> Self {
+        Self { rules: vec![ExclusionRule { kind: EventKind::Purchase, window_ms: None }] }
+    }
+}
+
+impl std::str::FromStr for ExclusionPolicy {
+    type Err = String;
+
+    /// `kind[:window], ...`; an empty string (or `none`) hides nothing.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut rules: Vec<ExclusionRule> = Vec::new();
+        if s.trim().is_empty() || s.trim().eq_ignore_ascii_case("none") {
+            return Ok(Self { rules });
+        }
+        for (n, part) in s.split(',').enumerate() {
+            let (kind, window) = match part.split_once(':') {
+                Some((k, w)) => (k, Some(w)),
+                None => (part, None),
+            };
+            let at = |e: String| format!("exclusion rule {} ({:?}): {e}", n + 1, part.trim());
+            let kind: EventKind = kind.parse().map_err(at)?;
+            let window_ms = window.map(tailor_core::time::parse_duration_millis).transpose().map_err(at)?;
+            if rules.iter().any(|r| r.kind == kind) {
+                return Err(at(format!("{kind} is listed twice")));
+            }
+            rules.push(ExclusionRule { kind, window_ms });
+        }
+        Ok(Self { rules })
+    }
+}
+
+impl ExclusionPolicy {
+    /// The items to hide at `now`, from a user's events `(item, kind, when)` in any order;
+    /// sorted and without duplicates, ready for [`Request::exclude`].
+    pub fn excluded(&self, events: impl IntoIterator<Item = (u32, EventKind, Timestamp)>, now: Timestamp) -> Vec<u32> {
+        let mut out: Vec<u32> = events
+            .into_iter()
+            .filter(|(_, kind, ts)| {
+                self.rules.iter().any(|r| r.kind == *kind && r.window_ms.is_none_or(|w| now.0.saturating_sub(ts.0) < w))
+            })
+            .map(|(item, _, _)| item)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// The final list for one user: `scores` from any model (one per item), `catalog` facts,
 /// `similarity(a, b)` in `[0, 1]` for diversity, `because(item)` the history item (and
 /// whether it was bought) that contributed most to `item`'s score, if the model can say,
@@ -288,6 +357,30 @@ mod tests {
             rank(&SCORES, &catalog(), &Request { k: 4, diversity: 0.9, ..base }, same, |_| None, Reason::Personalized);
         let cats: Vec<u32> = d.iter().map(|r| r.item % 2).collect();
         assert_ne!(cats[0], cats[1], "{d:?}");
+    }
+
+    #[test]
+    fn exclusions_by_event_kind_and_window() {
+        let p: ExclusionPolicy = "purchase, add_to_cart:1d, view:2h".parse().expect("valid");
+        let day = 86_400_000;
+        let now = Timestamp(100 * day);
+        let events = [
+            (1, EventKind::Purchase, Timestamp(0)),                 // long ago: still hidden
+            (2, EventKind::AddToCart, Timestamp(100 * day - 1000)), // cart a second ago
+            (3, EventKind::AddToCart, Timestamp(98 * day)),         // cart two days ago: shown
+            (4, EventKind::View, Timestamp(100 * day - 3_600_000)), // viewed an hour ago
+            (5, EventKind::View, Timestamp(99 * day)),              // viewed yesterday: shown
+            (6, EventKind::Click, Timestamp(100 * day)),            // kind not listed
+            (2, EventKind::Purchase, Timestamp(99 * day)),          // duplicates collapse
+        ];
+        assert_eq!(p.excluded(events, now), vec![1, 2, 4]);
+        assert_eq!(ExclusionPolicy::default().excluded(events, now), vec![1, 2]);
+        assert_eq!("none".parse::<ExclusionPolicy>().map(|p| p.excluded(events, now)), Ok(vec![]));
+        let err = "purchase, cart:soon".parse::<ExclusionPolicy>().unwrap_err();
+        assert!(err.contains("rule 2") && err.contains("not a duration"), "{err}");
+        let err = "purchase,buy".parse::<ExclusionPolicy>().unwrap_err();
+        assert!(err.contains("listed twice"), "{err}");
+        assert!("purchased".parse::<ExclusionPolicy>().unwrap_err().contains("unknown event kind"));
     }
 
     proptest! {

@@ -46,6 +46,9 @@ impl Ord for Entry {
     }
 }
 
+/// Scores compared at once against the selection's threshold.
+const CHUNK: usize = 32;
+
 /// Sorts (item, score) pairs best first: higher score, then smaller item index.
 pub fn best_first(v: &mut [(u32, f32)]) {
     v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -58,22 +61,42 @@ pub fn top_k(scores: &[f32], k: usize, keep: impl Fn(u32) -> bool) -> Vec<(u32, 
         return Vec::new();
     }
     let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(k + 1);
-    for (i, &s) in scores.iter().enumerate() {
-        if s.is_nan() {
-            continue;
+    // Once the heap is full, a whole chunk is skipped when none of its scores beats the worst
+    // kept one: a branch-free comparison the compiler vectorises, so the common case costs a
+    // fraction of a nanosecond per score instead of a heap probe and a branch each.
+    let mut threshold = f32::NAN;
+    let offer = |start: usize, chunk: &[f32], heap: &mut BinaryHeap<Entry>, threshold: &mut f32| {
+        for (j, &s) in chunk.iter().enumerate() {
+            let full = heap.len() == k;
+            if s.is_nan() || (full && s <= *threshold) {
+                continue;
+            }
+            let i = (start + j) as u32;
+            if !keep(i) {
+                continue;
+            }
+            if full {
+                // Replacing the worst entry sifts once instead of a push and a pop.
+                if let Some(mut worst) = heap.peek_mut() {
+                    *worst = Entry(s, i);
+                }
+            } else {
+                heap.push(Entry(s, i));
+            }
+            if heap.len() == k {
+                *threshold = heap.peek().map_or(f32::NAN, |w| w.0);
+            }
         }
-        if heap.len() == k && heap.peek().is_some_and(|w| w.0 >= s) {
-            continue;
-        }
-        let i = i as u32;
-        if !keep(i) {
-            continue;
-        }
-        heap.push(Entry(s, i));
-        if heap.len() > k {
-            heap.pop();
+    };
+    let chunks = scores.chunks_exact(CHUNK);
+    let rest = chunks.remainder();
+    for (c, chunk) in chunks.enumerate() {
+        let chunk: &[f32; CHUNK] = chunk.try_into().unwrap_or(&[f32::NAN; CHUNK]);
+        if heap.len() < k || chunk.iter().fold(false, |any, &s| any | (s > threshold)) {
+            offer(c * CHUNK, chunk, &mut heap, &mut threshold);
         }
     }
+    offer(scores.len() - rest.len(), rest, &mut heap, &mut threshold);
     let mut v: Vec<(u32, f32)> = heap.into_iter().map(|e| (e.1, e.0)).collect();
     crate::topk::best_first(&mut v);
     v
