@@ -13,6 +13,8 @@
 //! 4. a [`Reason`] per item: the boost that moved it, else the history item that contributed
 //!    most ("because you viewed X"), else the model's own kind of reason.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use tailor_core::{EventKind, Timestamp};
 
@@ -34,6 +36,10 @@ pub struct CatalogView {
     pub new_arrival: Vec<bool>,
     /// Sold below its list price.
     pub discounted: Vec<bool>,
+    /// Free-form attributes per item (colour, size, material...); may be empty when no
+    /// request filters on them.
+    #[serde(default)]
+    pub attributes: Vec<BTreeMap<String, String>>,
 }
 
 impl CatalogView {
@@ -46,6 +52,7 @@ impl CatalogView {
             in_stock: vec![true; n],
             new_arrival: vec![false; n],
             discounted: vec![false; n],
+            attributes: Vec::new(),
         }
     }
 
@@ -126,6 +133,10 @@ pub struct Request {
     pub categories: Vec<u32>,
     /// Only these brands (empty: any).
     pub brands: Vec<u32>,
+    /// Attribute filters: the item's value of each key must be one of the listed values
+    /// (e.g. `("colour", ["red", "blue"])`); items without the key are filtered out.
+    #[serde(default)]
+    pub attributes: Vec<(String, Vec<String>)>,
     /// Price range (inclusive); items without a price pass only when no range is given.
     pub min_price: Option<f32>,
     /// Upper end of the range.
@@ -161,6 +172,12 @@ impl Request {
         }
         if !self.brands.is_empty() && !c.brand[i].is_some_and(|x| self.brands.contains(&x)) {
             return false;
+        }
+        if !self.attributes.is_empty() {
+            let Some(attrs) = c.attributes.get(i) else { return false };
+            if !self.attributes.iter().all(|(k, vs)| attrs.get(k).is_some_and(|v| vs.contains(v))) {
+                return false;
+            }
         }
         if self.min_price.is_some() || self.max_price.is_some() {
             let Some(p) = c.price[i] else { return false };
@@ -323,6 +340,9 @@ mod tests {
         c.in_stock[7] = false;
         c.new_arrival[1] = true;
         c.discounted[2] = true;
+        let colours = ["red", "blue", "green"];
+        c.attributes = (0..8).map(|i| BTreeMap::from([("colour".to_string(), colours[i % 3].to_string())])).collect();
+        c.attributes[5].clear();
         c
     }
 
@@ -340,6 +360,11 @@ mod tests {
         assert_eq!(run(&Request { categories: vec![1], ..base.clone() }), vec![3, 5, 1]);
         assert_eq!(run(&Request { brands: vec![1], ..base.clone() }), vec![4, 5, 6]);
         assert_eq!(run(&Request { min_price: Some(15.0), max_price: Some(45.0), ..base.clone() }), vec![3, 4, 2]);
+        // Colours: 0 red, 3 red, 4 blue, 5 none, 6 red (7 out of stock).
+        let colour = |v: &[&str]| vec![("colour".to_string(), v.iter().map(|s| s.to_string()).collect())];
+        assert_eq!(run(&Request { attributes: colour(&["red", "blue"]), ..base.clone() }), vec![0, 3, 4]);
+        assert_eq!(run(&Request { attributes: colour(&["green"]), ..base.clone() }), vec![2]);
+        assert_eq!(run(&Request { attributes: colour(&[]), ..base.clone() }), Vec::<u32>::new());
         // A new-arrival boost of 0.9 lifts item 1 (normalised score 0) to 0.9: second place.
         let boosted = Request { boosts: vec![Boost::NewArrivals(0.9)], ..base.clone() };
         assert_eq!(run(&boosted), vec![0, 1, 3]);
