@@ -25,6 +25,8 @@ pub struct Config {
     pub segment: SegmentConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The HTTP API (`tailor serve`).
+    pub serve: tailor_server::config::ServeConfig,
 }
 
 /// `[store]`
@@ -281,12 +283,21 @@ impl Config {
         if !(sg.recluster_every_hours > 0.0 && sg.recluster_max_drift > 0.0 && sg.recluster_max_updates > 0) {
             return Err(format!("segment.recluster_* must be positive ({})", src("segment.recluster_every_hours")));
         }
+        self.serve.validate()?;
         Ok(())
     }
 
     /// Every value with its source, as `key = value  # source` lines.
     pub fn show(&self, sources: &Sources) -> Result<Vec<(String, String, String)>, String> {
-        let v = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        let mut v = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        // API keys are secrets: shown by name and scopes only.
+        if let Some(toml::Value::Array(keys)) = v.get_mut("serve").and_then(|s| s.get_mut("api_keys")) {
+            for k in keys.iter_mut() {
+                if let Some(t) = k.as_table_mut() {
+                    t.insert("key".into(), toml::Value::String("<redacted>".into()));
+                }
+            }
+        }
         let mut flat = BTreeMap::new();
         flatten("", &v, &mut flat);
         Ok(flat

@@ -59,8 +59,11 @@ enum Command {
     /// Export stored data.
     #[command(subcommand)]
     Export(ExportCmd),
-    /// Generate the demo shop into the store and print a summary.
+    /// Generate the demo shop into the store, train the models and rule segments, and serve it
+    /// on 127.0.0.1:8080 (`--no-serve` only generates).
     Demo(DemoArgs),
+    /// Serve the HTTP API over the stored data: trains the models first, then answers `/v1/...`.
+    Serve(ServeArgs),
     /// Summary statistics of the stored data.
     Stats {
         /// How many top items to list.
@@ -537,12 +540,19 @@ struct DemoArgs {
     /// Days of history [config: demo.days].
     #[arg(long)]
     days: Option<u32>,
-    /// Only generate and store; do not serve (serving arrives with `tailor serve`).
+    /// Only generate and store; do not train or serve.
     #[arg(long)]
     no_serve: bool,
     /// Also write each user's hidden archetype to this CSV (user,archetype).
     #[arg(long)]
     truth_out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on [config: serve.addr].
+    #[arg(long)]
+    addr: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -658,6 +668,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo(&cli, &config, args),
+        Command::Serve(args) => serve(&config, args.addr.as_deref()),
         Command::Bench(b) => bench(&cli, &config, b),
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
@@ -969,10 +980,82 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
             shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
         );
         println!("next: `tailor stats` for a summary; `tailor export events --out events.csv` for the raw data");
-        if !args.no_serve {
-            println!("(serving the demo shop arrives with `tailor serve`; pass --no-serve to silence this note)");
-        }
     }
+    if args.no_serve {
+        return Ok(());
+    }
+    drop(store);
+    demo_segments(config)?;
+    let mut config = config.clone();
+    if config.serve.playbooks.is_empty() {
+        use tailor_server::config::{Playbook, Strategy};
+        let p = |segment: &str, strategy, weight| Playbook { segment: segment.into(), strategy, weight };
+        config.serve.playbooks = vec![
+            p("Bargain hunters", Strategy::BoostDiscounted, 0.3),
+            p("Trend followers", Strategy::BoostNewArrivals, 0.3),
+            p("Luxury", Strategy::PremiumOnly, 0.0),
+        ];
+    }
+    let addr = config.serve.addr.clone();
+    let user = shop_first_user(&config)?;
+    println!("serving the demo shop on http://{addr}  (Ctrl-C stops)");
+    println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5'");
+    println!("  curl 'http://{addr}/v1/popular?k=5'");
+    println!(
+        "  curl -X POST http://{addr}/v1/events -d '{{\"user\":\"{user}\",\"item\":\"<an item id>\",\"kind\":\"purchase\"}}'"
+    );
+    println!("  curl http://{addr}/openapi.json");
+    serve(&config, None)
+}
+
+/// The demo's rule segments (bargain hunters, trend followers, luxury), which its playbooks use.
+fn demo_segments(config: &Config) -> Result<()> {
+    let store = open_store(config)?;
+    let rules = config.store.data_dir.join("demo-rules.toml");
+    fs_err::write(&rules, include_str!("../../../examples/demo-rules.toml"))?;
+    let opts = segment::RunOptions {
+        method: "rules".into(),
+        k: "auto".into(),
+        features: None,
+        rules: Some(rules),
+        as_of: None,
+        name: None,
+        names: None,
+        eps: None,
+        min_samples: 5,
+        n_init: 1,
+        seed: 0,
+        top_categories: config.segment.top_categories,
+        dry_run: false,
+    };
+    let out = segment::run(&store, &opts)?;
+    tracing::info!(segments = out.record.names.len(), "demo rule segments stored");
+    Ok(())
+}
+
+fn shop_first_user(config: &Config) -> Result<String> {
+    let store = open_store(config)?;
+    Ok(store.user_names()?.into_iter().next().unwrap_or_else(|| "u1".into()))
+}
+
+/// `tailor serve`: loads the state, trains, serves until Ctrl-C / SIGTERM.
+fn serve(config: &Config, addr: Option<&str>) -> Result<()> {
+    let addr_text = addr.unwrap_or(&config.serve.addr).to_string();
+    let addr: std::net::SocketAddr = addr_text
+        .parse()
+        .map_err(|e| usage(format!("--addr {addr_text}: not an address like 127.0.0.1:8080 ({e})")))?;
+    let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
+    let start = Instant::now();
+    let state = tailor_server::AppState::open(config.serve.clone(), store, config.interactions.clone())
+        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
+    let info = state.retrain_blocking().map_err(|e| anyhow::anyhow!("training the served models: {}", e.message))?;
+    tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
+    eprintln!(
+        "models trained in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
+        info.train_seconds, info.users, info.items, info.pairs
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(tailor_server::serve(std::sync::Arc::new(state), addr))?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tailor_core::{Interactions, Interner};
-use tailor_recommend::als::{AlsParams, Solver};
+use tailor_recommend::als::AlsParams;
 use tailor_recommend::ease::EaseParams;
 use tailor_recommend::file::{AnyModel, ModelFile};
 use tailor_recommend::knn::{KnnParams, Weighting};
@@ -181,22 +181,7 @@ pub fn params(spec: Option<&str>) -> Result<HashMap<String, String>> {
 /// ALS parameters from `key=value` pairs (factors, regularization, alpha, iterations,
 /// solver=cg|cholesky, cg_steps, seed), removing the keys it uses.
 pub fn als_params(p: &mut HashMap<String, String>) -> Result<AlsParams> {
-    let d = AlsParams::default();
-    let solver = match p.remove("solver").as_deref() {
-        None | Some("cg") => Solver::Cg { steps: take(p, "cg_steps", 3)? },
-        Some("cholesky") => Solver::Cholesky,
-        Some(other) => return Err(crate::usage(format!("--params solver={other}: expected cg or cholesky"))),
-    };
-    let params = AlsParams {
-        factors: take(p, "factors", d.factors)?,
-        regularization: take(p, "regularization", d.regularization)?,
-        alpha: take(p, "alpha", d.alpha)?,
-        iterations: take(p, "iterations", d.iterations)?,
-        solver,
-        seed: take(p, "seed", d.seed)?,
-    };
-    params.validate().map_err(|e| crate::usage(e.to_string()))?;
-    Ok(params)
+    AlsParams::from_pairs(p).map_err(|e| crate::usage(format!("--params {e}")))
 }
 
 /// BPR parameters from `key=value` pairs (factors, learning_rate, regularization, epochs,

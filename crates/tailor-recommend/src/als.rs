@@ -450,6 +450,38 @@ impl AlsParams {
         Ok(model)
     }
 
+    /// Parameters from `key=value` pairs (factors, regularization, alpha, iterations,
+    /// solver=cg|cholesky, cg_steps, seed), removing the keys it uses; unset keys keep their
+    /// defaults. The error names the key and value.
+    pub fn from_pairs(p: &mut std::collections::HashMap<String, String>) -> std::result::Result<Self, String> {
+        fn take<T: std::str::FromStr>(
+            p: &mut std::collections::HashMap<String, String>,
+            key: &str,
+            default: T,
+        ) -> std::result::Result<T, String> {
+            match p.remove(key) {
+                Some(v) => v.parse().map_err(|_| format!("{key}={v}: not a valid value")),
+                None => Ok(default),
+            }
+        }
+        let d = Self::default();
+        let solver = match p.remove("solver").as_deref() {
+            None | Some("cg") => Solver::Cg { steps: take(p, "cg_steps", 3)? },
+            Some("cholesky") => Solver::Cholesky,
+            Some(other) => return Err(format!("solver={other}: expected cg or cholesky")),
+        };
+        let params = Self {
+            factors: take(p, "factors", d.factors)?,
+            regularization: take(p, "regularization", d.regularization)?,
+            alpha: take(p, "alpha", d.alpha)?,
+            iterations: take(p, "iterations", d.iterations)?,
+            solver,
+            seed: take(p, "seed", d.seed)?,
+        };
+        params.validate().map_err(|e| e.to_string())?;
+        Ok(params)
+    }
+
     /// Trains on the user × item matrix.
     pub fn fit(&self, m: &Interactions) -> Result<AlsModel> {
         self.fit_with(m, |_, _| true)

@@ -1,0 +1,138 @@
+//! `[serve]` settings: address, API keys with scopes, limits, cache, exclusions, playbooks.
+
+use serde::{Deserialize, Serialize};
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Recommendations, items, popular lists, segments.
+    Read,
+    /// Events, catalog and user upserts.
+    Write,
+    /// Admin routes and erasure.
+    Admin,
+}
+
+/// One API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// A name for logs and metrics (the key itself is never logged).
+    pub name: String,
+    /// The secret sent as `Authorization: Bearer KEY` or `X-Api-Key: KEY`.
+    pub key: String,
+    /// What it may do; `admin` implies the others.
+    pub scopes: Vec<Scope>,
+}
+
+/// A lift a segment's members get after retrieval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Push items on sale (price-sensitive shoppers).
+    BoostDiscounted,
+    /// Push new arrivals (trend-conscious shoppers).
+    BoostNewArrivals,
+    /// Only items in the catalog's top price tier (luxury shoppers).
+    PremiumOnly,
+}
+
+/// A segment → strategy mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Playbook {
+    /// Segment name (in any stored segmentation).
+    pub segment: String,
+    /// What to do for its members.
+    pub strategy: Strategy,
+    /// Boost weight (ignored by `premium_only`).
+    #[serde(default = "default_weight")]
+    pub weight: f32,
+}
+
+fn default_weight() -> f32 {
+    0.3
+}
+
+/// `[serve]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub addr: String,
+    /// API keys; none configured means open access (refused on non-loopback addresses).
+    pub api_keys: Vec<ApiKey>,
+    /// Origins allowed to call the API from browsers (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body, bytes.
+    pub body_limit_bytes: usize,
+    /// Most events in one `POST /v1/events`.
+    pub max_batch: usize,
+    /// Requests per second per key (token bucket; 0 turns the limit off).
+    pub rate_limit_per_second: f64,
+    /// Bucket size of the rate limit.
+    pub rate_limit_burst: f64,
+    /// Per-request timeout, milliseconds.
+    pub timeout_ms: u64,
+    /// Lifetime of a cached recommendation list, seconds (0 turns the cache off).
+    pub cache_ttl_seconds: u64,
+    /// Which of a user's own events hide items (`purchase, add_to_cart:1d`).
+    pub exclude: String,
+    /// ALS parameters of the served model (`factors=64,iterations=15,...`).
+    pub als_params: String,
+    /// Half-life of the trending list, days.
+    pub trending_half_life_days: f64,
+    /// Most recent events kept in memory per user or session.
+    pub history_per_user: usize,
+    /// Segment playbooks.
+    pub playbooks: Vec<Playbook>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            api_keys: Vec::new(),
+            cors_origins: Vec::new(),
+            body_limit_bytes: 8 << 20,
+            max_batch: 10_000,
+            rate_limit_per_second: 0.0,
+            rate_limit_burst: 100.0,
+            timeout_ms: 5_000,
+            cache_ttl_seconds: 60,
+            exclude: "purchase".into(),
+            als_params: String::new(),
+            trending_half_life_days: 7.0,
+            history_per_user: 500,
+            playbooks: Vec::new(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Checks the settings that could make the server unsafe or useless.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_batch == 0 || self.body_limit_bytes == 0 {
+            return Err("serve.max_batch and serve.body_limit_bytes must be positive".into());
+        }
+        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
+            return Err("serve.rate_limit_per_second must be a finite number >= 0".into());
+        }
+        if !(self.trending_half_life_days > 0.0 && self.trending_half_life_days.is_finite()) {
+            return Err("serve.trending_half_life_days must be > 0".into());
+        }
+        for (i, k) in self.api_keys.iter().enumerate() {
+            if k.key.len() < 16 {
+                return Err(format!("serve.api_keys[{i}] ({}): keys must be at least 16 characters", k.name));
+            }
+            if k.scopes.is_empty() {
+                return Err(format!("serve.api_keys[{i}] ({}): give at least one scope", k.name));
+            }
+        }
+        self.exclude
+            .parse::<tailor_recommend::business::ExclusionPolicy>()
+            .map_err(|e| format!("serve.exclude: {e}"))?;
+        Ok(())
+    }
+}

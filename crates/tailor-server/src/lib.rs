@@ -1,0 +1,321 @@
+//! tailor's HTTP API (`tailor serve`): thin axum handlers over the library crates.
+//!
+//! - [`AppState`]: the store, the catalog and the trained models (each behind an
+//!   [`arc_swap::ArcSwap`], so a retrain or a catalog upsert swaps them atomically while
+//!   in-flight requests finish on the old ones), the real-time [`online::Online`] state and
+//!   the per-user [`online::Cache`].
+//! - [`router`]: `/v1` routes (see [`routes::ROUTES`], which also generates the OpenAPI
+//!   document), with auth by API key and scope, rate limits, body limits, CORS, timeouts
+//!   and per-route latency metrics.
+//! - [`serve`]: binds, serves and shuts down gracefully (draining in-flight requests).
+//!
+//! **Invariants:** an event is answered `202` only after the store committed it (fsync);
+//! the same event id is never counted twice (store and memory); a request reads one model
+//! version from start to end; a purchase hides the item from that user's next list.
+
+pub mod config;
+pub mod error;
+pub mod live;
+pub mod online;
+pub mod openapi;
+pub mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use subtle::ConstantTimeEq;
+use tailor_core::{InteractionWeights, Timestamp};
+use tailor_recommend::als::AlsParams;
+use tailor_recommend::business::ExclusionPolicy;
+use tailor_store::Store;
+
+use crate::config::{Scope, ServeConfig};
+use crate::error::{ApiError, ApiResult};
+use crate::live::{Catalog, Live};
+use crate::online::{Cache, Online, Rec};
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// Settings.
+    pub config: ServeConfig,
+    /// The system of record.
+    pub store: Arc<dyn Store>,
+    /// The catalog, swapped on upserts.
+    pub catalog: ArcSwap<Catalog>,
+    /// The trained models, swapped on retraining (`None` until the first training).
+    pub live: ArcSwapOption<Live>,
+    /// Recent events per user and session.
+    pub online: Online,
+    /// Served lists.
+    pub cache: Cache,
+    /// Bumped on every model or catalog swap; cached lists of older generations are stale.
+    pub generation: AtomicU64,
+    /// Which events hide items.
+    pub exclusion: ExclusionPolicy,
+    /// Event weights (as in training).
+    pub weights: InteractionWeights,
+    /// ALS parameters for retraining.
+    pub als: AlsParams,
+    /// Serialises retraining.
+    pub training: tokio::sync::Mutex<()>,
+    /// Per-key token buckets.
+    limiter: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Counter mixed into recommendation ids.
+    rec_counter: AtomicU64,
+    /// Set once the first models are live.
+    pub ready: AtomicBool,
+    /// Prometheus exposition.
+    pub metrics: PrometheusHandle,
+}
+
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets(&[
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]);
+            // Buckets are constants, so this cannot fail; fall back to summaries if it does.
+            let builder = builder.unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (tests, embedding): then ours only renders.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    /// Opens the state over a store: loads the catalog and every stored event into the
+    /// real-time state (blocking; call before serving). Models come from [`AppState::retrain`].
+    pub fn open(config: ServeConfig, store: Arc<dyn Store>, weights: InteractionWeights) -> Result<Self, String> {
+        config.validate()?;
+        let exclusion: ExclusionPolicy = config.exclude.parse()?;
+        let als = routes::parse_als(&config.als_params)?;
+        let online = Online::new(config.history_per_user);
+        let mut latest = Timestamp(0);
+        let names = store.item_names().map_err(|e| e.to_string())?;
+        let index: HashMap<&str, u32> = names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+        store
+            .scan_events(tailor_store::EventFilter::default(), &mut |id, e| {
+                latest = latest.max(e.ts);
+                let rec = Rec {
+                    item: e.item.as_ref().and_then(|i| index.get(i.as_str()).copied()),
+                    kind: e.kind,
+                    ts: e.ts,
+                    quantity: e.quantity,
+                    price: e.unit_price,
+                };
+                if let Some(u) = &e.user {
+                    online.push(&online::user_key(u.as_str()), id.0, rec, false);
+                } else if let Some(s) = &e.session {
+                    online.push(&online::session_key(s), id.0, rec, false);
+                }
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(|e| e.to_string())?;
+        let now = if latest.0 > 0 { latest } else { Timestamp::now() };
+        let catalog = Catalog::load(store.as_ref(), now).map_err(|e| e.message)?;
+        let ttl = Duration::from_secs(config.cache_ttl_seconds);
+        Ok(Self {
+            cache: Cache::new(ttl),
+            config,
+            store,
+            catalog: ArcSwap::from_pointee(catalog),
+            live: ArcSwapOption::empty(),
+            online,
+            generation: AtomicU64::new(1),
+            exclusion,
+            weights,
+            als,
+            training: tokio::sync::Mutex::new(()),
+            limiter: Mutex::new(HashMap::new()),
+            rec_counter: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            metrics: metrics_handle(),
+        })
+    }
+
+    /// Trains a new version from the store and swaps it in (requests in flight finish on
+    /// the old one). Blocking; returns the new version's facts.
+    pub fn retrain_blocking(&self) -> ApiResult<live::LiveInfo> {
+        let version = self.live.load().as_ref().map_or(1, |l| l.version + 1);
+        let live =
+            live::train(self.store.as_ref(), &self.weights, &self.als, self.config.trending_half_life_days, version)?;
+        let info = live.info.clone();
+        let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
+        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
+        self.live.store(Some(Arc::new(live)));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.ready.store(true, Ordering::SeqCst);
+        metrics::gauge!("tailor_model_version").set(info.version as f64);
+        metrics::gauge!("tailor_model_train_seconds").set(info.train_seconds);
+        tracing::info!(version = info.version, seconds = info.train_seconds, pairs = info.pairs, "model version live");
+        Ok(info)
+    }
+
+    /// A fresh recommendation id.
+    pub fn next_rec_id(&self, subject: &str) -> String {
+        let n = self.rec_counter.fetch_add(1, Ordering::Relaxed);
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        h.update(subject.as_bytes());
+        h.update(&n.to_le_bytes());
+        h.update(&Timestamp::now().0.to_le_bytes());
+        format!("r{:016x}", h.digest())
+    }
+
+    /// Takes one token from `key`'s bucket; `Err(seconds to wait)` when empty.
+    fn take_token(&self, key: &str) -> Result<(), f64> {
+        let rate = self.config.rate_limit_per_second;
+        if rate <= 0.0 {
+            return Ok(());
+        }
+        let burst = self.config.rate_limit_burst.max(1.0);
+        let mut buckets = self.limiter.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((1.0 - *tokens) / rate)
+        }
+    }
+
+    /// The name of the key that grants `scope`, `Ok(None)` in open mode (no keys configured).
+    fn authorize(&self, presented: Option<&str>, scope: Scope) -> ApiResult<Option<String>> {
+        if self.config.api_keys.is_empty() {
+            return Ok(None);
+        }
+        let Some(presented) = presented else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing API key: send `Authorization: Bearer KEY` or `X-Api-Key: KEY`",
+            ));
+        };
+        // Compare against every key in constant time, without stopping at a match.
+        let mut found: Option<&config::ApiKey> = None;
+        for k in &self.config.api_keys {
+            if bool::from(k.key.as_bytes().ct_eq(presented.as_bytes())) {
+                found = Some(k);
+            }
+        }
+        let Some(key) = found else {
+            return Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key"));
+        };
+        if key.scopes.contains(&Scope::Admin) || key.scopes.contains(&scope) {
+            Ok(Some(key.name.clone()))
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("key {:?} lacks the {scope:?} scope this route needs", key.name).to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// Auth, rate limit and metrics around every route.
+async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().clone();
+    let scope = routes::scope_for(&method, &route);
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .map(str::to_string);
+    let response = match scope {
+        None => next.run(req).await,
+        Some(scope) => match state.authorize(presented.as_deref(), scope) {
+            Err(e) => e.into_response(),
+            Ok(name) => match state.take_token(name.as_deref().unwrap_or("open")) {
+                Err(wait) => {
+                    let mut r =
+                        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+                            .into_response();
+                    if let Ok(v) = HeaderValue::from_str(&format!("{}", wait.ceil().max(1.0))) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    r
+                }
+                Ok(()) => next.run(req).await,
+            },
+        },
+    };
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("tailor_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string(), "status" => status)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// The application: every route with its middleware.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let origins: Vec<HeaderValue> =
+        state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]);
+    routes::routes()
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(state.config.timeout_ms.max(1)),
+        ))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Serves until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests
+/// (every accepted event has been committed before its answer, so nothing is pending).
+pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()> {
+    if state.config.api_keys.is_empty() && !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("refusing to serve {addr} without API keys: configure [[serve.api_keys]] or bind 127.0.0.1"),
+        ));
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving");
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
+}

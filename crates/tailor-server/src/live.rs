@@ -1,0 +1,254 @@
+//! What requests read, swapped atomically: the catalog (refreshed on upserts) and the
+//! trained models of one version (refreshed on retraining).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use serde::Serialize;
+use tailor_core::{EventKind, InteractionWeights, InteractionsBuilder, Item, Timestamp};
+use tailor_recommend::als::{AlsModel, AlsParams};
+use tailor_recommend::business::CatalogView;
+use tailor_recommend::popularity::Popularity;
+use tailor_recommend::together::BoughtTogether;
+use tailor_store::{EventFilter, Store, load_interactions};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Items listed within this many days of the latest event are new arrivals.
+const NEW_ARRIVAL_DAYS: i64 = 30;
+
+/// The catalog as requests see it, indexed by the store's dense item index.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// External id per index.
+    pub names: Vec<String>,
+    /// Index per external id.
+    pub index: HashMap<String, u32>,
+    /// The stored record per index (`None` for items only mentioned by events).
+    pub items: Vec<Option<Item>>,
+    /// Filters and boosts' view of it.
+    pub view: CatalogView,
+    /// Top-level category names; `view.category` holds indices into this.
+    pub categories: Vec<String>,
+    /// Brand names; `view.brand` holds indices into this.
+    pub brands: Vec<String>,
+    /// In the top fifth of its category's prices (the premium tier).
+    pub premium: Vec<bool>,
+}
+
+fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) -> u32 {
+    if let Some(&i) = index.get(s) {
+        return i;
+    }
+    let i = names.len() as u32;
+    names.push(s.to_string());
+    index.insert(s.to_string(), i);
+    i
+}
+
+impl Catalog {
+    /// Reads every item from the store; `now` decides what counts as a new arrival.
+    pub fn load(store: &dyn Store, now: Timestamp) -> ApiResult<Self> {
+        let names = store.item_names()?;
+        let n = names.len();
+        let mut items: Vec<Option<Item>> = vec![None; n];
+        store.for_each_item(&mut |idx, stored| {
+            if let Some(slot) = items.get_mut(idx.0 as usize) {
+                *slot = Some(stored.value);
+            }
+        })?;
+        let index = names.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+        let mut view = CatalogView::open(n);
+        let (mut categories, mut cat_index) = (Vec::new(), HashMap::new());
+        let (mut brands, mut brand_index) = (Vec::new(), HashMap::new());
+        view.attributes = vec![Default::default(); n];
+        let new_after = now.0 - NEW_ARRIVAL_DAYS * 86_400_000;
+        for (i, item) in items.iter().enumerate() {
+            let Some(item) = item else { continue };
+            view.category[i] = item.category.first().map(|c| intern(&mut categories, &mut cat_index, c));
+            view.brand[i] = item.brand.as_deref().map(|b| intern(&mut brands, &mut brand_index, b));
+            view.price[i] = item.effective_price().map(|p| p as f32);
+            view.in_stock[i] = item.in_stock;
+            view.new_arrival[i] = item.created_at.is_some_and(|t| t.0 >= new_after);
+            view.discounted[i] = item.on_sale();
+            view.attributes[i] = item.attributes.clone();
+        }
+        // Premium tier: at or above the 80th percentile of prices within the category.
+        let mut by_cat: HashMap<Option<u32>, Vec<f32>> = HashMap::new();
+        for i in 0..n {
+            if let Some(p) = view.price[i] {
+                by_cat.entry(view.category[i]).or_default().push(p);
+            }
+        }
+        let cut: HashMap<Option<u32>, f32> = by_cat
+            .into_iter()
+            .map(|(c, mut ps)| {
+                ps.sort_by(f32::total_cmp);
+                let at = ((ps.len() as f64 * 0.8).floor() as usize).min(ps.len().saturating_sub(1));
+                (c, ps[at])
+            })
+            .collect();
+        let premium = (0..n)
+            .map(|i| view.price[i].is_some_and(|p| cut.get(&view.category[i]).is_some_and(|&c| p >= c)))
+            .collect();
+        Ok(Self { names, index, items, view, categories, brands, premium })
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The display title of item `i` (its id when it has none).
+    pub fn title(&self, i: u32) -> String {
+        let item = self.items.get(i as usize).and_then(Option::as_ref);
+        match item.and_then(|it| it.title.clone()) {
+            Some(t) => t,
+            None => self.names.get(i as usize).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// One trained version of the models.
+pub struct Live {
+    /// Increasing version number.
+    pub version: u64,
+    /// Wall-clock time the training finished.
+    pub trained_at: Timestamp,
+    /// Latest event time in the training data ("now" for trending and new arrivals).
+    pub data_until: Timestamp,
+    /// Seconds the training took.
+    pub train_seconds: f64,
+    /// The personalised model (`None` before any interaction exists).
+    pub als: Option<AlsModel>,
+    /// Model row per user id.
+    pub user_rows: HashMap<String, u32>,
+    /// Users per item.
+    pub popular: Vec<f32>,
+    /// Time-decayed counts per item.
+    pub trending: Vec<f32>,
+    /// Users per item within each segment (segment name → counts).
+    pub segment_popular: HashMap<String, Vec<f32>>,
+    /// Frequently bought together.
+    pub together: BoughtTogether,
+    /// Training facts shown by `/v1/admin/models` and `/metrics`.
+    pub info: LiveInfo,
+}
+
+/// What is known about a trained version.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveInfo {
+    /// Version number.
+    pub version: u64,
+    /// When it was trained (RFC 3339).
+    pub trained_at: String,
+    /// Training time, seconds.
+    pub train_seconds: f64,
+    /// Users and items and pairs it was trained on.
+    pub users: usize,
+    /// Items.
+    pub items: usize,
+    /// Stored (user, item) pairs.
+    pub pairs: usize,
+    /// Segments with their own popular list.
+    pub segments: usize,
+}
+
+/// Trains every served model from the store (blocking; run it off the request threads).
+pub fn train(
+    store: &dyn Store,
+    weights: &InteractionWeights,
+    als: &AlsParams,
+    half_life_days: f64,
+    version: u64,
+) -> ApiResult<Live> {
+    let start = Instant::now();
+    let m = load_interactions(store, InteractionsBuilder::new(weights.clone()))?;
+    let user_names = store.user_names()?;
+    let item_names = store.item_names()?;
+    // Baskets (purchases per order) and trending, from one pass over the events.
+    let mut data_until = Timestamp(0);
+    let mut baskets: HashMap<String, Vec<u32>> = HashMap::new();
+    let mut stamps: Vec<(u32, i64)> = Vec::new();
+    let item_index: HashMap<&str, u32> = item_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+    store.scan_events(EventFilter::default(), &mut |_, e| {
+        data_until = data_until.max(e.ts);
+        if let Some(i) = e.item.as_ref().and_then(|it| item_index.get(it.as_str())) {
+            if weights.weight(e.kind) > 0.0 {
+                stamps.push((*i, e.ts.0));
+            }
+            if e.kind == EventKind::Purchase
+                && let Some(o) = &e.order_id
+            {
+                baskets.entry(o.clone()).or_default().push(*i);
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    })?;
+    let half_life_ms = half_life_days * 86_400_000.0;
+    let mut trending = vec![0f32; item_names.len()];
+    for (i, ts) in stamps {
+        let age = (data_until.0 - ts).max(0) as f64;
+        trending[i as usize] += 0.5f64.powf(age / half_life_ms) as f32;
+    }
+    let baskets: Vec<Vec<u32>> = baskets.into_values().collect();
+    let together = BoughtTogether::fit(&baskets, item_names.len(), 20, 2);
+    let popular = Popularity::fit(&m).counts;
+    // Only users with training interactions have a meaningful vector.
+    let ip = m.indptr();
+    let user_rows: HashMap<String, u32> = user_names
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i + 1 < ip.len() && ip[i + 1] > ip[i])
+        .map(|(i, s)| (s.clone(), i as u32))
+        .collect();
+    // Popular items within each segment of every stored segmentation's latest run.
+    let mut segment_popular = HashMap::new();
+    let mut latest: HashMap<String, tailor_store::SegmentationRun> = HashMap::new();
+    for run in store.segmentation_runs()? {
+        latest.insert(run.name.clone(), run);
+    }
+    for run in latest.values() {
+        for seg in &run.segments {
+            let members: std::collections::HashSet<u32> =
+                store.segment_members(&run.name, &seg.name)?.iter().filter_map(|u| user_rows.get(u).copied()).collect();
+            if !members.is_empty() {
+                segment_popular.insert(seg.name.clone(), Popularity::fit_users(&m, |u| members.contains(&u)).counts);
+            }
+        }
+    }
+    let model = if m.nnz() > 0 {
+        Some(als.fit(&m).map_err(|e| ApiError::internal(format!("training ALS: {e}")))?)
+    } else {
+        None
+    };
+    let train_seconds = start.elapsed().as_secs_f64();
+    let trained_at = Timestamp::now();
+    let info = LiveInfo {
+        version,
+        trained_at: trained_at.to_rfc3339(),
+        train_seconds,
+        users: m.n_users(),
+        items: m.n_items(),
+        pairs: m.nnz(),
+        segments: segment_popular.len(),
+    };
+    Ok(Live {
+        version,
+        trained_at,
+        data_until,
+        train_seconds,
+        als: model,
+        user_rows,
+        popular,
+        trending,
+        segment_popular,
+        together,
+        info,
+    })
+}

@@ -1,0 +1,1051 @@
+//! Routes and handlers. [`ROUTES`] is the one list of what exists: the router, the scope
+//! check and the OpenAPI document are all made from it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tailor_core::{Event, EventKind, Item, Timestamp, User};
+use tailor_recommend::Model;
+use tailor_recommend::als::AlsParams;
+use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
+use tailor_store::{UpsertMode, WriteBatch};
+
+use crate::AppState;
+use crate::config::{Scope, Strategy};
+use crate::error::{ApiError, ApiResult};
+use crate::live::{Catalog, Live};
+use crate::online::{Rec, session_key, user_key};
+
+type St = State<Arc<AppState>>;
+
+/// One documented route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDoc {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template (axum syntax, `{param}`).
+    pub path: &'static str,
+    /// Scope a key needs (`None`: public).
+    pub scope: Option<Scope>,
+    /// One line.
+    pub summary: &'static str,
+    /// Query parameters: (name, description).
+    pub query: &'static [(&'static str, &'static str)],
+}
+
+const REC_QUERY: &[(&str, &str)] = &[
+    ("k", "number of items, 1-100 (default 10)"),
+    ("slot", "the page slot asking (home, product, cart...), logged"),
+    ("category", "only these top-level categories (comma-separated names)"),
+    ("brand", "only these brands (comma-separated)"),
+    ("min_price", "lowest price"),
+    ("max_price", "highest price"),
+    ("exclude", "item ids never to return (comma-separated)"),
+    ("diversity", "0 (relevance only) to 1 (diversity only)"),
+    ("max_per_category", "at most this many items per top-level category"),
+    ("attr.KEY", "only items whose attribute KEY is one of these values (comma-separated)"),
+    ("context.KEY", "request context (device, location...), logged"),
+];
+
+/// Every route.
+pub const ROUTES: &[RouteDoc] = &[
+    RouteDoc { method: "GET", path: "/healthz", scope: None, summary: "Liveness: the process answers", query: &[] },
+    RouteDoc { method: "GET", path: "/readyz", scope: None, summary: "Readiness: models are loaded", query: &[] },
+    RouteDoc { method: "GET", path: "/metrics", scope: None, summary: "Prometheus metrics", query: &[] },
+    RouteDoc {
+        method: "GET",
+        path: "/openapi.json",
+        scope: None,
+        summary: "This API's OpenAPI 3 document",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/events",
+        scope: Some(Scope::Write),
+        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id (given, or derived from the fields: send an id or a ts to make retries safe); invalid rows are reported by index and field, valid ones kept",
+        query: &[],
+    },
+    RouteDoc {
+        method: "PUT",
+        path: "/v1/items",
+        scope: Some(Scope::Write),
+        summary: "Upsert catalog items (array or {\"items\": [...]})",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/items/{id}",
+        scope: Some(Scope::Read),
+        summary: "One catalog item",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/items/{id}/similar",
+        scope: Some(Scope::Read),
+        summary: "Items like this one (cosine of the model's item vectors)",
+        query: &[("k", "number of items (default 10)")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/items/{id}/bought-together",
+        scope: Some(Scope::Read),
+        summary: "Items bought in the same orders as this one",
+        query: &[("k", "number of items (default 10)")],
+    },
+    RouteDoc {
+        method: "PUT",
+        path: "/v1/users",
+        scope: Some(Scope::Write),
+        summary: "Upsert users (array or {\"users\": [...]})",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/users/{id}/profile",
+        scope: Some(Scope::Read),
+        summary: "A user's attributes, segments, activity counts and recent events",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/users/{id}/recommendations",
+        scope: Some(Scope::Read),
+        summary: "Personalised items with score, reason, model version and rec_id (cold-start chain: model → segment → popular)",
+        query: REC_QUERY,
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/sessions/{id}/recommendations",
+        scope: Some(Scope::Read),
+        summary: "Recommendations for an anonymous session from its events and the body's {\"items\": [...]}",
+        query: REC_QUERY,
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/popular",
+        scope: Some(Scope::Read),
+        summary: "Most popular items, overall, in a segment or in categories",
+        query: &[("k", "number of items"), ("segment", "a segment name"), ("category", "top-level categories")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/trending",
+        scope: Some(Scope::Read),
+        summary: "Items rising now (interactions decayed by serve.trending_half_life_days)",
+        query: &[("k", "number of items"), ("category", "top-level categories")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/segments",
+        scope: Some(Scope::Read),
+        summary: "Stored segmentations with their segments and sizes",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/segments/{name}/users",
+        scope: Some(Scope::Read),
+        summary: "Members of a segment, paged",
+        query: &[
+            ("segmentation", "which segmentation (default: the one holding the segment)"),
+            ("page", "from 1"),
+            ("per_page", "1-1000, default 100"),
+        ],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/admin/reload",
+        scope: Some(Scope::Admin),
+        summary: "Retrain every model from the store and swap the new version in",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/admin/models",
+        scope: Some(Scope::Admin),
+        summary: "The live model version and its training facts",
+        query: &[],
+    },
+];
+
+/// The scope `method path` needs (`None`: public or unknown, which 404s).
+pub fn scope_for(method: &Method, path: &str) -> Option<Scope> {
+    ROUTES.iter().find(|r| r.path == path && r.method == method.as_str()).and_then(|r| r.scope)
+}
+
+/// The router, without state and middleware.
+pub fn routes() -> axum::Router<Arc<AppState>> {
+    let mut r = axum::Router::new();
+    for doc in ROUTES {
+        r = r.route(doc.path, handler(doc.method, doc.path));
+    }
+    r.fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+}
+
+fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
+    match (method, path) {
+        ("GET", "/healthz") => get(|| async { Json(json!({"status": "ok"})) }),
+        ("GET", "/readyz") => get(readyz),
+        ("GET", "/metrics") => get(metrics),
+        ("GET", "/openapi.json") => get(|| async { Json(crate::openapi::document()) }),
+        ("POST", "/v1/events") => post(post_events),
+        ("PUT", "/v1/items") => put(put_items),
+        ("GET", "/v1/items/{id}") => get(get_item),
+        ("GET", "/v1/items/{id}/similar") => get(similar),
+        ("GET", "/v1/items/{id}/bought-together") => get(bought_together),
+        ("PUT", "/v1/users") => put(put_users),
+        ("GET", "/v1/users/{id}/profile") => get(profile),
+        ("GET", "/v1/users/{id}/recommendations") => get(user_recommendations),
+        ("POST", "/v1/sessions/{id}/recommendations") => post(session_recommendations),
+        ("GET", "/v1/popular") => get(popular),
+        ("GET", "/v1/trending") => get(trending),
+        ("GET", "/v1/segments") => get(segments),
+        ("GET", "/v1/segments/{name}/users") => get(segment_users),
+        ("POST", "/v1/admin/reload") => post(reload),
+        ("GET", "/v1/admin/models") => get(models),
+        _ => get(|| async { ApiError::internal("route without handler") }),
+    }
+}
+
+/// ALS parameters from `key=value,...` (empty: defaults).
+pub fn parse_als(spec: &str) -> Result<AlsParams, String> {
+    let mut pairs = HashMap::new();
+    for kv in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("serve.als_params: {kv:?} is not key=value"))?;
+        pairs.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    let p = AlsParams::from_pairs(&mut pairs).map_err(|e| format!("serve.als_params: {e}"))?;
+    match pairs.keys().next() {
+        Some(k) => Err(format!("serve.als_params: unknown key {k:?}")),
+        None => Ok(p),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
+async fn readyz(State(s): St) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        let version = s.live.load().as_ref().map(|l| l.version);
+        Json(json!({"status": "ready", "model_version": version})).into_response()
+    } else {
+        ApiError::unavailable("no model loaded yet").into_response()
+    }
+}
+
+async fn metrics(State(s): St) -> Response {
+    if let Some(l) = s.live.load().as_ref() {
+        let age = (Timestamp::now().0 - l.trained_at.0) as f64 / 1000.0;
+        metrics::gauge!("tailor_model_age_seconds").set(age);
+        for (name, counts) in &l.segment_popular {
+            let _ = counts;
+            metrics::gauge!("tailor_segment_with_popular_list", "segment" => name.clone()).set(1.0);
+        }
+    }
+    metrics::gauge!("tailor_online_subjects").set(s.online.len() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
+}
+
+// ---------------------------------------------------------------- ingestion
+
+/// One rejected row of a batch.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RowError {
+    /// Position in the batch.
+    pub index: usize,
+    /// Field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Why.
+    pub message: String,
+}
+
+/// The rows of a batch body: an array, an object holding `key`, or one object.
+fn rows(body: &Bytes, key: &str, max: usize) -> ApiResult<Vec<Value>> {
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body is not JSON: {e}")))?;
+    let rows = match v {
+        Value::Array(a) => a,
+        Value::Object(mut o) if o.contains_key(key) => match o.remove(key) {
+            Some(Value::Array(a)) => a,
+            _ => return Err(ApiError::invalid(key, format!("`{key}` must be an array"))),
+        },
+        Value::Object(o) => vec![Value::Object(o)],
+        _ => return Err(ApiError::bad_request(format!("expected an object, an array or {{\"{key}\": [...]}}"))),
+    };
+    if rows.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("{} rows in one request; the limit is {max}", rows.len()),
+        ));
+    }
+    Ok(rows)
+}
+
+/// Deserialises one row, naming the field at fault.
+fn parse_row<T: serde::de::DeserializeOwned>(index: usize, row: Value) -> Result<T, RowError> {
+    serde_path_to_error::deserialize(row).map_err(|e| {
+        let path = e.path().to_string();
+        RowError { index, field: (path != ".").then_some(path), message: e.into_inner().to_string() }
+    })
+}
+
+fn rejected_response(what: &str, errors: Vec<RowError>) -> Response {
+    let first = errors.first().cloned();
+    let body = json!({
+        "error": {
+            "code": "invalid_rows",
+            "message": format!("no {what} accepted: every row is invalid (first: row {}: {})",
+                first.as_ref().map_or(0, |e| e.index), first.as_ref().map_or("", |e| e.message.as_str())),
+            "field": first.and_then(|e| e.field),
+        },
+        "rejected": errors,
+    });
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
+    let rows = rows(&body, "events", s.config.max_batch)?;
+    let now = Timestamp::now();
+    let mut errors = Vec::new();
+    let mut events = Vec::with_capacity(rows.len());
+    let mut ordinals: HashMap<u128, u32> = HashMap::new();
+    for (index, mut row) in rows.into_iter().enumerate() {
+        // Friendlier than the stored form: `ts` may be RFC 3339 / seconds / missing (now).
+        if let Some(o) = row.as_object_mut() {
+            match o.get("ts") {
+                None | Some(Value::Null) => {
+                    o.insert("ts".into(), json!(now.0));
+                }
+                Some(Value::String(t)) => match Timestamp::parse_auto(t) {
+                    Ok(t) => {
+                        o.insert("ts".into(), json!(t.0));
+                    }
+                    Err(e) => {
+                        errors.push(RowError { index, field: Some("ts".into()), message: e });
+                        continue;
+                    }
+                },
+                _ => {}
+            }
+        }
+        let mut e: Event = match parse_row(index, row) {
+            Ok(e) => e,
+            Err(err) => {
+                errors.push(err);
+                continue;
+            }
+        };
+        if let Err(err) = e.validate() {
+            errors.push(RowError { index, field: Some(err.field().to_string()), message: err.to_string() });
+            continue;
+        }
+        if e.id.is_none() {
+            let ord = ordinals.entry(e.content_hash()).or_insert(0);
+            e.id = Some(e.derive_id(*ord));
+            *ord += 1;
+        }
+        events.push(e);
+    }
+    if events.is_empty() && !errors.is_empty() {
+        return Ok(rejected_response("events", errors));
+    }
+    let accepted = events.len();
+    let state = s.clone();
+    let (report, unknown_items) = blocking(move || {
+        let report = state.store.write(WriteBatch { events: events.clone(), ..WriteBatch::default() })?;
+        // Committed: now the in-memory side. Items new to the catalog get their index first.
+        let mut catalog = state.catalog.load_full();
+        let unknown = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
+        if unknown {
+            let now = catalog_now(&state);
+            state.catalog.store(Arc::new(Catalog::load(state.store.as_ref(), now)?));
+            state.generation.fetch_add(1, Ordering::SeqCst);
+            catalog = state.catalog.load_full();
+        }
+        for e in &events {
+            let key = match (&e.user, &e.session) {
+                (Some(u), _) => user_key(u.as_str()),
+                (None, Some(sid)) => session_key(sid),
+                (None, None) => continue,
+            };
+            let rec = Rec {
+                item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
+                kind: e.kind,
+                ts: e.ts,
+                quantity: e.quantity,
+                price: e.unit_price,
+            };
+            let id = e.id.map_or(0, |i| i.0);
+            if state.online.push(&key, id, rec, true) {
+                state.cache.invalidate(&key);
+            }
+        }
+        Ok((report, unknown))
+    })
+    .await?;
+    metrics::counter!("tailor_events_ingested_total").increment(report.events_added);
+    metrics::counter!("tailor_events_duplicate_total").increment(report.events_duplicate);
+    let body = json!({
+        "accepted": accepted,
+        "stored": report.events_added,
+        "duplicates": report.events_duplicate,
+        "new_items": unknown_items,
+        "rejected": errors,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn catalog_now(s: &AppState) -> Timestamp {
+    s.live
+        .load()
+        .as_ref()
+        .map_or_else(Timestamp::now, |l| if l.data_until.0 > 0 { l.data_until } else { Timestamp::now() })
+}
+
+async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
+    let rows = rows(&body, "items", s.config.max_batch)?;
+    let mut errors = Vec::new();
+    let mut items = Vec::new();
+    for (index, row) in rows.into_iter().enumerate() {
+        match parse_row::<Item>(index, row) {
+            Ok(it) => match it.validate() {
+                Ok(()) => items.push(it),
+                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    if items.is_empty() && !errors.is_empty() {
+        return Ok(rejected_response("items", errors));
+    }
+    let state = s.clone();
+    let report = blocking(move || {
+        let report = state.store.write(WriteBatch { items, mode: UpsertMode::Replace, ..WriteBatch::default() })?;
+        let now = catalog_now(&state);
+        state.catalog.store(Arc::new(Catalog::load(state.store.as_ref(), now)?));
+        state.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(report)
+    })
+    .await?;
+    Ok(Json(json!({"inserted": report.items_inserted, "updated": report.items_updated, "rejected": errors}))
+        .into_response())
+}
+
+async fn put_users(State(s): St, body: Bytes) -> ApiResult<Response> {
+    let rows = rows(&body, "users", s.config.max_batch)?;
+    let mut errors = Vec::new();
+    let mut users = Vec::new();
+    for (index, row) in rows.into_iter().enumerate() {
+        match parse_row::<User>(index, row) {
+            Ok(u) => match u.validate() {
+                Ok(()) => users.push(u),
+                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    if users.is_empty() && !errors.is_empty() {
+        return Ok(rejected_response("users", errors));
+    }
+    let state = s.clone();
+    let keys: Vec<String> = users.iter().map(|u| user_key(u.id.as_str())).collect();
+    let report = blocking(move || {
+        Ok(state.store.write(WriteBatch { users, mode: UpsertMode::Replace, ..WriteBatch::default() })?)
+    })
+    .await?;
+    for k in keys {
+        s.cache.invalidate(&k);
+    }
+    Ok(Json(json!({"inserted": report.users_inserted, "updated": report.users_updated, "rejected": errors}))
+        .into_response())
+}
+
+// ---------------------------------------------------------------- reads
+
+fn item_index(catalog: &Catalog, id: &str) -> ApiResult<u32> {
+    catalog.index.get(id).copied().ok_or_else(|| ApiError::not_found(format!("item {id:?} is not in the catalog")))
+}
+
+fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> Value {
+    let item = catalog.items.get(i as usize).and_then(Option::as_ref);
+    let mut v = json!({
+        "id": catalog.names.get(i as usize),
+        "title": catalog.title(i),
+        "score": score,
+    });
+    if let Some(item) = item {
+        v["price"] = json!(item.price);
+        v["sale_price"] = json!(item.sale_price);
+        v["category"] = json!(item.category_path());
+        v["brand"] = json!(item.brand);
+        v["in_stock"] = json!(item.in_stock);
+        if let Some(img) = item.attributes.get("image") {
+            v["image"] = json!(img);
+        }
+    }
+    if let Some(r) = reason {
+        let mut rj = json!({"kind": reason_kind(r), "text": r.text(|x| catalog.title(x))});
+        if let Reason::BecauseYouViewed { item } | Reason::AlsoBought { item } = r {
+            rj["item"] = json!(catalog.names.get(*item as usize));
+        }
+        v["reason"] = rj;
+    }
+    v
+}
+
+fn reason_kind(r: &Reason) -> &'static str {
+    match r {
+        Reason::BecauseYouViewed { .. } => "because_you_viewed",
+        Reason::AlsoBought { .. } => "also_bought",
+        Reason::Personalized => "personalized",
+        Reason::PopularInSegment => "popular_in_segment",
+        Reason::PopularInCategory => "popular_in_category",
+        Reason::Popular => "popular",
+        Reason::Trending => "trending",
+        Reason::NewArrival => "new_arrival",
+        Reason::Discounted => "discounted",
+        Reason::Promoted => "promoted",
+    }
+}
+
+async fn get_item(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
+    let state = s.clone();
+    let stored =
+        blocking(move || state.store.item(&id)?.ok_or_else(|| ApiError::not_found(format!("item {id:?} not found"))))
+            .await?;
+    Ok(Json(json!({"item": stored.value, "revision": stored.revision, "updated_at": stored.updated_at}))
+        .into_response())
+}
+
+fn k_param(q: &HashMap<String, String>, default: usize) -> ApiResult<usize> {
+    match q.get("k") {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(k) if (1..=100).contains(&k) => Ok(k),
+            _ => Err(ApiError::invalid("k", format!("k={v}: expected a whole number from 1 to 100"))),
+        },
+    }
+}
+
+fn query_map(raw: Option<&str>) -> ApiResult<HashMap<String, String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    Ok(pairs.into_iter().collect())
+}
+
+fn live_or_503(s: &AppState) -> ApiResult<Arc<Live>> {
+    s.live.load_full().ok_or_else(|| ApiError::unavailable("no model trained yet; retry shortly"))
+}
+
+fn listing(catalog: &Catalog, list: &[(u32, f32)], reason: Option<&Reason>) -> Value {
+    Value::Array(list.iter().map(|&(i, sc)| item_json(catalog, i, sc, reason)).collect())
+}
+
+async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let k = k_param(&q, 10)?;
+    let catalog = s.catalog.load_full();
+    let i = item_index(&catalog, &id)?;
+    let live = live_or_503(&s)?;
+    let list: Vec<(u32, f32)> = live
+        .als
+        .as_ref()
+        .map(|m| m.similar_items(i, k * 2))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
+        .take(k)
+        .collect();
+    let reason = Reason::BecauseYouViewed { item: i };
+    Ok(Json(json!({"item": id, "items": listing(&catalog, &list, Some(&reason)), "model_version": live.version}))
+        .into_response())
+}
+
+async fn bought_together(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let k = k_param(&q, 10)?;
+    let catalog = s.catalog.load_full();
+    let i = item_index(&catalog, &id)?;
+    let live = live_or_503(&s)?;
+    let list: Vec<(u32, f32)> = live
+        .together
+        .of(i)
+        .into_iter()
+        .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
+        .take(k)
+        .collect();
+    let reason = Reason::AlsoBought { item: i };
+    Ok(Json(json!({"item": id, "items": listing(&catalog, &list, Some(&reason)), "model_version": live.version}))
+        .into_response())
+}
+
+fn categories_param(catalog: &Catalog, q: &HashMap<String, String>) -> ApiResult<Vec<u32>> {
+    let Some(v) = q.get("category") else { return Ok(Vec::new()) };
+    v.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            catalog.categories.iter().position(|x| x == c).map(|p| p as u32).ok_or_else(|| {
+                ApiError::invalid(
+                    "category",
+                    format!("unknown category {c:?} (top-level names: {})", catalog.categories.join(", ")),
+                )
+            })
+        })
+        .collect()
+}
+
+async fn popular(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let k = k_param(&q, 10)?;
+    let catalog = s.catalog.load_full();
+    let live = live_or_503(&s)?;
+    let (scores, reason) = match q.get("segment") {
+        Some(seg) => match live.segment_popular.get(seg) {
+            Some(c) => (c, Reason::PopularInSegment),
+            None => {
+                return Err(
+                    ApiError::not_found(format!("segment {seg:?} has no members in the live model")).field("segment")
+                );
+            }
+        },
+        None => (&live.popular, Reason::Popular),
+    };
+    let categories = categories_param(&catalog, &q)?;
+    let reason = if categories.is_empty() { reason } else { Reason::PopularInCategory };
+    let req = Request { k, categories, ..Request::default() };
+    let list = ranked_plain(scores, &catalog, &req);
+    Ok(Json(json!({"items": listing(&catalog, &list, Some(&reason)), "model_version": live.version})).into_response())
+}
+
+async fn trending(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let k = k_param(&q, 10)?;
+    let catalog = s.catalog.load_full();
+    let live = live_or_503(&s)?;
+    let req = Request { k, categories: categories_param(&catalog, &q)?, ..Request::default() };
+    let list = ranked_plain(&live.trending, &catalog, &req);
+    Ok(Json(json!({"items": listing(&catalog, &list, Some(&Reason::Trending)), "model_version": live.version}))
+        .into_response())
+}
+
+/// Top items by raw score among those the request allows (no normalisation or boosts).
+fn ranked_plain(scores: &[f32], catalog: &Catalog, req: &Request) -> Vec<(u32, f32)> {
+    tailor_recommend::top_k(scores, req.k, |i| req.allows(&catalog.view, &[], i))
+        .into_iter()
+        .filter(|x| x.1 > 0.0)
+        .collect()
+}
+
+async fn segments(State(s): St) -> ApiResult<Response> {
+    let state = s.clone();
+    let runs = blocking(move || Ok(state.store.segmentation_runs()?)).await?;
+    let mut latest: std::collections::BTreeMap<String, tailor_store::SegmentationRun> = Default::default();
+    for r in runs {
+        latest.insert(r.name.clone(), r);
+    }
+    let list: Vec<Value> = latest
+        .into_values()
+        .map(|r| json!({"segmentation": r.name, "run": r.id, "created_at": r.created_at, "segments": r.segments}))
+        .collect();
+    Ok(Json(json!({"segmentations": list})).into_response())
+}
+
+async fn segment_users(State(s): St, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let num = |key: &str, default: usize, max: usize| -> ApiResult<usize> {
+        match q.get(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ApiError::invalid(key.to_string(), format!("{key}={v}: expected 1 to {max}"))),
+        }
+    };
+    let (page, per_page) = (num("page", 1, usize::MAX)?, num("per_page", 100, 1000)?);
+    let wanted = q.get("segmentation").cloned();
+    let state = s.clone();
+    let seg = name.clone();
+    let (segmentation, members) = blocking(move || {
+        let runs = state.store.segmentation_runs()?;
+        let holder = runs
+            .iter()
+            .rev()
+            .find(|r| wanted.as_ref().is_none_or(|w| &r.name == w) && r.segments.iter().any(|d| d.name == seg))
+            .map(|r| r.name.clone())
+            .ok_or_else(|| ApiError::not_found(format!("no stored segment {seg:?}")))?;
+        let members = state.store.segment_members(&holder, &seg)?;
+        Ok((holder, members))
+    })
+    .await?;
+    let total = members.len();
+    let start = (page - 1).saturating_mul(per_page).min(total);
+    let users = &members[start..(start + per_page).min(total)];
+    Ok(Json(json!({"segment": name, "segmentation": segmentation, "total": total, "page": page, "per_page": per_page, "users": users}))
+        .into_response())
+}
+
+async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
+    let state = s.clone();
+    let uid = id.clone();
+    let (record, segments) = blocking(move || Ok((state.store.user(&uid)?, state.store.user_segments(&uid)?))).await?;
+    let subject = s.online.get(&user_key(&id));
+    if record.is_none() && subject.is_none() && segments.is_empty() {
+        return Err(ApiError::not_found(format!("user {id:?} is not known")));
+    }
+    let catalog = s.catalog.load_full();
+    let live = s.live.load_full();
+    let mut activity = json!({});
+    if let Some(sub) = &subject {
+        let counts: std::collections::BTreeMap<&str, u64> = sub.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let revenue: f64 = sub
+            .events
+            .iter()
+            .filter(|r| r.kind == EventKind::Purchase)
+            .map(|r| r.price.unwrap_or(0.0) * f64::from(r.quantity))
+            .sum();
+        let recent: Vec<Value> = sub
+            .events
+            .iter()
+            .rev()
+            .take(20)
+            .map(|r| json!({"kind": r.kind, "item": r.item.and_then(|i| catalog.names.get(i as usize)), "ts": r.ts}))
+            .collect();
+        activity = json!({"counts": counts, "last_seen": sub.last_seen, "revenue_recent": revenue, "recent": recent});
+    }
+    let has_vector = live.as_ref().is_some_and(|l| l.user_rows.contains_key(&id) && l.als.is_some());
+    let segs: Vec<Value> = segments.into_iter().map(|(k, v)| json!({"segmentation": k, "segments": v})).collect();
+    Ok(Json(json!({
+        "user": id,
+        "attributes": record.map(|r| r.value),
+        "segments": segs,
+        "activity": activity,
+        "model_vector": has_vector,
+    }))
+    .into_response())
+}
+
+async fn reload(State(s): St) -> ApiResult<Response> {
+    let _guard = s.training.lock().await;
+    let state = s.clone();
+    let info = blocking(move || state.retrain_blocking()).await?;
+    Ok(Json(json!({"live": info})).into_response())
+}
+
+async fn models(State(s): St) -> ApiResult<Response> {
+    let live = live_or_503(&s)?;
+    Ok(Json(json!({"live": live.info})).into_response())
+}
+
+// ---------------------------------------------------------------- recommendations
+
+/// What a recommendation request asks for, parsed and checked.
+struct RecQuery {
+    request: Request,
+    slot: Option<String>,
+    context: Vec<(String, String)>,
+    /// Canonical form for the cache key.
+    canonical: String,
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let mut req = Request { k: 10, ..Request::default() };
+    let (mut slot, mut context) = (None, Vec::new());
+    let float = |k: &str, v: &str| -> ApiResult<f32> {
+        v.parse::<f32>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| ApiError::invalid(k.to_string(), format!("{k}={v}: not a number")))
+    };
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "k" => req.k = k_param(&HashMap::from([("k".to_string(), v.clone())]), 10)?,
+            "slot" => slot = Some(v.clone()),
+            "category" => req.categories = categories_param(catalog, &HashMap::from([("category".into(), v.clone())]))?,
+            "brand" => {
+                req.brands = split_list(v)
+                    .iter()
+                    .map(|b| {
+                        catalog
+                            .brands
+                            .iter()
+                            .position(|x| x == b)
+                            .map(|p| p as u32)
+                            .ok_or_else(|| ApiError::invalid("brand", format!("unknown brand {b:?}")))
+                    })
+                    .collect::<ApiResult<_>>()?;
+            }
+            "min_price" => req.min_price = Some(float(k, v)?),
+            "max_price" => req.max_price = Some(float(k, v)?),
+            "exclude" => req.exclude = split_list(v).iter().filter_map(|id| catalog.index.get(id).copied()).collect(),
+            "diversity" => {
+                let d = float(k, v)?;
+                if !(0.0..=1.0).contains(&d) {
+                    return Err(ApiError::invalid("diversity", format!("diversity={v}: expected 0 to 1")));
+                }
+                req.diversity = d;
+            }
+            "max_per_category" => {
+                req.max_per_category = Some(v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    ApiError::invalid("max_per_category", format!("max_per_category={v}: expected a whole number >= 1"))
+                })?);
+            }
+            other => {
+                if let Some(attr) = other.strip_prefix("attr.") {
+                    req.attributes.push((attr.to_string(), split_list(v)));
+                } else if let Some(c) = other.strip_prefix("context.") {
+                    context.push((c.to_string(), v.clone()));
+                } else {
+                    return Err(ApiError::invalid(
+                        other.to_string(),
+                        format!("unknown query parameter {other:?}; see /openapi.json"),
+                    ));
+                }
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (req.min_price, req.max_price)
+        && a > b
+    {
+        return Err(ApiError::invalid("min_price", "min_price is above max_price"));
+    }
+    let mut canon = pairs.clone();
+    canon.sort();
+    let canonical = serde_urlencoded::to_string(&canon).unwrap_or_default();
+    Ok(RecQuery { request: req, slot, context, canonical })
+}
+
+async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let start = Instant::now();
+    let catalog = s.catalog.load_full();
+    let q = rec_query(&catalog, raw.as_deref())?;
+    let key = user_key(&id);
+    let generation = s.generation.load(Ordering::SeqCst);
+    if let Some(hit) = s.cache.get(&key, &q.canonical, generation) {
+        metrics::counter!("tailor_recommendation_cache_total", "result" => "hit").increment(1);
+        let mut v = (*hit).clone();
+        v["cached"] = json!(true);
+        return Ok(Json(v).into_response());
+    }
+    metrics::counter!("tailor_recommendation_cache_total", "result" => if s.cache.enabled() { "miss" } else { "off" })
+        .increment(1);
+    // Segments come from the store (real-time reassignment writes them there).
+    let state = s.clone();
+    let uid = id.clone();
+    let segments = if state.config.playbooks.is_empty() && needs_no_segments(&s, &id) {
+        Vec::new()
+    } else {
+        blocking(move || Ok(state.store.user_segments(&uid)?)).await?.into_iter().flat_map(|(_, v)| v).collect()
+    };
+    let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, start)?);
+    s.cache.put(&key, &q.canonical, generation, body.clone());
+    Ok(Json((*body).clone()).into_response())
+}
+
+/// Users with a model vector or history never reach the segment step (unless a playbook
+/// needs their segments), so their request skips the store.
+fn needs_no_segments(s: &AppState, id: &str) -> bool {
+    let has_row = s.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
+    has_row || s.online.get(&user_key(id)).is_some_and(|sub| !sub.events.is_empty())
+}
+
+async fn session_recommendations(
+    State(s): St,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let start = Instant::now();
+    let catalog = s.catalog.load_full();
+    let q = rec_query(&catalog, raw.as_deref())?;
+    let extra: Vec<u32> = if body.is_empty() {
+        Vec::new()
+    } else {
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("request body is not JSON: {e}")))?;
+        match v.get("items") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => {
+                a.iter().filter_map(|x| x.as_str()).filter_map(|i| catalog.index.get(i).copied()).collect()
+            }
+            Some(_) => return Err(ApiError::invalid("items", "`items` must be an array of item ids")),
+        }
+    };
+    let body = recommend(&s, &catalog, &session_key(&id), None, &extra, &[], &q, start)?;
+    Ok(Json(body).into_response())
+}
+
+/// The cold-start chain, business rules and response for one subject.
+#[allow(clippy::too_many_arguments)]
+fn recommend(
+    s: &AppState,
+    catalog: &Catalog,
+    key: &str,
+    user: Option<&str>,
+    extra: &[u32],
+    segments: &[String],
+    q: &RecQuery,
+    start: Instant,
+) -> ApiResult<Value> {
+    let live = live_or_503(s)?;
+    let subject = s.online.get(key).unwrap_or_default();
+    let now = Timestamp::now();
+    let mut request = q.request.clone();
+    // The user's own events hide items (purchases, by default) at once.
+    request
+        .exclude
+        .extend(s.exclusion.excluded(subject.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now));
+    // Playbooks of the user's segments.
+    let mut playbooks = Vec::new();
+    for p in &s.config.playbooks {
+        if segments.contains(&p.segment) {
+            match p.strategy {
+                Strategy::BoostDiscounted => request.boosts.push(Boost::Discounted(p.weight)),
+                Strategy::BoostNewArrivals => request.boosts.push(Boost::NewArrivals(p.weight)),
+                Strategy::PremiumOnly => {
+                    request.exclude.extend((0..catalog.len() as u32).filter(|&i| !catalog.premium[i as usize]));
+                }
+            }
+            playbooks.push(json!({"segment": p.segment, "strategy": p.strategy}));
+        }
+    }
+    let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
+    let (mut items, mut weights) = subject.history(&s.weights, n_model);
+    for &i in extra {
+        if (i as usize) < n_model {
+            match items.binary_search(&i) {
+                Ok(p) => weights[p] += 1.0,
+                Err(p) => {
+                    items.insert(p, i);
+                    weights.insert(p, 1.0);
+                }
+            }
+        }
+    }
+    let history = tailor_recommend::History { items: &items, weights: &weights, recency: None };
+    let row = user.and_then(|u| live.user_rows.get(u).copied()).filter(|&r| {
+        // A row trained before the user's latest live events is stale: fold in instead.
+        subject.live_events == 0
+            || live.als.as_ref().is_some_and(|m| m.user(r).is_some())
+                && subject.last_seen.is_some_and(|t| t <= live.data_until)
+    });
+    let mut attempts: Vec<(&'static str, Vec<f32>, Reason)> = Vec::new();
+    if let Some(model) = &live.als
+        && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())
+    {
+        let mut scores = vec![0f32; model.n_items()];
+        model.score(row.filter(|&r| model.user(r).is_some()), history, &mut scores);
+        attempts.push(("personalized", scores, Reason::Personalized));
+    }
+    for seg in segments {
+        if let Some(c) = live.segment_popular.get(seg) {
+            attempts.push(("segment_popular", c.clone(), Reason::PopularInSegment));
+            break;
+        }
+    }
+    let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
+    attempts.push(("popular", live.popular.clone(), popular_reason.clone()));
+    // Last resort: any in-stock item the filters allow (never empty while there is one).
+    attempts.push(("catalog", vec![0f32; catalog.len()], popular_reason));
+    let mut out: Vec<Recommendation> = Vec::new();
+    let mut strategy = "none";
+    for (name, mut scores, base) in attempts {
+        // History items are never recommended back.
+        for &i in &items {
+            if let Some(x) = scores.get_mut(i as usize) {
+                *x = f32::NAN;
+            }
+        }
+        let personalised = name == "personalized";
+        let similarity = |a: u32, b: u32| match &live.als {
+            Some(m) => {
+                let (x, y) = (
+                    m.item_factors.chunks_exact(m.k).nth(a as usize),
+                    m.item_factors.chunks_exact(m.k).nth(b as usize),
+                );
+                match (x, y) {
+                    (Some(x), Some(y)) => cosine(x, y),
+                    _ => 0.0,
+                }
+            }
+            None => f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize))),
+        };
+        let because = |i: u32| -> Option<(u32, bool)> {
+            if !personalised || items.is_empty() {
+                return None;
+            }
+            let m = live.als.as_ref()?;
+            let (h, _) = m.explain(history, i).into_iter().next()?;
+            Some((h, subject.bought(h)))
+        };
+        // Catalog-wide list: scores cover model items only; pad for items added since.
+        if scores.len() < catalog.len() && name == "catalog" {
+            scores.resize(catalog.len(), 0.0);
+        }
+        out = rank(&scores, &catalog.view, &request, similarity, because, base);
+        if !out.is_empty() {
+            strategy = name;
+            break;
+        }
+    }
+    let rec_id = s.next_rec_id(key);
+    let items_json: Vec<Value> = out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
+    let latency_us = start.elapsed().as_micros() as u64;
+    let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(String::as_str)).collect();
+    tracing::info!(
+        target: "tailor::served",
+        rec_id = %rec_id,
+        subject = %key,
+        items = ?ids,
+        model_version = live.version,
+        strategy,
+        slot = q.slot.as_deref().unwrap_or(""),
+        context = ?q.context,
+        latency_us,
+        "recommendations served"
+    );
+    metrics::counter!("tailor_recommendations_served_total", "strategy" => strategy).increment(1);
+    Ok(json!({
+        "user": user,
+        "session": user.is_none().then(|| key.trim_start_matches("s:")),
+        "items": items_json,
+        "strategy": strategy,
+        "model_version": live.version,
+        "rec_id": rec_id,
+        "variant": Value::Null,
+        "playbooks": playbooks,
+        "cached": false,
+    }))
+}
+
+fn cosine(x: &[f32], y: &[f32]) -> f32 {
+    let (mut d, mut a, mut b) = (0f32, 0f32, 0f32);
+    for (p, q) in x.iter().zip(y) {
+        d += p * q;
+        a += p * p;
+        b += q * q;
+    }
+    if a == 0.0 || b == 0.0 { 0.0 } else { (d / (a.sqrt() * b.sqrt())).clamp(0.0, 1.0) }
+}

@@ -1,0 +1,437 @@
+//! HTTP tests of every route, in process (the router as a tower service): status codes,
+//! error bodies, auth scopes, CORS, limits, real-time updates, the cold-start chain and hot
+//! swaps under concurrent load.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tailor_server::AppState;
+use tailor_server::config::{ApiKey, Playbook, Scope, ServeConfig, Strategy};
+use tailor_store::{RedbStore, SegmentDef, SegmentationRun, Store, WriteBatch};
+use tower::ServiceExt;
+
+const READ: &str = "read-key-0123456789";
+const WRITE: &str = "write-key-0123456789";
+const ADMIN: &str = "admin-key-0123456789";
+
+struct Shop {
+    _dir: tempfile::TempDir,
+    state: Arc<AppState>,
+    app: axum::Router,
+    store: Arc<RedbStore>,
+}
+
+fn keys() -> Vec<ApiKey> {
+    let k = |name: &str, key: &str, scopes: Vec<Scope>| ApiKey { name: name.into(), key: key.into(), scopes };
+    vec![
+        k("site", READ, vec![Scope::Read]),
+        k("backend", WRITE, vec![Scope::Write]),
+        k("ops", ADMIN, vec![Scope::Admin]),
+    ]
+}
+
+/// A small demo shop with a stored rule segmentation, trained and ready.
+fn shop_with(config: ServeConfig) -> Shop {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(RedbStore::open(dir.path()).expect("store"));
+    let params = tailor_ingest::demo::DemoParams {
+        users: 300,
+        items: 200,
+        days: 14,
+        anonymous_sessions: 50,
+        ..Default::default()
+    };
+    let demo = tailor_ingest::demo::generate(&params);
+    store
+        .write(WriteBatch { items: demo.items, users: demo.users, events: demo.events, ..WriteBatch::default() })
+        .expect("write");
+    // A segmentation: the first 40 users are "Bargain hunters"; "Quiet" holds one user
+    // without any events (for the segment step of the cold-start chain).
+    let names = store.user_names().expect("names");
+    store
+        .write(WriteBatch { users: vec![tailor_core::User::new("quiet-user")], ..WriteBatch::default() })
+        .expect("user");
+    let run = SegmentationRun {
+        id: 0,
+        name: "rules".into(),
+        created_at: tailor_core::Timestamp::now(),
+        segments: vec![
+            SegmentDef { name: "Bargain hunters".into(), description: None, size: 40 },
+            SegmentDef { name: "Quiet".into(), description: None, size: 1 },
+        ],
+        record: json!({}),
+    };
+    let mut members: Vec<(String, Vec<String>)> =
+        names.iter().take(40).map(|u| (u.clone(), vec!["Bargain hunters".to_string()])).collect();
+    members.push(("quiet-user".into(), vec!["Quiet".into(), "Bargain hunters".into()]));
+    store.save_segmentation(run, &mut members.into_iter()).expect("segments");
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let state = Arc::new(AppState::open(config, dyn_store, Default::default()).expect("state"));
+    state.retrain_blocking().expect("train");
+    let app = tailor_server::router(state.clone());
+    Shop { _dir: dir, state, app, store }
+}
+
+fn config() -> ServeConfig {
+    ServeConfig {
+        api_keys: keys(),
+        cors_origins: vec!["https://shop.example".into()],
+        als_params: "factors=16,iterations=5".into(),
+        ..ServeConfig::default()
+    }
+}
+
+fn shop() -> Shop {
+    shop_with(config())
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let body = match body {
+        Some(v) => Body::from(v.to_string()),
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.expect("body");
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, v)
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn public_routes_and_error_shape() {
+    let s = shop();
+    let (st, v) = call(&s.app, "GET", "/healthz", None, None).await;
+    assert_eq!((st, v), (StatusCode::OK, json!({"status": "ok"})));
+    let (st, v) = call(&s.app, "GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["model_version"], 1);
+    let (st, v) = call(&s.app, "GET", "/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["paths"]["/v1/users/{id}/recommendations"]["get"].is_object());
+    let (st, v) = call(&s.app, "GET", "/nope", None, None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(v, json!({"error": {"code": "not_found", "message": "no such route; see /openapi.json"}}));
+    let (st, v) = call(&s.app, "GET", "/metrics", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v.as_str().is_some_and(|t| t.contains("tailor_model_version")), "{v}");
+}
+
+#[tokio::test]
+async fn auth_scopes() {
+    let s = shop();
+    let uri = "/v1/popular?k=3";
+    let (st, v) = call(&s.app, "GET", uri, None, None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    let (st, _) = call(&s.app, "GET", uri, Some("read-key-0123456780"), None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "a near miss is still unknown");
+    assert_eq!(call(&s.app, "GET", uri, Some(READ), None).await.0, StatusCode::OK);
+    assert_eq!(call(&s.app, "GET", uri, Some(ADMIN), None).await.0, StatusCode::OK, "admin implies read");
+    let (st, v) = call(&s.app, "GET", uri, Some(WRITE), None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::FORBIDDEN, "forbidden"));
+    let ev = json!({"user": "u", "item": "SKU-00001", "kind": "view"});
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(READ), Some(ev.clone())).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await.0, StatusCode::ACCEPTED);
+    assert_eq!(call(&s.app, "POST", "/v1/admin/reload", Some(WRITE), None).await.0, StatusCode::FORBIDDEN);
+    let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["live"]["version"], 2);
+    let (st, v) = call(&s.app, "GET", "/v1/admin/models", Some(ADMIN), None).await;
+    assert_eq!((st, v["live"]["version"].clone()), (StatusCode::OK, json!(2)));
+}
+
+#[tokio::test]
+async fn events_are_validated_per_row_stored_and_idempotent() {
+    let s = shop();
+    let before = s.store.counts().expect("counts").events;
+    let batch = json!([
+        {"id": "e-1", "user": "new-user", "item": "SKU-00003", "kind": "view", "ts": "2026-11-01T10:00:00Z"},
+        {"user": "new-user", "kind": "purchase"},
+        {"user": "new-user", "item": "SKU-00004", "kind": "teleport"},
+        {"user": "new-user", "item": "SKU-00005", "kind": "view", "colour": "red"},
+        {"user": "new-user", "item": "SKU-00006", "kind": "add_to_cart", "ts": "yesterday"},
+        {"session": "anon-1", "item": "SKU-00007", "kind": "view", "ts": 1_790_000_000_000_i64}
+    ]);
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(batch.clone())).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    assert_eq!((v["accepted"].clone(), v["stored"].clone()), (json!(2), json!(2)));
+    let rejected = v["rejected"].as_array().expect("rejected");
+    let got: Vec<(u64, &str)> =
+        rejected.iter().map(|r| (r["index"].as_u64().unwrap_or(99), r["field"].as_str().unwrap_or(""))).collect();
+    assert_eq!(got, vec![(1, "item"), (2, "kind"), (3, "colour"), (4, "ts")], "{v}");
+    assert_eq!(s.store.counts().expect("counts").events, before + 2);
+    // The same batch again: nothing new (ids given or derived the same way).
+    let (_, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(batch)).await;
+    assert_eq!((v["stored"].clone(), v["duplicates"].clone()), (json!(0), json!(2)));
+    assert_eq!(s.store.counts().expect("counts").events, before + 2);
+    // Every row invalid: 422 with the first error's field.
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!([{"kind": "view"}]))).await;
+    assert_eq!(
+        (st, error_code(&v), v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", json!("user"))
+    );
+    // Malformed JSON and oversized batches.
+    let req = Request::post("/v1/events").header("x-api-key", WRITE).body(Body::from("{not json")).expect("req");
+    let resp = s.app.clone().oneshot(req).await.expect("resp");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let many: Vec<Value> =
+        (0..10_001).map(|i| json!({"user": "u", "item": "SKU-00001", "kind": "view", "ts": i})).collect();
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!({"events": many}))).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"));
+}
+
+#[tokio::test]
+async fn read_your_writes_and_purchases_disappear() {
+    let s = shop();
+    let uri = "/v1/users/U00001/recommendations?k=5";
+    let (st, first) = call(&s.app, "GET", uri, Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{first}");
+    assert_eq!(first["strategy"], "personalized");
+    assert!(first["rec_id"].as_str().is_some_and(|r| r.starts_with('r')));
+    let top = ids(&first)[0].clone();
+    // Cached until an event arrives.
+    let (_, again) = call(&s.app, "GET", uri, Some(READ), None).await;
+    assert_eq!((again["cached"].clone(), ids(&again)), (json!(true), ids(&first)));
+    let ev = json!({"user": "U00001", "item": top, "kind": "purchase", "unit_price": 10.0});
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await.0, StatusCode::ACCEPTED);
+    let (_, after) = call(&s.app, "GET", uri, Some(READ), None).await;
+    assert_eq!(after["cached"], false);
+    assert!(!ids(&after).contains(&top), "the purchased item {top} is still recommended: {after}");
+    // Views of one category move a fresh user's list towards it at once (fold-in).
+    let cat_items: Vec<String> = {
+        let (_, v) = call(&s.app, "GET", "/v1/popular?k=100", Some(READ), None).await;
+        let first_cat = v["items"][0]["category"].as_str().unwrap_or("").to_string();
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|i| i["category"] == first_cat.as_str())
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .take(4)
+            .collect()
+    };
+    assert!(cat_items.len() >= 2);
+    let (_, cold) = call(&s.app, "GET", "/v1/users/fresh/recommendations?k=5", Some(READ), None).await;
+    assert_eq!(cold["strategy"], "popular");
+    let views: Vec<Value> = cat_items.iter().map(|i| json!({"user": "fresh", "item": i, "kind": "view"})).collect();
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(views))).await.0, StatusCode::ACCEPTED);
+    let (_, warm) = call(&s.app, "GET", "/v1/users/fresh/recommendations?k=5", Some(READ), None).await;
+    assert_eq!(warm["strategy"], "personalized", "{warm}");
+    assert_ne!(ids(&warm), ids(&cold));
+    for item in &cat_items {
+        assert!(!ids(&warm).contains(item), "viewed items are not recommended back");
+    }
+    let reason = &warm["items"][0]["reason"];
+    assert_eq!(reason["kind"], "because_you_viewed", "{warm}");
+    assert!(cat_items.contains(&reason["item"].as_str().unwrap_or("").to_string()));
+}
+
+#[tokio::test]
+async fn cold_start_chain_and_playbooks() {
+    let mut cfg = config();
+    cfg.playbooks = vec![Playbook { segment: "Quiet".into(), strategy: Strategy::PremiumOnly, weight: 0.0 }];
+    let s = shop_with(cfg);
+    // A stored user without events but with segments: the segment's popular items, premium only.
+    let (st, v) = call(&s.app, "GET", "/v1/users/quiet-user/recommendations?k=5", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["strategy"], "segment_popular", "{v}");
+    assert_eq!(v["items"][0]["reason"]["kind"], "popular_in_segment");
+    assert_eq!(v["playbooks"][0]["strategy"], "premium_only");
+    let catalog = s.state.catalog.load();
+    for id in ids(&v) {
+        let i = catalog.index[&id] as usize;
+        assert!(catalog.premium[i], "{id} is not in the premium tier");
+    }
+    // Nobody known: global popular; never empty while items are in stock.
+    let (_, v) = call(&s.app, "GET", "/v1/users/nobody/recommendations?k=5", Some(READ), None).await;
+    assert_eq!((v["strategy"].clone(), ids(&v).len()), (json!("popular"), 5));
+    // Filters that leave nothing popular still answer from the catalog when items pass them.
+    let (_, v) =
+        call(&s.app, "GET", "/v1/users/nobody/recommendations?k=3&min_price=0&max_price=1000000", Some(READ), None)
+            .await;
+    assert_eq!(ids(&v).len(), 3);
+    // An anonymous session with items in the body.
+    let item = ids(&call(&s.app, "GET", "/v1/popular?k=1", Some(READ), None).await.1)[0].clone();
+    let (st, v) =
+        call(&s.app, "POST", "/v1/sessions/sess-9/recommendations?k=4", Some(READ), Some(json!({"items": [item]})))
+            .await;
+    assert_eq!((st, v["strategy"].clone()), (StatusCode::OK, json!("personalized")), "{v}");
+    assert!(!ids(&v).contains(&item));
+}
+
+#[tokio::test]
+async fn filters_and_query_errors() {
+    let s = shop();
+    let catalog = s.state.catalog.load();
+    let cat = catalog.categories[0].clone();
+    let uri = format!("/v1/users/U00002/recommendations?k=6&category={cat}&diversity=0.5&max_per_category=6");
+    let (st, v) = call(&s.app, "GET", &uri, Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for it in v["items"].as_array().expect("items") {
+        assert!(it["category"].as_str().is_some_and(|c| c.starts_with(&cat)), "{it}");
+    }
+    let excluded = ids(&v)[0].clone();
+    let (_, v2) = call(&s.app, "GET", &format!("{uri}&exclude={excluded}"), Some(READ), None).await;
+    assert!(!ids(&v2).contains(&excluded));
+    for (q, field) in [
+        ("k=500", "k"),
+        ("diversity=2", "diversity"),
+        ("category=Nope", "category"),
+        ("min_price=abc", "min_price"),
+        ("min_price=10&max_price=5", "min_price"),
+        ("colour=red", "colour"),
+    ] {
+        let (st, v) = call(&s.app, "GET", &format!("/v1/users/U00002/recommendations?{q}"), Some(READ), None).await;
+        assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{q}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn catalog_users_items_segments() {
+    let s = shop();
+    // An item put out of stock never comes back.
+    let (_, v) = call(&s.app, "GET", "/v1/popular?k=1", Some(READ), None).await;
+    let top = ids(&v)[0].clone();
+    let (st, item) = call(&s.app, "GET", &format!("/v1/items/{top}"), Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let mut record = item["item"].clone();
+    record["in_stock"] = json!(false);
+    let (st, v) = call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(json!([record, {"id": ""}]))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!((v["updated"].clone(), v["rejected"][0]["index"].clone()), (json!(1), json!(1)));
+    let (_, v) = call(&s.app, "GET", "/v1/popular?k=10", Some(READ), None).await;
+    assert!(!ids(&v).contains(&top));
+    let (_, v) = call(&s.app, "GET", "/v1/users/nobody/recommendations?k=10", Some(READ), None).await;
+    assert!(!ids(&v).contains(&top));
+    let (st, v) = call(&s.app, "GET", "/v1/items/no-such-item", Some(READ), None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::NOT_FOUND, "not_found"));
+    // Similar and bought together.
+    let (st, v) = call(&s.app, "GET", "/v1/items/SKU-00010/similar?k=4", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ids(&v).len(), 4);
+    assert!(!ids(&v).contains(&"SKU-00010".to_string()));
+    let (st, _) = call(&s.app, "GET", "/v1/items/SKU-00010/bought-together", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(call(&s.app, "GET", "/v1/items/zzz/similar", Some(READ), None).await.0, StatusCode::NOT_FOUND);
+    // Users and profiles.
+    let (st, v) =
+        call(&s.app, "PUT", "/v1/users", Some(WRITE), Some(json!({"users": [{"id": "p1", "country": "DE"}]}))).await;
+    assert_eq!((st, v["inserted"].clone()), (StatusCode::OK, json!(1)));
+    let (st, v) = call(&s.app, "GET", "/v1/users/p1/profile", Some(READ), None).await;
+    assert_eq!((st, v["attributes"]["country"].clone()), (StatusCode::OK, json!("DE")));
+    let (st, v) = call(&s.app, "GET", "/v1/users/U00001/profile", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["activity"]["counts"]["view"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert_eq!(call(&s.app, "GET", "/v1/users/ghost/profile", Some(READ), None).await.0, StatusCode::NOT_FOUND);
+    // Segments.
+    let (_, v) = call(&s.app, "GET", "/v1/segments", Some(READ), None).await;
+    assert_eq!(v["segmentations"][0]["segments"][0]["name"], "Bargain hunters");
+    let (st, v) =
+        call(&s.app, "GET", "/v1/segments/Bargain%20hunters/users?per_page=15&page=3", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!((v["total"].clone(), v["users"].as_array().map(Vec::len)), (json!(41), Some(11)));
+    assert_eq!(call(&s.app, "GET", "/v1/segments/None/users", Some(READ), None).await.0, StatusCode::NOT_FOUND);
+    let (st, v) = call(&s.app, "GET", "/v1/popular?segment=Bargain%20hunters&k=3", Some(READ), None).await;
+    assert_eq!((st, v["items"][0]["reason"]["kind"].clone()), (StatusCode::OK, json!("popular_in_segment")));
+    let (st, v) = call(&s.app, "GET", "/v1/trending?k=3", Some(READ), None).await;
+    assert_eq!((st, ids(&v).len()), (StatusCode::OK, 3));
+}
+
+#[tokio::test]
+async fn cors_rate_and_body_limits() {
+    let mut cfg = config();
+    cfg.rate_limit_per_second = 0.5;
+    cfg.rate_limit_burst = 2.0;
+    cfg.body_limit_bytes = 2048;
+    let s = shop_with(cfg);
+    let req = |origin: &str| {
+        Request::get("/v1/popular").header("x-api-key", READ).header("origin", origin).body(Body::empty()).expect("req")
+    };
+    let ok = s.app.clone().oneshot(req("https://shop.example")).await.expect("resp");
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"https://shop.example"[..])
+    );
+    let other = s.app.clone().oneshot(req("https://evil.example")).await.expect("resp");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // Two tokens were spent above; the third request of the key is refused with Retry-After.
+    let resp = s.app.clone().oneshot(req("https://shop.example")).await.expect("resp");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().get("retry-after").is_some());
+    // Other keys have their own bucket; bodies over the limit are refused.
+    let big: Vec<Value> = (0..100).map(|_| json!({"user": "u", "item": "SKU-00001", "kind": "view"})).collect();
+    let (st, _) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(big))).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hot_swap_under_concurrent_requests() {
+    let s = shop();
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let app = s.app.clone();
+        clients.push(tokio::spawn(async move {
+            let mut versions = Vec::new();
+            for r in 0..40 {
+                let uri = format!("/v1/users/U{:05}/recommendations?k=5&slot=c{c}r{r}", 1 + (c * 40 + r) % 300);
+                let (st, v) = call(&app, "GET", &uri, Some(READ), None).await;
+                assert_eq!(st, StatusCode::OK, "{v}");
+                assert_eq!(ids(&v).len(), 5);
+                versions.push(v["model_version"].as_u64().unwrap_or(0));
+            }
+            versions
+        }));
+    }
+    for _ in 0..3 {
+        let (st, _) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in clients {
+        let versions = c.await.expect("client");
+        assert!(versions.windows(2).all(|w| w[0] <= w[1]), "a client went back to an older model: {versions:?}");
+        seen.extend(versions);
+    }
+    assert!(seen.iter().all(|v| (1..=4).contains(v)), "{seen:?}");
+    assert_eq!(s.state.live.load().as_ref().map(|l| l.version), Some(4));
+}
+
+#[test]
+fn committed_openapi_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let want = serde_json::to_string_pretty(&tailor_server::openapi::document()).expect("json") + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        fs_err::write(&path, &want).expect("write");
+    }
+    let got = fs_err::read_to_string(&path).unwrap_or_default();
+    assert!(
+        got == want,
+        "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p tailor-server --test api committed_openapi`"
+    );
+}
