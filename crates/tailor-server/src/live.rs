@@ -120,6 +120,9 @@ pub struct Live {
     pub version: u64,
     /// Wall-clock time the training finished.
     pub trained_at: Timestamp,
+    /// Wall-clock time training started reading the store: events received later are not in
+    /// this version.
+    pub snapshot_at: Timestamp,
     /// Latest event time in the training data ("now" for trending and new arrivals).
     pub data_until: Timestamp,
     /// Seconds the training took.
@@ -168,6 +171,7 @@ pub fn train(
     version: u64,
 ) -> ApiResult<Live> {
     let start = Instant::now();
+    let snapshot_at = Timestamp::now();
     let m = load_interactions(store, InteractionsBuilder::new(weights.clone()))?;
     let user_names = store.user_names()?;
     let item_names = store.item_names()?;
@@ -241,6 +245,7 @@ pub fn train(
     Ok(Live {
         version,
         trained_at,
+        snapshot_at,
         data_until,
         train_seconds,
         als: model,

@@ -52,6 +52,8 @@ pub struct Subject {
     pub counts: HashMap<EventKind, u64>,
     /// Latest event time.
     pub last_seen: Option<Timestamp>,
+    /// Wall-clock time the latest event was received through the API.
+    pub updated_at: Option<Timestamp>,
 }
 
 impl Subject {
@@ -100,6 +102,7 @@ impl Online {
         s.last_seen = Some(s.last_seen.map_or(rec.ts, |t| t.max(rec.ts)));
         if live {
             s.live_events += 1;
+            s.updated_at = Some(Timestamp::now());
         }
         // Keep time order (imports may arrive out of order).
         let at = s.events.iter().rposition(|r| r.ts <= rec.ts).map_or(0, |p| p + 1);
@@ -108,6 +111,12 @@ impl Online {
             s.events.pop_front();
         }
         true
+    }
+
+    /// Runs `f` on one subject's state under its shard's lock (no copy of the state).
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&Subject) -> R) -> Option<R> {
+        let shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        shard.get(key).map(f)
     }
 
     /// A copy of one subject's state.

@@ -365,39 +365,39 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         return Ok(rejected_response("events", errors));
     }
     let accepted = events.len();
-    let state = s.clone();
-    let (report, unknown_items) = blocking(move || {
-        let report = state.store.write(WriteBatch { events: events.clone(), ..WriteBatch::default() })?;
-        // Committed: now the in-memory side. Items new to the catalog get their index first.
-        let mut catalog = state.catalog.load_full();
-        let unknown = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
-        if unknown {
+    let (events, report) = s.store_events(events).await?;
+    // Committed: now the in-memory side. Items new to the catalog get their index first.
+    let mut catalog = s.catalog.load_full();
+    let unknown_items = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
+    if unknown_items {
+        let state = s.clone();
+        blocking(move || {
             let now = catalog_now(&state);
             state.catalog.store(Arc::new(Catalog::load(state.store.as_ref(), now)?));
             state.generation.fetch_add(1, Ordering::SeqCst);
-            catalog = state.catalog.load_full();
+            Ok(())
+        })
+        .await?;
+        catalog = s.catalog.load_full();
+    }
+    for e in &events {
+        let key = match (&e.user, &e.session) {
+            (Some(u), _) => user_key(u.as_str()),
+            (None, Some(sid)) => session_key(sid),
+            (None, None) => continue,
+        };
+        let rec = Rec {
+            item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
+            kind: e.kind,
+            ts: e.ts,
+            quantity: e.quantity,
+            price: e.unit_price,
+        };
+        let id = e.id.map_or(0, |i| i.0);
+        if s.online.push(&key, id, rec, true) {
+            s.cache.invalidate(&key);
         }
-        for e in &events {
-            let key = match (&e.user, &e.session) {
-                (Some(u), _) => user_key(u.as_str()),
-                (None, Some(sid)) => session_key(sid),
-                (None, None) => continue,
-            };
-            let rec = Rec {
-                item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
-                kind: e.kind,
-                ts: e.ts,
-                quantity: e.quantity,
-                price: e.unit_price,
-            };
-            let id = e.id.map_or(0, |i| i.0);
-            if state.online.push(&key, id, rec, true) {
-                state.cache.invalidate(&key);
-            }
-        }
-        Ok((report, unknown))
-    })
-    .await?;
+    }
     metrics::counter!("tailor_events_ingested_total").increment(report.events_added);
     metrics::counter!("tailor_events_duplicate_total").increment(report.events_duplicate);
     let body = json!({
@@ -868,7 +868,7 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
 /// needs their segments), so their request skips the store.
 fn needs_no_segments(s: &AppState, id: &str) -> bool {
     let has_row = s.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
-    has_row || s.online.get(&user_key(id)).is_some_and(|sub| !sub.events.is_empty())
+    has_row || s.online.with(&user_key(id), |sub| !sub.events.is_empty()).unwrap_or(false)
 }
 
 async fn session_recommendations(
@@ -910,13 +910,22 @@ fn recommend(
     start: Instant,
 ) -> ApiResult<Value> {
     let live = live_or_503(s)?;
-    let subject = s.online.get(key).unwrap_or_default();
+    let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
     let now = Timestamp::now();
     let mut request = q.request.clone();
-    // The user's own events hide items (purchases, by default) at once.
-    request
-        .exclude
-        .extend(s.exclusion.excluded(subject.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now));
+    // What the request needs of the subject, copied out under the shard lock.
+    let (mut items, mut weights, hidden, bought, updated_at) = s
+        .online
+        .with(key, |sub| {
+            let (items, weights) = sub.history(&s.weights, n_model);
+            // The user's own events hide items (purchases, by default) at once.
+            let hidden = s.exclusion.excluded(sub.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now);
+            let bought: Vec<u32> =
+                sub.events.iter().filter(|r| r.kind == EventKind::Purchase).filter_map(|r| r.item).collect();
+            (items, weights, hidden, bought, sub.updated_at)
+        })
+        .unwrap_or_default();
+    request.exclude.extend(hidden);
     // Playbooks of the user's segments.
     let mut playbooks = Vec::new();
     for p in &s.config.playbooks {
@@ -931,8 +940,6 @@ fn recommend(
             playbooks.push(json!({"segment": p.segment, "strategy": p.strategy}));
         }
     }
-    let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
-    let (mut items, mut weights) = subject.history(&s.weights, n_model);
     for &i in extra {
         if (i as usize) < n_model {
             match items.binary_search(&i) {
@@ -945,12 +952,9 @@ fn recommend(
         }
     }
     let history = tailor_recommend::History { items: &items, weights: &weights, recency: None };
-    let row = user.and_then(|u| live.user_rows.get(u).copied()).filter(|&r| {
-        // A row trained before the user's latest live events is stale: fold in instead.
-        subject.live_events == 0
-            || live.als.as_ref().is_some_and(|m| m.user(r).is_some())
-                && subject.last_seen.is_some_and(|t| t <= live.data_until)
-    });
+    // A row trained before the user's latest events arrived is stale: fold in instead.
+    let row =
+        user.and_then(|u| live.user_rows.get(u).copied()).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
     let mut attempts: Vec<(&'static str, Vec<f32>, Reason)> = Vec::new();
     if let Some(model) = &live.als
         && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())
@@ -978,36 +982,39 @@ fn recommend(
                 *x = f32::NAN;
             }
         }
-        let personalised = name == "personalized";
         let similarity = |a: u32, b: u32| match &live.als {
-            Some(m) => {
-                let (x, y) = (
-                    m.item_factors.chunks_exact(m.k).nth(a as usize),
-                    m.item_factors.chunks_exact(m.k).nth(b as usize),
-                );
-                match (x, y) {
-                    (Some(x), Some(y)) => cosine(x, y),
-                    _ => 0.0,
-                }
-            }
+            Some(m) => match (m.item(a), m.item(b)) {
+                (Some(x), Some(y)) => cosine(x, y),
+                _ => 0.0,
+            },
             None => f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize))),
-        };
-        let because = |i: u32| -> Option<(u32, bool)> {
-            if !personalised || items.is_empty() {
-                return None;
-            }
-            let m = live.als.as_ref()?;
-            let (h, _) = m.explain(history, i).into_iter().next()?;
-            Some((h, subject.bought(h)))
         };
         // Catalog-wide list: scores cover model items only; pad for items added since.
         if scores.len() < catalog.len() && name == "catalog" {
             scores.resize(catalog.len(), 0.0);
         }
-        out = rank(&scores, &catalog.view, &request, similarity, because, base);
+        out = rank(&scores, &catalog.view, &request, similarity, |_| None, base);
         if !out.is_empty() {
             strategy = name;
             break;
+        }
+    }
+    // "Because you viewed X": the history item contributing most to each personalised item,
+    // all from one factorisation of the user's system.
+    if strategy == "personalized"
+        && !items.is_empty()
+        && let Some(m) = &live.als
+    {
+        let plain: Vec<usize> = (0..out.len()).filter(|&p| out[p].reason == Reason::Personalized).collect();
+        let targets: Vec<u32> = plain.iter().map(|&p| out[p].item).collect();
+        for (p, why) in plain.into_iter().zip(m.explain_many(history, &targets)) {
+            if let Some(&(h, _)) = why.first() {
+                out[p].reason = if bought.contains(&h) {
+                    Reason::AlsoBought { item: h }
+                } else {
+                    Reason::BecauseYouViewed { item: h }
+                };
+            }
         }
     }
     let rec_id = s.next_rec_id(key);

@@ -146,6 +146,13 @@ pub trait Store: Send + Sync {
         batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>,
     ) -> Result<WriteReport>;
 
+    /// Group commit: stores several independent batches in one atomic, durable transaction
+    /// (one fsync for all of them) and reports each batch's own counts, in order. A server
+    /// uses it to merge concurrent requests. The default writes them one by one.
+    fn write_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<WriteReport>> {
+        batches.into_iter().map(|b| self.write(b)).collect()
+    }
+
     /// The item with external id `id`.
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>>;
 

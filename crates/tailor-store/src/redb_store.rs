@@ -404,10 +404,12 @@ fn upsert<T: Serialize + DeserializeOwned>(
     Ok(updated)
 }
 
-impl Store for RedbStore {
-    fn write_all(
+impl RedbStore {
+    /// One transaction over `batches`; with `per_batch`, each batch's own counts are pushed.
+    fn write_batches(
         &self,
         batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>,
+        mut per_batch: Option<&mut Vec<WriteReport>>,
     ) -> Result<WriteReport> {
         let p = &self.path;
         let _writer = self.writer();
@@ -422,7 +424,19 @@ impl Store for RedbStore {
         let txn = self.db.begin_write().ctx(p)?;
         for batch in batches {
             let batch = batch.map_err(StoreError::Aborted)?;
+            let before = state.report;
             self.apply(&txn, &batch, &mut state)?;
+            if let Some(out) = per_batch.as_deref_mut() {
+                let r = state.report;
+                out.push(WriteReport {
+                    events_added: r.events_added - before.events_added,
+                    events_duplicate: r.events_duplicate - before.events_duplicate,
+                    items_inserted: r.items_inserted - before.items_inserted,
+                    items_updated: r.items_updated - before.items_updated,
+                    users_inserted: r.users_inserted - before.users_inserted,
+                    users_updated: r.users_updated - before.users_updated,
+                });
+            }
         }
         state.users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
         state.items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
@@ -438,6 +452,21 @@ impl Store for RedbStore {
             names.items.intern(&n);
         }
         Ok(report)
+    }
+}
+
+impl Store for RedbStore {
+    fn write_all(
+        &self,
+        batches: &mut dyn Iterator<Item = std::result::Result<WriteBatch, String>>,
+    ) -> Result<WriteReport> {
+        self.write_batches(batches, None)
+    }
+
+    fn write_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<WriteReport>> {
+        let mut reports = Vec::with_capacity(batches.len());
+        self.write_batches(&mut batches.into_iter().map(Ok), Some(&mut reports))?;
+        Ok(reports)
     }
 
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>> {

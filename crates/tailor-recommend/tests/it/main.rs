@@ -166,6 +166,9 @@ fn explanations_name_the_contributing_items() {
     let x = als.fold_in(h);
     let score: f32 = x.iter().zip(als.item(3).expect("item")).map(|(a, b)| a * b).sum();
     assert!((total - score).abs() < 1e-3, "contributions {total} sum to the fold-in score {score}");
+    // One factorisation for several items gives each item's own explanation.
+    let many = als.explain_many(h, &[3, 5, 1]);
+    assert_eq!(many, vec![why.clone(), als.explain(h, 5), als.explain(h, 1)]);
     let ease = EaseParams { lambda: 1.0, binary: true }.fit(&m).expect("ease");
     assert!(ease.explain(h, 3).first().is_some_and(|(i, w)| *i < 8 && *w > 0.0));
 }

@@ -191,3 +191,22 @@ fn segment_runs_memberships_and_history() {
     assert_eq!(s.segment_members("kmeans", "b").expect("members"), vec!["u1", "u4"]);
     assert_eq!(s.segmentation_runs().expect("runs").len(), 3);
 }
+
+#[test]
+fn group_commit_reports_each_batch_and_persists_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path()).expect("open");
+    let ev = events(30);
+    let a = WriteBatch { events: ev[..20].to_vec(), ..WriteBatch::default() };
+    let b = WriteBatch { events: ev[10..].to_vec(), ..WriteBatch::default() };
+    let c = WriteBatch { items: vec![Item::new("new-item")], ..WriteBatch::default() };
+    let r = s.write_group(vec![a, b, c]).expect("group");
+    assert_eq!(r.len(), 3);
+    assert_eq!((r[0].events_added, r[0].events_duplicate), (20, 0));
+    assert_eq!((r[1].events_added, r[1].events_duplicate), (10, 10), "events 10..20 were in the first batch");
+    assert_eq!((r[2].items_inserted, r[2].events_added), (1, 0));
+    drop(s);
+    let s = RedbStore::open(dir.path()).expect("reopen");
+    assert_eq!(s.counts().expect("counts").events, 30);
+    assert!(s.item("new-item").expect("get").is_some());
+}

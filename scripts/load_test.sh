@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Load test of `tailor serve` on the default demo shop, on loopback, with wrk beside it.
+#   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]
+# Prints one JSON line per run: recommendations with the cache off and on, then POST
+# /v1/events in batches of 100 (durable). CPU of the server process is sampled from
+# /proc for each run. Needs `wrk` (Debian: apt-get install wrk) and a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-20}
+EVSECS=${2:-60}
+BIN=${BIN:-target/release/tailor}
+PORT=${PORT:-18080}
+DATA=$(mktemp -d /tmp/tailor-load.XXXXXX)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
+[ -x "$BIN" ] || cargo build --release -q -p tailor-cli
+"$BIN" --data-dir "$DATA" demo --no-serve --json >/dev/null
+"$BIN" --data-dir "$DATA" --conf segment.top_categories=8 segment run --method rules --rules examples/demo-rules.toml --json >/dev/null
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # name, cache ttl, wrk args...
+  local name=$1 ttl=$2; shift 2
+  "$BIN" --data-dir "$DATA" --log-format json --conf log.filter=warn --conf serve.addr=127.0.0.1:$PORT \
+    --conf serve.cache_ttl_seconds=$ttl serve >/dev/null 2>"$DATA/server.log" &
+  SERVER=$!
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  local t0 c0 out t1 c1
+  t0=$(date +%s.%N); c0=$(cpu_ticks $SERVER)
+  out=$(wrk "$@" "http://127.0.0.1:$PORT" | tail -1)
+  t1=$(date +%s.%N); c1=$(cpu_ticks $SERVER)
+  local cpu
+  cpu=$(python3 -c "print(round(($c1 - $c0) / $(getconf CLK_TCK) / ($t1 - $t0), 2))")
+  echo "{\"run\": \"$name\", \"server_cpu_cores\": $cpu, \"wrk\": $out}"
+  kill -TERM $SERVER; wait $SERVER 2>/dev/null || true
+}
+run recommendations_cache_off 0 -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run recommendations_cache_on 60 -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run events_batch_100 0 -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua
