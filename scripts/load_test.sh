@@ -18,21 +18,30 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 "$BIN" --data-dir "$DATA" --conf segment.top_categories=8 segment run --method rules --rules examples/demo-rules.toml --json >/dev/null
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-run() { # name, cache ttl, wrk args...
+run() { # name, cache ttl, command args... (wrk, or python3 for the freshness check)
   local name=$1 ttl=$2; shift 2
   "$BIN" --data-dir "$DATA" --log-format json --conf log.filter=warn --conf serve.addr=127.0.0.1:$PORT \
     --conf serve.cache_ttl_seconds=$ttl serve >/dev/null 2>"$DATA/server.log" &
   SERVER=$!
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   local t0 c0 out t1 c1
+  local swapper=""
+  if [ "$name" = recommendations_during_hot_swaps ]; then
+    # Retrain and swap the model every 2 s while the load runs; count the swaps.
+    ( n=0; while sleep 2; do curl -sf -X POST "http://127.0.0.1:$PORT/v1/admin/reload" >/dev/null && n=$((n+1)) && echo $n > "$DATA/swaps"; done ) &
+    swapper=$!
+  fi
   t0=$(date +%s.%N); c0=$(cpu_ticks $SERVER)
-  out=$(wrk "$@" "http://127.0.0.1:$PORT" | tail -1)
+  if [ "$1" = python3 ]; then out=$("$@" "$PORT" | tail -1); else out=$("$@" "http://127.0.0.1:$PORT" | tail -1); fi
   t1=$(date +%s.%N); c1=$(cpu_ticks $SERVER)
+  if [ -n "$swapper" ]; then kill $swapper; out="{\"swaps\": $(cat "$DATA/swaps" 2>/dev/null || echo 0), \"wrk\": $out}"; fi
   local cpu
   cpu=$(python3 -c "print(round(($c1 - $c0) / $(getconf CLK_TCK) / ($t1 - $t0), 2))")
-  echo "{\"run\": \"$name\", \"server_cpu_cores\": $cpu, \"wrk\": $out}"
+  echo "{\"run\": \"$name\", \"server_cpu_cores\": $cpu, \"result\": $out}"
   kill -TERM $SERVER; wait $SERVER 2>/dev/null || true
 }
-run recommendations_cache_off 0 -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-run recommendations_cache_on 60 -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-run events_batch_100 0 -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua
+run event_to_recommendation 60 python3 scripts/load/freshness.py
+run recommendations_cache_off 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run recommendations_cache_on 60 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run recommendations_during_hot_swaps 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run events_batch_100 0 wrk -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua

@@ -1,0 +1,132 @@
+//! `tailor serve` as a process: SIGKILL while event batches are being posted; after a
+//! restart every event that got a 2xx is stored exactly once, and the API answers again.
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{stderr, tailor};
+
+/// A minimal HTTP/1.1 exchange (no client crate): status and body, or an I/O error.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+/// Starts `tailor serve` and waits until it is ready.
+pub fn start(data: &Path, port: u16) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tailor"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--conf", &format!("serve.addr=127.0.0.1:{port}"), "--conf", "serve.als_params=factors=8,iterations=3"])
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if http(port, "GET", "/readyz", "").is_ok_and(|(st, _)| st == 200) {
+            return child;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("tailor serve exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("tailor serve was not ready within 60 s");
+}
+
+#[test]
+fn sigkill_while_posting_keeps_every_acknowledged_event_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--no-serve", "--users", "200", "--items", "100", "--days", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = free_port();
+    let mut server = start(&data, port);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for t in 0..4 {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) && n < 10_000 {
+                let ids: Vec<String> = (0..50).map(|i| format!("crash-{t}-{n}-{i}")).collect();
+                let rows: Vec<String> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        format!(r#"{{"id":"{id}","user":"U{:05}","item":"SKU-{:05}","kind":"view","ts":{}}}"#, 1 + i % 200, 1 + i % 100, 1_790_000_000_000u64 + n)
+                    })
+                    .collect();
+                match http(port, "POST", "/v1/events", &format!("[{}]", rows.join(","))) {
+                    Ok((202, _)) => acked.lock().expect("lock").extend(ids),
+                    // No complete answer: the server is gone (the batch may or may not be stored).
+                    Ok((0, _)) | Err(_) => break,
+                    Ok((status, body)) => panic!("unexpected answer {status}: {body}"),
+                }
+                n += 1;
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill().expect("SIGKILL");
+    let _ = server.wait();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(acked.len() >= 500, "only {} events were acknowledged before the kill", acked.len());
+    // Restart on the same data: the API answers, and re-posting acknowledged events stores
+    // nothing (they are all there).
+    let mut server = start(&data, port);
+    let rows: Vec<String> = acked
+        .iter()
+        .take(1000)
+        .map(|id| format!(r#"{{"id":"{id}","user":"U00001","item":"SKU-00001","kind":"view","ts":1}}"#))
+        .collect();
+    let (st, body) = http(port, "POST", "/v1/events", &format!("[{}]", rows.join(","))).expect("post after restart");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(st, 202, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["stored"], 0, "acknowledged ids were stored again: {v}");
+    // Every acknowledged event is stored, exactly once.
+    use tailor_store::Store;
+    let store = tailor_store::RedbStore::open(&data).expect("open");
+    let mut stored: Vec<u128> = Vec::new();
+    store
+        .scan_events(tailor_store::EventFilter::default(), &mut |id, _| {
+            stored.push(id.0);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    let unique: HashSet<u128> = stored.iter().copied().collect();
+    assert_eq!(unique.len(), stored.len(), "some event is stored twice");
+    let missing: Vec<&String> =
+        acked.iter().filter(|id| !unique.contains(&tailor_core::EventId::from_given(id).0)).collect();
+    assert!(missing.is_empty(), "{} acknowledged events are missing, e.g. {:?}", missing.len(), missing.first());
+}
