@@ -73,6 +73,9 @@ pub struct AppState {
     rec_counter: AtomicU64,
     /// Set once the first models are live.
     pub ready: AtomicBool,
+    /// Users erased since the live model was trained (their rows must not be used), with
+    /// the time of erasure.
+    erased: Mutex<HashMap<String, Timestamp>>,
     /// The group committer's queue (see [`group_writer`]).
     writer: std::sync::mpsc::SyncSender<WriteJob>,
     /// Prometheus exposition.
@@ -136,6 +139,7 @@ impl AppState {
             .spawn(move || group_writer(writer_store.as_ref(), &jobs))
             .map_err(|e| format!("starting the event writer: {e}"))?;
         Ok(Self {
+            erased: Mutex::new(HashMap::new()),
             writer,
             cache: Cache::new(ttl),
             config,
@@ -164,7 +168,10 @@ impl AppState {
         let info = live.info.clone();
         let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
         self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
+        let snapshot_at = live.snapshot_at;
         self.live.store(Some(Arc::new(live)));
+        // Erasures before this version's snapshot are in its data already.
+        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, at| *at >= snapshot_at);
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.ready.store(true, Ordering::SeqCst);
         metrics::gauge!("tailor_model_version").set(info.version as f64);
@@ -183,6 +190,25 @@ impl AppState {
             .map_err(|_| ApiError::unavailable("the event writer has stopped; the server is shutting down"))?;
         let (events, report) = answer.await.map_err(|_| ApiError::internal("the event writer dropped a request"))?;
         Ok((events, report?))
+    }
+
+    /// The model row of user `id` in `live`, unless the user was erased since.
+    pub fn user_row(&self, live: &Live, id: &str) -> Option<u32> {
+        let row = live.user_rows.get(id).copied()?;
+        let erased = self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!erased.contains_key(id)).then_some(row)
+    }
+
+    /// Erases a user everywhere at once: the store (events, record, segments), the real-time
+    /// state, cached lists and the live model's row; the next training does not see them.
+    pub fn erase_user(&self, id: &str) -> ApiResult<tailor_store::Erasure> {
+        let mut erasure = self.store.erase_user(id)?;
+        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), Timestamp::now());
+        let key = online::user_key(id);
+        erasure.found |= self.online.remove(&key);
+        self.cache.invalidate(&key);
+        erasure.found |= self.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
+        Ok(erasure)
     }
 
     /// A fresh recommendation id.

@@ -112,6 +112,13 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "DELETE",
+        path: "/v1/users/{id}",
+        scope: Some(Scope::Admin),
+        summary: "Erase a user: events, record, segments, cached lists and model row, at once; the next training does not see them",
+        query: &[],
+    },
+    RouteDoc {
         method: "GET",
         path: "/v1/users/{id}/profile",
         scope: Some(Scope::Read),
@@ -206,6 +213,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/items/{id}/similar") => get(similar),
         ("GET", "/v1/items/{id}/bought-together") => get(bought_together),
         ("PUT", "/v1/users") => put(put_users),
+        ("DELETE", "/v1/users/{id}") => axum::routing::delete(erase_user),
         ("GET", "/v1/users/{id}/profile") => get(profile),
         ("GET", "/v1/users/{id}/recommendations") => get(user_recommendations),
         ("POST", "/v1/sessions/{id}/recommendations") => post(session_recommendations),
@@ -729,7 +737,7 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             .collect();
         activity = json!({"counts": counts, "last_seen": sub.last_seen, "revenue_recent": revenue, "recent": recent});
     }
-    let has_vector = live.as_ref().is_some_and(|l| l.user_rows.contains_key(&id) && l.als.is_some());
+    let has_vector = live.as_ref().is_some_and(|l| s.user_row(l, &id).is_some() && l.als.is_some());
     let segs: Vec<Value> = segments.into_iter().map(|(k, v)| json!({"segmentation": k, "segments": v})).collect();
     Ok(Json(json!({
         "user": id,
@@ -739,6 +747,17 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
         "model_vector": has_vector,
     }))
     .into_response())
+}
+
+async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
+    let state = s.clone();
+    let uid = id.clone();
+    let erasure = blocking(move || state.erase_user(&uid)).await?;
+    if !erasure.found {
+        return Err(ApiError::not_found(format!("user {id:?} is not known")));
+    }
+    tracing::info!(events = erasure.events, "user erased");
+    Ok(Json(json!({"erased": erasure})).into_response())
 }
 
 async fn reload(State(s): St) -> ApiResult<Response> {
@@ -867,7 +886,7 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
 /// Users with a model vector or history never reach the segment step (unless a playbook
 /// needs their segments), so their request skips the store.
 fn needs_no_segments(s: &AppState, id: &str) -> bool {
-    let has_row = s.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
+    let has_row = s.live.load().as_ref().is_some_and(|l| s.user_row(l, id).is_some());
     has_row || s.online.with(&user_key(id), |sub| !sub.events.is_empty()).unwrap_or(false)
 }
 
@@ -953,8 +972,7 @@ fn recommend(
     }
     let history = tailor_recommend::History { items: &items, weights: &weights, recency: None };
     // A row trained before the user's latest events arrived is stale: fold in instead.
-    let row =
-        user.and_then(|u| live.user_rows.get(u).copied()).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
+    let row = user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
     let mut attempts: Vec<(&'static str, Vec<f32>, Reason)> = Vec::new();
     if let Some(model) = &live.als
         && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())

@@ -422,6 +422,44 @@ async fn hot_swap_under_concurrent_requests() {
     assert_eq!(s.state.live.load().as_ref().map(|l| l.version), Some(4));
 }
 
+#[tokio::test]
+async fn erasure_forgets_the_user_everywhere() {
+    let s = shop();
+    let user = "U00003";
+    let (_, before) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations?k=5"), Some(READ), None).await;
+    assert_eq!(before["strategy"], "personalized");
+    let (_, v) = call(&s.app, "GET", "/v1/segments/Bargain%20hunters/users?per_page=1000", Some(READ), None).await;
+    assert!(v["users"].as_array().is_some_and(|u| u.iter().any(|x| x == user)));
+    assert_eq!(call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(WRITE), None).await.0, StatusCode::FORBIDDEN);
+    let (st, v) = call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["erased"]["events"].as_u64().is_some_and(|n| n > 0), "{v}");
+    // Nothing of the user comes back: no profile, no personal list, no segment membership,
+    // no stored event.
+    assert_eq!(
+        call(&s.app, "GET", &format!("/v1/users/{user}/profile"), Some(READ), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, after) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations?k=5"), Some(READ), None).await;
+    assert_eq!(after["strategy"], "popular", "{after}");
+    let (_, v) = call(&s.app, "GET", "/v1/segments/Bargain%20hunters/users?per_page=1000", Some(READ), None).await;
+    assert!(!v["users"].as_array().is_some_and(|u| u.iter().any(|x| x == user)));
+    let mut left = 0;
+    s.store
+        .scan_events(tailor_store::EventFilter::default(), &mut |_, e| {
+            left += usize::from(e.user.as_ref().is_some_and(|u| u.as_str() == user));
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(left, 0);
+    // The next training does not know them; erasing again finds nothing.
+    assert_eq!(call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await.0, StatusCode::OK);
+    assert!(s.state.live.load().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
+    let (_, after) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations?k=5"), Some(READ), None).await;
+    assert_eq!(after["strategy"], "popular");
+    assert_eq!(call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
+}
+
 #[test]
 fn committed_openapi_document_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");

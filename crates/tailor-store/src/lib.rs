@@ -82,6 +82,17 @@ impl WriteReport {
     }
 }
 
+/// What [`Store::erase_user`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    /// Whether anything of the user was stored.
+    pub found: bool,
+    /// Events removed.
+    pub events: u64,
+    /// Segment memberships and history entries removed.
+    pub segment_entries: u64,
+}
+
 /// A record with its bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stored<T> {
@@ -152,6 +163,12 @@ pub trait Store: Send + Sync {
     fn write_group(&self, batches: Vec<WriteBatch>) -> Result<Vec<WriteReport>> {
         batches.into_iter().map(|b| self.write(b)).collect()
     }
+
+    /// Erases a user (right to erasure), atomically: their events (and those events' ids),
+    /// their record, their segment memberships and membership history. The external id is
+    /// replaced by a tombstone in the dictionary (dense indices never change); a later event
+    /// with the same id starts a new user. Unknown users erase nothing.
+    fn erase_user(&self, id: &str) -> Result<Erasure>;
 
     /// The item with external id `id`.
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>>;

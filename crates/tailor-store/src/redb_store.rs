@@ -21,7 +21,7 @@ use tailor_core::{Event, EventId, Interner, Item, ItemIdx, Timestamp, User, User
 use crate::codec::{self, ChunkView, EncodedEvent};
 use crate::error::{Result, StoreError};
 use crate::{
-    Counts, EventFilter, MembershipChange, SegmentationRun, Store, Stored, UpsertMode, WriteBatch, WriteReport,
+    Counts, Erasure, EventFilter, MembershipChange, SegmentationRun, Store, Stored, UpsertMode, WriteBatch, WriteReport,
 };
 
 /// Newest schema version this build writes.
@@ -589,6 +589,92 @@ impl Store for RedbStore {
         txn.open_table(SEG_RUNS).ctx(p)?.insert(run.id, to_json(&run).ctx(p)?.as_slice()).ctx(p)?;
         txn.commit().ctx(p)?;
         Ok(run.id)
+    }
+
+    fn erase_user(&self, id: &str) -> Result<Erasure> {
+        let p = &self.path;
+        let _writer = self.writer();
+        let mut out = Erasure::default();
+        let idx = self.names().users.get(id);
+        let txn = self.db.begin_write().ctx(p)?;
+        if let Some(idx) = idx {
+            out.found = true;
+            let names = self.names();
+            let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
+            let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
+            // Chunks holding the user's events are re-encoded without them.
+            let mut rewrites: Vec<(u64, Option<Vec<u8>>)> = Vec::new();
+            for entry in chunks.iter().ctx(p)? {
+                let (k, v) = entry.ctx(p)?;
+                let view = ChunkView::new(v.value()).map_err(|e| self.corrupt(e.0))?;
+                if !(0..view.len()).any(|i| view.user(i) == idx) {
+                    continue;
+                }
+                let decoded = view
+                    .decode_all(&|u| names.users.name(u).map(str::to_owned), &|i| {
+                        names.items.name(i).map(str::to_owned)
+                    })
+                    .map_err(|e| self.corrupt(e.0))?;
+                let mut keep = Vec::with_capacity(decoded.len());
+                for (i, (eid, ev)) in decoded.iter().enumerate() {
+                    if view.user(i) == idx {
+                        // The id goes too: it is a hash of the event's content.
+                        ids.remove(eid.0).ctx(p)?;
+                        out.events += 1;
+                    } else {
+                        keep.push(EncodedEvent { id: *eid, user: view.user(i), item: view.item(i), event: ev });
+                    }
+                }
+                rewrites.push((k.value(), (!keep.is_empty()).then(|| codec::encode(&keep))));
+            }
+            for (k, bytes) in rewrites {
+                match bytes {
+                    Some(b) => chunks.insert(k, b.as_slice()).ctx(p)?,
+                    None => chunks.remove(k).ctx(p)?,
+                };
+            }
+            let mut meta = txn.open_table(META).ctx(p)?;
+            let total = meta.get(K_EVENTS).ctx(p)?.map_or(0, |v| v.value());
+            meta.insert(K_EVENTS, total.saturating_sub(out.events)).ctx(p)?;
+            txn.open_table(USERS).ctx(p)?.remove(idx).ctx(p)?;
+            txn.open_table(USER_IDS).ctx(p)?.remove(id).ctx(p)?;
+            txn.open_table(USER_NAMES).ctx(p)?.insert(idx, format!("\u{0}erased-{idx}").as_str()).ctx(p)?;
+        }
+        // Segment memberships and history name the user by id.
+        {
+            let mut members = txn.open_table(SEG_MEMBERS).ctx(p)?;
+            let keys: Vec<(String, String)> = members
+                .iter()
+                .ctx(p)?
+                .filter_map(|e| e.ok())
+                .map(|(k, _)| (k.value().0.to_owned(), k.value().1.to_owned()))
+                .filter(|(_, u)| u == id)
+                .collect();
+            for (seg, u) in &keys {
+                members.remove((seg.as_str(), u.as_str())).ctx(p)?;
+            }
+            out.segment_entries += keys.len() as u64;
+            let mut history = txn.open_table(SEG_HISTORY).ctx(p)?;
+            let mut drop_keys: Vec<(String, u64)> = Vec::new();
+            for e in history.iter().ctx(p)? {
+                let (k, v) = e.ctx(p)?;
+                let change: MembershipChange =
+                    serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment history: {e}")))?;
+                if change.user == id {
+                    drop_keys.push((k.value().0.to_owned(), k.value().1));
+                }
+            }
+            for (seg, seq) in &drop_keys {
+                history.remove((seg.as_str(), *seq)).ctx(p)?;
+            }
+            out.segment_entries += drop_keys.len() as u64;
+        }
+        out.found |= out.segment_entries > 0;
+        txn.commit().ctx(p)?;
+        if idx.is_some() {
+            self.load_names()?;
+        }
+        Ok(out)
     }
 
     fn set_user_segments(&self, name: &str, user: &str, segments: Vec<String>, at: Timestamp) -> Result<bool> {

@@ -78,7 +78,12 @@ fn sigkill_while_posting_keeps_every_acknowledged_event_once() {
                     .iter()
                     .enumerate()
                     .map(|(i, id)| {
-                        format!(r#"{{"id":"{id}","user":"U{:05}","item":"SKU-{:05}","kind":"view","ts":{}}}"#, 1 + i % 200, 1 + i % 100, 1_790_000_000_000u64 + n)
+                        format!(
+                            r#"{{"id":"{id}","user":"U{:05}","item":"SKU-{:05}","kind":"view","ts":{}}}"#,
+                            1 + i % 200,
+                            1 + i % 100,
+                            1_790_000_000_000u64 + n
+                        )
                     })
                     .collect();
                 match http(port, "POST", "/v1/events", &format!("[{}]", rows.join(","))) {

@@ -210,3 +210,55 @@ fn group_commit_reports_each_batch_and_persists_all() {
     assert_eq!(s.counts().expect("counts").events, 30);
     assert!(s.item("new-item").expect("get").is_some());
 }
+
+#[test]
+fn erasure_removes_every_trace_of_a_user() {
+    use tailor_store::{SegmentDef, SegmentationRun};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = RedbStore::open(dir.path()).expect("open");
+    // 70 events over 7 users (u0..u6), spread over several chunks by writing in parts.
+    let ev = events(70);
+    for part in ev.chunks(9) {
+        s.write(WriteBatch { events: part.to_vec(), ..WriteBatch::default() }).expect("write");
+    }
+    s.write(WriteBatch { users: vec![User::new("u3"), User::new("u4")], ..WriteBatch::default() }).expect("users");
+    let run = SegmentationRun {
+        id: 0,
+        name: "rules".into(),
+        created_at: Timestamp(1),
+        segments: vec![SegmentDef { name: "a".into(), description: None, size: 2 }],
+        record: serde_json::json!({}),
+    };
+    let members = vec![("u3".to_string(), vec!["a".to_string()]), ("u4".to_string(), vec!["a".to_string()])];
+    s.save_segmentation(run, &mut members.into_iter()).expect("segments");
+    s.set_user_segments("rules", "u3", vec![], Timestamp(2)).expect("move");
+    let u3_events =
+        all_events(&s).iter().filter(|e| e.user.as_ref().is_some_and(|u| u.as_str() == "u3")).count() as u64;
+    assert_eq!(u3_events, 10);
+
+    let e = s.erase_user("u3").expect("erase");
+    assert_eq!((e.found, e.events), (true, 10));
+    assert!(e.segment_entries >= 2, "{e:?}");
+    let check = |s: &RedbStore| {
+        let left = all_events(s);
+        assert_eq!(left.len(), 60);
+        assert!(left.iter().all(|e| e.user.as_ref().is_none_or(|u| u.as_str() != "u3")));
+        assert_eq!(s.counts().expect("counts").events, 60);
+        assert!(s.user("u3").expect("get").is_none());
+        assert!(s.user("u4").expect("get").is_some());
+        assert!(!s.user_names().expect("names").iter().any(|n| n == "u3"));
+        assert!(s.user_segments("u3").expect("segments").iter().all(|(_, v)| v.is_empty()));
+        assert!(s.membership_history("rules", Some("u3")).expect("history").is_empty());
+        assert_eq!(s.segment_members("rules", "a").expect("members"), vec!["u4"]);
+    };
+    check(&s);
+    drop(s);
+    let s = RedbStore::open(dir.path()).expect("reopen");
+    check(&s);
+    // The same events may come again (a new user with that id): they are new now.
+    let again: Vec<Event> =
+        ev.iter().filter(|e| e.user.as_ref().is_some_and(|u| u.as_str() == "u3")).cloned().collect();
+    let r = s.write(WriteBatch { events: again, ..WriteBatch::default() }).expect("write");
+    assert_eq!(r.events_added, 10);
+    assert_eq!(s.erase_user("nobody").expect("erase"), tailor_store::Erasure::default());
+}
