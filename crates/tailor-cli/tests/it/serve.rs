@@ -54,6 +54,7 @@ pub fn start(data: &Path, port: u16) -> Child {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("tailor serve was not ready within 60 s");
 }
 
