@@ -62,8 +62,16 @@ enum Command {
     /// Generate the demo shop into the store, train the models and rule segments, and serve it
     /// on 127.0.0.1:8080 (`--no-serve` only generates).
     Demo(DemoArgs),
-    /// Serve the HTTP API over the stored data: trains the models first, then answers `/v1/...`.
+    /// Serve the HTTP API over the stored data: serves the registered model version (or trains
+    /// the first), then answers `/v1/...`.
     Serve(ServeArgs),
+    /// Train the served models from the store, measure the candidate on a holdout and register
+    /// it as the live version unless it is worse than the live one (stop `tailor serve` first,
+    /// or use its `POST /v1/admin/retrain`).
+    Train,
+    /// Registered model versions: list them, or roll back to an earlier one.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Summary statistics of the stored data.
     Stats {
         /// How many top items to list.
@@ -553,6 +561,22 @@ struct ServeArgs {
     /// Address to listen on [config: serve.addr].
     #[arg(long)]
     addr: Option<String>,
+    /// Retrain in the background this often, e.g. `1h` [config: serve.retrain_every].
+    #[arg(long)]
+    retrain_every: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCmd {
+    /// Every registered version with its training facts; `*` marks the live one.
+    List,
+    /// Make an earlier version live (default: the promoted version before the live one);
+    /// running servers switch on `POST /v1/admin/reload`.
+    Rollback {
+        /// The version to serve.
+        #[arg(long)]
+        to: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -668,7 +692,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo(&cli, &config, args),
-        Command::Serve(args) => serve(&config, args.addr.as_deref()),
+        Command::Serve(args) => {
+            let mut config = config.clone();
+            if let Some(every) = &args.retrain_every {
+                config.serve.retrain_every = every.clone();
+                config.serve.validate().map_err(usage)?;
+            }
+            serve(&config, args.addr.as_deref())
+        }
+        Command::Train => train(&cli, &config),
+        Command::Model(cmd) => model(&cli, &config, cmd),
         Command::Bench(b) => bench(&cli, &config, b),
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
@@ -1038,6 +1071,106 @@ fn shop_first_user(config: &Config) -> Result<String> {
     Ok(store.user_names()?.into_iter().next().unwrap_or_else(|| "u1".into()))
 }
 
+fn server_state(config: &Config, store: std::sync::Arc<dyn tailor_store::Store>) -> Result<tailor_server::AppState> {
+    tailor_server::AppState::open(
+        config.serve.clone(),
+        store,
+        config.interactions.clone(),
+        config.store.data_dir.join("models"),
+    )
+    .map_err(|e| anyhow::anyhow!("starting the server state: {e}"))
+}
+
+/// `tailor train`: one retraining with the promotion check.
+fn train(cli: &Cli, config: &Config) -> Result<()> {
+    let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
+    let state = server_state(config, store)?;
+    // Load the live version first so the candidate is compared with it.
+    let reg = state.registry.read().map_err(|e| anyhow::anyhow!(e.message))?;
+    if reg.live.is_some_and(|v| state.registry.has_model(v)) {
+        state.reload_blocking().map_err(|e| anyhow::anyhow!("loading the live version: {}", e.message))?;
+    }
+    let spinner = progress_bar(cli, 1);
+    if let Some(s) = &spinner {
+        s.set_message("training and measuring the candidate");
+    }
+    let r = state.retrain_blocking().map_err(|e| anyhow::anyhow!("training: {}", e.message))?;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
+    }
+    if cli.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "version {}: {} in {:.2} s, holdout NDCG@10 {} — {}",
+            r.candidate.version,
+            if r.promoted { "promoted" } else { "rejected" },
+            r.candidate.train_seconds,
+            r.candidate.holdout_ndcg.map_or("-".into(), |n| format!("{n:.4}")),
+            r.reason
+        );
+    }
+    Ok(())
+}
+
+/// `tailor model list|rollback`.
+fn model(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
+    let registry = tailor_server::registry::Registry::new(config.store.data_dir.join("models"));
+    let mut reg = registry.read().map_err(|e| anyhow::anyhow!(e.message))?;
+    match cmd {
+        ModelCmd::List => {
+            if cli.json {
+                println!("{}", serde_json::to_string(&reg)?);
+            } else {
+                println!(
+                    "{:>2} {:>7}  {:<20}  {:>8}  {:>9}  {:>8}  kept",
+                    "", "version", "trained at", "seconds", "NDCG@10", "promoted"
+                );
+                for v in &reg.versions {
+                    println!(
+                        "{:>2} {:>7}  {:<20}  {:>8.2}  {:>9}  {:>8}  {}",
+                        if reg.live == Some(v.version) { "*" } else { "" },
+                        v.version,
+                        v.trained_at,
+                        v.train_seconds,
+                        v.holdout_ndcg.map_or("-".into(), |n| format!("{n:.4}")),
+                        v.promoted,
+                        if registry.has_model(v.version) { "yes" } else { "no" }
+                    );
+                }
+            }
+        }
+        ModelCmd::Rollback { to } => {
+            let target = match to {
+                Some(v) => *v,
+                None => reg
+                    .versions
+                    .iter()
+                    .rev()
+                    .filter(|v| v.promoted && Some(v.version) < reg.live && registry.has_model(v.version))
+                    .map(|v| v.version)
+                    .next()
+                    .ok_or_else(|| usage("no earlier version with a kept model file to roll back to"))?,
+            };
+            if !registry.has_model(target) {
+                return Err(usage(format!("version {target} has no kept model file (see `tailor model list`)")));
+            }
+            let from = reg.live;
+            reg.live = Some(target);
+            registry.write(&reg).map_err(|e| anyhow::anyhow!(e.message))?;
+            if cli.json {
+                println!("{}", serde_json::json!({"from": from, "live": target}));
+            } else {
+                println!(
+                    "live version: {} → {target}; running servers switch on POST /v1/admin/reload (a restart serves it too)",
+                    from.map_or("none".into(), |v| v.to_string())
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `tailor serve`: loads the state, trains, serves until Ctrl-C / SIGTERM.
 fn serve(config: &Config, addr: Option<&str>) -> Result<()> {
     let addr_text = addr.unwrap_or(&config.serve.addr).to_string();
@@ -1046,9 +1179,8 @@ fn serve(config: &Config, addr: Option<&str>) -> Result<()> {
         .map_err(|e| usage(format!("--addr {addr_text}: not an address like 127.0.0.1:8080 ({e})")))?;
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let start = Instant::now();
-    let state = tailor_server::AppState::open(config.serve.clone(), store, config.interactions.clone())
-        .map_err(|e| anyhow::anyhow!("starting the server: {e}"))?;
-    let info = state.retrain_blocking().map_err(|e| anyhow::anyhow!("training the served models: {}", e.message))?;
+    let state = server_state(config, store)?;
+    let info = state.start_blocking().map_err(|e| anyhow::anyhow!("loading the served models: {}", e.message))?;
     tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
     eprintln!(
         "models trained in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",

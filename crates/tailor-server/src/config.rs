@@ -85,6 +85,13 @@ pub struct ServeConfig {
     pub trending_half_life_days: f64,
     /// Most recent events kept in memory per user or session.
     pub history_per_user: usize,
+    /// Retrain in the background this often (`1h`, `30m`...; empty: never).
+    pub retrain_every: String,
+    /// A retrained model is promoted unless its holdout NDCG@10 is below the live one's by
+    /// more than this (absolute).
+    pub promote_tolerance: f64,
+    /// Model versions kept on disk for rollback.
+    pub keep_versions: usize,
     /// Segment playbooks.
     pub playbooks: Vec<Playbook>,
 }
@@ -105,12 +112,21 @@ impl Default for ServeConfig {
             als_params: String::new(),
             trending_half_life_days: 7.0,
             history_per_user: 500,
+            retrain_every: String::new(),
+            promote_tolerance: 0.01,
+            keep_versions: 5,
             playbooks: Vec::new(),
         }
     }
 }
 
 impl ServeConfig {
+    /// The retraining period, if any.
+    pub fn retrain_period(&self) -> Option<std::time::Duration> {
+        let ms = tailor_core::time::parse_duration_millis(&self.retrain_every).ok()?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
+    }
+
     /// Checks the settings that could make the server unsafe or useless.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_batch == 0 || self.body_limit_bytes == 0 {

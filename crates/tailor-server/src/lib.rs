@@ -18,6 +18,7 @@ pub mod error;
 pub mod live;
 pub mod online;
 pub mod openapi;
+pub mod registry;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub als: AlsParams,
     /// Serialises retraining.
     pub training: tokio::sync::Mutex<()>,
+    /// Registered model versions.
+    pub registry: registry::Registry,
     /// Per-key token buckets.
     limiter: Mutex<HashMap<String, (f64, Instant)>>,
     /// Counter mixed into recommendation ids.
@@ -103,7 +106,12 @@ fn metrics_handle() -> PrometheusHandle {
 impl AppState {
     /// Opens the state over a store: loads the catalog and every stored event into the
     /// real-time state (blocking; call before serving). Models come from [`AppState::retrain`].
-    pub fn open(config: ServeConfig, store: Arc<dyn Store>, weights: InteractionWeights) -> Result<Self, String> {
+    pub fn open(
+        config: ServeConfig,
+        store: Arc<dyn Store>,
+        weights: InteractionWeights,
+        models_dir: std::path::PathBuf,
+    ) -> Result<Self, String> {
         config.validate()?;
         let exclusion: ExclusionPolicy = config.exclude.parse()?;
         let als = routes::parse_als(&config.als_params)?;
@@ -152,6 +160,7 @@ impl AppState {
             weights,
             als,
             training: tokio::sync::Mutex::new(()),
+            registry: registry::Registry::new(models_dir),
             limiter: Mutex::new(HashMap::new()),
             rec_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -159,25 +168,95 @@ impl AppState {
         })
     }
 
-    /// Trains a new version from the store and swaps it in (requests in flight finish on
-    /// the old one). Blocking; returns the new version's facts.
-    pub fn retrain_blocking(&self) -> ApiResult<live::LiveInfo> {
-        let version = self.live.load().as_ref().map_or(1, |l| l.version + 1);
-        let live =
-            live::train(self.store.as_ref(), &self.weights, &self.als, self.config.trending_half_life_days, version)?;
+    /// Serves the registered live version when there is one (a restart keeps serving what
+    /// was promoted), else trains the first version. Blocking.
+    pub fn start_blocking(&self) -> ApiResult<live::LiveInfo> {
+        let reg = self.registry.read()?;
+        match reg.live.filter(|&v| self.registry.has_model(v)) {
+            Some(v) => {
+                tracing::info!(version = v, "serving the registered model version");
+                self.reload_blocking()
+            }
+            None => Ok(self.retrain_blocking()?.candidate),
+        }
+    }
+
+    /// Makes the registry's live version the served one (after `tailor model rollback`, or
+    /// another node's promotion): loads its model, rebuilds the lists from current data and
+    /// swaps. Blocking.
+    pub fn reload_blocking(&self) -> ApiResult<live::LiveInfo> {
+        let reg = self.registry.read()?;
+        let Some(v) = reg.live else {
+            return Err(ApiError::unavailable("no model version is registered yet; retrain first"));
+        };
+        let model = self.registry.load_model(v)?;
+        let recorded = reg.get(v).and_then(|i| i.holdout_ndcg);
+        let live = live::train(
+            self.store.as_ref(),
+            &self.weights,
+            live::AlsSource::Loaded(Box::new(model), recorded),
+            self.config.trending_half_life_days,
+            v,
+        )?;
         let info = live.info.clone();
-        let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
-        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
-        let snapshot_at = live.snapshot_at;
-        self.live.store(Some(Arc::new(live)));
-        // Erasures before this version's snapshot are in its data already.
-        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, at| *at >= snapshot_at);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.ready.store(true, Ordering::SeqCst);
-        metrics::gauge!("tailor_model_version").set(info.version as f64);
-        metrics::gauge!("tailor_model_train_seconds").set(info.train_seconds);
-        tracing::info!(version = info.version, seconds = info.train_seconds, pairs = info.pairs, "model version live");
+        self.swap(live)?;
         Ok(info)
+    }
+
+    /// Trains a candidate version from the store, measures it on a holdout, and promotes
+    /// it (registers, keeps the last `keep_versions`, swaps it in while requests in flight
+    /// finish on the old one) unless its holdout NDCG@10 is worse than the live version's
+    /// by more than `promote_tolerance`. Blocking.
+    pub fn retrain_blocking(&self) -> ApiResult<Retrain> {
+        let mut reg = self.registry.read()?;
+        let version = reg.next_version().max(self.live.load().as_ref().map_or(1, |l| l.version + 1));
+        let mut live = live::train(
+            self.store.as_ref(),
+            &self.weights,
+            live::AlsSource::Fit(&self.als),
+            self.config.trending_half_life_days,
+            version,
+        )?;
+        let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
+        let candidate = live.info.holdout_ndcg;
+        let (promote, reason) = match (candidate, current) {
+            (_, None) => (true, "no live version to compare with".to_string()),
+            (Some(c), Some(l)) if c + self.config.promote_tolerance >= l => {
+                (true, format!("holdout NDCG@10 {c:.4} vs live {l:.4} (tolerance {})", self.config.promote_tolerance))
+            }
+            (Some(c), Some(l)) => (
+                false,
+                format!("holdout NDCG@10 {c:.4} is below live {l:.4} by more than {}", self.config.promote_tolerance),
+            ),
+            (None, Some(_)) => (false, "the candidate has no holdout score (no interactions)".to_string()),
+        };
+        live.info.promoted = promote;
+        let info = live.info.clone();
+        if promote {
+            if let Some(m) = &live.als {
+                let mut file = tailor_recommend::file::ModelFile::new(
+                    tailor_recommend::file::AnyModel::Als(m.clone()),
+                    &tailor_core::Interactions::default(),
+                    self.store.user_names()?,
+                    self.store.item_names()?,
+                    info.trained_at.clone(),
+                );
+                file.fingerprint = live.fingerprint.clone();
+                file.metrics.extend(info.holdout_ndcg.map(|n| ("holdout_ndcg_at_10".to_string(), n)));
+                self.registry.save_model(version, &file)?;
+                reg.live = Some(version);
+            }
+            reg.versions.push(info.clone());
+            self.registry.write(&reg)?;
+            self.registry.prune(&reg, self.config.keep_versions)?;
+            self.swap(live)?;
+        } else {
+            reg.versions.push(info.clone());
+            self.registry.write(&reg)?;
+            metrics::counter!("tailor_model_candidates_rejected_total").increment(1);
+        }
+        tracing::info!(version, promote, %reason, "retrained");
+        Ok(Retrain { candidate: info, promoted: promote, reason })
     }
 
     /// Stores events durably through the group committer: concurrent requests share one
@@ -190,6 +269,25 @@ impl AppState {
             .map_err(|_| ApiError::unavailable("the event writer has stopped; the server is shutting down"))?;
         let (events, report) = answer.await.map_err(|_| ApiError::internal("the event writer dropped a request"))?;
         Ok((events, report?))
+    }
+
+    fn swap(&self, live: Live) -> ApiResult<()> {
+        let info = live.info.clone();
+        let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
+        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
+        let snapshot_at = live.snapshot_at;
+        self.live.store(Some(Arc::new(live)));
+        // Erasures before this version's snapshot are in its data already.
+        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, at| *at >= snapshot_at);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.ready.store(true, Ordering::SeqCst);
+        metrics::gauge!("tailor_model_version").set(info.version as f64);
+        metrics::gauge!("tailor_model_train_seconds").set(info.train_seconds);
+        if let Some(n) = info.holdout_ndcg {
+            metrics::gauge!("tailor_model_holdout_ndcg_at_10").set(n);
+        }
+        tracing::info!(version = info.version, seconds = info.train_seconds, pairs = info.pairs, "model version live");
+        Ok(())
     }
 
     /// The model row of user `id` in `live`, unless the user was erased since.
@@ -273,6 +371,17 @@ impl AppState {
             ))
         }
     }
+}
+
+/// What a retraining did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Retrain {
+    /// The candidate version's facts.
+    pub candidate: live::LiveInfo,
+    /// Whether it went live.
+    pub promoted: bool,
+    /// Why (or why not).
+    pub reason: String,
 }
 
 /// One request's events waiting for the group committer.
@@ -393,6 +502,25 @@ pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving");
+    if let Some(period) = state.config.retrain_period() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let _guard = state.training.lock().await;
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || s.retrain_blocking()).await {
+                    Ok(Ok(r)) => {
+                        tracing::info!(version = r.candidate.version, promoted = r.promoted, reason = %r.reason, "scheduled retrain")
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e.message, "scheduled retrain failed; the live model stays"),
+                    Err(e) => tracing::error!(error = %e, "scheduled retrain panicked; the live model stays"),
+                }
+            }
+        });
+    }
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
 }
 

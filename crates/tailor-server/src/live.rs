@@ -10,6 +10,7 @@ use tailor_recommend::als::{AlsModel, AlsParams};
 use tailor_recommend::business::CatalogView;
 use tailor_recommend::popularity::Popularity;
 use tailor_recommend::together::BoughtTogether;
+use tailor_recommend::validation;
 use tailor_store::{EventFilter, Store, load_interactions};
 
 use crate::error::{ApiError, ApiResult};
@@ -141,10 +142,12 @@ pub struct Live {
     pub together: BoughtTogether,
     /// Training facts shown by `/v1/admin/models` and `/metrics`.
     pub info: LiveInfo,
+    /// Fingerprint of the interaction matrix it was built from.
+    pub fingerprint: String,
 }
 
 /// What is known about a trained version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LiveInfo {
     /// Version number.
     pub version: u64,
@@ -160,13 +163,27 @@ pub struct LiveInfo {
     pub pairs: usize,
     /// Segments with their own popular list.
     pub segments: usize,
+    /// NDCG@10 of the model's parameters on a holdout of each user's latest 20%.
+    pub holdout_ndcg: Option<f64>,
+    /// Whether it passed the promotion check (see [`crate::AppState::retrain_blocking`]).
+    pub promoted: bool,
 }
 
-/// Trains every served model from the store (blocking; run it off the request threads).
+/// Where the personalised model of a version comes from.
+pub enum AlsSource<'a> {
+    /// Fit with these parameters (and measure NDCG@10 on a holdout of each user's latest 20%).
+    Fit(&'a AlsParams),
+    /// A registered version's model, with its recorded holdout NDCG@10.
+    Loaded(Box<AlsModel>, Option<f64>),
+}
+
+/// Builds a version of every served model from the store (blocking; run it off the
+/// request threads): popular, trending, per-segment popular and bought-together lists from
+/// the current data, and the ALS model fitted or loaded.
 pub fn train(
     store: &dyn Store,
     weights: &InteractionWeights,
-    als: &AlsParams,
+    als: AlsSource<'_>,
     half_life_days: f64,
     version: u64,
 ) -> ApiResult<Live> {
@@ -180,11 +197,22 @@ pub fn train(
     let mut baskets: HashMap<String, Vec<u32>> = HashMap::new();
     let mut stamps: Vec<(u32, i64)> = Vec::new();
     let item_index: HashMap<&str, u32> = item_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+    let user_index: HashMap<&str, u32> = user_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+    // Latest time of every stored (user, item) pair, for the holdout of the latest 20%.
+    let mut pair_times = vec![f64::NEG_INFINITY; m.nnz()];
+    let ip = m.indptr();
     store.scan_events(EventFilter::default(), &mut |_, e| {
         data_until = data_until.max(e.ts);
         if let Some(i) = e.item.as_ref().and_then(|it| item_index.get(it.as_str())) {
             if weights.weight(e.kind) > 0.0 {
                 stamps.push((*i, e.ts.0));
+                if let Some(&u) = e.user.as_ref().and_then(|u| user_index.get(u.as_str()))
+                    && (u as usize) < m.n_users()
+                    && let Ok(p) = m.row(tailor_core::UserIdx(u)).0.binary_search(i)
+                {
+                    let t = &mut pair_times[ip[u as usize] + p];
+                    *t = t.max(e.ts.0 as f64);
+                }
             }
             if e.kind == EventKind::Purchase
                 && let Some(o) = &e.order_id
@@ -204,7 +232,6 @@ pub fn train(
     let together = BoughtTogether::fit(&baskets, item_names.len(), 20, 2);
     let popular = Popularity::fit(&m).counts;
     // Only users with training interactions have a meaningful vector.
-    let ip = m.indptr();
     let user_rows: HashMap<String, u32> = user_names
         .iter()
         .enumerate()
@@ -226,10 +253,18 @@ pub fn train(
             }
         }
     }
-    let model = if m.nnz() > 0 {
-        Some(als.fit(&m).map_err(|e| ApiError::internal(format!("training ALS: {e}")))?)
-    } else {
-        None
+    let fail = |e: tailor_recommend::RecommendError| ApiError::internal(format!("training ALS: {e}"));
+    let (model, holdout_ndcg) = match als {
+        AlsSource::Loaded(model, ndcg) => (Some(*model), ndcg),
+        AlsSource::Fit(_) if m.nnz() == 0 => (None, None),
+        AlsSource::Fit(params) => {
+            // Quality on a holdout (each user's latest 20%) by a fit without it; then the
+            // served model is fitted on everything.
+            let (fit, held) = validation::carve(&m, &pair_times, 0.2).map_err(fail)?;
+            let probe = params.fit(&fit).map_err(fail)?;
+            let ndcg = validation::ndcg(&probe, &fit, &held, 10);
+            (Some(params.fit(&m).map_err(fail)?), Some(ndcg))
+        }
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let trained_at = Timestamp::now();
@@ -241,6 +276,8 @@ pub fn train(
         items: m.n_items(),
         pairs: m.nnz(),
         segments: segment_popular.len(),
+        holdout_ndcg,
+        promoted: true,
     };
     Ok(Live {
         version,
@@ -255,5 +292,6 @@ pub fn train(
         segment_popular,
         together,
         info,
+        fingerprint: tailor_recommend::file::fingerprint(&m),
     })
 }

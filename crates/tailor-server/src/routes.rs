@@ -175,14 +175,21 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "POST",
         path: "/v1/admin/reload",
         scope: Some(Scope::Admin),
-        summary: "Retrain every model from the store and swap the new version in",
+        summary: "Serve the registry's live version (after `tailor model rollback`): load it and swap it in",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/admin/retrain",
+        scope: Some(Scope::Admin),
+        summary: "Retrain from the store now; the candidate is promoted unless its holdout NDCG@10 is worse than the live one's by more than serve.promote_tolerance",
         query: &[],
     },
     RouteDoc {
         method: "GET",
         path: "/v1/admin/models",
         scope: Some(Scope::Admin),
-        summary: "The live model version and its training facts",
+        summary: "The live model version and every registered version with its training facts",
         query: &[],
     },
 ];
@@ -222,6 +229,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/segments") => get(segments),
         ("GET", "/v1/segments/{name}/users") => get(segment_users),
         ("POST", "/v1/admin/reload") => post(reload),
+        ("POST", "/v1/admin/retrain") => post(retrain),
         ("GET", "/v1/admin/models") => get(models),
         _ => get(|| async { ApiError::internal("route without handler") }),
     }
@@ -763,13 +771,26 @@ async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response>
 async fn reload(State(s): St) -> ApiResult<Response> {
     let _guard = s.training.lock().await;
     let state = s.clone();
-    let info = blocking(move || state.retrain_blocking()).await?;
+    let info = blocking(move || state.reload_blocking()).await?;
     Ok(Json(json!({"live": info})).into_response())
+}
+
+async fn retrain(State(s): St) -> ApiResult<Response> {
+    let _guard = s.training.lock().await;
+    let state = s.clone();
+    let outcome = blocking(move || state.retrain_blocking()).await?;
+    let live = s.live.load().as_ref().map(|l| l.info.clone());
+    Ok(Json(
+        json!({"candidate": outcome.candidate, "promoted": outcome.promoted, "reason": outcome.reason, "live": live}),
+    )
+    .into_response())
 }
 
 async fn models(State(s): St) -> ApiResult<Response> {
     let live = live_or_503(&s)?;
-    Ok(Json(json!({"live": live.info})).into_response())
+    let state = s.clone();
+    let reg = blocking(move || state.registry.read()).await?;
+    Ok(Json(json!({"live": live.info, "registered_live": reg.live, "versions": reg.versions})).into_response())
 }
 
 // ---------------------------------------------------------------- recommendations

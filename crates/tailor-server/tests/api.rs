@@ -68,8 +68,9 @@ fn shop_with(config: ServeConfig) -> Shop {
     members.push(("quiet-user".into(), vec!["Quiet".into(), "Bargain hunters".into()]));
     store.save_segmentation(run, &mut members.into_iter()).expect("segments");
     let dyn_store: Arc<dyn Store> = store.clone();
-    let state = Arc::new(AppState::open(config, dyn_store, Default::default()).expect("state"));
-    state.retrain_blocking().expect("train");
+    let models = dir.path().join("models");
+    let state = Arc::new(AppState::open(config, dyn_store, Default::default(), models).expect("state"));
+    state.start_blocking().expect("train");
     let app = tailor_server::router(state.clone());
     Shop { _dir: dir, state, app, store }
 }
@@ -158,10 +159,10 @@ async fn auth_scopes() {
     let ev = json!({"user": "u", "item": "SKU-00001", "kind": "view"});
     assert_eq!(call(&s.app, "POST", "/v1/events", Some(READ), Some(ev.clone())).await.0, StatusCode::FORBIDDEN);
     assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await.0, StatusCode::ACCEPTED);
-    assert_eq!(call(&s.app, "POST", "/v1/admin/reload", Some(WRITE), None).await.0, StatusCode::FORBIDDEN);
-    let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
-    assert_eq!(st, StatusCode::OK);
-    assert_eq!(v["live"]["version"], 2);
+    assert_eq!(call(&s.app, "POST", "/v1/admin/retrain", Some(WRITE), None).await.0, StatusCode::FORBIDDEN);
+    let (st, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!((v["live"]["version"].clone(), v["promoted"].clone()), (json!(2), json!(true)), "{v}");
     let (st, v) = call(&s.app, "GET", "/v1/admin/models", Some(ADMIN), None).await;
     assert_eq!((st, v["live"]["version"].clone()), (StatusCode::OK, json!(2)));
 }
@@ -409,8 +410,8 @@ async fn hot_swap_under_concurrent_requests() {
         }));
     }
     for _ in 0..3 {
-        let (st, _) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
-        assert_eq!(st, StatusCode::OK);
+        let (st, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
+        assert_eq!((st, v["promoted"].clone()), (StatusCode::OK, json!(true)), "{v}");
     }
     let mut seen = std::collections::BTreeSet::new();
     for c in clients {
@@ -453,11 +454,46 @@ async fn erasure_forgets_the_user_everywhere() {
         .expect("scan");
     assert_eq!(left, 0);
     // The next training does not know them; erasing again finds nothing.
-    assert_eq!(call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await.0, StatusCode::OK);
+    assert_eq!(call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await.0, StatusCode::OK);
     assert!(s.state.live.load().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
     let (_, after) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations?k=5"), Some(READ), None).await;
     assert_eq!(after["strategy"], "popular");
     assert_eq!(call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn versions_promotion_rollback_and_restart() {
+    let s = shop();
+    let (_, v) = call(&s.app, "GET", "/v1/admin/models", Some(ADMIN), None).await;
+    assert_eq!((v["registered_live"].clone(), v["versions"].as_array().map(Vec::len)), (json!(1), Some(1)));
+    let ndcg = v["live"]["holdout_ndcg"].as_f64().expect("holdout measured");
+    assert!(ndcg > 0.0 && ndcg < 1.0);
+    // A retrain on the same data is as good: promoted.
+    let (_, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
+    assert_eq!((v["promoted"].clone(), v["live"]["version"].clone()), (json!(true), json!(2)), "{v}");
+    // A candidate made worse (1 factor, 1 iteration) with no tolerance is rejected; the live
+    // version stays.
+    let mut worse = config();
+    worse.als_params = "factors=1,iterations=1".into();
+    worse.promote_tolerance = 0.0;
+    let dyn_store: Arc<dyn Store> = s.store.clone();
+    let models = s.state.registry.dir().to_path_buf();
+    let other = AppState::open(worse, dyn_store, Default::default(), models).expect("state");
+    other.start_blocking().expect("serves the registered version");
+    assert_eq!(other.live.load().as_ref().map(|l| l.version), Some(2), "a restart serves the registered version");
+    let r = other.retrain_blocking().expect("retrain");
+    assert!(!r.promoted, "{r:?}");
+    assert_eq!(other.live.load().as_ref().map(|l| l.version), Some(2));
+    let reg = s.state.registry.read().expect("registry");
+    assert_eq!((reg.live, reg.versions.len()), (Some(2), 3));
+    // Rollback: the registry names version 1 again; reload swaps it in.
+    let mut reg = reg;
+    reg.live = Some(1);
+    s.state.registry.write(&reg).expect("write");
+    let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
+    assert_eq!((st, v["live"]["version"].clone()), (StatusCode::OK, json!(1)), "{v}");
+    let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?k=3", Some(READ), None).await;
+    assert_eq!(v["model_version"], 1);
 }
 
 #[test]

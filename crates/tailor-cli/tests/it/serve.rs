@@ -136,3 +136,39 @@ fn sigkill_while_posting_keeps_every_acknowledged_event_once() {
         acked.iter().filter(|id| !unique.contains(&tailor_core::EventId::from_given(id).0)).collect();
     assert!(missing.is_empty(), "{} acknowledged events are missing, e.g. {:?}", missing.len(), missing.first());
 }
+
+#[test]
+fn train_list_and_rollback_versions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--no-serve", "--users", "200", "--items", "100", "--days", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for want in [1, 2] {
+        let o = tailor(&data, &["--json", "--conf", "serve.als_params=factors=8,iterations=3", "train"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(
+            (v["candidate"]["version"].clone(), v["promoted"].clone()),
+            (serde_json::json!(want), serde_json::json!(true)),
+            "{v}"
+        );
+    }
+    let o = tailor(&data, &["--json", "model", "list"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((v["live"].clone(), v["versions"].as_array().map(Vec::len)), (serde_json::json!(2), Some(2)));
+    let o = tailor(&data, &["--json", "model", "rollback"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!((v["from"].clone(), v["live"].clone()), (serde_json::json!(2), serde_json::json!(1)));
+    let o = tailor(&data, &["model", "rollback", "--to", "99"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("version 99 has no kept model file"), "{}", stderr(&o));
+    // A restarted server serves the registered version 1.
+    let port = free_port();
+    let mut server = start(&data, port);
+    let (st, body) = http(port, "GET", "/readyz", "").expect("readyz");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(st, 200);
+    assert!(body.contains("\"model_version\":1"), "{body}");
+}

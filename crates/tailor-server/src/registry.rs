@@ -1,0 +1,132 @@
+//! Model versions on disk (`DATA_DIR/models/`): one gzip'd model file per registered version
+//! and `registry.json` naming the live one, so a restart serves the same version, a retrain
+//! can be rejected, and `tailor model rollback` can go back. Writes go through a temporary
+//! file and a rename, so a crash never leaves a half-written registry.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tailor_recommend::als::AlsModel;
+use tailor_recommend::file::{AnyModel, ModelFile};
+
+use crate::error::{ApiError, ApiResult};
+use crate::live::LiveInfo;
+
+/// `registry.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RegistryFile {
+    /// The version to serve.
+    pub live: Option<u64>,
+    /// Every version trained, oldest first (rejected candidates included, with `promoted`
+    /// false and no model file).
+    pub versions: Vec<LiveInfo>,
+}
+
+impl RegistryFile {
+    /// The next version number.
+    pub fn next_version(&self) -> u64 {
+        self.versions.iter().map(|v| v.version).max().unwrap_or(0) + 1
+    }
+
+    /// Facts of version `v`.
+    pub fn get(&self, v: u64) -> Option<&LiveInfo> {
+        self.versions.iter().find(|x| x.version == v)
+    }
+}
+
+/// The model directory.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("{}: {e}", path.display()))
+}
+
+impl Registry {
+    /// The registry in `dir` (created on first write).
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self) -> PathBuf {
+        self.dir.join("registry.json")
+    }
+
+    fn model_path(&self, version: u64) -> PathBuf {
+        self.dir.join(format!("v{version:06}.json.gz"))
+    }
+
+    /// The registry (empty when none was written yet).
+    pub fn read(&self) -> ApiResult<RegistryFile> {
+        let path = self.file();
+        match fs_err::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| io(&path, format!("corrupt registry: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RegistryFile::default()),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> ApiResult<()> {
+        fs_err::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let tmp = path.with_extension("tmp");
+        let mut f = fs_err::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(|e| io(&tmp, e))?;
+        fs_err::rename(&tmp, path).map_err(|e| io(path, e))
+    }
+
+    /// Replaces the registry.
+    pub fn write(&self, r: &RegistryFile) -> ApiResult<()> {
+        let bytes = serde_json::to_vec_pretty(r).map_err(ApiError::internal)?;
+        self.write_atomic(&self.file(), &bytes)
+    }
+
+    /// Stores a version's model.
+    pub fn save_model(&self, version: u64, file: &ModelFile) -> ApiResult<()> {
+        let json = file.to_json().map_err(ApiError::internal)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&json).map_err(ApiError::internal)?;
+        let bytes = gz.finish().map_err(ApiError::internal)?;
+        self.write_atomic(&self.model_path(version), &bytes)
+    }
+
+    /// A version's ALS model.
+    pub fn load_model(&self, version: u64) -> ApiResult<AlsModel> {
+        let path = self.model_path(version);
+        let f = fs_err::File::open(&path).map_err(|e| io(&path, e))?;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(&path, e))?;
+        match ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model {
+            AnyModel::Als(m) => Ok(m),
+            other => Err(io(&path, format!("holds a {} model, not ALS", other.as_model().name()))),
+        }
+    }
+
+    /// Deletes model files of all but the newest `keep` promoted versions (never the live
+    /// one), so rollback has `keep - 1` versions to go back to.
+    pub fn prune(&self, r: &RegistryFile, keep: usize) -> ApiResult<()> {
+        let promoted: Vec<u64> = r.versions.iter().filter(|v| v.promoted).map(|v| v.version).collect();
+        let cut = promoted.len().saturating_sub(keep.max(1));
+        for &v in &promoted[..cut] {
+            if Some(v) != r.live {
+                let path = self.model_path(v);
+                if path.exists() {
+                    fs_err::remove_file(&path).map_err(|e| io(&path, e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether version `v`'s model file is on disk.
+    pub fn has_model(&self, v: u64) -> bool {
+        self.model_path(v).exists()
+    }
+}
