@@ -701,17 +701,19 @@ pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, re
         return Err(crate::usage(format!("unknown user {user:?}: no events and no user record")));
     }
     let as_of = as_of.map_or(Timestamp::now().0.max(latest), |t| t.0);
-    let rows = vec![(user.to_owned(), record.as_ref(), &act)];
-    let mut t = features::table(&rows, as_of, rec.top_categories.clone());
-    // A lone user has no population median for a missing age: use the run's population mean
-    // of the encoder (centre of the age transform) when there is one.
-    if record.as_ref().and_then(|u| features::age_of(u, as_of)).is_none()
-        && let (Some(enc), Some(c)) = (&rec.encoder, t.column("age"))
-        && let Some((_, tr)) = enc.column_transforms().find(|(n, _)| *n == "age")
-    {
-        t.values[c] = tr.center;
-    }
-    Ok(t)
+    Ok(assigner(rec)?.features(user, record.as_ref(), &act, as_of))
+}
+
+/// The assignment view of a run's record.
+fn assigner(rec: &Record) -> Result<tailor_segment::assign::Assigner> {
+    Ok(tailor_segment::assign::Assigner {
+        method: rec.method.clone(),
+        top_categories: rec.top_categories.clone(),
+        encoder: rec.encoder.clone(),
+        centroids: rec.centroids.clone(),
+        compiled_rules: rec.compiled_rules.clone(),
+        names: rec.names.clone(),
+    })
 }
 
 /// Where one user belongs under a stored run.
@@ -743,39 +745,15 @@ pub fn assign(
     let rec = record_of(run)?;
     let t = user_features(store, user, as_of, &rec)?;
     let started = Instant::now();
-    let mut distance = None;
-    let segments: Vec<String> = if let Some(enc) = &rec.encoder {
-        let b = enc.bind(&t)?;
-        let cats: Vec<Option<&str>> = t.categorical.iter().map(|c| c[0].as_deref()).collect();
-        let mut row = Vec::with_capacity(enc.width());
-        enc.encode_row(&b, t.row(0), &cats, &mut row);
-        let best = rec
-            .centroids
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (k, c.iter().zip(&row).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()))
-            .min_by(|a, b| a.1.total_cmp(&b.1));
-        match best {
-            Some((k, d2)) => {
-                distance = Some(d2.sqrt());
-                rec.names.get(k).cloned().into_iter().collect()
-            }
-            None => Vec::new(),
-        }
-    } else if !rec.compiled_rules.is_empty() {
-        let cats: Vec<Option<&str>> = t.categorical.iter().map(|c| c[0].as_deref()).collect();
-        rec.compiled_rules
-            .iter()
-            .zip(&rec.names)
-            .filter(|(r, _)| r.eval(t.row(0), &cats))
-            .map(|(_, n)| n.clone())
-            .collect()
-    } else {
+    let a = assigner(&rec)?;
+    if !a.can_assign() {
         return Err(crate::usage(format!(
             "segmentation {:?} ({}) cannot assign single users; rerun it with `tailor segment run --method {}`",
             run.name, rec.method, rec.method
         )));
-    };
+    }
+    let placement = a.place(&t)?;
+    let (segments, distance) = (placement.segments, placement.distance);
     let assign_micros = started.elapsed().as_secs_f64() * 1e6;
     let changed = apply && store.set_user_segments(&run.name, user, segments.clone(), Timestamp::now())?;
     Ok(Assignment { segmentation: run.name.clone(), run: run.id, segments, distance, changed, assign_micros })

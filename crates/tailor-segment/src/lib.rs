@@ -29,6 +29,7 @@
 //! # Ok::<(), tailor_segment::SegmentError>(())
 //! ```
 
+pub mod assign;
 pub mod dbscan;
 pub mod error;
 pub mod explain;

@@ -70,6 +70,16 @@ pub struct AppState {
     pub training: tokio::sync::Mutex<()>,
     /// Registered model versions.
     pub registry: registry::Registry,
+    /// Segmentations that can place single users (latest run of each), for real-time
+    /// reassignment.
+    segmenters: ArcSwap<Vec<Segmenter>>,
+    /// Current segments per user and segmentation: authoritative for serving, persisted to
+    /// the store by [`segment_writer`] right after each change.
+    memberships: Mutex<HashMap<String, HashMap<String, Vec<String>>>>,
+    /// Users whose features changed since they were last placed in segments.
+    dirty: Mutex<std::collections::HashSet<String>>,
+    /// Queue of membership changes to persist.
+    segment_changes: std::sync::mpsc::Sender<MembershipBatch>,
     /// Per-key token buckets.
     limiter: Mutex<HashMap<String, (f64, Instant)>>,
     /// Counter mixed into recommendation ids.
@@ -119,6 +129,11 @@ impl AppState {
         let mut latest = Timestamp(0);
         let names = store.item_names().map_err(|e| e.to_string())?;
         let index: HashMap<&str, u32> = names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+        let item_features = {
+            let mut items = Vec::new();
+            store.for_each_item(&mut |_, s| items.push(s.value)).map_err(|e| e.to_string())?;
+            tailor_segment::features::ItemTable::new(&items)
+        };
         store
             .scan_events(tailor_store::EventFilter::default(), &mut |id, e| {
                 latest = latest.max(e.ts);
@@ -130,7 +145,8 @@ impl AppState {
                     price: e.unit_price,
                 };
                 if let Some(u) = &e.user {
-                    online.push(&online::user_key(u.as_str()), id.0, rec, false);
+                    let info = e.item.as_ref().and_then(|i| item_features.get(i.as_str()));
+                    online.push_event(&online::user_key(u.as_str()), id.0, rec, false, Some((&e, info)));
                 } else if let Some(s) = &e.session {
                     online.push(&online::session_key(s), id.0, rec, false);
                 }
@@ -140,6 +156,12 @@ impl AppState {
         let now = if latest.0 > 0 { latest } else { Timestamp::now() };
         let catalog = Catalog::load(store.as_ref(), now).map_err(|e| e.message)?;
         let ttl = Duration::from_secs(config.cache_ttl_seconds);
+        let (segment_changes, changes_rx) = std::sync::mpsc::channel();
+        let seg_store = store.clone();
+        std::thread::Builder::new()
+            .name("tailor-segment-writer".into())
+            .spawn(move || segment_writer(seg_store.as_ref(), &changes_rx))
+            .map_err(|e| format!("starting the segment writer: {e}"))?;
         let (writer, jobs) = std::sync::mpsc::sync_channel(1024);
         let writer_store = store.clone();
         std::thread::Builder::new()
@@ -161,6 +183,10 @@ impl AppState {
             als,
             training: tokio::sync::Mutex::new(()),
             registry: registry::Registry::new(models_dir),
+            segmenters: ArcSwap::from_pointee(Vec::new()),
+            memberships: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(std::collections::HashSet::new()),
+            segment_changes,
             limiter: Mutex::new(HashMap::new()),
             rec_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -271,7 +297,125 @@ impl AppState {
         Ok((events, report?))
     }
 
+    /// Reloads the segmentations used for real-time reassignment and their memberships.
+    pub fn load_segmenters(&self) -> ApiResult<()> {
+        let mut latest: HashMap<String, tailor_store::SegmentationRun> = HashMap::new();
+        for run in self.store.segmentation_runs()? {
+            latest.insert(run.name.clone(), run);
+        }
+        let mut segmenters = Vec::new();
+        let mut members: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
+        for run in latest.into_values() {
+            for seg in &run.segments {
+                for u in self.store.segment_members(&run.name, &seg.name)? {
+                    members.entry(u).or_default().entry(run.name.clone()).or_default().push(seg.name.clone());
+                }
+            }
+            match serde_json::from_value::<tailor_segment::assign::Assigner>(run.record.clone()) {
+                Ok(a) if a.can_assign() => segmenters.push(Segmenter { name: run.name.clone(), assigner: a }),
+                _ => {
+                    tracing::info!(segmentation = %run.name, "not reassigned in real time (its method cannot place single users)")
+                }
+            }
+        }
+        self.segmenters.store(Arc::new(segmenters));
+        *self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = members;
+        Ok(())
+    }
+
+    /// Notes that these users' features changed: they are re-placed in segments before their
+    /// next read ([`AppState::settle`]) or by the background sweep, whichever comes first, so
+    /// ingestion does not wait for it.
+    pub fn mark_dirty(&self, users: impl IntoIterator<Item = String>) {
+        if self.segmenters.load().is_empty() {
+            return;
+        }
+        self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(users);
+    }
+
+    /// Re-places a user whose features changed, before their data is read (read-your-writes
+    /// for segments). Cheap when nothing changed.
+    pub fn settle(&self, user: &str) -> ApiResult<()> {
+        let was = self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(user);
+        if was {
+            self.reassign_blocking(&[user.to_string()])?;
+        }
+        Ok(())
+    }
+
+    /// Re-places every user marked dirty (the background sweep). Returns the changes.
+    pub fn settle_all(&self) -> ApiResult<usize> {
+        let users: Vec<String> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+                .into_iter()
+                .collect();
+        if users.is_empty() { Ok(0) } else { self.reassign_blocking(&users) }
+    }
+
+    /// A user's current segments per segmentation (from memory), by segmentation name.
+    pub fn segments_by_segmentation(&self, user: &str) -> Vec<(String, Vec<String>)> {
+        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<(String, Vec<String>)> =
+            m.get(user).map(|by| by.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// A user's current segments in every segmentation (from memory).
+    pub fn segments_of(&self, user: &str) -> Vec<String> {
+        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<String> = m.get(user).map(|by| by.values().flatten().cloned().collect()).unwrap_or_default();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Re-places `users` with every real-time segmentation from their updated features;
+    /// changed memberships are stored (with history) and mirrored. Blocking. Returns the
+    /// number of changes.
+    pub fn reassign_blocking(&self, users: &[String]) -> ApiResult<usize> {
+        let segmenters = self.segmenters.load_full();
+        if segmenters.is_empty() {
+            return Ok(0);
+        }
+        let now = Timestamp::now();
+        let mut changed: Vec<(String, String, Vec<String>)> = Vec::new();
+        for user in users {
+            let record = self.store.user(user)?.map(|s| s.value);
+            let key = online::user_key(user);
+            for seg in segmenters.iter() {
+                let placed = self.online.with(&key, |sub| {
+                    let t = seg.assigner.features(user, record.as_ref(), &sub.activity, now.0);
+                    seg.assigner.place(&t)
+                });
+                let Some(Ok(placement)) = placed else { continue };
+                let mut m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let by = m.entry(user.clone()).or_default();
+                if by.get(&seg.name).map_or(&[][..], Vec::as_slice) != placement.segments.as_slice() {
+                    by.insert(seg.name.clone(), placement.segments.clone());
+                    changed.push((seg.name.clone(), user.clone(), placement.segments));
+                }
+            }
+        }
+        let changes = changed.len();
+        if changes > 0 {
+            for (_, user, _) in &changed {
+                self.cache.invalidate(&online::user_key(user));
+            }
+            // Persisted in the background, many requests' changes per transaction: serving
+            // reads the memory, which is already current.
+            if self.segment_changes.send((changed, now)).is_err() {
+                tracing::error!("the segment writer has stopped; membership changes are not persisted");
+            }
+        }
+        if changes > 0 {
+            metrics::counter!("tailor_segment_reassignments_total").increment(changes as u64);
+        }
+        Ok(changes)
+    }
+
     fn swap(&self, live: Live) -> ApiResult<()> {
+        self.load_segmenters()?;
         let info = live.info.clone();
         let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
         self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
@@ -303,6 +447,7 @@ impl AppState {
         let mut erasure = self.store.erase_user(id)?;
         self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), Timestamp::now());
         let key = online::user_key(id);
+        self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         erasure.found |= self.online.remove(&key);
         self.cache.invalidate(&key);
         erasure.found |= self.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
@@ -371,6 +516,30 @@ impl AppState {
             ))
         }
     }
+}
+
+/// Membership changes `(segmentation, user, segments)` found at one time.
+type MembershipBatch = (Vec<(String, String, Vec<String>)>, Timestamp);
+
+/// Persists membership changes: drains every queued change and stores them in one
+/// transaction (with history). Ends when the state is dropped.
+fn segment_writer(store: &dyn Store, rx: &std::sync::mpsc::Receiver<MembershipBatch>) {
+    while let Ok((mut changes, at)) = rx.recv() {
+        let mut last = at;
+        while let Ok((more, t)) = rx.try_recv() {
+            changes.extend(more);
+            last = t;
+        }
+        if let Err(e) = store.set_many_user_segments(changes, last) {
+            tracing::error!(error = %e, "persisting segment memberships failed");
+        }
+    }
+}
+
+/// A segmentation placing users in real time.
+struct Segmenter {
+    name: String,
+    assigner: tailor_segment::assign::Assigner,
 }
 
 /// What a retraining did.
@@ -502,6 +671,21 @@ pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()
     }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving");
+    {
+        // Segment sweep: users marked dirty by events are re-placed within a moment even if
+        // nothing reads them.
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.settle_all()).await {
+                    tracing::error!(error = %e.message, "segment sweep failed");
+                }
+            }
+        });
+    }
     if let Some(period) = state.config.retrain_period() {
         let state = state.clone();
         tokio::spawn(async move {

@@ -35,6 +35,8 @@ pub struct Catalog {
     pub brands: Vec<String>,
     /// In the top fifth of its category's prices (the premium tier).
     pub premium: Vec<bool>,
+    /// What user features need to know of items (category, brand, price percentile...).
+    pub features: tailor_segment::features::ItemTable,
 }
 
 fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) -> u32 {
@@ -92,7 +94,8 @@ impl Catalog {
         let premium = (0..n)
             .map(|i| view.price[i].is_some_and(|p| cut.get(&view.category[i]).is_some_and(|&c| p >= c)))
             .collect();
-        Ok(Self { names, index, items, view, categories, brands, premium })
+        let features = tailor_segment::features::ItemTable::new(items.iter().flatten());
+        Ok(Self { names, index, items, view, categories, brands, premium, features })
     }
 
     /// Number of items.

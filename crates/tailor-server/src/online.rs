@@ -54,6 +54,8 @@ pub struct Subject {
     pub last_seen: Option<Timestamp>,
     /// Wall-clock time the latest event was received through the API.
     pub updated_at: Option<Timestamp>,
+    /// Behaviour features, updated one event at a time (users only).
+    pub activity: tailor_segment::features::Activity,
 }
 
 impl Subject {
@@ -93,10 +95,25 @@ impl Online {
     /// Records an event (by id: a repeat is ignored); `live` marks events received now.
     /// Returns whether it was new.
     pub fn push(&self, key: &str, id: u128, rec: Rec, live: bool) -> bool {
+        self.push_event(key, id, rec, live, None)
+    }
+
+    /// [`Online::push`] that also folds the full event into the subject's behaviour features.
+    pub fn push_event(
+        &self,
+        key: &str,
+        id: u128,
+        rec: Rec,
+        live: bool,
+        event: Option<(&tailor_core::Event, Option<&tailor_segment::features::ItemInfo>)>,
+    ) -> bool {
         let mut shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let s = shard.entry(key.to_string()).or_default();
         if !s.ids.insert(id) {
             return false;
+        }
+        if let Some((e, info)) = event {
+            s.activity.push(e, info);
         }
         *s.counts.entry(rec.kind).or_insert(0) += 1;
         s.last_seen = Some(s.last_seen.map_or(rec.ts, |t| t.max(rec.ts)));

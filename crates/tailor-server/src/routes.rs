@@ -334,12 +334,39 @@ fn rejected_response(what: &str, errors: Vec<RowError>) -> Response {
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
+/// The common case parsed in one pass: a JSON array of events in their stored form.
+fn events_fast(body: &[u8], max: usize) -> Option<Vec<Event>> {
+    let events: Vec<Event> = serde_json::from_slice(body).ok()?;
+    (events.len() <= max).then_some(events)
+}
+
 async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
-    let rows = rows(&body, "events", s.config.max_batch)?;
     let now = Timestamp::now();
     let mut errors = Vec::new();
-    let mut events = Vec::with_capacity(rows.len());
     let mut ordinals: HashMap<u128, u32> = HashMap::new();
+    let mut events = Vec::new();
+    // Fast path: every row is a well-formed event; else row by row with errors per row.
+    let rows = match events_fast(&body, s.config.max_batch) {
+        Some(parsed) => {
+            for (index, e) in parsed.into_iter().enumerate() {
+                match e.validate() {
+                    Ok(()) => events.push(e),
+                    Err(err) => {
+                        errors.push(RowError { index, field: Some(err.field().to_string()), message: err.to_string() })
+                    }
+                }
+            }
+            Vec::new()
+        }
+        None => rows(&body, "events", s.config.max_batch)?,
+    };
+    for e in &mut events {
+        if e.id.is_none() {
+            let ord = ordinals.entry(e.content_hash()).or_insert(0);
+            e.id = Some(e.derive_id(*ord));
+            *ord += 1;
+        }
+    }
     for (index, mut row) in rows.into_iter().enumerate() {
         // Friendlier than the stored form: `ts` may be RFC 3339 / seconds / missing (now).
         if let Some(o) = row.as_object_mut() {
@@ -396,6 +423,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         .await?;
         catalog = s.catalog.load_full();
     }
+    let mut touched: Vec<String> = Vec::new();
     for e in &events {
         let key = match (&e.user, &e.session) {
             (Some(u), _) => user_key(u.as_str()),
@@ -410,10 +438,16 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
             price: e.unit_price,
         };
         let id = e.id.map_or(0, |i| i.0);
-        if s.online.push(&key, id, rec, true) {
+        let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
+        if s.online.push_event(&key, id, rec, true, Some((e, info))) {
             s.cache.invalidate(&key);
+            if let Some(u) = &e.user {
+                touched.push(u.as_str().to_string());
+            }
         }
     }
+    // Their features changed: their segments follow before their next read.
+    s.mark_dirty(touched);
     metrics::counter!("tailor_events_ingested_total").increment(report.events_added);
     metrics::counter!("tailor_events_duplicate_total").increment(report.events_duplicate);
     let body = json!({
@@ -720,7 +754,12 @@ async fn segment_users(State(s): St, Path(name): Path<String>, RawQuery(raw): Ra
 async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
     let state = s.clone();
     let uid = id.clone();
-    let (record, segments) = blocking(move || Ok((state.store.user(&uid)?, state.store.user_segments(&uid)?))).await?;
+    let record = blocking(move || {
+        state.settle(&uid)?;
+        Ok(state.store.user(&uid)?)
+    })
+    .await?;
+    let segments = s.segments_by_segmentation(&id);
     let subject = s.online.get(&user_key(&id));
     if record.is_none() && subject.is_none() && segments.is_empty() {
         return Err(ApiError::not_found(format!("user {id:?} is not known")));
@@ -891,24 +930,12 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
     }
     metrics::counter!("tailor_recommendation_cache_total", "result" => if s.cache.enabled() { "miss" } else { "off" })
         .increment(1);
-    // Segments come from the store (real-time reassignment writes them there).
-    let state = s.clone();
-    let uid = id.clone();
-    let segments = if state.config.playbooks.is_empty() && needs_no_segments(&s, &id) {
-        Vec::new()
-    } else {
-        blocking(move || Ok(state.store.user_segments(&uid)?)).await?.into_iter().flat_map(|(_, v)| v).collect()
-    };
+    // Segments from memory, re-placed first if the user's features changed.
+    s.settle(&id)?;
+    let segments = s.segments_of(&id);
     let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, start)?);
     s.cache.put(&key, &q.canonical, generation, body.clone());
     Ok(Json((*body).clone()).into_response())
-}
-
-/// Users with a model vector or history never reach the segment step (unless a playbook
-/// needs their segments), so their request skips the store.
-fn needs_no_segments(s: &AppState, id: &str) -> bool {
-    let has_row = s.live.load().as_ref().is_some_and(|l| s.user_row(l, id).is_some());
-    has_row || s.online.with(&user_key(id), |sub| !sub.events.is_empty()).unwrap_or(false)
 }
 
 async fn session_recommendations(

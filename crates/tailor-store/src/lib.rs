@@ -214,6 +214,16 @@ pub trait Store: Send + Sync {
     /// the change in the history when they differ. Returns whether they changed.
     fn set_user_segments(&self, name: &str, user: &str, segments: Vec<String>, at: Timestamp) -> Result<bool>;
 
+    /// [`Store::set_user_segments`] for many (segmentation, user, segments) at once, in one
+    /// transaction. Returns how many changed.
+    fn set_many_user_segments(&self, changes: Vec<(String, String, Vec<String>)>, at: Timestamp) -> Result<usize> {
+        let mut n = 0;
+        for (name, user, segments) in changes {
+            n += usize::from(self.set_user_segments(&name, &user, segments, at)?);
+        }
+        Ok(n)
+    }
+
     /// The latest run of segmentation `name`, or run `id`.
     fn segmentation(&self, name: &str, id: Option<u64>) -> Result<Option<SegmentationRun>>;
 

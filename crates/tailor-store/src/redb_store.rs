@@ -686,6 +686,18 @@ impl Store for RedbStore {
         Ok(changed)
     }
 
+    fn set_many_user_segments(&self, changes: Vec<(String, String, Vec<String>)>, at: Timestamp) -> Result<usize> {
+        let p = &self.path;
+        let _writer = self.writer();
+        let txn = self.db.begin_write().ctx(p)?;
+        let mut n = 0;
+        for (name, user, segments) in changes {
+            n += usize::from(put_members(&txn, &name, &user, segments, at, None).ctx(p)?);
+        }
+        txn.commit().ctx(p)?;
+        Ok(n)
+    }
+
     fn segmentation(&self, name: &str, id: Option<u64>) -> Result<Option<SegmentationRun>> {
         let p = &self.path;
         let txn = self.db.begin_read().ctx(p)?;

@@ -172,3 +172,63 @@ fn train_list_and_rollback_versions() {
     assert_eq!(st, 200);
     assert!(body.contains("\"model_version\":1"), "{body}");
 }
+
+#[test]
+fn events_reassign_rule_segments_in_real_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--no-serve", "--users", "300", "--items", "200", "--days", "14"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo-rules.toml");
+    let o = tailor(&data, &["segment", "run", "--method", "rules", "--rules", rules]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = free_port();
+    let mut server = start(&data, port);
+    // Cheap discounted items: the bottom of their category's prices, on sale.
+    let (_, body) = http(port, "GET", "/v1/popular?k=100", "").expect("popular");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let mut by_cat: std::collections::HashMap<String, Vec<(f64, String, bool)>> = Default::default();
+    for it in &items {
+        let price = it["price"].as_f64().unwrap_or(f64::MAX);
+        by_cat.entry(it["category"].as_str().unwrap_or("").into()).or_default().push((
+            price,
+            it["id"].as_str().unwrap_or("").into(),
+            it["sale_price"].is_number(),
+        ));
+    }
+    let mut cheap_on_sale = Vec::new();
+    for list in by_cat.values_mut() {
+        list.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = list.len();
+        cheap_on_sale.extend(list.iter().take(n / 3).filter(|x| x.2).map(|x| x.1.clone()));
+    }
+    assert!(cheap_on_sale.len() >= 3, "too few cheap discounted items: {cheap_on_sale:?}");
+    let rows: Vec<String> = cheap_on_sale
+        .iter()
+        .enumerate()
+        .map(|(n, i)| {
+            format!(
+                r#"{{"user":"rt-user","item":"{i}","kind":"purchase","unit_price":1.0,"order_id":"rt-{n}","ts":{}}}"#,
+                1_790_000_000_000u64 + n as u64 * 60_000
+            )
+        })
+        .collect();
+    let (st, body) = http(port, "POST", "/v1/events", &format!("[{}]", rows.join(","))).expect("post");
+    let (_, profile) = http(port, "GET", "/v1/users/rt-user/profile", "").expect("profile");
+    // Memberships are served from memory at once and persisted right after: the stored
+    // list follows within moments.
+    let mut members = String::new();
+    for _ in 0..100 {
+        members = http(port, "GET", "/v1/segments/Bargain%20hunters/users?per_page=1000", "").expect("members").1;
+        if members.contains("rt-user") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(st, 202, "{body}");
+    assert!(profile.contains("Bargain hunters"), "{profile}");
+    assert!(members.contains("rt-user"), "{members}");
+}
