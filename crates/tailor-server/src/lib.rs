@@ -352,6 +352,20 @@ impl AppState {
         if users.is_empty() { Ok(0) } else { self.reassign_blocking(&users) }
     }
 
+    /// Members per (segmentation, segment), from memory (for `/metrics`).
+    pub fn segment_sizes(&self) -> HashMap<(String, String), usize> {
+        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: HashMap<(String, String), usize> = HashMap::new();
+        for by in m.values() {
+            for (segmentation, segs) in by {
+                for seg in segs {
+                    *out.entry((segmentation.clone(), seg.clone())).or_insert(0) += 1;
+                }
+            }
+        }
+        out
+    }
+
     /// A user's current segments per segmentation (from memory), by segmentation name.
     pub fn segments_by_segmentation(&self, user: &str) -> Vec<(String, Vec<String>)> {
         let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -266,10 +266,9 @@ async fn metrics(State(s): St) -> Response {
     if let Some(l) = s.live.load().as_ref() {
         let age = (Timestamp::now().0 - l.trained_at.0) as f64 / 1000.0;
         metrics::gauge!("tailor_model_age_seconds").set(age);
-        for (name, counts) in &l.segment_popular {
-            let _ = counts;
-            metrics::gauge!("tailor_segment_with_popular_list", "segment" => name.clone()).set(1.0);
-        }
+    }
+    for ((segmentation, segment), n) in s.segment_sizes() {
+        metrics::gauge!("tailor_segment_size", "segmentation" => segmentation, "segment" => segment).set(n as f64);
     }
     metrics::gauge!("tailor_online_subjects").set(s.online.len() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
@@ -1093,6 +1092,7 @@ fn recommend(
         subject = %key,
         items = ?ids,
         model_version = live.version,
+        variant = Option::<&str>::None,
         strategy,
         slot = q.slot.as_deref().unwrap_or(""),
         context = ?q.context,
