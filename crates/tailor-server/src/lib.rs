@@ -115,7 +115,7 @@ fn metrics_handle() -> PrometheusHandle {
 
 impl AppState {
     /// Opens the state over a store: loads the catalog and every stored event into the
-    /// real-time state (blocking; call before serving). Models come from [`AppState::retrain`].
+    /// real-time state (blocking; call before serving). Models come from [`AppState::start_blocking`].
     pub fn open(
         config: ServeConfig,
         store: Arc<dyn Store>,
