@@ -459,6 +459,24 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+/// Parses and validates each row; the valid records, and the errors by row.
+fn valid_rows<T: serde::de::DeserializeOwned>(
+    rows: Vec<Value>,
+    validate: impl Fn(&T) -> tailor_core::Result<()>,
+) -> (Vec<T>, Vec<RowError>) {
+    let (mut ok, mut errors) = (Vec::new(), Vec::new());
+    for (index, row) in rows.into_iter().enumerate() {
+        match parse_row::<T>(index, row) {
+            Ok(r) => match validate(&r) {
+                Ok(()) => ok.push(r),
+                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    (ok, errors)
+}
+
 fn catalog_now(s: &AppState) -> Timestamp {
     s.live
         .load()
@@ -467,18 +485,7 @@ fn catalog_now(s: &AppState) -> Timestamp {
 }
 
 async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
-    let rows = rows(&body, "items", s.config.max_batch)?;
-    let mut errors = Vec::new();
-    let mut items = Vec::new();
-    for (index, row) in rows.into_iter().enumerate() {
-        match parse_row::<Item>(index, row) {
-            Ok(it) => match it.validate() {
-                Ok(()) => items.push(it),
-                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
-            },
-            Err(e) => errors.push(e),
-        }
-    }
+    let (items, errors) = valid_rows(rows(&body, "items", s.config.max_batch)?, Item::validate);
     if items.is_empty() && !errors.is_empty() {
         return Ok(rejected_response("items", errors));
     }
@@ -496,18 +503,7 @@ async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
 }
 
 async fn put_users(State(s): St, body: Bytes) -> ApiResult<Response> {
-    let rows = rows(&body, "users", s.config.max_batch)?;
-    let mut errors = Vec::new();
-    let mut users = Vec::new();
-    for (index, row) in rows.into_iter().enumerate() {
-        match parse_row::<User>(index, row) {
-            Ok(u) => match u.validate() {
-                Ok(()) => users.push(u),
-                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
-            },
-            Err(e) => errors.push(e),
-        }
-    }
+    let (users, errors) = valid_rows(rows(&body, "users", s.config.max_batch)?, User::validate);
     if users.is_empty() && !errors.is_empty() {
         return Ok(rejected_response("users", errors));
     }
@@ -605,42 +601,34 @@ fn listing(catalog: &Catalog, list: &[(u32, f32)], reason: Option<&Reason>) -> V
     Value::Array(list.iter().map(|&(i, sc)| item_json(catalog, i, sc, reason)).collect())
 }
 
-async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = query_map(raw.as_deref())?;
-    let k = k_param(&q, 10)?;
+/// Items related to item `id` by `related(live, item, k)`, in stock, with `reason(item)`.
+fn related_items(
+    s: &AppState,
+    id: &str,
+    raw: Option<&str>,
+    related: impl Fn(&Live, u32, usize) -> Vec<(u32, f32)>,
+    reason: impl Fn(u32) -> Reason,
+) -> ApiResult<Response> {
+    let k = k_param(&query_map(raw)?, 10)?;
     let catalog = s.catalog.load_full();
-    let i = item_index(&catalog, &id)?;
-    let live = live_or_503(&s)?;
-    let list: Vec<(u32, f32)> = live
-        .als
-        .as_ref()
-        .map(|m| m.similar_items(i, k * 2))
-        .unwrap_or_default()
+    let i = item_index(&catalog, id)?;
+    let live = live_or_503(s)?;
+    let list: Vec<(u32, f32)> = related(&live, i, k)
         .into_iter()
         .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
         .take(k)
         .collect();
-    let reason = Reason::BecauseYouViewed { item: i };
-    Ok(Json(json!({"item": id, "items": listing(&catalog, &list, Some(&reason)), "model_version": live.version}))
-        .into_response())
+    let items = listing(&catalog, &list, Some(&reason(i)));
+    Ok(Json(json!({"item": id, "items": items, "model_version": live.version})).into_response())
+}
+
+async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let similar = |l: &Live, i: u32, k: usize| l.als.as_ref().map(|m| m.similar_items(i, k * 2)).unwrap_or_default();
+    related_items(&s, &id, raw.as_deref(), similar, |item| Reason::BecauseYouViewed { item })
 }
 
 async fn bought_together(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = query_map(raw.as_deref())?;
-    let k = k_param(&q, 10)?;
-    let catalog = s.catalog.load_full();
-    let i = item_index(&catalog, &id)?;
-    let live = live_or_503(&s)?;
-    let list: Vec<(u32, f32)> = live
-        .together
-        .of(i)
-        .into_iter()
-        .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
-        .take(k)
-        .collect();
-    let reason = Reason::AlsoBought { item: i };
-    Ok(Json(json!({"item": id, "items": listing(&catalog, &list, Some(&reason)), "model_version": live.version}))
-        .into_response())
+    related_items(&s, &id, raw.as_deref(), |l, i, _| l.together.of(i), |item| Reason::AlsoBought { item })
 }
 
 fn categories_param(catalog: &Catalog, q: &HashMap<String, String>) -> ApiResult<Vec<u32>> {
