@@ -398,11 +398,13 @@ impl AppState {
             let record = self.store.user(user)?.map(|s| s.value);
             let key = online::user_key(user);
             for seg in segmenters.iter() {
-                let placed = self.online.with(&key, |sub| {
-                    let t = seg.assigner.features(user, record.as_ref(), &sub.activity, now.0);
-                    seg.assigner.place(&t)
-                });
-                let Some(Ok(placement)) = placed else { continue };
+                // Users without events (known by their attributes only) have empty activity.
+                let place = |act: &tailor_segment::features::Activity| {
+                    seg.assigner.place(&seg.assigner.features(user, record.as_ref(), act, now.0))
+                };
+                let placed =
+                    self.online.with(&key, |sub| place(&sub.activity)).unwrap_or_else(|| place(&Default::default()));
+                let Ok(placement) = placed else { continue };
                 let mut m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let by = m.entry(user.clone()).or_default();
                 if by.get(&seg.name).map_or(&[][..], Vec::as_slice) != placement.segments.as_slice() {

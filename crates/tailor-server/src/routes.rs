@@ -508,14 +508,17 @@ async fn put_users(State(s): St, body: Bytes) -> ApiResult<Response> {
         return Ok(rejected_response("users", errors));
     }
     let state = s.clone();
-    let keys: Vec<String> = users.iter().map(|u| user_key(u.id.as_str())).collect();
+    let ids: Vec<String> = users.iter().map(|u| u.id.as_str().to_string()).collect();
     let report = blocking(move || {
         Ok(state.store.write(WriteBatch { users, mode: UpsertMode::Replace, ..WriteBatch::default() })?)
     })
     .await?;
-    for k in keys {
-        s.cache.invalidate(&k);
+    for id in &ids {
+        s.cache.invalidate(&user_key(id));
     }
+    // Attributes feed segment rules (age, country...): place them before their next read,
+    // so a new user known only by attributes gets their segment's popular items.
+    s.mark_dirty(ids);
     Ok(Json(json!({"inserted": report.users_inserted, "updated": report.users_updated, "rejected": errors}))
         .into_response())
 }
@@ -772,11 +775,29 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
         activity = json!({"counts": counts, "last_seen": sub.last_seen, "revenue_recent": revenue, "recent": recent});
     }
     let has_vector = live.as_ref().is_some_and(|l| s.user_row(l, &id).is_some() && l.als.is_some());
+    // The behaviour and demographic features segment rules see, as of now.
+    let features = {
+        let record_ref = record.as_ref().map(|r| &r.value);
+        let table = |act: &tailor_segment::features::Activity| {
+            let rows = vec![(id.clone(), record_ref, act)];
+            tailor_segment::features::table(&rows, Timestamp::now().0, Vec::new())
+        };
+        let t = s.online.with(&user_key(&id), |sub| table(&sub.activity)).unwrap_or_else(|| table(&Default::default()));
+        let mut f = serde_json::Map::new();
+        for (n, v) in t.names.iter().zip(t.row(0)) {
+            f.insert(n.clone(), if v.is_finite() { json!(v) } else { Value::Null });
+        }
+        for (n, col) in tailor_segment::features::CATEGORICAL.iter().zip(&t.categorical) {
+            f.insert((*n).to_string(), json!(col.first().cloned().flatten()));
+        }
+        Value::Object(f)
+    };
     let segs: Vec<Value> = segments.into_iter().map(|(k, v)| json!({"segmentation": k, "segments": v})).collect();
     Ok(Json(json!({
         "user": id,
         "attributes": record.map(|r| r.value),
         "segments": segs,
+        "features": features,
         "activity": activity,
         "model_vector": has_vector,
     }))

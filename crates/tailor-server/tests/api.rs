@@ -349,6 +349,8 @@ async fn catalog_users_items_segments() {
     let (st, v) = call(&s.app, "GET", "/v1/users/U00001/profile", Some(READ), None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(v["activity"]["counts"]["view"].as_u64().is_some_and(|n| n > 0), "{v}");
+    assert!(v["features"]["frequency"].as_f64().is_some(), "{v}");
+    assert!(v["features"].get("main_device").is_some(), "{v}");
     assert_eq!(call(&s.app, "GET", "/v1/users/ghost/profile", Some(READ), None).await.0, StatusCode::NOT_FOUND);
     // Segments.
     let (_, v) = call(&s.app, "GET", "/v1/segments", Some(READ), None).await;

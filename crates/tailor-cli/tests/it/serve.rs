@@ -232,3 +232,31 @@ fn events_reassign_rule_segments_in_real_time() {
     assert!(profile.contains("Bargain hunters"), "{profile}");
     assert!(members.contains("rt-user"), "{members}");
 }
+
+#[test]
+fn a_user_known_only_by_attributes_gets_their_segments_popular_items() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--no-serve", "--users", "300", "--items", "200", "--days", "14"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rules = dir.path().join("age.toml");
+    fs_err::write(&rules, "[[segment]]\nname = \"Young\"\nwhen = \"age < 30\"\n").expect("write");
+    let o = tailor(
+        &data,
+        &["segment", "run", "--method", "rules", "--rules", rules.to_str().expect("utf8"), "--name", "age"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = free_port();
+    let mut server = start(&data, port);
+    let (st, body) = http(port, "PUT", "/v1/users", r#"[{"id":"attr-only","age":22,"country":"DE"}]"#).expect("put");
+    let (_, recs) = http(port, "GET", "/v1/users/attr-only/recommendations?k=5", "").expect("recs");
+    let (_, old) = http(port, "GET", "/v1/users/attr-old/recommendations?k=5", "").expect("recs");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&recs).expect("json");
+    assert_eq!(v["strategy"], "segment_popular", "{v}");
+    assert_eq!(v["items"][0]["reason"]["text"], "Popular with shoppers like you");
+    let v: serde_json::Value = serde_json::from_str(&old).expect("json");
+    assert_eq!(v["strategy"], "popular", "an unknown user falls back to global popularity: {v}");
+}
