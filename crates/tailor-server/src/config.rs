@@ -85,6 +85,10 @@ pub struct ServeConfig {
     pub trending_half_life_days: f64,
     /// Most recent events kept in memory per user or session.
     pub history_per_user: usize,
+    /// Event context fields the context-aware model (iTALS) learns from, comma-separated
+    /// (`device`, `country`, `region`, `city`, `channel`, `page`, `slot`, `referrer`); a
+    /// request's `context.<field>=...` then conditions its list. Empty: no context model.
+    pub context_fields: String,
     /// Retrain in the background this often (`1h`, `30m`...; empty: never).
     pub retrain_every: String,
     /// A retrained model is promoted unless its holdout NDCG@10 is below the live one's by
@@ -112,6 +116,7 @@ impl Default for ServeConfig {
             als_params: String::new(),
             trending_half_life_days: 7.0,
             history_per_user: 500,
+            context_fields: "device".into(),
             retrain_every: String::new(),
             promote_tolerance: 0.01,
             keep_versions: 5,
@@ -121,6 +126,11 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
+    /// The context fields, trimmed, in order.
+    pub fn context_field_list(&self) -> Vec<String> {
+        self.context_fields.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_string).collect()
+    }
+
     /// The retraining period, if any.
     pub fn retrain_period(&self) -> Option<std::time::Duration> {
         let ms = tailor_core::time::parse_duration_millis(&self.retrain_every).ok()?;

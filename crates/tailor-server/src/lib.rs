@@ -223,6 +223,7 @@ impl AppState {
             live::AlsSource::Loaded(Box::new(model), recorded),
             self.config.trending_half_life_days,
             v,
+            &self.config.context_field_list(),
         )?;
         let info = live.info.clone();
         self.swap(live)?;
@@ -242,6 +243,7 @@ impl AppState {
             live::AlsSource::Fit(&self.als),
             self.config.trending_half_life_days,
             version,
+            &self.config.context_field_list(),
         )?;
         let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;

@@ -143,6 +143,9 @@ pub struct Live {
     pub segment_popular: HashMap<String, Vec<f32>>,
     /// Frequently bought together.
     pub together: BoughtTogether,
+    /// The context-aware model (iTALS over user × item × context) and its context values
+    /// (`value|value` of the configured fields → index), when context fields are configured.
+    pub context: Option<(tailor_recommend::context::ContextModel, HashMap<String, u32>)>,
     /// Training facts shown by `/v1/admin/models` and `/metrics`.
     pub info: LiveInfo,
     /// Fingerprint of the interaction matrix it was built from.
@@ -172,6 +175,13 @@ pub struct LiveInfo {
     pub promoted: bool,
 }
 
+/// The context value of an event or request: the configured fields' values joined by `|`
+/// (missing ones empty).
+pub fn context_key(c: &tailor_core::Context, fields: &[usize]) -> String {
+    let all = c.fields();
+    fields.iter().map(|&f| all[f].as_deref().unwrap_or("")).collect::<Vec<_>>().join("|")
+}
+
 /// Where the personalised model of a version comes from.
 pub enum AlsSource<'a> {
     /// Fit with these parameters (and measure NDCG@10 on a holdout of each user's latest 20%).
@@ -189,6 +199,7 @@ pub fn train(
     als: AlsSource<'_>,
     half_life_days: f64,
     version: u64,
+    context_fields: &[String],
 ) -> ApiResult<Live> {
     let start = Instant::now();
     let snapshot_at = Timestamp::now();
@@ -204,6 +215,11 @@ pub fn train(
     // Latest time of every stored (user, item) pair, for the holdout of the latest 20%.
     let mut pair_times = vec![f64::NEG_INFINITY; m.nnz()];
     let ip = m.indptr();
+    // (user, item, context) observations for the context-aware model.
+    let field_at: Vec<usize> =
+        context_fields.iter().filter_map(|f| tailor_core::Context::FIELDS.iter().position(|x| x == f)).collect();
+    let mut triples = tailor_recommend::context::Triples::default();
+    let mut context_index: HashMap<String, u32> = HashMap::new();
     store.scan_events(EventFilter::default(), &mut |_, e| {
         data_until = data_until.max(e.ts);
         if let Some(i) = e.item.as_ref().and_then(|it| item_index.get(it.as_str())) {
@@ -215,6 +231,12 @@ pub fn train(
                 {
                     let t = &mut pair_times[ip[u as usize] + p];
                     *t = t.max(e.ts.0 as f64);
+                    if !field_at.is_empty() {
+                        let key = context_key(&e.context, &field_at);
+                        let n = context_index.len() as u32;
+                        let c = *context_index.entry(key).or_insert(n);
+                        triples.push(u, *i, c, weights.weight(e.kind));
+                    }
                 }
             }
             if e.kind == EventKind::Purchase
@@ -257,6 +279,11 @@ pub fn train(
         }
     }
     let fail = |e: tailor_recommend::RecommendError| ApiError::internal(format!("training ALS: {e}"));
+    // The context model uses the served ALS model's parameters.
+    let params = match &als {
+        AlsSource::Fit(p) => (*p).clone(),
+        AlsSource::Loaded(m, _) => m.params.clone(),
+    };
     let (model, holdout_ndcg) = match als {
         AlsSource::Loaded(model, ndcg) => (Some(*model), ndcg),
         AlsSource::Fit(_) if m.nnz() == 0 => (None, None),
@@ -268,6 +295,14 @@ pub fn train(
             let ndcg = validation::ndcg(&probe, &fit, &held, 10);
             (Some(params.fit(&m).map_err(fail)?), Some(ndcg))
         }
+    };
+    let context = if triples.is_empty() {
+        None
+    } else {
+        triples.n_users = triples.n_users.max(m.n_users());
+        triples.n_items = triples.n_items.max(m.n_items());
+        let model = tailor_recommend::context::fit(&params, &triples).map_err(fail)?;
+        Some((model, context_index))
     };
     let train_seconds = start.elapsed().as_secs_f64();
     let trained_at = Timestamp::now();
@@ -294,6 +329,7 @@ pub fn train(
         trending,
         segment_popular,
         together,
+        context,
         info,
         fingerprint: tailor_recommend::file::fingerprint(&m),
     })

@@ -1030,7 +1030,18 @@ fn recommend(
     // A row trained before the user's latest events arrived is stale: fold in instead.
     let row = user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
     let mut attempts: Vec<(&'static str, Vec<f32>, Reason)> = Vec::new();
-    if let Some(model) = &live.als
+    // The request's context, when the context model knows it and the user's trained row is
+    // current: the list is conditioned on it (iTALS).
+    let context = request_context(s, &live, &q.context);
+    let mut context_applied: Option<String> = None;
+    if let (Some((cm, _)), Some((key, c)), Some(r)) = (&live.context, &context, row)
+        && (r as usize) < cm.users.len() / cm.k.max(1)
+    {
+        let mut scores = vec![0f32; cm.n_items()];
+        cm.score(r, Some(*c), &mut scores);
+        attempts.push(("personalized", scores, Reason::Personalized));
+        context_applied = Some(key.clone());
+    } else if let Some(model) = &live.als
         && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())
     {
         let mut scores = vec![0f32; model.n_items()];
@@ -1118,8 +1129,33 @@ fn recommend(
         "rec_id": rec_id,
         "variant": Value::Null,
         "playbooks": playbooks,
+        "context": context_applied,
         "cached": false,
     }))
+}
+
+/// The context model's index of the request's `context.<field>` values, with its key, when
+/// the request names at least one configured field and the value was seen in training.
+fn request_context(s: &AppState, live: &Live, given: &[(String, String)]) -> Option<(String, u32)> {
+    let (_, index) = live.context.as_ref()?;
+    let fields = s.config.context_field_list();
+    let at: Vec<usize> =
+        fields.iter().filter_map(|f| tailor_core::Context::FIELDS.iter().position(|x| x == f)).collect();
+    let mut ctx = tailor_core::Context::default();
+    let mut any = false;
+    for (name, value) in given {
+        if let Some(p) = tailor_core::Context::FIELDS.iter().position(|x| x == name)
+            && at.contains(&p)
+        {
+            *ctx.fields_mut()[p] = Some(value.clone());
+            any = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    let key = crate::live::context_key(&ctx, &at);
+    index.get(&key).map(|&c| (key, c))
 }
 
 fn cosine(x: &[f32], y: &[f32]) -> f32 {

@@ -498,6 +498,32 @@ async fn versions_promotion_rollback_and_restart() {
     assert_eq!(v["model_version"], 1);
 }
 
+#[tokio::test]
+async fn context_conditions_the_list() {
+    let s = shop();
+    let devices: Vec<String> = {
+        let live = s.state.live.load();
+        let (_, index) = live.as_ref().and_then(|l| l.context.as_ref()).expect("a context model");
+        let mut v: Vec<String> = index.keys().filter(|k| !k.is_empty()).cloned().collect();
+        v.sort();
+        v
+    };
+    assert!(devices.len() >= 2, "{devices:?}");
+    let mut differ = 0;
+    for u in 1..=10 {
+        let uri = |d: &str| format!("/v1/users/U{u:05}/recommendations?k=10&context.device={d}");
+        let (_, a) = call(&s.app, "GET", &uri(&devices[0]), Some(READ), None).await;
+        let (_, b) = call(&s.app, "GET", &uri(&devices[1]), Some(READ), None).await;
+        assert_eq!((a["context"].clone(), b["context"].clone()), (json!(devices[0]), json!(devices[1])));
+        differ += usize::from(ids(&a) != ids(&b));
+    }
+    assert!(differ >= 3, "the device changed only {differ} of 10 lists");
+    // An unknown context value falls back to the plain model.
+    let (st, v) =
+        call(&s.app, "GET", "/v1/users/U00001/recommendations?context.device=toaster", Some(READ), None).await;
+    assert_eq!((st, v["context"].clone(), v["strategy"].clone()), (StatusCode::OK, Value::Null, json!("personalized")));
+}
+
 #[test]
 fn committed_openapi_document_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
