@@ -218,7 +218,7 @@ pub fn train(
     // (user, item, context) observations for the context-aware model.
     let field_at: Vec<usize> =
         context_fields.iter().filter_map(|f| tailor_core::Context::FIELDS.iter().position(|x| x == f)).collect();
-    let mut triples = tailor_recommend::context::Triples::default();
+    let mut observed: HashMap<(u32, u32, u32), f32> = HashMap::new();
     let mut context_index: HashMap<String, u32> = HashMap::new();
     store.scan_events(EventFilter::default(), &mut |_, e| {
         data_until = data_until.max(e.ts);
@@ -235,7 +235,7 @@ pub fn train(
                         let key = context_key(&e.context, &field_at);
                         let n = context_index.len() as u32;
                         let c = *context_index.entry(key).or_insert(n);
-                        triples.push(u, *i, c, weights.weight(e.kind));
+                        *observed.entry((u, *i, c)).or_insert(0.0) += weights.weight(e.kind);
                     }
                 }
             }
@@ -296,6 +296,13 @@ pub fn train(
             (Some(params.fit(&m).map_err(fail)?), Some(ndcg))
         }
     };
+    // Summed per (user, item, context) like the matrix, in a deterministic order.
+    let mut cells: Vec<((u32, u32, u32), f32)> = observed.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    cells.sort_unstable_by_key(|c| c.0);
+    let mut triples = tailor_recommend::context::Triples::default();
+    for ((u, i, c), w) in cells {
+        triples.push(u, i, c, w);
+    }
     let context = if triples.is_empty() {
         None
     } else {
