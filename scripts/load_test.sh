@@ -27,8 +27,8 @@ run() { # name, cache ttl, command args... (wrk, or python3 for the freshness ch
   local t0 c0 out t1 c1
   local swapper=""
   if [ "$name" = recommendations_during_hot_swaps ]; then
-    # Retrain and swap the model every 2 s while the load runs; count the swaps.
-    ( n=0; while sleep 2; do curl -sf -X POST "http://127.0.0.1:$PORT/v1/admin/reload" >/dev/null && n=$((n+1)) && echo $n > "$DATA/swaps"; done ) &
+    # Retrain, promote and swap the model back to back while the load runs; count the swaps.
+    ( n=0; while sleep 0.5; do curl -sf -X POST "http://127.0.0.1:$PORT/v1/admin/retrain" | grep -q "\"promoted\":true" && n=$((n+1)) && echo $n > "$DATA/swaps"; done ) &
     swapper=$!
   fi
   t0=$(date +%s.%N); c0=$(cpu_ticks $SERVER)

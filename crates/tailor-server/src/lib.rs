@@ -216,11 +216,12 @@ impl AppState {
             return Err(ApiError::unavailable("no model version is registered yet; retrain first"));
         };
         let model = self.registry.load_model(v)?;
+        let context = self.registry.load_context(v)?.map(Box::new);
         let recorded = reg.get(v).and_then(|i| i.holdout_ndcg);
         let live = live::train(
             self.store.as_ref(),
             &self.weights,
-            live::AlsSource::Loaded(Box::new(model), recorded),
+            live::AlsSource::Loaded(Box::new(model), recorded, context),
             self.config.trending_half_life_days,
             v,
             &self.config.context_field_list(),
@@ -272,6 +273,9 @@ impl AppState {
                 file.fingerprint = live.fingerprint.clone();
                 file.metrics.extend(info.holdout_ndcg.map(|n| ("holdout_ndcg_at_10".to_string(), n)));
                 self.registry.save_model(version, &file)?;
+                if let Some(part) = &live.context {
+                    self.registry.save_context(version, part)?;
+                }
                 reg.live = Some(version);
             }
             reg.versions.push(info.clone());

@@ -145,7 +145,7 @@ pub struct Live {
     pub together: BoughtTogether,
     /// The context-aware model (iTALS over user × item × context) and its context values
     /// (`value|value` of the configured fields → index), when context fields are configured.
-    pub context: Option<(tailor_recommend::context::ContextModel, HashMap<String, u32>)>,
+    pub context: Option<ContextPart>,
     /// Training facts shown by `/v1/admin/models` and `/metrics`.
     pub info: LiveInfo,
     /// Fingerprint of the interaction matrix it was built from.
@@ -182,12 +182,16 @@ pub fn context_key(c: &tailor_core::Context, fields: &[usize]) -> String {
     fields.iter().map(|&f| all[f].as_deref().unwrap_or("")).collect::<Vec<_>>().join("|")
 }
 
+/// A context model with its context values (`value|value` → index).
+pub type ContextPart = (tailor_recommend::context::ContextModel, HashMap<String, u32>);
+
 /// Where the personalised model of a version comes from.
 pub enum AlsSource<'a> {
     /// Fit with these parameters (and measure NDCG@10 on a holdout of each user's latest 20%).
     Fit(&'a AlsParams),
-    /// A registered version's model, with its recorded holdout NDCG@10.
-    Loaded(Box<AlsModel>, Option<f64>),
+    /// A registered version's model, with its recorded holdout NDCG@10 and its context
+    /// model when one was kept.
+    Loaded(Box<AlsModel>, Option<f64>, Option<Box<ContextPart>>),
 }
 
 /// Builds a version of every served model from the store (blocking; run it off the
@@ -279,13 +283,15 @@ pub fn train(
         }
     }
     let fail = |e: tailor_recommend::RecommendError| ApiError::internal(format!("training ALS: {e}"));
-    // The context model uses the served ALS model's parameters.
-    let params = match &als {
-        AlsSource::Fit(p) => (*p).clone(),
-        AlsSource::Loaded(m, _) => m.params.clone(),
+    // The context model uses the served ALS model's parameters, with at most 8 sweeps (its
+    // three factor matrices make each sweep dearer than ALS's).
+    let (params, kept_context) = match &als {
+        AlsSource::Fit(p) => ((*p).clone(), None),
+        AlsSource::Loaded(m, _, c) => (m.params.clone(), c.clone()),
     };
+    let params = AlsParams { iterations: params.iterations.min(8), ..params };
     let (model, holdout_ndcg) = match als {
-        AlsSource::Loaded(model, ndcg) => (Some(*model), ndcg),
+        AlsSource::Loaded(model, ndcg, _) => (Some(*model), ndcg),
         AlsSource::Fit(_) if m.nnz() == 0 => (None, None),
         AlsSource::Fit(params) => {
             // Quality on a holdout (each user's latest 20%) by a fit without it; then the
@@ -303,7 +309,9 @@ pub fn train(
     for ((u, i, c), w) in cells {
         triples.push(u, i, c, w);
     }
-    let context = if triples.is_empty() {
+    let context = if let Some(kept) = kept_context {
+        Some(*kept)
+    } else if triples.is_empty() {
         None
     } else {
         triples.n_users = triples.n_users.max(m.n_users());

@@ -97,6 +97,31 @@ impl Registry {
         self.write_atomic(&self.model_path(version), &bytes)
     }
 
+    fn context_path(&self, version: u64) -> PathBuf {
+        self.dir.join(format!("v{version:06}-context.json.gz"))
+    }
+
+    /// Stores a version's context model.
+    pub fn save_context(&self, version: u64, part: &crate::live::ContextPart) -> ApiResult<()> {
+        let json = serde_json::to_vec(part).map_err(ApiError::internal)?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&json).map_err(ApiError::internal)?;
+        let bytes = gz.finish().map_err(ApiError::internal)?;
+        self.write_atomic(&self.context_path(version), &bytes)
+    }
+
+    /// A version's context model, if one was kept.
+    pub fn load_context(&self, version: u64) -> ApiResult<Option<crate::live::ContextPart>> {
+        let path = self.context_path(version);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let f = fs_err::File::open(&path).map_err(|e| io(&path, e))?;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(&path, e))?;
+        serde_json::from_slice(&json).map(Some).map_err(|e| io(&path, format!("corrupt context model: {e}")))
+    }
+
     /// A version's ALS model.
     pub fn load_model(&self, version: u64) -> ApiResult<AlsModel> {
         let path = self.model_path(version);
@@ -116,9 +141,10 @@ impl Registry {
         let cut = promoted.len().saturating_sub(keep.max(1));
         for &v in &promoted[..cut] {
             if Some(v) != r.live {
-                let path = self.model_path(v);
-                if path.exists() {
-                    fs_err::remove_file(&path).map_err(|e| io(&path, e))?;
+                for path in [self.model_path(v), self.context_path(v)] {
+                    if path.exists() {
+                        fs_err::remove_file(&path).map_err(|e| io(&path, e))?;
+                    }
                 }
             }
         }

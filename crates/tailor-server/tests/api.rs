@@ -496,6 +496,9 @@ async fn versions_promotion_rollback_and_restart() {
     assert_eq!((st, v["live"]["version"].clone()), (StatusCode::OK, json!(1)), "{v}");
     let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?k=3", Some(READ), None).await;
     assert_eq!(v["model_version"], 1);
+    // The version's context model was kept with it and reloaded, not refitted.
+    assert!(s.state.registry.load_context(1).expect("read").is_some());
+    assert!(s.state.live.load().as_ref().is_some_and(|l| l.context.is_some()));
 }
 
 #[tokio::test]
