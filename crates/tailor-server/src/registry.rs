@@ -88,13 +88,23 @@ impl Registry {
         self.write_atomic(&self.file(), &bytes)
     }
 
+    fn write_gz(&self, path: &Path, json: &[u8]) -> ApiResult<()> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(json).map_err(ApiError::internal)?;
+        let bytes = gz.finish().map_err(ApiError::internal)?;
+        self.write_atomic(path, &bytes)
+    }
+
+    fn read_gz(path: &Path) -> ApiResult<Vec<u8>> {
+        let f = fs_err::File::open(path).map_err(|e| io(path, e))?;
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(path, e))?;
+        Ok(json)
+    }
+
     /// Stores a version's model.
     pub fn save_model(&self, version: u64, file: &ModelFile) -> ApiResult<()> {
-        let json = file.to_json().map_err(ApiError::internal)?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&json).map_err(ApiError::internal)?;
-        let bytes = gz.finish().map_err(ApiError::internal)?;
-        self.write_atomic(&self.model_path(version), &bytes)
+        self.write_gz(&self.model_path(version), &file.to_json().map_err(ApiError::internal)?)
     }
 
     fn context_path(&self, version: u64) -> PathBuf {
@@ -103,11 +113,7 @@ impl Registry {
 
     /// Stores a version's context model.
     pub fn save_context(&self, version: u64, part: &crate::live::ContextPart) -> ApiResult<()> {
-        let json = serde_json::to_vec(part).map_err(ApiError::internal)?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&json).map_err(ApiError::internal)?;
-        let bytes = gz.finish().map_err(ApiError::internal)?;
-        self.write_atomic(&self.context_path(version), &bytes)
+        self.write_gz(&self.context_path(version), &serde_json::to_vec(part).map_err(ApiError::internal)?)
     }
 
     /// A version's context model, if one was kept.
@@ -116,18 +122,14 @@ impl Registry {
         if !path.exists() {
             return Ok(None);
         }
-        let f = fs_err::File::open(&path).map_err(|e| io(&path, e))?;
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(&path, e))?;
+        let json = Self::read_gz(&path)?;
         serde_json::from_slice(&json).map(Some).map_err(|e| io(&path, format!("corrupt context model: {e}")))
     }
 
     /// A version's ALS model.
     pub fn load_model(&self, version: u64) -> ApiResult<AlsModel> {
         let path = self.model_path(version);
-        let f = fs_err::File::open(&path).map_err(|e| io(&path, e))?;
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(&path, e))?;
+        let json = Self::read_gz(&path)?;
         match ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model {
             AnyModel::Als(m) => Ok(m),
             other => Err(io(&path, format!("holds a {} model, not ALS", other.as_model().name()))),
