@@ -129,20 +129,41 @@ where
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// How the x axis is labelled.
+enum XAxis {
+    /// Plotters' default labels.
+    Plain,
+    /// Whole numbers (iterations, epochs), optionally this many labels.
+    Whole(Option<usize>),
+}
+
+/// Axis titles, fonts and a light grid, the same on every chart.
+fn axes<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, x: &str, y: &str, x_axis: XAxis) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let whole = |v: &f64| format!("{v:.0}");
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(x)
+        .y_desc(y)
+        .axis_desc_style((FAMILY, 15))
+        .label_style((FAMILY, 12))
+        .light_line_style(RGBColor(235, 235, 235));
+    if let XAxis::Whole(n) = x_axis {
+        mesh.x_label_formatter(&whole);
+        if let Some(n) = n {
+            mesh.x_labels(n);
+        }
+    }
+    mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 fn scatter_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Scatter<'_>) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let mut chart = frame(&root, s.title, s.points)?;
-    chart
-        .configure_mesh()
-        .x_desc(s.x_label.as_str())
-        .y_desc(s.y_label.as_str())
-        .axis_desc_style((FAMILY, 15))
-        .label_style((FAMILY, 12))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    axes(&mut chart, &s.x_label, &s.y_label, XAxis::Plain)?;
     // Noise first, so groups are drawn over it.
     let noise: Vec<(f64, f64)> = s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
     if !noise.is_empty() {
@@ -201,17 +222,7 @@ where
     DB::ErrorType: 'static,
 {
     let mut chart = frame(&root, l.title, l.points)?;
-    chart
-        .configure_mesh()
-        .x_desc(l.x_label)
-        .y_desc(l.y_label)
-        .axis_desc_style((FAMILY, 15))
-        .label_style((FAMILY, 12))
-        .x_labels(l.points.len().max(2))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    axes(&mut chart, l.x_label, l.y_label, XAxis::Whole(Some(l.points.len().max(2))))?;
     let c = PALETTE[0];
     chart
         .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
@@ -253,16 +264,7 @@ where
 {
     let all: Vec<(f64, f64)> = l.series.iter().flat_map(|(_, p)| p.iter().copied()).collect();
     let mut chart = frame(&root, l.title, &all)?;
-    chart
-        .configure_mesh()
-        .x_desc(l.x_label)
-        .y_desc(l.y_label)
-        .axis_desc_style((FAMILY, 15))
-        .label_style((FAMILY, 12))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    axes(&mut chart, l.x_label, l.y_label, XAxis::Whole(None))?;
     for (n, (name, points)) in l.series.iter().enumerate() {
         let c = PALETTE[n % PALETTE.len()];
         chart

@@ -100,13 +100,6 @@ pub struct Interactions {
     data: Vec<f32>,
 }
 
-impl Default for Interactions {
-    /// The empty matrix (no users, no items).
-    fn default() -> Self {
-        Self { n_users: 0, n_items: 0, indptr: vec![0], indices: Vec::new(), data: Vec::new() }
-    }
-}
-
 impl Interactions {
     /// Builds from raw CSR arrays, checking their shape.
     pub fn from_csr(

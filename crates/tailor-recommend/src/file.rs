@@ -131,11 +131,23 @@ pub fn fingerprint(m: &Interactions) -> String {
 impl ModelFile {
     /// A file for `model` trained on `m` with these ids.
     pub fn new(model: AnyModel, m: &Interactions, users: Vec<String>, items: Vec<String>, created_at: String) -> Self {
+        Self::with_fingerprint(model, fingerprint(m), users, items, created_at)
+    }
+
+    /// A file for `model` whose training data had this [`fingerprint`] (computed when the
+    /// matrix was at hand).
+    pub fn with_fingerprint(
+        model: AnyModel,
+        fingerprint: String,
+        users: Vec<String>,
+        items: Vec<String>,
+        created_at: String,
+    ) -> Self {
         Self {
             format: MAGIC.into(),
             version: FORMAT_VERSION,
             created_at,
-            fingerprint: fingerprint(m),
+            fingerprint,
             metrics: BTreeMap::new(),
             users,
             items,

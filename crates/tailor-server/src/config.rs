@@ -126,9 +126,21 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// The context fields, trimmed, in order.
-    pub fn context_field_list(&self) -> Vec<String> {
-        self.context_fields.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_string).collect()
+    /// The context fields as positions in [`tailor_core::Context::FIELDS`], in order.
+    pub fn context_field_indices(&self) -> Result<Vec<usize>, String> {
+        self.context_fields
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                tailor_core::Context::FIELDS.iter().position(|x| *x == f).ok_or_else(|| {
+                    format!(
+                        "serve.context_fields: unknown field {f:?} (expected some of {})",
+                        tailor_core::Context::FIELDS.join(", ")
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The retraining period, if any.
@@ -159,6 +171,7 @@ impl ServeConfig {
         self.exclude
             .parse::<tailor_recommend::business::ExclusionPolicy>()
             .map_err(|e| format!("serve.exclude: {e}"))?;
+        self.context_field_indices()?;
         Ok(())
     }
 }

@@ -70,6 +70,8 @@ pub struct AppState {
     pub training: tokio::sync::Mutex<()>,
     /// Registered model versions.
     pub registry: registry::Registry,
+    /// The configured context fields (positions in `Context::FIELDS`).
+    pub context_fields: Vec<usize>,
     /// Segmentations that can place single users (latest run of each), for real-time
     /// reassignment.
     segmenters: ArcSwap<Vec<Segmenter>>,
@@ -125,27 +127,23 @@ impl AppState {
         config.validate()?;
         let exclusion: ExclusionPolicy = config.exclude.parse()?;
         let als = routes::parse_als(&config.als_params)?;
+        let context_fields = config.context_field_indices()?;
         let online = Online::new(config.history_per_user);
-        let mut latest = Timestamp(0);
-        let names = store.item_names().map_err(|e| e.to_string())?;
-        let index: HashMap<&str, u32> = names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
-        let item_features = {
-            let mut items = Vec::new();
-            store.for_each_item(&mut |_, s| items.push(s.value)).map_err(|e| e.to_string())?;
-            tailor_segment::features::ItemTable::new(&items)
-        };
+        // The catalog once: its index and item features serve the scan below. New-arrival
+        // flags use the wall clock until the first model version swaps in a catalog dated
+        // by its data.
+        let catalog = Catalog::load(store.as_ref(), Timestamp::now()).map_err(|e| e.message)?;
         store
             .scan_events(tailor_store::EventFilter::default(), &mut |id, e| {
-                latest = latest.max(e.ts);
                 let rec = Rec {
-                    item: e.item.as_ref().and_then(|i| index.get(i.as_str()).copied()),
+                    item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
                     kind: e.kind,
                     ts: e.ts,
                     quantity: e.quantity,
                     price: e.unit_price,
                 };
                 if let Some(u) = &e.user {
-                    let info = e.item.as_ref().and_then(|i| item_features.get(i.as_str()));
+                    let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
                     online.push_event(&online::user_key(u.as_str()), id.0, rec, false, Some((&e, info)));
                 } else if let Some(s) = &e.session {
                     online.push(&online::session_key(s), id.0, rec, false);
@@ -153,8 +151,6 @@ impl AppState {
                 std::ops::ControlFlow::Continue(())
             })
             .map_err(|e| e.to_string())?;
-        let now = if latest.0 > 0 { latest } else { Timestamp::now() };
-        let catalog = Catalog::load(store.as_ref(), now).map_err(|e| e.message)?;
         let ttl = Duration::from_secs(config.cache_ttl_seconds);
         let (segment_changes, changes_rx) = std::sync::mpsc::channel();
         let seg_store = store.clone();
@@ -183,6 +179,7 @@ impl AppState {
             als,
             training: tokio::sync::Mutex::new(()),
             registry: registry::Registry::new(models_dir),
+            context_fields,
             segmenters: ArcSwap::from_pointee(Vec::new()),
             memberships: Mutex::new(HashMap::new()),
             dirty: Mutex::new(std::collections::HashSet::new()),
@@ -224,7 +221,7 @@ impl AppState {
             live::AlsSource::Loaded(Box::new(model), recorded, context),
             self.config.trending_half_life_days,
             v,
-            &self.config.context_field_list(),
+            &self.context_fields,
         )?;
         let info = live.info.clone();
         self.swap(live)?;
@@ -244,7 +241,7 @@ impl AppState {
             live::AlsSource::Fit(&self.als),
             self.config.trending_half_life_days,
             version,
-            &self.config.context_field_list(),
+            &self.context_fields,
         )?;
         let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;
@@ -263,14 +260,13 @@ impl AppState {
         let info = live.info.clone();
         if promote {
             if let Some(m) = &live.als {
-                let mut file = tailor_recommend::file::ModelFile::new(
+                let mut file = tailor_recommend::file::ModelFile::with_fingerprint(
                     tailor_recommend::file::AnyModel::Als(m.clone()),
-                    &tailor_core::Interactions::default(),
+                    live.fingerprint.clone(),
                     self.store.user_names()?,
                     self.store.item_names()?,
                     info.trained_at.clone(),
                 );
-                file.fingerprint = live.fingerprint.clone();
                 file.metrics.extend(info.holdout_ndcg.map(|n| ("holdout_ndcg_at_10".to_string(), n)));
                 self.registry.save_model(version, &file)?;
                 if let Some(part) = &live.context {
@@ -439,8 +435,7 @@ impl AppState {
     fn swap(&self, live: Live) -> ApiResult<()> {
         self.load_segmenters()?;
         let info = live.info.clone();
-        let now = if live.data_until.0 > 0 { live.data_until } else { Timestamp::now() };
-        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), now)?));
+        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), live.reference_time())?));
         let snapshot_at = live.snapshot_at;
         self.live.store(Some(Arc::new(live)));
         // Erasures before this version's snapshot are in its data already.

@@ -152,6 +152,14 @@ pub struct Live {
     pub fingerprint: String,
 }
 
+impl Live {
+    /// "Now" for trending and new arrivals: the latest event time of its data (historical
+    /// data keeps its own present), the wall clock when it had none.
+    pub fn reference_time(&self) -> Timestamp {
+        if self.data_until.0 > 0 { self.data_until } else { Timestamp::now() }
+    }
+}
+
 /// What is known about a trained version.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct LiveInfo {
@@ -203,7 +211,7 @@ pub fn train(
     als: AlsSource<'_>,
     half_life_days: f64,
     version: u64,
-    context_fields: &[String],
+    context_fields: &[usize],
 ) -> ApiResult<Live> {
     let start = Instant::now();
     let snapshot_at = Timestamp::now();
@@ -216,12 +224,14 @@ pub fn train(
     let mut stamps: Vec<(u32, i64)> = Vec::new();
     let item_index: HashMap<&str, u32> = item_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
     let user_index: HashMap<&str, u32> = user_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
+    // Only a fit needs the holdout's pair times, and only a context model not kept with a
+    // loaded version needs the (user, item, context) observations.
+    let need_times = matches!(als, AlsSource::Fit(_));
+    let need_context = !context_fields.is_empty() && !matches!(als, AlsSource::Loaded(_, _, Some(_)));
     // Latest time of every stored (user, item) pair, for the holdout of the latest 20%.
-    let mut pair_times = vec![f64::NEG_INFINITY; m.nnz()];
+    let mut pair_times = vec![f64::NEG_INFINITY; if need_times { m.nnz() } else { 0 }];
     let ip = m.indptr();
-    // (user, item, context) observations for the context-aware model.
-    let field_at: Vec<usize> =
-        context_fields.iter().filter_map(|f| tailor_core::Context::FIELDS.iter().position(|x| x == f)).collect();
+    let field_at = context_fields;
     let mut observed: HashMap<(u32, u32, u32), f32> = HashMap::new();
     let mut context_index: HashMap<String, u32> = HashMap::new();
     store.scan_events(EventFilter::default(), &mut |_, e| {
@@ -229,14 +239,16 @@ pub fn train(
         if let Some(i) = e.item.as_ref().and_then(|it| item_index.get(it.as_str())) {
             if weights.weight(e.kind) > 0.0 {
                 stamps.push((*i, e.ts.0));
-                if let Some(&u) = e.user.as_ref().and_then(|u| user_index.get(u.as_str()))
+                if (need_times || need_context)
+                    && let Some(&u) = e.user.as_ref().and_then(|u| user_index.get(u.as_str()))
                     && (u as usize) < m.n_users()
                     && let Ok(p) = m.row(tailor_core::UserIdx(u)).0.binary_search(i)
                 {
-                    let t = &mut pair_times[ip[u as usize] + p];
-                    *t = t.max(e.ts.0 as f64);
-                    if !field_at.is_empty() {
-                        let key = context_key(&e.context, &field_at);
+                    if let Some(t) = pair_times.get_mut(ip[u as usize] + p) {
+                        *t = t.max(e.ts.0 as f64);
+                    }
+                    if need_context {
+                        let key = context_key(&e.context, field_at);
                         let n = context_index.len() as u32;
                         let c = *context_index.entry(key).or_insert(n);
                         *observed.entry((u, *i, c)).or_insert(0.0) += weights.weight(e.kind);

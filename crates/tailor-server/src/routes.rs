@@ -478,10 +478,7 @@ fn valid_rows<T: serde::de::DeserializeOwned>(
 }
 
 fn catalog_now(s: &AppState) -> Timestamp {
-    s.live
-        .load()
-        .as_ref()
-        .map_or_else(Timestamp::now, |l| if l.data_until.0 > 0 { l.data_until } else { Timestamp::now() })
+    s.live.load().as_ref().map_or_else(Timestamp::now, |l| l.reference_time())
 }
 
 async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
@@ -1029,59 +1026,59 @@ fn recommend(
     let history = tailor_recommend::History { items: &items, weights: &weights, recency: None };
     // A row trained before the user's latest events arrived is stale: fold in instead.
     let row = user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
-    let mut attempts: Vec<(&'static str, Vec<f32>, Reason)> = Vec::new();
+    // History items are never recommended back.
+    request.exclude.extend_from_slice(&items);
     // The request's context, when the context model knows it and the user's trained row is
     // current: the list is conditioned on it (iTALS).
     let context = request_context(s, &live, &q.context);
     let mut context_applied: Option<String> = None;
+    let mut personal: Option<Vec<f32>> = None;
     if let (Some((cm, _)), Some((key, c)), Some(r)) = (&live.context, &context, row)
         && (r as usize) < cm.users.len() / cm.k.max(1)
     {
         let mut scores = vec![0f32; cm.n_items()];
         cm.score(r, Some(*c), &mut scores);
-        attempts.push(("personalized", scores, Reason::Personalized));
+        personal = Some(scores);
         context_applied = Some(key.clone());
     } else if let Some(model) = &live.als
         && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())
     {
         let mut scores = vec![0f32; model.n_items()];
         model.score(row.filter(|&r| model.user(r).is_some()), history, &mut scores);
-        attempts.push(("personalized", scores, Reason::Personalized));
-    }
-    for seg in segments {
-        if let Some(c) = live.segment_popular.get(seg) {
-            attempts.push(("segment_popular", c.clone(), Reason::PopularInSegment));
-            break;
-        }
+        personal = Some(scores);
     }
     let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
-    attempts.push(("popular", live.popular.clone(), popular_reason.clone()));
-    // Last resort: any in-stock item the filters allow (never empty while there is one).
-    attempts.push(("catalog", vec![0f32; catalog.len()], popular_reason));
+    // The cold-start chain, first list that passes the filters wins (borrowed, not copied).
+    let mut sources: Vec<(&'static str, &[f32], Reason)> = Vec::new();
+    if let Some(p) = &personal {
+        sources.push(("personalized", p, Reason::Personalized));
+    }
+    if let Some(c) = segments.iter().find_map(|seg| live.segment_popular.get(seg)) {
+        sources.push(("segment_popular", c, Reason::PopularInSegment));
+    }
+    sources.push(("popular", &live.popular, popular_reason.clone()));
+    let similarity = |a: u32, b: u32| match &live.als {
+        Some(m) => match (m.item(a), m.item(b)) {
+            (Some(x), Some(y)) => cosine(x, y),
+            _ => 0.0,
+        },
+        None => f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize))),
+    };
     let mut out: Vec<Recommendation> = Vec::new();
     let mut strategy = "none";
-    for (name, mut scores, base) in attempts {
-        // History items are never recommended back.
-        for &i in &items {
-            if let Some(x) = scores.get_mut(i as usize) {
-                *x = f32::NAN;
-            }
-        }
-        let similarity = |a: u32, b: u32| match &live.als {
-            Some(m) => match (m.item(a), m.item(b)) {
-                (Some(x), Some(y)) => cosine(x, y),
-                _ => 0.0,
-            },
-            None => f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize))),
-        };
-        // Catalog-wide list: scores cover model items only; pad for items added since.
-        if scores.len() < catalog.len() && name == "catalog" {
-            scores.resize(catalog.len(), 0.0);
-        }
-        out = rank(&scores, &catalog.view, &request, similarity, |_| None, base);
+    for (name, scores, base) in sources {
+        out = rank(scores, &catalog.view, &request, similarity, |_| None, base);
         if !out.is_empty() {
             strategy = name;
             break;
+        }
+    }
+    if out.is_empty() {
+        // Last resort: any in-stock item the filters allow (never empty while there is one),
+        // items added since training included.
+        out = rank(&vec![0f32; catalog.len()], &catalog.view, &request, similarity, |_| None, popular_reason);
+        if !out.is_empty() {
+            strategy = "catalog";
         }
     }
     // "Because you viewed X": the history item contributing most to each personalised item,
@@ -1138,9 +1135,7 @@ fn recommend(
 /// the request names at least one configured field and the value was seen in training.
 fn request_context(s: &AppState, live: &Live, given: &[(String, String)]) -> Option<(String, u32)> {
     let (_, index) = live.context.as_ref()?;
-    let fields = s.config.context_field_list();
-    let at: Vec<usize> =
-        fields.iter().filter_map(|f| tailor_core::Context::FIELDS.iter().position(|x| x == f)).collect();
+    let at = &s.context_fields;
     let mut ctx = tailor_core::Context::default();
     let mut any = false;
     for (name, value) in given {
@@ -1154,7 +1149,7 @@ fn request_context(s: &AppState, live: &Live, given: &[(String, String)]) -> Opt
     if !any {
         return None;
     }
-    let key = crate::live::context_key(&ctx, &at);
+    let key = crate::live::context_key(&ctx, at);
     index.get(&key).map(|&c| (key, c))
 }
 
