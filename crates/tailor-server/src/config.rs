@@ -171,7 +171,41 @@ impl ServeConfig {
         self.exclude
             .parse::<tailor_recommend::business::ExclusionPolicy>()
             .map_err(|e| format!("serve.exclude: {e}"))?;
+        if !self.retrain_every.trim().is_empty() {
+            let ms = tailor_core::time::parse_duration_millis(&self.retrain_every)
+                .map_err(|e| format!("serve.retrain_every: {e}"))?;
+            if ms < 1000 {
+                return Err("serve.retrain_every must be at least 1s".into());
+            }
+        }
+        if !(self.promote_tolerance >= 0.0 && self.promote_tolerance.is_finite()) || self.keep_versions == 0 {
+            return Err("serve.promote_tolerance must be >= 0 and serve.keep_versions >= 1".into());
+        }
         self.context_field_indices()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_are_refused_with_the_key() {
+        assert_eq!(ServeConfig::default().validate(), Ok(()));
+        let bad = |f: fn(&mut ServeConfig)| {
+            let mut c = ServeConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.retrain_every = "1x".into()).starts_with("serve.retrain_every"));
+        assert!(bad(|c| c.retrain_every = "10ms".into()).contains("at least 1s"));
+        assert!(bad(|c| c.keep_versions = 0).contains("keep_versions"));
+        assert!(bad(|c| c.context_fields = "device,mood".into()).contains("unknown field \"mood\""));
+        assert!(bad(|c| c.exclude = "purchase:soon".into()).starts_with("serve.exclude"));
+        let mut c = ServeConfig { context_fields: " country , device".into(), ..ServeConfig::default() };
+        assert_eq!(c.context_field_indices(), Ok(vec![1, 0]));
+        c.retrain_every = "30m".into();
+        assert_eq!(c.retrain_period(), Some(std::time::Duration::from_secs(1800)));
     }
 }
