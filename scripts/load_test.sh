@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test of `tailor serve` on the default demo shop, on loopback, with wrk beside it.
-#   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]
+#   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]      (ONLY=<run name> for one run)
 # Prints one JSON line per run: recommendations with the cache off and on, then POST
 # /v1/events in batches of 100 (durable). CPU of the server process is sampled from
 # /proc for each run. Needs `wrk` (Debian: apt-get install wrk) and a release build.
@@ -20,6 +20,7 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # name, cache ttl, command args... (wrk, or python3 for the freshness check)
   local name=$1 ttl=$2; shift 2
+  if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ]; then return; fi
   "$BIN" --data-dir "$DATA" --log-format json --conf log.filter=warn --conf serve.addr=127.0.0.1:$PORT \
     --conf serve.cache_ttl_seconds=$ttl serve >/dev/null 2>"$DATA/server.log" &
   SERVER=$!

@@ -673,8 +673,54 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(state.config.timeout_ms.max(1)),
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(cors)
         .with_state(state)
+}
+
+/// Errors made outside our handlers (axum's extractor rejections, the body limit, the
+/// timeout) come as plain text or empty bodies: this gives them the API's error shape, so
+/// every error a client sees is `{"error": {"code", "message"}}`.
+async fn json_errors(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!("request body over the limit of {} bytes (serve.body_limit_bytes)", state.config.body_limit_bytes),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE if text.is_empty() => {
+            ("timeout", format!("the request took longer than {} ms (serve.timeout_ms)", state.config.timeout_ms))
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method_not_allowed", "this route does not take that method; see /openapi.json".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", text),
+        s if s.is_server_error() => {
+            ("internal", if text.is_empty() { "internal error; see the server log".into() } else { text })
+        }
+        _ => (
+            "bad_request",
+            if text.is_empty() { status.canonical_reason().unwrap_or("bad request").into() } else { text },
+        ),
+    };
+    let mut out = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 /// Serves until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests

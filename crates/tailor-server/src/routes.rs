@@ -73,7 +73,7 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "POST",
         path: "/v1/events",
         scope: Some(Scope::Write),
-        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id (given, or derived from the fields: send an id or a ts to make retries safe); invalid rows are reported by index and field, valid ones kept",
+        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id and ts (the id given, or derived from the fields; send ts to make retries safe, since a row without one gets the server's clock); invalid rows are reported by index and field, valid ones kept",
         query: &[],
     },
     RouteDoc {
@@ -812,15 +812,26 @@ async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response>
     Ok(Json(json!({"erased": erasure})).into_response())
 }
 
+/// A second retraining or reload while one runs is refused rather than queued behind it.
+fn training_guard(s: &AppState) -> ApiResult<tokio::sync::MutexGuard<'_, ()>> {
+    s.training.try_lock().map_err(|_| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "a retraining or reload is already running; try again when it finishes",
+        )
+    })
+}
+
 async fn reload(State(s): St) -> ApiResult<Response> {
-    let _guard = s.training.lock().await;
+    let _guard = training_guard(&s)?;
     let state = s.clone();
     let info = blocking(move || state.reload_blocking()).await?;
     Ok(Json(json!({"live": info})).into_response())
 }
 
 async fn retrain(State(s): St) -> ApiResult<Response> {
-    let _guard = s.training.lock().await;
+    let _guard = training_guard(&s)?;
     let state = s.clone();
     let outcome = blocking(move || state.retrain_blocking()).await?;
     let live = s.live.load().as_ref().map(|l| l.info.clone());
@@ -900,6 +911,12 @@ fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
                 if let Some(attr) = other.strip_prefix("attr.") {
                     req.attributes.push((attr.to_string(), split_list(v)));
                 } else if let Some(c) = other.strip_prefix("context.") {
+                    if !tailor_core::Context::FIELDS.contains(&c) {
+                        return Err(ApiError::invalid(
+                            other.to_string(),
+                            format!("unknown context field {c:?}; known: {}", tailor_core::Context::FIELDS.join(", ")),
+                        ));
+                    }
                     context.push((c.to_string(), v.clone()));
                 } else {
                     return Err(ApiError::invalid(

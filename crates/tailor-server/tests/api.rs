@@ -34,6 +34,13 @@ fn keys() -> Vec<ApiKey> {
 
 /// A small demo shop with a stored rule segmentation, trained and ready.
 fn shop_with(config: ServeConfig) -> Shop {
+    let s = unstarted(config);
+    s.state.start_blocking().expect("train");
+    s
+}
+
+/// The same shop before its first training (no model yet: 503 where one is needed).
+fn unstarted(config: ServeConfig) -> Shop {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(RedbStore::open(dir.path()).expect("store"));
     let params = tailor_ingest::demo::DemoParams {
@@ -70,7 +77,6 @@ fn shop_with(config: ServeConfig) -> Shop {
     let dyn_store: Arc<dyn Store> = store.clone();
     let models = dir.path().join("models");
     let state = Arc::new(AppState::open(config, dyn_store, Default::default(), models).expect("state"));
-    state.start_blocking().expect("train");
     let app = tailor_server::router(state.clone());
     Shop { _dir: dir, state, app, store }
 }
@@ -539,4 +545,88 @@ fn committed_openapi_document_is_current() {
         got == want,
         "docs/openapi.json is stale: run `UPDATE_OPENAPI=1 cargo test -p tailor-server --test api committed_openapi`"
     );
+}
+
+/// Every error status the API answers, with its exact body, against
+/// `tests/snapshots/errors.json` (`UPDATE_SNAPSHOTS=1` rewrites it after a deliberate change).
+#[tokio::test]
+async fn error_bodies_match_their_snapshots() {
+    let s = shop();
+    let mut got: Vec<Value> = Vec::new();
+    let mut record = |request: &str, (status, body): (StatusCode, Value)| {
+        got.push(json!({"request": request, "status": status.as_u16(), "body": body}));
+    };
+    let bad_rows = json!([{"user": "u", "item": "SKU-00001", "kind": "teleport"}, {"kind": "view"}]);
+    let too_many: Vec<Value> = (0..10_001).map(|i| json!({"user": "u", "kind": "view", "ts": i})).collect();
+    for (method, uri, key, body) in [
+        ("GET", "/nope", None, None),
+        ("GET", "/v1/popular", None, None),
+        ("GET", "/v1/popular", Some("read-key-0123456780"), None),
+        ("GET", "/v1/popular", Some(WRITE), None),
+        ("POST", "/v1/admin/retrain", Some(READ), None),
+        ("GET", "/v1/items/NOPE", Some(READ), None),
+        ("GET", "/v1/items/NOPE/similar", Some(READ), None),
+        ("GET", "/v1/users/U00002/recommendations?k=0", Some(READ), None),
+        ("GET", "/v1/users/U00002/recommendations?k=ten", Some(READ), None),
+        ("GET", "/v1/users/U00002/recommendations?diversity=2", Some(READ), None),
+        ("GET", "/v1/users/U00002/recommendations?context.weather=rain", Some(READ), None),
+        ("GET", "/v1/segments/Nope/users", Some(READ), None),
+        ("POST", "/v1/events", Some(WRITE), Some(bad_rows)),
+        ("POST", "/v1/events", Some(WRITE), Some(json!({"events": too_many}))),
+        ("PUT", "/v1/items", Some(WRITE), Some(json!([{"id": "X", "price": -3}]))),
+        ("DELETE", "/v1/users/nobody-at-all", Some(ADMIN), None),
+        ("PATCH", "/v1/items", Some(WRITE), None),
+    ] {
+        record(&format!("{method} {uri}"), call(&s.app, method, uri, key, body).await);
+    }
+    let req = Request::post("/v1/events").header("x-api-key", WRITE).body(Body::from("{not json")).expect("req");
+    let resp = s.app.clone().oneshot(req).await.expect("resp");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+    record("POST /v1/events (malformed JSON)", (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+    {
+        // A retraining already running: a second one is refused, not queued.
+        let _running = s.state.training.lock().await;
+        record(
+            "POST /v1/admin/retrain (while one runs)",
+            call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await,
+        );
+    }
+    // Before the first training, and a key over its rate or body limit.
+    let mut cfg = config();
+    cfg.rate_limit_per_second = 0.5;
+    cfg.rate_limit_burst = 2.0;
+    cfg.body_limit_bytes = 2048;
+    let cold = unstarted(cfg);
+    record(
+        "GET /v1/users/U00002/recommendations (no model yet)",
+        call(&cold.app, "GET", "/v1/users/U00002/recommendations", Some(READ), None).await,
+    );
+    record("GET /readyz (no model yet)", call(&cold.app, "GET", "/readyz", None, None).await);
+    call(&cold.app, "GET", "/v1/popular", Some(READ), None).await;
+    record("GET /v1/popular (third request, burst 2)", call(&cold.app, "GET", "/v1/popular", Some(READ), None).await);
+    let big: Vec<Value> = (0..100).map(|_| json!({"user": "u", "item": "SKU-00001", "kind": "view"})).collect();
+    record(
+        "POST /v1/events (body over 2048 bytes)",
+        call(&cold.app, "POST", "/v1/events", Some(WRITE), Some(json!(big))).await,
+    );
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/errors.json");
+    let want = serde_json::to_string_pretty(&got).expect("json") + "\n";
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        fs_err::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        fs_err::write(&path, &want).expect("write");
+    }
+    let stored = fs_err::read_to_string(&path).unwrap_or_default();
+    if stored != want {
+        let old: Vec<Value> = serde_json::from_str(&stored).unwrap_or_default();
+        for (i, case) in got.iter().enumerate() {
+            assert_eq!(old.get(i), Some(case), "case {i} differs from tests/snapshots/errors.json");
+        }
+        panic!("tests/snapshots/errors.json is stale: rerun with UPDATE_SNAPSHOTS=1 after checking the change");
+    }
+    let statuses: std::collections::BTreeSet<u64> = got.iter().filter_map(|c| c["status"].as_u64()).collect();
+    for code in [400, 401, 403, 404, 409, 413, 422, 429, 503] {
+        assert!(statuses.contains(&code), "no snapshot answers {code}");
+    }
 }

@@ -2,8 +2,10 @@
 //!
 //! Tables: `meta` (schema version, counters), `{user,item}_ids` (external id → dense index),
 //! `{user,item}_names` (index → id), `users` / `items` (index → JSON record),
-//! `event_chunks` (sequence → column chunk, see [`crate::codec`]), `event_ids` (id → ()),
-//! since schema 2 `segment_runs` (run id → JSON), `segment_members` ((segmentation, user) →
+//! `event_chunks` (sequence → column chunk, see [`crate::codec`]), since schema 3
+//! `event_keys` ((ts, id) → (), the idempotency index; time first so that the keys of new
+//! events land in the last few pages of the tree instead of dirtying pages all over it, which
+//! made commits slower as the store grew; schema 1 and 2 had `event_ids`, id only), since schema 2 `segment_runs` (run id → JSON), `segment_members` ((segmentation, user) →
 //! JSON list of segments) and `segment_history` ((segmentation, sequence) → JSON membership change).
 //! redb commits with fsync (`Durability::Immediate`), so an acknowledged write survives
 //! `kill -9` and power loss, and a crash mid-write leaves the previous commit intact.
@@ -25,7 +27,7 @@ use crate::{
 };
 
 /// Newest schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Events per stored chunk.
 const CHUNK_EVENTS: usize = 8192;
 
@@ -37,7 +39,9 @@ const ITEM_IDS: TableDefinition<&str, u32> = TableDefinition::new("item_ids");
 const ITEM_NAMES: TableDefinition<u32, &str> = TableDefinition::new("item_names");
 const ITEMS: TableDefinition<u32, &[u8]> = TableDefinition::new("items");
 const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_chunks");
+/// Schema 1-2 idempotency index, replaced by [`EVENT_KEYS`] in schema 3.
 const EVENT_IDS: TableDefinition<u128, ()> = TableDefinition::new("event_ids");
+const EVENT_KEYS: TableDefinition<(i64, u128), ()> = TableDefinition::new("event_keys");
 const SEG_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("segment_runs");
 const SEG_MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("segment_members");
 const SEG_HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segment_history");
@@ -51,7 +55,7 @@ const K_NEXT_CHANGE: &str = "next_segment_change";
 type Migration = fn(&WriteTransaction) -> std::result::Result<(), redb::Error>;
 
 /// Each step brings the schema from `version - 1` to `version`, in its own transaction.
-const MIGRATIONS: [(u32, Migration); 2] = [(1, migrate_v1), (2, migrate_v2)];
+const MIGRATIONS: [(u32, Migration); 3] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3)];
 
 fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
@@ -76,6 +80,26 @@ fn migrate_v2(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     txn.open_table(SEG_HISTORY)?;
     meta.insert(K_NEXT_RUN, 1)?;
     meta.insert(K_NEXT_CHANGE, 1)?;
+    Ok(())
+}
+
+/// Schema 3: the idempotency index keyed by (ts, id), rebuilt from the stored chunks.
+fn migrate_v3(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    let mut keys: Vec<(i64, u128)> = Vec::new();
+    {
+        let chunks = txn.open_table(CHUNKS)?;
+        for entry in chunks.iter()? {
+            let (_, v) = entry?;
+            let view = ChunkView::new(v.value()).map_err(|e| redb::Error::Corrupted(e.0.to_string()))?;
+            keys.extend((0..view.len()).map(|i| (view.ts(i), view.id_bits(i))));
+        }
+    }
+    keys.sort_unstable();
+    let mut table = txn.open_table(EVENT_KEYS)?;
+    for k in keys {
+        table.insert(k, ())?;
+    }
+    txn.delete_table(EVENT_IDS)?;
     Ok(())
 }
 
@@ -255,7 +279,7 @@ struct WriteState<'a> {
     users: PendingNames<'a>,
     items: PendingNames<'a>,
     report: WriteReport,
-    seen: HashSet<u128>,
+    seen: HashSet<(i64, u128)>,
     now: Timestamp,
 }
 
@@ -291,7 +315,7 @@ impl RedbStore {
         if batch.events.is_empty() {
             return Ok(());
         }
-        let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
+        let mut ids = txn.open_table(EVENT_KEYS).ctx(p)?;
         let mut meta = txn.open_table(META).ctx(p)?;
         let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
         // Ordinals count identical events inside this batch (see `Event::derive_id`).
@@ -306,7 +330,8 @@ impl RedbStore {
                     e.derive_id(*ord - 1)
                 }
             };
-            if !st.seen.insert(id.0) || ids.get(id.0).ctx(p)?.is_some() {
+            let key = (e.ts.0, id.0);
+            if !st.seen.insert(key) || ids.get(key).ctx(p)?.is_some() {
                 report.events_duplicate += 1;
                 continue;
             }
@@ -314,7 +339,7 @@ impl RedbStore {
             let item = e.item.as_ref().map_or(codec::NONE, |i| st.items.intern(i.as_str()).0);
             fresh.push(EncodedEvent { id, user, item, event: e });
         }
-        let mut sorted: Vec<u128> = fresh.iter().map(|e| e.id.0).collect();
+        let mut sorted: Vec<(i64, u128)> = fresh.iter().map(|e| (e.event.ts.0, e.id.0)).collect();
         sorted.sort_unstable();
         for id in sorted {
             ids.insert(id, ()).ctx(p)?;
@@ -601,7 +626,7 @@ impl Store for RedbStore {
             out.found = true;
             let names = self.names();
             let mut chunks = txn.open_table(CHUNKS).ctx(p)?;
-            let mut ids = txn.open_table(EVENT_IDS).ctx(p)?;
+            let mut ids = txn.open_table(EVENT_KEYS).ctx(p)?;
             // Chunks holding the user's events are re-encoded without them.
             let mut rewrites: Vec<(u64, Option<Vec<u8>>)> = Vec::new();
             for entry in chunks.iter().ctx(p)? {
@@ -619,7 +644,7 @@ impl Store for RedbStore {
                 for (i, (eid, ev)) in decoded.iter().enumerate() {
                     if view.user(i) == idx {
                         // The id goes too: it is a hash of the event's content.
-                        ids.remove(eid.0).ctx(p)?;
+                        ids.remove((ev.ts.0, eid.0)).ctx(p)?;
                         out.events += 1;
                     } else {
                         keep.push(EncodedEvent { id: *eid, user: view.user(i), item: view.item(i), event: ev });
@@ -802,7 +827,7 @@ mod tests {
             txn.commit().expect("commit");
         }
         let err = RedbStore::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (2)"), "{err}");
+        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (3)"), "{err}");
 
         let old = tempfile::tempdir().expect("tempdir");
         {
@@ -836,9 +861,47 @@ mod tests {
             s.write(WriteBatch { events: vec![ev], ..WriteBatch::default() }).expect("write");
         }
         let s = RedbStore::open(dir.path()).expect("migrates");
-        assert_eq!(s.schema_version().expect("version"), 2);
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(s.counts().expect("counts").events, 1);
         assert!(s.segmentation_runs().expect("runs").is_empty());
+    }
+
+    #[test]
+    fn schema_2_id_index_becomes_the_time_ordered_key_index_and_still_deduplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ev = Event::new(Some("u"), Some("i"), tailor_core::EventKind::View, Timestamp(5_000));
+        let id = ev.derive_id(0);
+        {
+            // A schema-2 file holding `ev`, with its id in the old index.
+            let db = Database::create(dir.path().join("tailor.redb")).expect("create");
+            let txn = db.begin_write().expect("txn");
+            migrate_v1(&txn).expect("v1");
+            migrate_v2(&txn).expect("v2");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert(K_SCHEMA, 2).expect("schema");
+            meta.insert(K_EVENTS, 1).expect("events");
+            meta.insert(K_NEXT_CHUNK, 1).expect("next");
+            txn.open_table(USER_IDS).expect("t").insert("u", 0).expect("i");
+            txn.open_table(USER_NAMES).expect("t").insert(0, "u").expect("i");
+            txn.open_table(ITEM_IDS).expect("t").insert("i", 0).expect("i");
+            txn.open_table(ITEM_NAMES).expect("t").insert(0, "i").expect("i");
+            let chunk = codec::encode(&[EncodedEvent { id, user: 0, item: 0, event: &ev }]);
+            txn.open_table(CHUNKS).expect("t").insert(0, chunk.as_slice()).expect("i");
+            txn.open_table(EVENT_IDS).expect("t").insert(id.0, ()).expect("i");
+            drop(meta);
+            txn.commit().expect("commit");
+        }
+        let s = RedbStore::open(dir.path()).expect("migrates");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let report = s.write(WriteBatch { events: vec![ev.clone()], ..WriteBatch::default() }).expect("write");
+        assert_eq!((report.events_added, report.events_duplicate), (0, 1), "the old event is still known");
+        let later = Event::new(Some("u"), Some("i"), tailor_core::EventKind::View, Timestamp(6_000));
+        let report = s.write(WriteBatch { events: vec![later], ..WriteBatch::default() }).expect("write");
+        assert_eq!(report.events_added, 1);
+        assert_eq!(s.counts().expect("counts").events, 2);
+        let txn = s.db.begin_read().expect("read");
+        assert!(txn.open_table(EVENT_IDS).is_err(), "the old index is dropped");
+        assert_eq!(txn.open_table(EVENT_KEYS).expect("keys").len().expect("len"), 2);
     }
 
     #[test]
