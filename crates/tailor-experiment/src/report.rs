@@ -1,0 +1,803 @@
+//! Attribution and the experiment report.
+//!
+//! Inputs are the exposures the server logged (one per served list: rec_id, unit, variant,
+//! items, the unit's segment) and the shop's events. Attribution:
+//! - click-through: an event carrying the `rec_id` of an exposure belongs to it;
+//! - view-through: a purchase or cart without a `rec_id` belongs to the unit's latest
+//!   exposure that showed the item within `attribution_window_hours` before it.
+//!
+//! Unit-level metrics (conversion, revenue per user, AOV) count everything a unit bought
+//! after its first exposure: randomisation is by unit, so these comparisons are unbiased
+//! whatever the attribution rule. Every metric is computed per day cumulatively in one
+//! time-ordered sweep, which gives the lift-over-time series and the always-valid p-values
+//! of the daily looks for free.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tailor_core::{Event, EventKind, Timestamp};
+
+use crate::error::{ExperimentError, Result};
+use crate::sequential::Msprt;
+use crate::spec::{Experiment, ExperimentSpec, Metric};
+use crate::stats::{self, ChiSquare, SparseSample, Summary};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One served list of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Exposure {
+    /// The rec_id returned with the list (events that carry it are click-through).
+    pub rec_id: String,
+    /// User id, or session id for anonymous visitors.
+    pub unit: String,
+    /// Variant index.
+    pub variant: usize,
+    /// When it was served.
+    pub ts: Timestamp,
+    /// The items shown, in order.
+    pub items: Vec<String>,
+    /// The unit's segment when served, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+}
+
+/// Report options.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Bootstrap resamples for the money metrics' intervals (0: none).
+    pub bootstrap: usize,
+    /// Bootstrap seed.
+    pub seed: u64,
+    /// Fewer exposed units than this per variant is warned about.
+    pub min_units: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { bootstrap: 1000, seed: 7, min_units: 100 }
+    }
+}
+
+/// Totals of one variant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct VariantTotals {
+    /// Variant name.
+    pub name: String,
+    /// Configured weight.
+    pub weight: f64,
+    /// Exposed units.
+    pub users: u64,
+    /// Served lists.
+    pub exposures: u64,
+    /// Impressions (impression events, or served lists when the client sends none).
+    pub impressions: u64,
+    /// Clicks carrying one of the variant's rec_ids.
+    pub clicks: u64,
+    /// Clicks per impression.
+    pub ctr: f64,
+    /// Served lists with at least one click.
+    pub accepted: u64,
+    /// Accepted / exposures.
+    pub acceptance: f64,
+    /// Units who bought after their first exposure.
+    pub converters: u64,
+    /// Converters / users.
+    pub conversion: f64,
+    /// Purchases attributed to the variant's lists (click- or view-through).
+    pub attributed_purchases: u64,
+    /// Of which click-through.
+    pub click_through_purchases: u64,
+    /// Carts attributed to the variant's lists.
+    pub attributed_carts: u64,
+    /// Attributed purchases per impression.
+    pub conversion_per_impression: f64,
+    /// Revenue of attributed purchases.
+    pub attributed_revenue: f64,
+    /// Orders placed by exposed units after exposure.
+    pub orders: u64,
+    /// Their revenue.
+    pub revenue: f64,
+    /// Revenue per order.
+    pub aov: f64,
+    /// Revenue per exposed unit.
+    pub revenue_per_user: f64,
+}
+
+impl VariantTotals {
+    /// The value of a metric.
+    pub fn value(&self, m: Metric) -> f64 {
+        match m {
+            Metric::Ctr => self.ctr,
+            Metric::Conversion => self.conversion,
+            Metric::ConversionPerImpression => self.conversion_per_impression,
+            Metric::Aov => self.aov,
+            Metric::RevenuePerUser => self.revenue_per_user,
+            Metric::Acceptance => self.acceptance,
+        }
+    }
+
+    /// (successes, trials) of a rate metric.
+    fn counts(&self, m: Metric) -> (u64, u64) {
+        match m {
+            Metric::Ctr => (self.clicks.min(self.impressions), self.impressions),
+            Metric::Conversion => (self.converters, self.users),
+            Metric::ConversionPerImpression => (self.attributed_purchases.min(self.impressions), self.impressions),
+            Metric::Acceptance => (self.accepted, self.exposures),
+            Metric::Aov | Metric::RevenuePerUser => (0, 0),
+        }
+    }
+}
+
+/// A treatment compared with the control on one metric.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Treatment variant name.
+    pub variant: String,
+    /// The metric.
+    pub metric: Metric,
+    /// `two-proportion z` or `welch t`.
+    pub test: &'static str,
+    /// Control value.
+    pub control: f64,
+    /// Treatment value.
+    pub treatment: f64,
+    /// Treatment − control.
+    pub diff: f64,
+    /// Its confidence interval.
+    pub diff_ci: (f64, f64),
+    /// Relative lift.
+    pub lift: Option<f64>,
+    /// Its confidence interval (proportions: delta method; means: the difference's
+    /// interval over the control mean).
+    pub lift_ci: Option<(f64, f64)>,
+    /// Percentile bootstrap interval of the difference (money metrics).
+    pub bootstrap_ci: Option<(f64, f64)>,
+    /// Fixed-horizon p-value.
+    pub p_value: f64,
+    /// Holm-adjusted over the treatments.
+    pub p_holm: f64,
+    /// Always-valid p-value over the daily looks (mSPRT).
+    pub p_always_valid: f64,
+    /// `p_holm < alpha`.
+    pub significant: bool,
+}
+
+/// Per segment and variant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentRow {
+    /// Segment (`(none)` for units without one).
+    pub segment: String,
+    /// Variant name.
+    pub variant: String,
+    /// Exposed units.
+    pub users: u64,
+    /// Clicks per impression.
+    pub ctr: f64,
+    /// Converters per unit.
+    pub conversion: f64,
+    /// Revenue per unit.
+    pub revenue_per_user: f64,
+}
+
+/// The primary metric's cumulative lift at the end of one day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DayPoint {
+    /// Day start (ms).
+    pub day: Timestamp,
+    /// Treatment variant.
+    pub variant: String,
+    /// Exposed units so far (all variants).
+    pub users: u64,
+    /// Relative lift so far.
+    pub lift: Option<f64>,
+    /// Its confidence interval.
+    pub lift_ci: Option<(f64, f64)>,
+    /// Fixed-horizon p-value at this look (not valid for stopping: shown to compare).
+    pub p_value: f64,
+    /// Always-valid p-value at this look.
+    pub p_always_valid: f64,
+}
+
+/// Everything a report says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Experiment name.
+    pub experiment: String,
+    /// Current status.
+    pub status: &'static str,
+    /// Primary metric.
+    pub primary_metric: Metric,
+    /// Significance level.
+    pub alpha: f64,
+    /// `impression_events` or `served_lists` (when no impression events arrived).
+    pub impressions_from: &'static str,
+    /// Totals per variant (control first).
+    pub variants: Vec<VariantTotals>,
+    /// Primary metric, each treatment against the control.
+    pub primary: Vec<Comparison>,
+    /// Guardrail metrics, each treatment against the control.
+    pub guardrails: Vec<Comparison>,
+    /// Chi-square test of independence of the primary rate across all variants (rates only).
+    pub chi_square: Option<ChiSquare>,
+    /// The same with Yates' correction (two variants only).
+    pub chi_square_yates: Option<ChiSquare>,
+    /// Sample-ratio check of users per variant against the weights.
+    pub srm: Option<ChiSquare>,
+    /// Per segment and variant.
+    pub segments: Vec<SegmentRow>,
+    /// Cumulative lift per day.
+    pub daily: Vec<DayPoint>,
+    /// Plain warnings (SRM, too few users, guardrail worse, units seen in two variants).
+    pub warnings: Vec<String>,
+    /// One sentence per treatment.
+    pub verdict: Vec<String>,
+}
+
+/// Running sums of one variant during the sweep.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    users: u64,
+    exposures: u64,
+    impression_events: u64,
+    clicks: u64,
+    accepted: u64,
+    converters: u64,
+    attributed: u64,
+    click_through: u64,
+    carts: u64,
+    attributed_revenue: f64,
+    orders: u64,
+    revenue: f64,
+    order_values: Summary,
+    /// Sum of squares of per-unit revenue (with `revenue` and `users`, the variance).
+    unit_rev_sq: f64,
+}
+
+struct UnitState {
+    variant: usize,
+    first: Timestamp,
+    segment: Option<String>,
+    revenue: f64,
+    converted: bool,
+    /// Exposure indices, oldest first.
+    exposures: Vec<usize>,
+}
+
+enum Step<'a> {
+    Expose(usize),
+    Act(&'a Event),
+}
+
+fn rate(num: u64, den: u64) -> f64 {
+    if den == 0 { 0.0 } else { num as f64 / den as f64 }
+}
+
+fn unit_of(e: &Event) -> Option<&str> {
+    e.user.as_ref().map(|u| u.as_str()).or(e.session.as_deref())
+}
+
+fn money(e: &Event) -> f64 {
+    e.unit_price.unwrap_or(0.0) * f64::from(e.quantity)
+}
+
+/// Attributes `events` to `exposures` and computes the report of `experiment`.
+pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event], opts: Options) -> Result<Report> {
+    let spec = &experiment.spec;
+    spec.validate()?;
+    let k = spec.variants.len();
+    if let Some(bad) = exposures.iter().find(|x| x.variant >= k) {
+        return Err(ExperimentError::invalid(
+            "exposures",
+            format!("rec_id {} names variant {} but the experiment has {k}", bad.rec_id, bad.variant),
+        ));
+    }
+    let window = spec.attribution_window_hours as i64 * 3_600_000;
+    let by_rec: HashMap<&str, usize> = exposures.iter().enumerate().map(|(i, x)| (x.rec_id.as_str(), i)).collect();
+
+    // One time-ordered sweep over exposures and the events of exposed units.
+    let mut steps: Vec<(Timestamp, u8, Step<'_>)> = Vec::with_capacity(exposures.len() + events.len());
+    steps.extend(exposures.iter().enumerate().map(|(i, x)| (x.ts, 0, Step::Expose(i))));
+    let units: std::collections::HashSet<&str> = exposures.iter().map(|x| x.unit.as_str()).collect();
+    for e in events {
+        let relevant =
+            matches!(e.kind, EventKind::Impression | EventKind::Click | EventKind::Purchase | EventKind::AddToCart);
+        if relevant && unit_of(e).is_some_and(|u| units.contains(u)) {
+            steps.push((e.ts, 1, Step::Act(e)));
+        }
+    }
+    steps.sort_by_key(|(ts, order, _)| (*ts, *order));
+
+    let day0 = steps.first().map_or(0, |(ts, _, _)| ts.0.div_euclid(DAY_MS) * DAY_MS);
+    let mut acc = vec![Acc::default(); k];
+    let mut state: HashMap<&str, UnitState> = HashMap::with_capacity(units.len());
+    let mut clicked = vec![false; exposures.len()];
+    let mut orders_seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut mixed = 0u64;
+    let mut daily = Vec::new();
+    let primary = spec.primary_metric;
+    let mut msprt: Vec<Msprt> = vec![Msprt::new(0.0); k];
+    let mut day = day0;
+    let snapshot = |acc: &[Acc], day: i64, msprt: &mut [Msprt], daily: &mut Vec<DayPoint>| {
+        let totals = totals_of(spec, acc, false);
+        for v in 1..k {
+            let Look { lift, lift_ci, diff, variance: var, p_value } =
+                quick_compare(primary, &totals[0], &totals[v], &acc[0], &acc[v], spec.alpha);
+            if msprt[v].tau == 0.0 {
+                msprt[v] = Msprt::new(default_tau(primary, &totals[0]));
+            }
+            let p = match var {
+                Some(var) if msprt[v].tau > 0.0 => msprt[v].look(diff, var),
+                _ => msprt[v].p_value,
+            };
+            daily.push(DayPoint {
+                day: Timestamp(day),
+                variant: spec.variants[v].name.clone(),
+                users: acc.iter().map(|a| a.users).sum(),
+                lift,
+                lift_ci,
+                p_value,
+                p_always_valid: p,
+            });
+        }
+    };
+    for (ts, _, step) in &steps {
+        while ts.0 >= day + DAY_MS {
+            snapshot(&acc, day, &mut msprt, &mut daily);
+            day += DAY_MS;
+        }
+        match step {
+            Step::Expose(i) => {
+                let x = &exposures[*i];
+                let st = state.entry(x.unit.as_str()).or_insert_with(|| {
+                    acc[x.variant].users += 1;
+                    UnitState {
+                        variant: x.variant,
+                        first: x.ts,
+                        segment: x.segment.clone(),
+                        revenue: 0.0,
+                        converted: false,
+                        exposures: Vec::new(),
+                    }
+                });
+                if st.variant != x.variant {
+                    mixed += 1;
+                }
+                st.exposures.push(*i);
+                acc[x.variant].exposures += 1;
+            }
+            Step::Act(e) => {
+                let Some(unit) = unit_of(e) else { continue };
+                let Some(st) = state.get_mut(unit) else { continue };
+                let v = st.variant;
+                let via_rec = e.rec_id.as_deref().and_then(|r| by_rec.get(r).copied());
+                match e.kind {
+                    EventKind::Impression if via_rec.is_some() => acc[v].impression_events += 1,
+                    EventKind::Click => {
+                        if let Some(i) = via_rec {
+                            acc[v].clicks += 1;
+                            if !clicked[i] {
+                                clicked[i] = true;
+                                acc[v].accepted += 1;
+                            }
+                        }
+                    }
+                    EventKind::Purchase | EventKind::AddToCart => {
+                        if e.ts < st.first {
+                            continue;
+                        }
+                        let viewed = || {
+                            let item = e.item.as_ref().map(|i| i.as_str())?;
+                            st.exposures.iter().rev().copied().find(|&i| {
+                                let x = &exposures[i];
+                                window > 0 && e.ts.0 - x.ts.0 <= window && x.items.iter().any(|it| it == item)
+                            })
+                        };
+                        let attributed = via_rec.or_else(viewed);
+                        if e.kind == EventKind::AddToCart {
+                            acc[v].carts += u64::from(attributed.is_some());
+                            continue;
+                        }
+                        let value = money(e);
+                        if let Some(_x) = attributed {
+                            acc[v].attributed += 1;
+                            acc[v].click_through += u64::from(via_rec.is_some());
+                            acc[v].attributed_revenue += value;
+                        }
+                        if !st.converted {
+                            st.converted = true;
+                            acc[v].converters += 1;
+                        }
+                        let new_order = match e.order_id.as_deref() {
+                            Some(o) => orders_seen.insert((unit, o)),
+                            None => true,
+                        };
+                        if new_order {
+                            acc[v].orders += 1;
+                        }
+                        acc[v].revenue += value;
+                        acc[v].unit_rev_sq += (st.revenue + value).powi(2) - st.revenue.powi(2);
+                        st.revenue += value;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    if !steps.is_empty() {
+        snapshot(&acc, day, &mut msprt, &mut daily);
+    }
+
+    // Order values (lines of one order summed) for AOV.
+    let mut order_value: HashMap<(&str, &str), f64> = HashMap::new();
+    let mut loose_orders: Vec<Vec<f64>> = vec![Vec::new(); k];
+    for e in events.iter().filter(|e| e.kind == EventKind::Purchase) {
+        let Some(unit) = unit_of(e) else { continue };
+        let Some(st) = state.get(unit) else { continue };
+        if e.ts < st.first {
+            continue;
+        }
+        match e.order_id.as_deref() {
+            Some(o) => *order_value.entry((unit, o)).or_insert(0.0) += money(e),
+            None => loose_orders[st.variant].push(money(e)),
+        }
+    }
+    let mut order_samples: Vec<Vec<f64>> = loose_orders;
+    for ((unit, _), v) in &order_value {
+        if let Some(st) = state.get(unit) {
+            order_samples[st.variant].push(*v);
+        }
+    }
+    for (a, s) in acc.iter_mut().zip(&order_samples) {
+        a.order_values = Summary::of(s);
+    }
+
+    let use_served = acc.iter().all(|a| a.impression_events == 0);
+    let totals = totals_of(spec, &acc, use_served);
+    let mut unit_revenue: Vec<SparseSample> = vec![SparseSample::default(); k];
+    for st in state.values() {
+        if st.revenue != 0.0 {
+            unit_revenue[st.variant].values.push(st.revenue);
+        } else {
+            unit_revenue[st.variant].zeros += 1;
+        }
+    }
+    let compare_all = |metric: Metric, msprt: &[Msprt]| -> Vec<Comparison> {
+        let mut out: Vec<Comparison> = (1..k)
+            .filter_map(|v| {
+                compare(metric, spec, &totals, &acc, &order_samples, &unit_revenue, v, opts).ok().map(|mut c| {
+                    if metric == primary {
+                        c.p_always_valid = msprt[v].p_value;
+                    }
+                    c
+                })
+            })
+            .collect();
+        let adjusted = stats::holm(&out.iter().map(|c| c.p_value).collect::<Vec<_>>());
+        for (c, p) in out.iter_mut().zip(adjusted) {
+            c.p_holm = p;
+            c.significant = p < spec.alpha;
+        }
+        out
+    };
+    let primary_cmp = compare_all(primary, &msprt);
+    let guardrails: Vec<Comparison> = spec.guardrails.iter().flat_map(|&m| compare_all(m, &msprt)).collect();
+
+    let (chi_square, chi_square_yates) = if primary.is_rate() {
+        let table: Vec<[u64; 2]> = totals
+            .iter()
+            .map(|t| {
+                let (x, n) = t.counts(primary);
+                [x, n - x]
+            })
+            .collect();
+        (
+            stats::chi2_independence(&table, false).ok(),
+            (k == 2).then(|| stats::chi2_independence(&table, true).ok()).flatten(),
+        )
+    } else {
+        (None, None)
+    };
+    let users: Vec<u64> = totals.iter().map(|t| t.users).collect();
+    let weights: Vec<f64> = spec.variants.iter().map(|v| v.weight).collect();
+    let srm = stats::goodness_of_fit(&users, &weights).ok();
+
+    let mut warnings = Vec::new();
+    if let Some(s) = srm
+        && s.p_value < 0.001
+    {
+        warnings.push(format!(
+            "sample ratio mismatch: users per variant {users:?} do not match the weights {weights:?} (chi-square p = {:.2e}); the assignment or the exposure logging is broken, do not trust the result",
+            s.p_value
+        ));
+    }
+    for t in &totals {
+        if t.users < opts.min_units {
+            warnings.push(format!("too few users: variant {} has {} (fewer than {})", t.name, t.users, opts.min_units));
+        }
+    }
+    for g in &guardrails {
+        if g.p_value < spec.alpha && g.diff < 0.0 {
+            warnings.push(format!(
+                "guardrail worse: {} of {} is {} than the control ({}), p = {:.4}",
+                g.metric.name(),
+                g.variant,
+                "lower",
+                fmt_lift(g.lift),
+                g.p_value
+            ));
+        }
+    }
+    if mixed > 0 {
+        warnings.push(format!(
+            "{mixed} exposures were logged under a different variant than their unit's first one (was the salt or a weight changed while running?)"
+        ));
+    }
+    if use_served && acc.iter().any(|a| a.exposures > 0) {
+        warnings.push("no impression events arrived: CTR is per served list, not per visible impression".into());
+    }
+
+    let verdict = primary_cmp.iter().map(|c| verdict_line(c, spec)).collect();
+    Ok(Report {
+        experiment: spec.name.clone(),
+        status: experiment.status.name(),
+        primary_metric: primary,
+        alpha: spec.alpha,
+        impressions_from: if use_served { "served_lists" } else { "impression_events" },
+        variants: totals,
+        primary: primary_cmp,
+        guardrails,
+        chi_square,
+        chi_square_yates,
+        srm,
+        segments: segment_rows(spec, exposures, &state, events),
+        daily,
+        warnings,
+        verdict,
+    })
+}
+
+fn totals_of(spec: &ExperimentSpec, acc: &[Acc], served_as_impressions: bool) -> Vec<VariantTotals> {
+    let use_served = served_as_impressions || acc.iter().all(|a| a.impression_events == 0);
+    acc.iter()
+        .zip(&spec.variants)
+        .map(|(a, v)| {
+            let impressions = if use_served { a.exposures } else { a.impression_events };
+            VariantTotals {
+                name: v.name.clone(),
+                weight: v.weight,
+                users: a.users,
+                exposures: a.exposures,
+                impressions,
+                clicks: a.clicks,
+                ctr: rate(a.clicks, impressions),
+                accepted: a.accepted,
+                acceptance: rate(a.accepted, a.exposures),
+                converters: a.converters,
+                conversion: rate(a.converters, a.users),
+                attributed_purchases: a.attributed,
+                click_through_purchases: a.click_through,
+                attributed_carts: a.carts,
+                conversion_per_impression: rate(a.attributed, impressions),
+                attributed_revenue: a.attributed_revenue,
+                orders: a.orders,
+                revenue: a.revenue,
+                aov: if a.orders == 0 { 0.0 } else { a.revenue / a.orders as f64 },
+                revenue_per_user: if a.users == 0 { 0.0 } else { a.revenue / a.users as f64 },
+            }
+        })
+        .collect()
+}
+
+/// Mean and unbiased variance of per-unit revenue from the running sums.
+fn unit_revenue_summary(a: &Acc) -> (u64, f64, f64) {
+    let n = a.users;
+    if n < 2 {
+        return (n, if n == 1 { a.revenue } else { 0.0 }, 0.0);
+    }
+    let mean = a.revenue / n as f64;
+    let var = ((a.unit_rev_sq - n as f64 * mean * mean) / (n - 1) as f64).max(0.0);
+    (n, mean, var)
+}
+
+/// One daily look at the primary metric.
+struct Look {
+    lift: Option<f64>,
+    lift_ci: Option<(f64, f64)>,
+    diff: f64,
+    /// Variance of the difference, for the mSPRT (`None`: not yet estimable).
+    variance: Option<f64>,
+    p_value: f64,
+}
+
+const NO_LOOK: Look = Look { lift: None, lift_ci: None, diff: 0.0, variance: None, p_value: 1.0 };
+
+/// Lift, its interval, the p-value and (difference, variance) for the mSPRT, cheaply.
+fn quick_compare(m: Metric, c: &VariantTotals, t: &VariantTotals, ca: &Acc, ta: &Acc, alpha: f64) -> Look {
+    if m.is_rate() {
+        let (x1, n1) = c.counts(m);
+        let (x2, n2) = t.counts(m);
+        match stats::two_proportion_z(x1, n1, x2, n2, alpha) {
+            Ok(z) => {
+                let pool = (x1 + x2) as f64 / (n1 + n2) as f64;
+                let var = pool * (1.0 - pool) * (1.0 / n1 as f64 + 1.0 / n2 as f64);
+                Look { lift: z.lift, lift_ci: z.lift_ci, diff: z.diff, variance: Some(var), p_value: z.p_value }
+            }
+            Err(_) => NO_LOOK,
+        }
+    } else {
+        let (s1, s2) = if m == Metric::Aov {
+            (
+                (ca.order_values.n, ca.order_values.mean, ca.order_values.variance()),
+                (ta.order_values.n, ta.order_values.mean, ta.order_values.variance()),
+            )
+        } else {
+            (unit_revenue_summary(ca), unit_revenue_summary(ta))
+        };
+        if s1.0 < 2 || s2.0 < 2 {
+            return NO_LOOK;
+        }
+        let var = s1.2 / s1.0 as f64 + s2.2 / s2.0 as f64;
+        if var <= 0.0 {
+            return NO_LOOK;
+        }
+        let diff = s2.1 - s1.1;
+        let q = stats::normal_ppf(1.0 - alpha / 2.0);
+        let lift = (s1.1 != 0.0).then(|| diff / s1.1);
+        let ci = lift.map(|_| ((diff - q * var.sqrt()) / s1.1, (diff + q * var.sqrt()) / s1.1));
+        // Large-sample normal test: the exact Welch test runs once, at the end.
+        let p_value = 2.0 * stats::normal_sf((diff / var.sqrt()).abs());
+        Look { lift, lift_ci: ci, diff, variance: Some(var), p_value }
+    }
+}
+
+/// The mSPRT mixing scale: a tenth of the control's value, the typical effect size shops
+/// test for (the minimum detectable effect of `tailor experiment plan` defaults to 10%).
+fn default_tau(m: Metric, control: &VariantTotals) -> f64 {
+    let v = control.value(m);
+    if v > 0.0 { 0.1 * v } else { 0.0 }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    m: Metric,
+    spec: &ExperimentSpec,
+    totals: &[VariantTotals],
+    acc: &[Acc],
+    orders: &[Vec<f64>],
+    unit_revenue: &[SparseSample],
+    v: usize,
+    opts: Options,
+) -> Result<Comparison> {
+    let alpha = spec.alpha;
+    let (c, t) = (&totals[0], &totals[v]);
+    let base = Comparison {
+        variant: t.name.clone(),
+        metric: m,
+        test: "two-proportion z",
+        control: c.value(m),
+        treatment: t.value(m),
+        diff: 0.0,
+        diff_ci: (0.0, 0.0),
+        lift: None,
+        lift_ci: None,
+        bootstrap_ci: None,
+        p_value: 1.0,
+        p_holm: 1.0,
+        p_always_valid: 1.0,
+        significant: false,
+    };
+    if m.is_rate() {
+        let (x1, n1) = c.counts(m);
+        let (x2, n2) = t.counts(m);
+        let z = stats::two_proportion_z(x1, n1, x2, n2, alpha)?;
+        return Ok(Comparison {
+            diff: z.diff,
+            diff_ci: z.diff_ci,
+            lift: z.lift,
+            lift_ci: z.lift_ci,
+            p_value: z.p_value,
+            ..base
+        });
+    }
+    let (a, b, sa, sb) = if m == Metric::Aov {
+        let sa = SparseSample { values: orders[0].clone(), zeros: 0 };
+        let sb = SparseSample { values: orders[v].clone(), zeros: 0 };
+        (acc[0].order_values, acc[v].order_values, sa, sb)
+    } else {
+        let s = |a: &Acc| {
+            let (n, mean, var) = unit_revenue_summary(a);
+            // Rebuild a Summary from the sums (push-free): n, mean and M2 = var·(n−1).
+            Summary::from_moments(n, mean, var)
+        };
+        (s(&acc[0]), s(&acc[v]), unit_revenue[0].clone(), unit_revenue[v].clone())
+    };
+    let w = stats::welch(&a, &b, alpha)?;
+    let bootstrap_ci = (opts.bootstrap >= 100)
+        .then(|| stats::bootstrap_mean_diff(&sa, &sb, opts.bootstrap, alpha, opts.seed ^ v as u64).ok())
+        .flatten();
+    Ok(Comparison {
+        test: "welch t",
+        diff: w.diff,
+        diff_ci: w.diff_ci,
+        lift: w.lift,
+        lift_ci: w.lift.map(|_| (w.diff_ci.0 / w.control, w.diff_ci.1 / w.control)),
+        bootstrap_ci,
+        p_value: w.p_value,
+        ..base
+    })
+}
+
+fn segment_rows(
+    spec: &ExperimentSpec,
+    exposures: &[Exposure],
+    state: &HashMap<&str, UnitState>,
+    events: &[Event],
+) -> Vec<SegmentRow> {
+    #[derive(Default)]
+    struct S {
+        users: u64,
+        converters: u64,
+        revenue: f64,
+        clicks: u64,
+        impressions: u64,
+    }
+    let mut rows: std::collections::BTreeMap<(String, usize), S> = std::collections::BTreeMap::new();
+    let seg = |st: &UnitState| st.segment.clone().unwrap_or_else(|| "(none)".into());
+    for st in state.values() {
+        let r = rows.entry((seg(st), st.variant)).or_default();
+        r.users += 1;
+        r.converters += u64::from(st.converted);
+        r.revenue += st.revenue;
+    }
+    for x in exposures {
+        if let Some(st) = state.get(x.unit.as_str()) {
+            rows.entry((seg(st), st.variant)).or_default().impressions += 1;
+        }
+    }
+    let recs: HashMap<&str, &str> = exposures.iter().map(|x| (x.rec_id.as_str(), x.unit.as_str())).collect();
+    for e in events.iter().filter(|e| e.kind == EventKind::Click) {
+        if let Some(unit) = e.rec_id.as_deref().and_then(|r| recs.get(r))
+            && let Some(st) = state.get(unit)
+        {
+            rows.entry((seg(st), st.variant)).or_default().clicks += 1;
+        }
+    }
+    rows.into_iter()
+        .map(|((segment, v), s)| SegmentRow {
+            segment,
+            variant: spec.variants[v].name.clone(),
+            users: s.users,
+            ctr: rate(s.clicks, s.impressions),
+            conversion: rate(s.converters, s.users),
+            revenue_per_user: if s.users == 0 { 0.0 } else { s.revenue / s.users as f64 },
+        })
+        .collect()
+}
+
+fn fmt_lift(l: Option<f64>) -> String {
+    l.map_or_else(|| "n/a".into(), |l| format!("{:+.1}%", 100.0 * l))
+}
+
+fn verdict_line(c: &Comparison, spec: &ExperimentSpec) -> String {
+    let ci = c
+        .lift_ci
+        .map(|(lo, hi)| format!(" ({:.0}% CI {:+.1}% to {:+.1}%)", 100.0 * (1.0 - spec.alpha), 100.0 * lo, 100.0 * hi))
+        .unwrap_or_default();
+    let word = if c.significant {
+        if c.diff > 0.0 { "significantly better" } else { "significantly worse" }
+    } else {
+        "not significantly different"
+    };
+    format!(
+        "{} vs {}: {} {}{}, p = {:.4} (Holm {:.4}, always-valid {:.4}): {word}",
+        c.variant,
+        spec.variants[0].name,
+        c.metric.name(),
+        fmt_lift(c.lift),
+        ci,
+        c.p_value,
+        c.p_holm,
+        c.p_always_valid
+    )
+}
