@@ -7,6 +7,7 @@ mod cluster;
 mod config;
 mod context;
 mod eval;
+mod experiment;
 mod plot;
 mod recommend;
 mod segment;
@@ -98,6 +99,12 @@ enum Command {
     /// Benchmarks of this build on this machine (results as a table or --json).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// A/B experiments: create, start, pause, stop, report; plan a sample size.
+    #[command(subcommand)]
+    Experiment(experiment::ExperimentCmd),
+    /// Replay synthetic shoppers with known truths through the real assignment, attribution,
+    /// statistics and bandits: false-positive rate, power, peeking, regret.
+    Simulate(experiment::SimulateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -459,6 +466,17 @@ enum BenchCmd {
         #[arg(long, default_value_t = 200)]
         n: usize,
     },
+    /// Experiments: `--n` sticky assignments on one thread (rate, and the shares of a
+    /// 50/30/20 split), then a report over `--exposures` served lists with clicks and
+    /// purchases (attribution, every test, 1,000 bootstrap resamples).
+    Experiment {
+        /// Assignments timed.
+        #[arg(long, default_value_t = 10_000_000)]
+        n: usize,
+        /// Exposures in the report.
+        #[arg(long, default_value_t = 1_000_000)]
+        exposures: usize,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Runs.
@@ -703,6 +721,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train => train(&cli, &config),
         Command::Model(cmd) => model(&cli, &config, cmd),
         Command::Bench(b) => bench(&cli, &config, b),
+        Command::Experiment(cmd) => {
+            if matches!(cmd, experiment::ExperimentCmd::Plan { .. }) {
+                experiment::run(cli.json, None, cmd)
+            } else {
+                let store = open_store(&config)?;
+                experiment::run(cli.json, Some(&store), cmd)
+            }
+        }
+        Command::Simulate(a) => experiment::simulate_cmd(cli.json, a),
         Command::Cluster(a) => cluster_cmd(&cli, a),
         Command::Segment(c) => segment_cmd(&cli, &config, c),
         Command::Eval(a) => {
@@ -1431,6 +1458,7 @@ fn bench(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             v["checksum"] = serde_json::json!(checksum);
             v
         }
+        BenchCmd::Experiment { n, exposures } => return experiment::bench(cli.json, *n, *exposures),
         BenchCmd::Csr { repeat } => {
             let store = open_store(config)?;
             let mut times = Vec::new();

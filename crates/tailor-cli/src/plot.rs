@@ -351,6 +351,60 @@ pub fn bars(path: &Path, title: &str, y_label: &str, bars: &[(String, f64)]) -> 
         .with_context(|| format!("drawing {}", path.display()))
 }
 
+/// A named series of (x, value, low, high) points in x order.
+pub type BandSeries = (String, Vec<(f64, f64, f64, f64)>);
+
+/// Series with a shaded interval around each, and a dashed zero line (lift over time).
+pub struct Bands<'a> {
+    /// Title.
+    pub title: &'a str,
+    /// Axis title.
+    pub x_label: &'a str,
+    /// Axis title.
+    pub y_label: &'a str,
+    /// (name, points (x, value, low, high) in x order).
+    pub series: &'a [BandSeries],
+}
+
+fn bands_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, b: &Bands<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut all: Vec<(f64, f64)> =
+        b.series.iter().flat_map(|(_, p)| p.iter().flat_map(|&(x, _, lo, hi)| [(x, lo), (x, hi)])).collect();
+    if let Some(&(x, _)) = all.first() {
+        all.push((x, 0.0));
+    }
+    let mut chart = frame(&root, b.title, &all)?;
+    axes(&mut chart, b.x_label, b.y_label, XAxis::Whole(None))?;
+    let xs: Vec<f64> = all.iter().map(|p| p.0).collect();
+    let (x0, x1) =
+        (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+    chart
+        .draw_series(DashedLineSeries::new([(x0, 0.0), (x1, 0.0)], 6, 4, BLACK.stroke_width(1)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (n, (name, points)) in b.series.iter().enumerate() {
+        let c = PALETTE[n % PALETTE.len()];
+        let mut outline: Vec<(f64, f64)> = points.iter().map(|&(x, _, lo, _)| (x, lo)).collect();
+        outline.extend(points.iter().rev().map(|&(x, _, _, hi)| (x, hi)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(LineSeries::new(points.iter().map(|&(x, v, _, _)| (x, v)), c.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(3)));
+    }
+    legend_and_present(&mut chart, &root, SeriesLabelPosition::UpperRight)
+}
+
+/// Writes a chart of series with intervals to `path` (.svg or .png).
+pub fn bands(path: &Path, b: &Bands<'_>) -> Result<()> {
+    with_backend(path, (900, 560), |r| bands_on(r, b), |r| bands_on(r, b))
+        .with_context(|| format!("drawing {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

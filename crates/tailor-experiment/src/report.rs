@@ -12,7 +12,7 @@
 //! time-ordered sweep, which gives the lift-over-time series and the always-valid p-values
 //! of the daily looks for free.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde::Serialize;
 use tailor_core::{Event, EventKind, Timestamp};
@@ -51,11 +51,15 @@ pub struct Options {
     pub seed: u64,
     /// Fewer exposed units than this per variant is warned about.
     pub min_units: u64,
+    /// The relative effect the always-valid (mSPRT) p-value is tuned to: its mixing scale
+    /// τ is this fraction of the control's value. Any fixed choice keeps the p-value valid;
+    /// a τ near the true effect detects it soonest.
+    pub msprt_relative_tau: f64,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { bootstrap: 1000, seed: 7, min_units: 100 }
+        Self { bootstrap: 1000, seed: 7, min_units: 100, msprt_relative_tau: 0.2 }
     }
 }
 
@@ -264,10 +268,8 @@ struct UnitState {
     exposures: Vec<usize>,
 }
 
-enum Step<'a> {
-    Expose(usize),
-    Act(&'a Event),
-}
+/// Marks an event (not an exposure) in a sweep step's index.
+const EVENT: u32 = 1 << 31;
 
 fn rate(num: u64, den: u64) -> f64 {
     if den == 0 { 0.0 } else { num as f64 / den as f64 }
@@ -293,26 +295,41 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
         ));
     }
     let window = spec.attribution_window_hours as i64 * 3_600_000;
-    let by_rec: HashMap<&str, usize> = exposures.iter().enumerate().map(|(i, x)| (x.rec_id.as_str(), i)).collect();
+    let mut by_rec: HashMap<&str, usize> = HashMap::with_capacity(exposures.len());
+    by_rec.extend(exposures.iter().enumerate().map(|(i, x)| (x.rec_id.as_str(), i)));
 
-    // One time-ordered sweep over exposures and the events of exposed units.
-    let mut steps: Vec<(Timestamp, u8, Step<'_>)> = Vec::with_capacity(exposures.len() + events.len());
-    steps.extend(exposures.iter().enumerate().map(|(i, x)| (x.ts, 0, Step::Expose(i))));
-    let units: std::collections::HashSet<&str> = exposures.iter().map(|x| x.unit.as_str()).collect();
-    for e in events {
+    if exposures.len() >= EVENT as usize || events.len() >= EVENT as usize {
+        return Err(ExperimentError::invalid("exposures", "at most 2^31 exposures and events per report"));
+    }
+    // Units interned to dense indices once; the sweep then indexes vectors.
+    let mut unit_ix: HashMap<&str, u32> = HashMap::with_capacity(exposures.len() / 2);
+    let x_unit: Vec<u32> = exposures
+        .iter()
+        .map(|x| {
+            let n = unit_ix.len() as u32;
+            *unit_ix.entry(x.unit.as_str()).or_insert(n)
+        })
+        .collect();
+    // One time-ordered sweep over exposures and the events of exposed units. A step is
+    // (2·ts + 0 for exposures / 1 for events, index, unit): exposures come first at equal
+    // instants, and 16-byte steps sort fast.
+    let mut steps: Vec<(i64, u32, u32)> = Vec::with_capacity(exposures.len() + events.len());
+    steps.extend(exposures.iter().enumerate().map(|(i, x)| (2 * x.ts.0, i as u32, x_unit[i])));
+    for (i, e) in events.iter().enumerate() {
         let relevant =
             matches!(e.kind, EventKind::Impression | EventKind::Click | EventKind::Purchase | EventKind::AddToCart);
-        if relevant && unit_of(e).is_some_and(|u| units.contains(u)) {
-            steps.push((e.ts, 1, Step::Act(e)));
+        if relevant && let Some(&u) = unit_of(e).and_then(|u| unit_ix.get(u)) {
+            steps.push((2 * e.ts.0 + 1, i as u32 | EVENT, u));
         }
     }
-    steps.sort_by_key(|(ts, order, _)| (*ts, *order));
+    steps.sort_unstable_by_key(|s| s.0);
 
-    let day0 = steps.first().map_or(0, |(ts, _, _)| ts.0.div_euclid(DAY_MS) * DAY_MS);
+    let day0 = steps.first().map_or(0, |s| s.0.div_euclid(2).div_euclid(DAY_MS) * DAY_MS);
     let mut acc = vec![Acc::default(); k];
-    let mut state: HashMap<&str, UnitState> = HashMap::with_capacity(units.len());
+    let mut state: Vec<Option<UnitState>> = Vec::with_capacity(unit_ix.len());
+    state.resize_with(unit_ix.len(), || None);
     let mut clicked = vec![false; exposures.len()];
-    let mut orders_seen: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    let mut orders_seen: HashSet<(u32, &str)> = HashSet::new();
     let mut mixed = 0u64;
     let mut daily = Vec::new();
     let primary = spec.primary_metric;
@@ -324,7 +341,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
             let Look { lift, lift_ci, diff, variance: var, p_value } =
                 quick_compare(primary, &totals[0], &totals[v], &acc[0], &acc[v], spec.alpha);
             if msprt[v].tau == 0.0 {
-                msprt[v] = Msprt::new(default_tau(primary, &totals[0]));
+                msprt[v] = Msprt::new(opts.msprt_relative_tau * totals[0].value(primary).max(0.0));
             }
             let p = match var {
                 Some(var) if msprt[v].tau > 0.0 => msprt[v].look(diff, var),
@@ -341,15 +358,16 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
             });
         }
     };
-    for (ts, _, step) in &steps {
-        while ts.0 >= day + DAY_MS {
+    for &(key, index, unit) in &steps {
+        while key.div_euclid(2) >= day + DAY_MS {
             snapshot(&acc, day, &mut msprt, &mut daily);
             day += DAY_MS;
         }
-        match step {
-            Step::Expose(i) => {
-                let x = &exposures[*i];
-                let st = state.entry(x.unit.as_str()).or_insert_with(|| {
+        match index & EVENT {
+            0 => {
+                let i = index as usize;
+                let x = &exposures[i];
+                let st = state[unit as usize].get_or_insert_with(|| {
                     acc[x.variant].users += 1;
                     UnitState {
                         variant: x.variant,
@@ -363,12 +381,12 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
                 if st.variant != x.variant {
                     mixed += 1;
                 }
-                st.exposures.push(*i);
+                st.exposures.push(i);
                 acc[x.variant].exposures += 1;
             }
-            Step::Act(e) => {
-                let Some(unit) = unit_of(e) else { continue };
-                let Some(st) = state.get_mut(unit) else { continue };
+            _ => {
+                let e = &events[(index & !EVENT) as usize];
+                let Some(st) = state[unit as usize].as_mut() else { continue };
                 let v = st.variant;
                 let via_rec = e.rec_id.as_deref().and_then(|r| by_rec.get(r).copied());
                 match e.kind {
@@ -429,11 +447,11 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     }
 
     // Order values (lines of one order summed) for AOV.
-    let mut order_value: HashMap<(&str, &str), f64> = HashMap::new();
+    let mut order_value: HashMap<(u32, &str), f64> = HashMap::new();
     let mut loose_orders: Vec<Vec<f64>> = vec![Vec::new(); k];
     for e in events.iter().filter(|e| e.kind == EventKind::Purchase) {
-        let Some(unit) = unit_of(e) else { continue };
-        let Some(st) = state.get(unit) else { continue };
+        let Some(&unit) = unit_of(e).and_then(|u| unit_ix.get(u)) else { continue };
+        let Some(st) = state[unit as usize].as_ref() else { continue };
         if e.ts < st.first {
             continue;
         }
@@ -444,7 +462,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     }
     let mut order_samples: Vec<Vec<f64>> = loose_orders;
     for ((unit, _), v) in &order_value {
-        if let Some(st) = state.get(unit) {
+        if let Some(st) = state[*unit as usize].as_ref() {
             order_samples[st.variant].push(*v);
         }
     }
@@ -455,7 +473,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     let use_served = acc.iter().all(|a| a.impression_events == 0);
     let totals = totals_of(spec, &acc, use_served);
     let mut unit_revenue: Vec<SparseSample> = vec![SparseSample::default(); k];
-    for st in state.values() {
+    for st in state.iter().flatten() {
         if st.revenue != 0.0 {
             unit_revenue[st.variant].values.push(st.revenue);
         } else {
@@ -550,7 +568,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
         chi_square,
         chi_square_yates,
         srm,
-        segments: segment_rows(spec, exposures, &state, events),
+        segments: segment_rows(spec, &x_unit, &by_rec, &state, events),
         daily,
         warnings,
         verdict,
@@ -651,13 +669,6 @@ fn quick_compare(m: Metric, c: &VariantTotals, t: &VariantTotals, ca: &Acc, ta: 
     }
 }
 
-/// The mSPRT mixing scale: a tenth of the control's value, the typical effect size shops
-/// test for (the minimum detectable effect of `tailor experiment plan` defaults to 10%).
-fn default_tau(m: Metric, control: &VariantTotals) -> f64 {
-    let v = control.value(m);
-    if v > 0.0 { 0.1 * v } else { 0.0 }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn compare(
     m: Metric,
@@ -730,8 +741,9 @@ fn compare(
 
 fn segment_rows(
     spec: &ExperimentSpec,
-    exposures: &[Exposure],
-    state: &HashMap<&str, UnitState>,
+    x_unit: &[u32],
+    by_rec: &HashMap<&str, usize>,
+    state: &[Option<UnitState>],
     events: &[Event],
 ) -> Vec<SegmentRow> {
     #[derive(Default)]
@@ -744,21 +756,20 @@ fn segment_rows(
     }
     let mut rows: std::collections::BTreeMap<(String, usize), S> = std::collections::BTreeMap::new();
     let seg = |st: &UnitState| st.segment.clone().unwrap_or_else(|| "(none)".into());
-    for st in state.values() {
+    for st in state.iter().flatten() {
         let r = rows.entry((seg(st), st.variant)).or_default();
         r.users += 1;
         r.converters += u64::from(st.converted);
         r.revenue += st.revenue;
     }
-    for x in exposures {
-        if let Some(st) = state.get(x.unit.as_str()) {
+    for &u in x_unit {
+        if let Some(st) = state[u as usize].as_ref() {
             rows.entry((seg(st), st.variant)).or_default().impressions += 1;
         }
     }
-    let recs: HashMap<&str, &str> = exposures.iter().map(|x| (x.rec_id.as_str(), x.unit.as_str())).collect();
     for e in events.iter().filter(|e| e.kind == EventKind::Click) {
-        if let Some(unit) = e.rec_id.as_deref().and_then(|r| recs.get(r))
-            && let Some(st) = state.get(unit)
+        if let Some(&i) = e.rec_id.as_deref().and_then(|r| by_rec.get(r))
+            && let Some(st) = state[x_unit[i] as usize].as_ref()
         {
             rows.entry((seg(st), st.variant)).or_default().clicks += 1;
         }
@@ -800,4 +811,125 @@ fn verdict_line(c: &Comparison, spec: &ExperimentSpec) -> String {
         c.p_holm,
         c.p_always_valid
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Status;
+
+    const H: i64 = 3_600_000;
+    const T0: i64 = 1_790_000_000_000;
+
+    fn exposure(rec: &str, unit: &str, variant: usize, at: i64, items: &[&str], segment: &str) -> Exposure {
+        Exposure {
+            rec_id: rec.into(),
+            unit: unit.into(),
+            variant,
+            ts: Timestamp(T0 + at),
+            items: items.iter().map(|s| s.to_string()).collect(),
+            segment: Some(segment.into()),
+        }
+    }
+
+    fn event(unit: &str, item: &str, kind: EventKind, at: i64, rec: Option<&str>) -> Event {
+        let mut e = Event::new(Some(unit), Some(item), kind, Timestamp(T0 + at));
+        e.rec_id = rec.map(str::to_owned);
+        e
+    }
+
+    fn buy(unit: &str, item: &str, at: i64, rec: Option<&str>, price: f64, qty: u32, order: Option<&str>) -> Event {
+        let mut e = event(unit, item, EventKind::Purchase, at, rec);
+        e.unit_price = Some(price);
+        e.quantity = qty;
+        e.order_id = order.map(str::to_owned);
+        e
+    }
+
+    #[test]
+    fn attribution_counts_click_through_view_through_and_unit_metrics() {
+        let mut exp =
+            Experiment::create(ExperimentSpec::new("t", &["control", "new"]), Timestamp(T0), None).expect("spec");
+        exp.transition(Status::Running, Timestamp(T0), None).expect("start");
+        let exposures = vec![
+            exposure("r1", "u1", 0, 0, &["A", "B"], "loyal"),
+            exposure("r2", "u2", 1, 0, &["C"], "loyal"),
+            exposure("r3", "u2", 1, 2 * H, &["D"], "loyal"),
+            exposure("r4", "u3", 1, 0, &["E"], "new"),
+        ];
+        let events = vec![
+            event("u1", "A", EventKind::Impression, 1, Some("r1")),
+            event("u2", "C", EventKind::Impression, 1, Some("r2")),
+            event("u2", "D", EventKind::Impression, 2 * H + 1, Some("r3")),
+            event("u3", "E", EventKind::Impression, 1, Some("r4")),
+            event("u1", "A", EventKind::Click, 10, Some("r1")),
+            event("u2", "C", EventKind::Click, 10, Some("r2")),
+            event("u2", "C", EventKind::Click, 20, Some("r2")),
+            event("u1", "A", EventKind::AddToCart, 30, Some("r1")),
+            // Click-through purchase of the control.
+            buy("u1", "A", H, Some("r1"), 7.0, 1, None),
+            // Before exposure: ignored.
+            buy("u1", "B", -H, None, 100.0, 1, None),
+            // View-through (r3 showed D two hours before... one hour before), and an
+            // unattributed line of the same order.
+            buy("u2", "D", 3 * H, None, 10.0, 2, Some("o1")),
+            buy("u2", "Z", 3 * H, None, 5.0, 1, Some("o1")),
+            // Outside the 24 h window: converts the unit but is not attributed.
+            buy("u3", "E", 30 * H, None, 8.0, 1, None),
+            // A unit never exposed: ignored.
+            buy("u9", "A", H, Some("r1"), 50.0, 1, None),
+        ];
+        let r =
+            analyse(&exp, &exposures, &events, Options { bootstrap: 0, seed: 1, min_units: 0, ..Options::default() })
+                .expect("report");
+        let c = &r.variants[0];
+        assert_eq!((c.users, c.exposures, c.impressions, c.clicks, c.accepted, c.converters), (1, 1, 1, 1, 1, 1));
+        assert_eq!((c.attributed_purchases, c.click_through_purchases, c.attributed_carts, c.orders), (1, 1, 1, 1));
+        assert_eq!((c.attributed_revenue, c.revenue), (7.0, 7.0));
+        let t = &r.variants[1];
+        assert_eq!((t.users, t.exposures, t.impressions, t.clicks, t.accepted, t.converters), (2, 3, 3, 2, 1, 2));
+        assert_eq!((t.attributed_purchases, t.click_through_purchases, t.orders), (1, 0, 2));
+        assert_eq!((t.attributed_revenue, t.revenue), (20.0, 33.0));
+        assert!((t.ctr - 2.0 / 3.0).abs() < 1e-12 && (t.acceptance - 1.0 / 3.0).abs() < 1e-12);
+        assert!((t.aov - 16.5).abs() < 1e-12 && (t.revenue_per_user - 16.5).abs() < 1e-12);
+        assert_eq!(r.impressions_from, "impression_events");
+        let seg: Vec<(&str, &str, u64)> =
+            r.segments.iter().map(|s| (s.segment.as_str(), s.variant.as_str(), s.users)).collect();
+        assert_eq!(seg, [("loyal", "control", 1), ("loyal", "new", 1), ("new", "new", 1)]);
+        assert!(!r.warnings.iter().any(|w| w.contains("too few")), "min_units 0 warns about nothing");
+        assert_eq!(r.daily.len(), 2, "two days of looks: {:?}", r.daily);
+        // A report names what it cannot conclude instead of failing.
+        assert_eq!(r.primary.len(), 1);
+    }
+
+    #[test]
+    fn a_clear_winner_is_called_significant_and_srm_is_flagged() {
+        let mut spec = ExperimentSpec::new("w", &["a", "b"]);
+        spec.primary_metric = Metric::Ctr;
+        spec.guardrails = vec![Metric::RevenuePerUser];
+        let exp = Experiment::create(spec, Timestamp(T0), None).expect("spec");
+        let mut exposures = Vec::new();
+        let mut events = Vec::new();
+        // 3,000 users in a, 2,000 in b (weights are equal: a sample-ratio mismatch);
+        // b's lists are clicked twice as often.
+        for u in 0..5000i64 {
+            let variant = usize::from(u >= 3000);
+            let rec = format!("r{u}");
+            let unit = format!("u{u}");
+            exposures.push(exposure(&rec, &unit, variant, u * 1000, &["A"], "all"));
+            let clicks = if variant == 1 { u % 5 == 0 } else { u % 10 == 0 };
+            if clicks {
+                events.push(event(&unit, "A", EventKind::Click, u * 1000 + 5, Some(&rec)));
+            }
+        }
+        let r = analyse(&exp, &exposures, &events, Options::default()).expect("report");
+        let cmp = &r.primary[0];
+        assert!(cmp.significant && cmp.diff > 0.0, "{cmp:?}");
+        assert!((cmp.lift.expect("lift") - 1.0).abs() < 1e-9, "CTR 0.2 vs 0.1 is +100%");
+        assert!(r.verdict[0].contains("significantly better"), "{}", r.verdict[0]);
+        assert!(r.warnings.iter().any(|w| w.starts_with("sample ratio mismatch")), "{:?}", r.warnings);
+        assert!(r.warnings.iter().any(|w| w.contains("no impression events")));
+        assert!(r.chi_square.is_some_and(|c| c.p_value < 1e-6) && r.chi_square_yates.is_some());
+        assert_eq!(r.guardrails.len(), 0, "no revenue at all: the guardrail is undefined, not invented");
+    }
 }

@@ -180,7 +180,7 @@ pub fn ab_run(s: &AbScenario, index: usize) -> Result<AbRun> {
             });
         }
     }
-    let report = analyse(&exp, &exposures, &events, Options { bootstrap: 0, seed: 0, min_units: 0 })?;
+    let report = analyse(&exp, &exposures, &events, Options { bootstrap: 0, min_units: 0, ..Options::default() })?;
     let cmp = report.primary.first();
     Ok(AbRun {
         p_value: cmp.map_or(1.0, |c| c.p_value),

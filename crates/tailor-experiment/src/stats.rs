@@ -349,8 +349,13 @@ impl SparseSample {
             return 0.0;
         }
         let q = k as f64 / n as f64;
+        let var = n as f64 * q * (1.0 - q);
         let draws = if q >= 1.0 {
             n
+        } else if var > 400.0 {
+            // Binomial by its normal approximation: with a variance this large the error
+            // is far below the bootstrap's own Monte Carlo noise, and it costs O(1).
+            (n as f64 * q + var.sqrt() * rng.normal()).round().clamp(0.0, n as f64) as u64
         } else {
             // Successes in n Bernoulli(q) trials = how many geometric gaps fit in n.
             let ln1q = (1.0 - q).ln();

@@ -98,6 +98,11 @@ pub struct ServeConfig {
     pub keep_versions: usize,
     /// Segment playbooks.
     pub playbooks: Vec<Playbook>,
+    /// Experiments defined in the config (`[[serve.experiments]]`): created and started at
+    /// the first start if no stored experiment has the name.
+    pub experiments: Vec<tailor_experiment::ExperimentSpec>,
+    /// Layout bandits, one per slot (`[[serve.bandits]]`).
+    pub bandits: Vec<crate::experiments::BanditConfig>,
 }
 
 impl Default for ServeConfig {
@@ -121,6 +126,8 @@ impl Default for ServeConfig {
             promote_tolerance: 0.01,
             keep_versions: 5,
             playbooks: Vec::new(),
+            experiments: Vec::new(),
+            bandits: Vec::new(),
         }
     }
 }
@@ -182,6 +189,18 @@ impl ServeConfig {
             return Err("serve.promote_tolerance must be >= 0 and serve.keep_versions >= 1".into());
         }
         self.context_field_indices()?;
+        for (i, e) in self.experiments.iter().enumerate() {
+            e.validate().map_err(|err| format!("serve.experiments[{i}] ({}): {err}", e.name))?;
+        }
+        for (i, b) in self.bandits.iter().enumerate() {
+            if b.slot.trim().is_empty() || b.arms.len() < 2 {
+                return Err(format!("serve.bandits[{i}]: needs a slot and at least two arms"));
+            }
+            tailor_experiment::Policy::parse(&b.policy).map_err(|e| format!("serve.bandits[{i}].{e}"))?;
+            if self.bandits[..i].iter().any(|o| o.slot == b.slot) {
+                return Err(format!("serve.bandits[{i}]: slot {:?} has two bandits", b.slot));
+            }
+        }
         Ok(())
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod error;
+pub mod experiments;
 pub mod live;
 pub mod online;
 pub mod openapi;
@@ -95,6 +96,8 @@ pub struct AppState {
     writer: std::sync::mpsc::SyncSender<WriteJob>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
+    /// Experiments, exposures and layout bandits.
+    pub experiments: experiments::Experiments,
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -158,6 +161,9 @@ impl AppState {
             .name("tailor-segment-writer".into())
             .spawn(move || segment_writer(seg_store.as_ref(), &changes_rx))
             .map_err(|e| format!("starting the segment writer: {e}"))?;
+        let data_dir = models_dir.parent().map_or_else(|| models_dir.clone(), std::path::Path::to_path_buf);
+        let experiments = experiments::Experiments::open(store.clone(), &config.experiments, &config.bandits, data_dir)
+            .map_err(|e| e.message)?;
         let (writer, jobs) = std::sync::mpsc::sync_channel(1024);
         let writer_store = store.clone();
         std::thread::Builder::new()
@@ -188,6 +194,7 @@ impl AppState {
             rec_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             metrics: metrics_handle(),
+            experiments,
         })
     }
 
@@ -740,11 +747,19 @@ pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()
         let state = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut n = 0u64;
             loop {
                 tick.tick().await;
+                n += 1;
                 let s = state.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.settle_all()).await {
                     tracing::error!(error = %e.message, "segment sweep failed");
+                }
+                // Bandit state reaches the disk every 10 s (and at shutdown).
+                if n.is_multiple_of(10)
+                    && let Err(e) = state.experiments.bandits.persist()
+                {
+                    tracing::error!(error = %e.message, "saving the bandit state failed");
                 }
             }
         });
@@ -768,7 +783,11 @@ pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()
             }
         });
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await
+    let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await;
+    if let Err(e) = state.experiments.bandits.persist() {
+        tracing::error!(error = %e.message, "saving the bandit state at shutdown failed");
+    }
+    served
 }
 
 async fn shutdown_signal() {

@@ -21,10 +21,12 @@ use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
 use tailor_store::{UpsertMode, WriteBatch};
 
 use crate::AppState;
-use crate::config::{Scope, Strategy};
+use crate::config::{Playbook, Scope, Strategy};
 use crate::error::{ApiError, ApiResult};
+use crate::experiments::Assigned;
 use crate::live::{Catalog, Live};
 use crate::online::{Rec, session_key, user_key};
+use tailor_experiment::report::Exposure;
 
 type St = State<Arc<AppState>>;
 
@@ -55,6 +57,7 @@ const REC_QUERY: &[(&str, &str)] = &[
     ("max_per_category", "at most this many items per top-level category"),
     ("attr.KEY", "only items whose attribute KEY is one of these values (comma-separated)"),
     ("context.KEY", "request context (device, location...), logged"),
+    ("decision", "a layout decision_id from /v1/users/{id}/layout: clicks on this list reward it"),
 ];
 
 /// Every route.
@@ -192,6 +195,62 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "The live model version and every registered version with its training facts",
         query: &[],
     },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/experiments",
+        scope: Some(Scope::Read),
+        summary: "Every experiment with its variants, status and status history",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/experiments",
+        scope: Some(Scope::Admin),
+        summary: "Create an experiment from its definition (name, slots, traffic, variants with weights and strategy/playbook/layout/params, segments, start_at/stop_at, primary_metric, guardrails); a draft unless start=true",
+        query: &[("start", "true: start it at once")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/experiments/{name}",
+        scope: Some(Scope::Read),
+        summary: "One experiment",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/experiments/{name}/start",
+        scope: Some(Scope::Admin),
+        summary: "Start (or resume) an experiment; recorded in its history",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/experiments/{name}/pause",
+        scope: Some(Scope::Admin),
+        summary: "Pause an experiment (users see the default; assignments are unchanged on resume)",
+        query: &[],
+    },
+    RouteDoc {
+        method: "POST",
+        path: "/v1/experiments/{name}/stop",
+        scope: Some(Scope::Admin),
+        summary: "Stop an experiment for good",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/experiments/{name}/report",
+        scope: Some(Scope::Read),
+        summary: "Per-variant and per-segment metrics, tests (z, chi-square, Welch, bootstrap, Holm, mSPRT), SRM and guardrail warnings, a verdict and the cumulative lift per day",
+        query: &[("bootstrap", "bootstrap resamples for money metrics (default 1000, 0: none)")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/users/{id}/layout",
+        scope: Some(Scope::Read),
+        summary: "The layout of a slot for this user: an experiment variant's, else the slot's bandit's choice with a decision_id (pass it as decision= to the recommendations, or as an event's rec_id), else the default",
+        query: &[("slot", "the slot (required)")],
+    },
 ];
 
 /// The scope `method path` needs (`None`: public or unknown, which 404s).
@@ -231,6 +290,14 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("POST", "/v1/admin/reload") => post(reload),
         ("POST", "/v1/admin/retrain") => post(retrain),
         ("GET", "/v1/admin/models") => get(models),
+        ("GET", "/v1/experiments") => get(crate::experiments::list),
+        ("POST", "/v1/experiments") => post(crate::experiments::create_route),
+        ("GET", "/v1/experiments/{name}") => get(crate::experiments::show),
+        ("POST", "/v1/experiments/{name}/start") => post(crate::experiments::start),
+        ("POST", "/v1/experiments/{name}/pause") => post(crate::experiments::pause),
+        ("POST", "/v1/experiments/{name}/stop") => post(crate::experiments::stop),
+        ("GET", "/v1/experiments/{name}/report") => get(crate::experiments::report_route),
+        ("GET", "/v1/users/{id}/layout") => get(crate::experiments::layout),
         _ => get(|| async { ApiError::internal("route without handler") }),
     }
 }
@@ -249,7 +316,7 @@ pub fn parse_als(spec: &str) -> Result<AlsParams, String> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
@@ -408,6 +475,15 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     }
     let accepted = events.len();
     let (events, report) = s.store_events(events).await?;
+    if s.experiments.bandits.active() {
+        for e in &events {
+            if matches!(e.kind, EventKind::Click | EventKind::AddToCart | EventKind::Purchase)
+                && let Some(r) = &e.rec_id
+            {
+                s.experiments.bandits.reward(r);
+            }
+        }
+    }
     // Committed: now the in-memory side. Items new to the catalog get their index first.
     let mut catalog = s.catalog.load_full();
     let unknown_items = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
@@ -587,7 +663,7 @@ fn k_param(q: &HashMap<String, String>, default: usize) -> ApiResult<usize> {
     }
 }
 
-fn query_map(raw: Option<&str>) -> ApiResult<HashMap<String, String>> {
+pub(crate) fn query_map(raw: Option<&str>) -> ApiResult<HashMap<String, String>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
         .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
     Ok(pairs.into_iter().collect())
@@ -854,6 +930,8 @@ async fn models(State(s): St) -> ApiResult<Response> {
 struct RecQuery {
     request: Request,
     slot: Option<String>,
+    /// A layout decision (from `/layout`) whose reward this list's clicks are.
+    decision: Option<String>,
     context: Vec<(String, String)>,
     /// Canonical form for the cache key.
     canonical: String,
@@ -863,11 +941,33 @@ fn split_list(v: &str) -> Vec<String> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
+fn query_pairs(raw: Option<&str>) -> ApiResult<Vec<(String, String)>> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))
+}
+
 fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    rec_query_pairs(catalog, query_pairs(raw)?)
+}
+
+/// The request with an experiment variant's parameters put over the caller's.
+fn with_variant(catalog: &Catalog, raw: Option<&str>, a: &Assigned) -> ApiResult<RecQuery> {
+    let params = &a.entry.exp.spec.variants[a.variant].params;
+    if params.is_empty() {
+        return rec_query(catalog, raw);
+    }
+    let mut pairs: Vec<(String, String)> =
+        query_pairs(raw)?.into_iter().filter(|(k, _)| !params.contains_key(k)).collect();
+    pairs.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
+    rec_query_pairs(catalog, pairs).map_err(|mut e| {
+        e.message = format!("experiment {:?} variant {:?}: {}", a.entry.exp.spec.name, a.variant_name(), e.message);
+        e
+    })
+}
+
+fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult<RecQuery> {
     let mut req = Request { k: 10, ..Request::default() };
-    let (mut slot, mut context) = (None, Vec::new());
+    let (mut slot, mut context, mut decision) = (None, Vec::new(), None);
     let float = |k: &str, v: &str| -> ApiResult<f32> {
         v.parse::<f32>()
             .ok()
@@ -878,6 +978,7 @@ fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
         match k.as_str() {
             "k" => req.k = k_param(&HashMap::from([("k".to_string(), v.clone())]), 10)?,
             "slot" => slot = Some(v.clone()),
+            "decision" => decision = Some(v.clone()),
             "category" => req.categories = categories_param(catalog, &HashMap::from([("category".into(), v.clone())]))?,
             "brand" => {
                 req.brands = split_list(v)
@@ -935,7 +1036,7 @@ fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
     let mut canon = pairs.clone();
     canon.sort();
     let canonical = serde_urlencoded::to_string(&canon).unwrap_or_default();
-    Ok(RecQuery { request: req, slot, context, canonical })
+    Ok(RecQuery { request: req, slot, decision, context, canonical })
 }
 
 async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -955,7 +1056,12 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
     // Segments from memory, re-placed first if the user's features changed.
     s.settle(&id)?;
     let segments = s.segments_of(&id);
-    let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, start)?);
+    let assigned = s.experiments.assign(&id, q.slot.as_deref(), &segments, Timestamp::now());
+    let q = match &assigned {
+        Some(a) => with_variant(&catalog, raw.as_deref(), a)?,
+        None => q,
+    };
+    let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
     s.cache.put(&key, &q.canonical, generation, body.clone());
     Ok(Json((*body).clone()).into_response())
 }
@@ -982,7 +1088,12 @@ async fn session_recommendations(
             Some(_) => return Err(ApiError::invalid("items", "`items` must be an array of item ids")),
         }
     };
-    let body = recommend(&s, &catalog, &session_key(&id), None, &extra, &[], &q, start)?;
+    let assigned = s.experiments.assign(&id, q.slot.as_deref(), &[], Timestamp::now());
+    let q = match &assigned {
+        Some(a) => with_variant(&catalog, raw.as_deref(), a)?,
+        None => q,
+    };
+    let body = recommend(&s, &catalog, &session_key(&id), None, &extra, &[], &q, assigned.as_ref(), start)?;
     Ok(Json(body).into_response())
 }
 
@@ -996,8 +1107,10 @@ fn recommend(
     extra: &[u32],
     segments: &[String],
     q: &RecQuery,
+    assigned: Option<&Assigned>,
     start: Instant,
 ) -> ApiResult<Value> {
+    let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
     let live = live_or_503(s)?;
     let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
     let now = Timestamp::now();
@@ -1015,10 +1128,22 @@ fn recommend(
         })
         .unwrap_or_default();
     request.exclude.extend(hidden);
-    // Playbooks of the user's segments.
+    // Playbooks of the user's segments, or the one an experiment variant imposes.
     let mut playbooks = Vec::new();
-    for p in &s.config.playbooks {
-        if segments.contains(&p.segment) {
+    let imposed: Option<Playbook> = match variant.and_then(|v| v.playbook.as_deref()) {
+        Some(name) => serde_json::from_value::<Strategy>(json!(name)).ok().map(|strategy| Playbook {
+            segment: "(experiment)".into(),
+            strategy,
+            weight: 0.3,
+        }),
+        None => None,
+    };
+    let configured: &[Playbook] = match variant.and_then(|v| v.playbook.as_deref()) {
+        Some(_) => imposed.as_slice(),
+        None => &s.config.playbooks,
+    };
+    for p in configured {
+        if segments.contains(&p.segment) || imposed.is_some() {
             match p.strategy {
                 Strategy::BoostDiscounted => request.boosts.push(Boost::Discounted(p.weight)),
                 Strategy::BoostNewArrivals => request.boosts.push(Boost::NewArrivals(p.weight)),
@@ -1067,11 +1192,18 @@ fn recommend(
     let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
     // The cold-start chain, first list that passes the filters wins (borrowed, not copied).
     let mut sources: Vec<(&'static str, &[f32], Reason)> = Vec::new();
-    if let Some(p) = &personal {
-        sources.push(("personalized", p, Reason::Personalized));
-    }
-    if let Some(c) = segments.iter().find_map(|seg| live.segment_popular.get(seg)) {
-        sources.push(("segment_popular", c, Reason::PopularInSegment));
+    // An experiment variant may replace the personalised part of the chain.
+    match variant.and_then(|v| v.strategy.as_deref()) {
+        Some("popular") => {}
+        Some("trending") => sources.push(("trending", &live.trending, Reason::Trending)),
+        _ => {
+            if let Some(p) = &personal {
+                sources.push(("personalized", p, Reason::Personalized));
+            }
+            if let Some(c) = segments.iter().find_map(|seg| live.segment_popular.get(seg)) {
+                sources.push(("segment_popular", c, Reason::PopularInSegment));
+            }
+        }
     }
     sources.push(("popular", &live.popular, popular_reason.clone()));
     let similarity = |a: u32, b: u32| match &live.als {
@@ -1116,7 +1248,13 @@ fn recommend(
             }
         }
     }
-    let rec_id = s.next_rec_id(key);
+    let mut rec_id = s.next_rec_id(key);
+    if let Some(a) = assigned {
+        rec_id.push_str(&a.tag());
+    }
+    if let Some(d) = &q.decision {
+        s.experiments.bandits.link(&rec_id, d);
+    }
     let items_json: Vec<Value> = out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
     let latency_us = start.elapsed().as_micros() as u64;
     let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(String::as_str)).collect();
@@ -1126,7 +1264,8 @@ fn recommend(
         subject = %key,
         items = ?ids,
         model_version = live.version,
-        variant = Option::<&str>::None,
+        experiment = assigned.map(|a| a.entry.exp.spec.name.as_str()),
+        variant = assigned.map(Assigned::variant_name),
         strategy,
         slot = q.slot.as_deref().unwrap_or(""),
         context = ?q.context,
@@ -1134,6 +1273,26 @@ fn recommend(
         "recommendations served"
     );
     metrics::counter!("tailor_recommendations_served_total", "strategy" => strategy).increment(1);
+    let variant_json = match assigned {
+        Some(a) => {
+            let unit = user.unwrap_or_else(|| key.trim_start_matches("s:"));
+            let exposure = Exposure {
+                rec_id: rec_id.clone(),
+                unit: unit.to_string(),
+                variant: a.variant,
+                ts: now,
+                items: ids.iter().map(|i| (*i).to_string()).collect(),
+                segment: segments.first().cloned(),
+            };
+            s.experiments.log_exposure(a, &exposure);
+            json!({
+                "experiment": a.entry.exp.spec.name,
+                "variant": a.variant_name(),
+                "layout": variant.and_then(|v| v.layout),
+            })
+        }
+        None => Value::Null,
+    };
     Ok(json!({
         "user": user,
         "session": user.is_none().then(|| key.trim_start_matches("s:")),
@@ -1141,7 +1300,7 @@ fn recommend(
         "strategy": strategy,
         "model_version": live.version,
         "rec_id": rec_id,
-        "variant": Value::Null,
+        "variant": variant_json,
         "playbooks": playbooks,
         "context": context_applied,
         "cached": false,

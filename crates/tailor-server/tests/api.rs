@@ -630,3 +630,169 @@ async fn error_bodies_match_their_snapshots() {
         assert!(statuses.contains(&code), "no snapshot answers {code}");
     }
 }
+
+/// Two recommender variants served through the API; clicks and purchases posted with the
+/// served rec_ids; the report counts them per variant.
+#[tokio::test]
+async fn experiment_variants_are_served_logged_and_reported() {
+    let s = shop();
+    let spec = json!({
+        "name": "home-algo",
+        "slots": ["home"],
+        "variants": [{"name": "control"}, {"name": "popular", "strategy": "popular", "layout": "grid"}],
+        "primary_metric": "ctr",
+        "guardrails": ["revenue_per_user"]
+    });
+    let (st, v) = call(&s.app, "POST", "/v1/experiments?start=true", Some(WRITE), Some(spec.clone())).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "creating needs admin: {v}");
+    let (st, v) = call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(spec.clone())).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["status"], "running");
+    let (st, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(spec)).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"), "{v}");
+    let bad = json!({"name": "x", "variants": [{"name": "a"}, {"name": "b", "weight": -1}]});
+    let (st, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(bad)).await;
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("variants[1].weight")),
+        "{v}"
+    );
+
+    // Another slot is outside the experiment.
+    let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?slot=cart", Some(READ), None).await;
+    assert_eq!(v["variant"], Value::Null);
+    let names = s.store.user_names().expect("names");
+    let mut served: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    for u in names.iter().take(60) {
+        let (st, v) =
+            call(&s.app, "GET", &format!("/v1/users/{u}/recommendations?slot=home&k=5"), Some(READ), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let variant = v["variant"]["variant"].as_str().expect("variant").to_string();
+        let rec_id = v["rec_id"].as_str().expect("rec_id").to_string();
+        assert!(rec_id.ends_with(&format!(".home-algo.{variant}")), "{rec_id}");
+        if variant == "popular" {
+            assert_eq!((v["strategy"].as_str(), v["variant"]["layout"].as_str()), (Some("popular"), Some("grid")));
+        }
+        served.push((u.clone(), variant, rec_id, ids(&v)));
+    }
+    let per = |name: &str| served.iter().filter(|x| x.1 == name).count() as u64;
+    assert!(per("control") > 10 && per("popular") > 10, "both variants served");
+    // The same user keeps the variant.
+    let (_, again) = call(
+        &s.app,
+        "GET",
+        &format!("/v1/users/{}/recommendations?slot=home&k=5&diversity=0.1", served[0].0),
+        Some(READ),
+        None,
+    )
+    .await;
+    assert_eq!(again["variant"]["variant"].as_str(), Some(served[0].1.as_str()));
+    // Every third user clicks the first item; every sixth buys it.
+    let mut events = Vec::new();
+    let (mut clicks, mut buys) = ([0u64; 2], [0u64; 2]);
+    for (i, (u, variant, rec, items)) in served.iter().enumerate() {
+        let v = usize::from(variant == "popular");
+        events.push(
+            json!({"user": u, "item": items[0], "kind": "impression", "rec_id": rec, "ts": 1_800_000_000_000_i64}),
+        );
+        if i % 3 == 0 {
+            events.push(json!({"user": u, "item": items[0], "kind": "click", "rec_id": rec}));
+            clicks[v] += 1;
+        }
+        if i % 6 == 0 {
+            events.push(json!({"user": u, "item": items[0], "kind": "purchase", "rec_id": rec, "unit_price": 10.0}));
+            buys[v] += 1;
+        }
+    }
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    // The exposure writer runs beside the requests: wait until it has caught up.
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        let (st, r) = call(&s.app, "GET", "/v1/experiments/home-algo/report?bootstrap=200", Some(READ), None).await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        report = r;
+        let exposures: u64 =
+            report["variants"].as_array().expect("variants").iter().filter_map(|v| v["exposures"].as_u64()).sum();
+        if exposures >= 61 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for (i, name) in ["control", "popular"].iter().enumerate() {
+        let v = &report["variants"][i];
+        assert_eq!(v["name"], *name);
+        assert_eq!(v["users"].as_u64(), Some(per(name)), "users of {name}: {v}");
+        assert_eq!(v["impressions"].as_u64(), Some(per(name)), "impressions of {name}: {v}");
+        assert_eq!(v["clicks"].as_u64(), Some(clicks[i]), "clicks of {name}: {v}");
+        assert_eq!(v["click_through_purchases"].as_u64(), Some(buys[i]), "purchases of {name}: {v}");
+        assert_eq!(v["revenue"].as_f64(), Some(10.0 * buys[i] as f64), "revenue of {name}: {v}");
+    }
+    assert_eq!(report["primary"][0]["variant"], "popular");
+    assert!(report["verdict"][0].as_str().is_some_and(|t| t.starts_with("popular vs control: ctr")), "{report}");
+    // Lifecycle: pause, stop, and no way back.
+    let (st, v) = call(&s.app, "POST", "/v1/experiments/home-algo/pause", Some(ADMIN), None).await;
+    assert_eq!((st, v["status"].clone()), (StatusCode::OK, json!("paused")));
+    let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?slot=home", Some(READ), None).await;
+    assert_eq!(v["variant"], Value::Null, "a paused experiment assigns nobody");
+    assert_eq!(call(&s.app, "POST", "/v1/experiments/home-algo/stop", Some(ADMIN), None).await.0, StatusCode::OK);
+    let (st, v) = call(&s.app, "POST", "/v1/experiments/home-algo/start", Some(ADMIN), None).await;
+    assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"), "{v}");
+    let (_, v) = call(&s.app, "GET", "/v1/experiments", Some(READ), None).await;
+    let history: Vec<&str> = v["experiments"][0]["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert_eq!(history, ["draft", "running", "paused", "stopped"]);
+    assert_eq!(call(&s.app, "GET", "/v1/experiments/nope/report", Some(READ), None).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn layout_bandit_decides_and_learns_from_clicks() {
+    let mut cfg = config();
+    cfg.bandits = vec![tailor_server::experiments::BanditConfig {
+        slot: "home".into(),
+        arms: vec!["carousel".into(), "grid".into()],
+        policy: "thompson".into(),
+        per_segment: false,
+    }];
+    let s = shop_with(cfg);
+    let (st, v) = call(&s.app, "GET", "/v1/users/U00001/layout?slot=home", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["source"], "bandit");
+    let decision = v["decision_id"].as_str().expect("decision").to_string();
+    let arm = v["layout"].as_str().expect("layout").to_string();
+    // The list shown in that layout carries the decision; its click rewards it, once.
+    let (_, recs) = call(
+        &s.app,
+        "GET",
+        &format!("/v1/users/U00001/recommendations?slot=home&decision={decision}"),
+        Some(READ),
+        None,
+    )
+    .await;
+    let rec = recs["rec_id"].as_str().expect("rec_id");
+    let click = json!({"user": "U00001", "item": ids(&recs)[0], "kind": "click", "rec_id": rec});
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(click.clone())).await.0, StatusCode::ACCEPTED);
+    let mut second = click.clone();
+    second["ts"] = json!(1_800_000_000_001_i64);
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(second)).await.0, StatusCode::ACCEPTED);
+    let state = s.state.experiments.bandits.snapshot();
+    let arms = &state["home"];
+    let i = arms.arms.iter().position(|a| *a == arm).expect("arm");
+    let stats = &arms.contexts[""];
+    assert_eq!((stats[i].pulls, stats[i].reward), (1, 1.0), "{stats:?}");
+    // A slot without a bandit gets the default; a missing slot is an error.
+    let (_, v) = call(&s.app, "GET", "/v1/users/U00001/layout?slot=cart", Some(READ), None).await;
+    assert_eq!((v["source"].clone(), v["layout"].clone()), (json!("default"), json!("carousel")));
+    let (st, v) = call(&s.app, "GET", "/v1/users/U00001/layout", Some(READ), None).await;
+    assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("slot")));
+    // The state reaches the disk (atomically), where the next start reads it.
+    s.state.experiments.bandits.persist().expect("persist");
+    let text = fs_err::read_to_string(s._dir.path().join("bandits.json")).expect("bandits.json");
+    let saved: std::collections::HashMap<String, tailor_experiment::Bandit> =
+        serde_json::from_str(&text).expect("json");
+    assert_eq!(saved["home"].contexts[""][i].pulls, 1);
+}

@@ -91,6 +91,20 @@ pub struct Erasure {
     pub events: u64,
     /// Segment memberships and history entries removed.
     pub segment_entries: u64,
+    /// Experiment exposures (served lists) removed.
+    pub exposures: u64,
+}
+
+/// One logged exposure of an experiment: the unit (user or session id, kept apart so an
+/// erasure can find it) and the record, JSON owned by the experiment crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExposureRow {
+    /// Experiment name.
+    pub experiment: String,
+    /// User or session id.
+    pub unit: String,
+    /// The exposure record.
+    pub record: Vec<u8>,
 }
 
 /// A record with its bookkeeping.
@@ -238,6 +252,18 @@ pub trait Store: Send + Sync {
 
     /// Membership changes of segmentation `name` (of one user, if given), oldest first.
     fn membership_history(&self, name: &str, user: Option<&str>) -> Result<Vec<MembershipChange>>;
+
+    /// Stores (replaces) an experiment's record, durably.
+    fn put_experiment(&self, name: &str, record: &[u8]) -> Result<()>;
+
+    /// Every stored experiment (name, record), by name.
+    fn experiments(&self) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Appends exposures in one durable transaction.
+    fn append_exposures(&self, rows: &[ExposureRow]) -> Result<()>;
+
+    /// An experiment's exposures (unit, record) in logging order.
+    fn scan_exposures(&self, experiment: &str, f: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>) -> Result<()>;
 }
 
 /// A named segment of a run.

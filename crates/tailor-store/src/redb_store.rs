@@ -23,11 +23,12 @@ use tailor_core::{Event, EventId, Interner, Item, ItemIdx, Timestamp, User, User
 use crate::codec::{self, ChunkView, EncodedEvent};
 use crate::error::{Result, StoreError};
 use crate::{
-    Counts, Erasure, EventFilter, MembershipChange, SegmentationRun, Store, Stored, UpsertMode, WriteBatch, WriteReport,
+    Counts, Erasure, EventFilter, ExposureRow, MembershipChange, SegmentationRun, Store, Stored, UpsertMode,
+    WriteBatch, WriteReport,
 };
 
 /// Newest schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Events per stored chunk.
 const CHUNK_EVENTS: usize = 8192;
 
@@ -42,6 +43,8 @@ const CHUNKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_chunks")
 /// Schema 1-2 idempotency index, replaced by [`EVENT_KEYS`] in schema 3.
 const EVENT_IDS: TableDefinition<u128, ()> = TableDefinition::new("event_ids");
 const EVENT_KEYS: TableDefinition<(i64, u128), ()> = TableDefinition::new("event_keys");
+const EXPERIMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("experiments");
+const EXPOSURES: TableDefinition<(&str, u64), (&str, &[u8])> = TableDefinition::new("exposures");
 const SEG_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("segment_runs");
 const SEG_MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("segment_members");
 const SEG_HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segment_history");
@@ -51,11 +54,12 @@ const K_EVENTS: &str = "events";
 const K_NEXT_CHUNK: &str = "next_chunk";
 const K_NEXT_RUN: &str = "next_segment_run";
 const K_NEXT_CHANGE: &str = "next_segment_change";
+const K_NEXT_EXPOSURE: &str = "next_exposure";
 
 type Migration = fn(&WriteTransaction) -> std::result::Result<(), redb::Error>;
 
 /// Each step brings the schema from `version - 1` to `version`, in its own transaction.
-const MIGRATIONS: [(u32, Migration); 3] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3)];
+const MIGRATIONS: [(u32, Migration); 4] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3), (4, migrate_v4)];
 
 fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
@@ -100,6 +104,15 @@ fn migrate_v3(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
         table.insert(k, ())?;
     }
     txn.delete_table(EVENT_IDS)?;
+    Ok(())
+}
+
+/// Schema 4: experiments (name → JSON) and their exposures ((experiment, sequence) →
+/// (unit, JSON)).
+fn migrate_v4(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    txn.open_table(EXPERIMENTS)?;
+    txn.open_table(EXPOSURES)?;
+    txn.open_table(META)?.insert(K_NEXT_EXPOSURE, 1)?;
     Ok(())
 }
 
@@ -693,8 +706,20 @@ impl Store for RedbStore {
                 history.remove((seg.as_str(), *seq)).ctx(p)?;
             }
             out.segment_entries += drop_keys.len() as u64;
+            let mut exposures = txn.open_table(EXPOSURES).ctx(p)?;
+            let mut drop_keys: Vec<(String, u64)> = Vec::new();
+            for e in exposures.iter().ctx(p)? {
+                let (k, v) = e.ctx(p)?;
+                if v.value().0 == id {
+                    drop_keys.push((k.value().0.to_owned(), k.value().1));
+                }
+            }
+            for (exp, seq) in &drop_keys {
+                exposures.remove((exp.as_str(), *seq)).ctx(p)?;
+            }
+            out.exposures += drop_keys.len() as u64;
         }
-        out.found |= out.segment_entries > 0;
+        out.found |= out.segment_entries > 0 || out.exposures > 0;
         txn.commit().ctx(p)?;
         if idx.is_some() {
             self.load_names()?;
@@ -792,6 +817,63 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    fn put_experiment(&self, name: &str, record: &[u8]) -> Result<()> {
+        let p = &self.path;
+        let _writer = self.writer();
+        let txn = self.db.begin_write().ctx(p)?;
+        txn.open_table(EXPERIMENTS).ctx(p)?.insert(name, record).ctx(p)?;
+        txn.commit().ctx(p)?;
+        Ok(())
+    }
+
+    fn experiments(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(EXPERIMENTS).ctx(p)?;
+        let mut out = Vec::new();
+        for e in table.iter().ctx(p)? {
+            let (k, v) = e.ctx(p)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn append_exposures(&self, rows: &[ExposureRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let p = &self.path;
+        let _writer = self.writer();
+        let txn = self.db.begin_write().ctx(p)?;
+        {
+            let mut meta = txn.open_table(META).ctx(p)?;
+            let mut table = txn.open_table(EXPOSURES).ctx(p)?;
+            let first = meta.get(K_NEXT_EXPOSURE).ctx(p)?.map_or(1, |v| v.value());
+            for (i, r) in rows.iter().enumerate() {
+                table
+                    .insert((r.experiment.as_str(), first + i as u64), (r.unit.as_str(), r.record.as_slice()))
+                    .ctx(p)?;
+            }
+            meta.insert(K_NEXT_EXPOSURE, first + rows.len() as u64).ctx(p)?;
+        }
+        txn.commit().ctx(p)?;
+        Ok(())
+    }
+
+    fn scan_exposures(&self, experiment: &str, f: &mut dyn FnMut(&str, &[u8]) -> ControlFlow<()>) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let table = txn.open_table(EXPOSURES).ctx(p)?;
+        for e in table.range((experiment, 0)..=(experiment, u64::MAX)).ctx(p)? {
+            let (_, v) = e.ctx(p)?;
+            let (unit, record) = v.value();
+            if f(unit, record).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn membership_history(&self, name: &str, user: Option<&str>) -> Result<Vec<MembershipChange>> {
         let p = &self.path;
         let txn = self.db.begin_read().ctx(p)?;
@@ -827,7 +909,7 @@ mod tests {
             txn.commit().expect("commit");
         }
         let err = RedbStore::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (3)"), "{err}");
+        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (4)"), "{err}");
 
         let old = tempfile::tempdir().expect("tempdir");
         {
@@ -902,6 +984,36 @@ mod tests {
         let txn = s.db.begin_read().expect("read");
         assert!(txn.open_table(EVENT_IDS).is_err(), "the old index is dropped");
         assert_eq!(txn.open_table(EVENT_KEYS).expect("keys").len().expect("len"), 2);
+    }
+
+    #[test]
+    fn experiments_and_exposures_are_stored_and_erased_with_the_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = RedbStore::open(dir.path()).expect("open");
+        s.put_experiment("b", b"{\"v\":1}").expect("put");
+        s.put_experiment("a", b"{}").expect("put");
+        s.put_experiment("b", b"{\"v\":2}").expect("replace");
+        let names: Vec<(String, Vec<u8>)> = s.experiments().expect("list");
+        assert_eq!(names, vec![("a".into(), b"{}".to_vec()), ("b".into(), b"{\"v\":2}".to_vec())]);
+        let row = |e: &str, u: &str, r: &str| ExposureRow { experiment: e.into(), unit: u.into(), record: r.into() };
+        s.append_exposures(&[row("a", "alice", "1"), row("b", "bob", "2"), row("a", "bob", "3")]).expect("append");
+        s.append_exposures(&[row("a", "alice", "4")]).expect("append");
+        let scan = |e: &str| {
+            let mut out = Vec::new();
+            s.scan_exposures(e, &mut |u, r| {
+                out.push(format!("{u}:{}", String::from_utf8_lossy(r)));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+            out
+        };
+        assert_eq!(scan("a"), ["alice:1", "bob:3", "alice:4"]);
+        let ev = Event::new(Some("alice"), Some("i"), tailor_core::EventKind::View, Timestamp(5));
+        s.write(WriteBatch { events: vec![ev], ..WriteBatch::default() }).expect("write");
+        let erased = s.erase_user("alice").expect("erase");
+        assert_eq!((erased.events, erased.exposures), (1, 2));
+        assert_eq!(scan("a"), ["bob:3"]);
+        assert_eq!(scan("b"), ["bob:2"]);
     }
 
     #[test]

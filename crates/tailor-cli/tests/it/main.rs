@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod experiment;
 mod recommend;
 mod segment;
 mod serve;

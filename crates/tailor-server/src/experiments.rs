@@ -1,0 +1,565 @@
+//! Experiments and bandits in the server: definitions kept in the store, sticky assignment
+//! per request, exposures logged off the request path, reports computed from stored
+//! exposures and events, and layout bandits rewarded by attributed clicks.
+//!
+//! A request takes part in at most one experiment: the first live one (by name) that covers
+//! its slot, targets one of the unit's segments (or everyone) and has the unit in its
+//! traffic share. Its `rec_id` then ends in `.{experiment}.{variant}`.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+use tailor_core::rng::Rng;
+use tailor_core::{EventKind, Timestamp};
+use tailor_experiment::report::{Exposure, Options, Report};
+use tailor_experiment::{Assigner, Bandit, Experiment, ExperimentSpec, Policy, Status};
+use tailor_store::{EventFilter, ExposureRow, Store};
+
+use crate::error::{ApiError, ApiResult};
+
+/// An experiment with its precomputed split.
+#[derive(Debug)]
+pub struct Entry {
+    /// Definition and lifecycle.
+    pub exp: Experiment,
+    /// The split.
+    pub assigner: Assigner,
+}
+
+/// The variant a request got.
+#[derive(Debug, Clone)]
+pub struct Assigned {
+    /// The experiment.
+    pub entry: Arc<Entry>,
+    /// Variant index.
+    pub variant: usize,
+}
+
+impl Assigned {
+    /// The variant's name.
+    pub fn variant_name(&self) -> &str {
+        &self.entry.exp.spec.variants[self.variant].name
+    }
+
+    /// The suffix that tags a rec_id with the experiment and variant.
+    pub fn tag(&self) -> String {
+        format!(".{}.{}", self.entry.exp.spec.name, self.variant_name())
+    }
+}
+
+/// A layout bandit of one slot (`[[serve.bandits]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanditConfig {
+    /// The slot it lays out.
+    pub slot: String,
+    /// Arms: layouts (`carousel`, `grid`, `list`) or strategy names.
+    pub arms: Vec<String>,
+    /// `thompson`, `ucb1`, `epsilon-greedy[:EPS]` or `uniform`.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// A separate posterior per user segment.
+    #[serde(default)]
+    pub per_segment: bool,
+}
+
+fn default_policy() -> String {
+    "thompson".into()
+}
+
+/// One layout decision, kept until rewarded or evicted.
+#[derive(Debug, Clone)]
+struct Decision {
+    slot: String,
+    context: String,
+    arm: usize,
+    rewarded: bool,
+}
+
+/// Decisions remembered for rewards (the oldest are forgotten beyond this).
+const MAX_DECISIONS: usize = 1_000_000;
+
+#[derive(Debug, Default)]
+struct Decisions {
+    by_id: HashMap<String, Decision>,
+    order: VecDeque<String>,
+    /// rec_id → decision id, for lists served with `decision=`.
+    by_rec: HashMap<String, String>,
+}
+
+/// Bandit state: the bandits of every slot, their open decisions, and where they persist.
+#[derive(Debug)]
+pub struct Bandits {
+    configs: Vec<BanditConfig>,
+    state: Mutex<(HashMap<String, Bandit>, Rng, u64)>,
+    decisions: Mutex<Decisions>,
+    path: PathBuf,
+}
+
+/// Everything experiment-related the server holds.
+pub struct Experiments {
+    /// Every stored experiment, by name.
+    pub list: ArcSwap<Vec<Arc<Entry>>>,
+    exposures: Mutex<std::sync::mpsc::Sender<ExposureRow>>,
+    /// Layout bandits.
+    pub bandits: Bandits,
+}
+
+fn entry(exp: Experiment) -> ApiResult<Arc<Entry>> {
+    let assigner = Assigner::new(&exp.spec).map_err(experiment_error)?;
+    Ok(Arc::new(Entry { exp, assigner }))
+}
+
+/// Maps the experiment crate's errors to API errors.
+pub fn experiment_error(e: tailor_experiment::ExperimentError) -> ApiError {
+    match e.field() {
+        Some(f) => ApiError::invalid(f.to_string(), e.to_string()),
+        None => ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "undefined", e.to_string()),
+    }
+}
+
+/// Reads the stored experiments.
+pub fn load(store: &dyn Store) -> ApiResult<Vec<Experiment>> {
+    store
+        .experiments()?
+        .into_iter()
+        .map(|(name, bytes)| {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::internal(format!("stored experiment {name:?} cannot be read: {e}")))
+        })
+        .collect()
+}
+
+/// Stores an experiment (replacing its previous record).
+pub fn save(store: &dyn Store, exp: &Experiment) -> ApiResult<()> {
+    let bytes = serde_json::to_vec(exp).map_err(|e| ApiError::internal(format!("encoding an experiment: {e}")))?;
+    store.put_experiment(&exp.spec.name, &bytes)?;
+    Ok(())
+}
+
+/// Creates a stored draft; 409 when the name is taken.
+pub fn create(store: &dyn Store, spec: ExperimentSpec, by: Option<String>) -> ApiResult<Experiment> {
+    if load(store)?.iter().any(|e| e.spec.name == spec.name) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            format!("an experiment named {:?} already exists", spec.name),
+        ));
+    }
+    let exp = Experiment::create(spec, Timestamp::now(), by).map_err(experiment_error)?;
+    save(store, &exp)?;
+    Ok(exp)
+}
+
+/// Moves a stored experiment to `to`; 404 when unknown, 409 when the move is not allowed.
+pub fn transition(store: &dyn Store, name: &str, to: Status, by: Option<String>) -> ApiResult<Experiment> {
+    let mut exp = load(store)?
+        .into_iter()
+        .find(|e| e.spec.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("experiment {name:?} not found")))?;
+    exp.transition(to, Timestamp::now(), by)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, "conflict", e.to_string()))?;
+    save(store, &exp)?;
+    Ok(exp)
+}
+
+/// Computes a report from the stored exposures and the events since the experiment began.
+pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<Report> {
+    let mut exposures: Vec<Exposure> = Vec::new();
+    let mut bad = None;
+    store.scan_exposures(&exp.spec.name, &mut |_, record| match serde_json::from_slice::<Exposure>(record) {
+        Ok(x) => {
+            exposures.push(x);
+            ControlFlow::Continue(())
+        }
+        Err(e) => {
+            bad = Some(e.to_string());
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(e) = bad {
+        return Err(ApiError::internal(format!("a stored exposure of {:?} cannot be read: {e}", exp.spec.name)));
+    }
+    let since = exposures.iter().map(|x| x.ts).min();
+    let mut events = Vec::new();
+    if let Some(since) = since {
+        let units: std::collections::HashSet<&str> = exposures.iter().map(|x| x.unit.as_str()).collect();
+        store.scan_events(EventFilter { since: Some(since), until: None }, &mut |_, e| {
+            let relevant =
+                matches!(e.kind, EventKind::Click | EventKind::Impression | EventKind::Purchase | EventKind::AddToCart);
+            let unit = e.user.as_ref().map(|u| u.as_str()).or(e.session.as_deref());
+            if relevant && unit.is_some_and(|u| units.contains(u)) {
+                events.push(e);
+            }
+            ControlFlow::Continue(())
+        })?;
+    }
+    tailor_experiment::analyse(exp, &exposures, &events, opts).map_err(experiment_error)
+}
+
+impl Experiments {
+    /// Loads the stored experiments, creates and starts the configured ones that are not
+    /// stored yet, and starts the exposure writer.
+    pub fn open(
+        store: Arc<dyn Store>,
+        configured: &[ExperimentSpec],
+        bandits: &[BanditConfig],
+        data_dir: PathBuf,
+    ) -> ApiResult<Self> {
+        let mut stored = load(store.as_ref())?;
+        for spec in configured {
+            if !stored.iter().any(|e| e.spec.name == spec.name) {
+                let mut exp = Experiment::create(spec.clone(), Timestamp::now(), Some("config".into()))
+                    .map_err(experiment_error)?;
+                exp.transition(Status::Running, Timestamp::now(), Some("config".into())).map_err(experiment_error)?;
+                save(store.as_ref(), &exp)?;
+                stored.push(exp);
+            }
+        }
+        let list = stored.into_iter().map(entry).collect::<ApiResult<Vec<_>>>()?;
+        let (tx, rx) = std::sync::mpsc::channel::<ExposureRow>();
+        std::thread::Builder::new()
+            .name("tailor-exposures".into())
+            .spawn(move || exposure_writer(store, rx))
+            .map_err(|e| ApiError::internal(format!("cannot start the exposure writer: {e}")))?;
+        Ok(Self {
+            list: ArcSwap::from_pointee(sorted(list)),
+            exposures: Mutex::new(tx),
+            bandits: Bandits::open(bandits, data_dir.join("bandits.json"))?,
+        })
+    }
+
+    /// Re-reads the stored experiments (after a create or a status change).
+    pub fn refresh(&self, store: &dyn Store) -> ApiResult<()> {
+        let list = load(store)?.into_iter().map(entry).collect::<ApiResult<Vec<_>>>()?;
+        self.list.store(Arc::new(sorted(list)));
+        Ok(())
+    }
+
+    /// The experiment and variant of a unit on a slot, if any applies now.
+    pub fn assign(&self, unit: &str, slot: Option<&str>, segments: &[String], now: Timestamp) -> Option<Assigned> {
+        let list = self.list.load();
+        for e in list.iter() {
+            let spec = &e.exp.spec;
+            if !e.exp.is_live(now) || !spec.covers_slot(slot) {
+                continue;
+            }
+            if !spec.segments.is_empty() && !spec.segments.iter().any(|s| segments.contains(s)) {
+                continue;
+            }
+            if let Some(variant) = e.assigner.variant(unit) {
+                return Some(Assigned { entry: e.clone(), variant });
+            }
+        }
+        None
+    }
+
+    /// Queues an exposure for the writer (never blocks the request).
+    pub fn log_exposure(&self, a: &Assigned, x: &Exposure) {
+        let Ok(record) = serde_json::to_vec(x) else { return };
+        let row = ExposureRow { experiment: a.entry.exp.spec.name.clone(), unit: x.unit.clone(), record };
+        if let Ok(tx) = self.exposures.lock()
+            && tx.send(row).is_err()
+        {
+            tracing::error!("the exposure writer has stopped; exposures are not logged");
+        }
+        metrics::counter!("tailor_experiment_exposures_total", "experiment" => a.entry.exp.spec.name.clone(), "variant" => a.variant_name().to_string()).increment(1);
+    }
+}
+
+fn sorted(mut list: Vec<Arc<Entry>>) -> Vec<Arc<Entry>> {
+    list.sort_by(|a, b| a.exp.spec.name.cmp(&b.exp.spec.name));
+    list
+}
+
+/// Batches queued exposures into one transaction each (a few per second under load).
+fn exposure_writer(store: Arc<dyn Store>, rx: std::sync::mpsc::Receiver<ExposureRow>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 10_000 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = store.append_exposures(&batch) {
+            tracing::error!(error = %e, lost = batch.len(), "storing exposures failed");
+        }
+    }
+}
+
+/// What `GET /v1/users/{id}/layout` answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutDecision {
+    /// The slot.
+    pub slot: String,
+    /// The chosen arm (layout).
+    pub layout: String,
+    /// Send it back as `decision=` with the recommendations request (or as an event's
+    /// `rec_id`) so clicks reward this choice.
+    pub decision_id: Option<String>,
+    /// `bandit`, `experiment` or `default`.
+    pub source: &'static str,
+}
+
+impl Bandits {
+    fn open(configs: &[BanditConfig], path: PathBuf) -> ApiResult<Self> {
+        let mut bandits: HashMap<String, Bandit> = if path.exists() {
+            let text = fs_err::read_to_string(&path).map_err(|e| ApiError::internal(e.to_string()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| ApiError::internal(format!("{} cannot be read: {e}", path.display())))?
+        } else {
+            HashMap::new()
+        };
+        for (i, c) in configs.iter().enumerate() {
+            let policy = Policy::parse(&c.policy)
+                .map_err(|e| ApiError::invalid(format!("serve.bandits[{i}].policy"), e.to_string()))?;
+            let keep = bandits.get(&c.slot).is_some_and(|b| b.arms == c.arms && b.policy == policy);
+            if !keep {
+                let b = Bandit::new(c.arms.clone(), policy)
+                    .map_err(|e| ApiError::invalid(format!("serve.bandits[{i}].arms"), e.to_string()))?;
+                bandits.insert(c.slot.clone(), b);
+            }
+        }
+        bandits.retain(|slot, _| configs.iter().any(|c| &c.slot == slot));
+        Ok(Self {
+            configs: configs.to_vec(),
+            state: Mutex::new((bandits, Rng::new(Timestamp::now().0 as u64), 0)),
+            decisions: Mutex::new(Decisions::default()),
+            path,
+        })
+    }
+
+    /// True when some slot has a bandit.
+    pub fn active(&self) -> bool {
+        !self.configs.is_empty()
+    }
+
+    /// Chooses a layout for a slot (`None` when no bandit lays it out).
+    pub fn decide(&self, slot: &str, segments: &[String]) -> Option<LayoutDecision> {
+        let config = self.configs.iter().find(|c| c.slot == slot)?;
+        let context = if config.per_segment { segments.first().cloned().unwrap_or_default() } else { String::new() };
+        let (arm, layout, id) = {
+            let mut guard = self.state.lock().ok()?;
+            let (bandits, rng, counter) = &mut *guard;
+            let bandit = bandits.get_mut(slot)?;
+            let arm = bandit.choose(&context, rng);
+            *counter += 1;
+            let id = format!("d{:x}{:08x}", *counter, rng.next_u64() as u32);
+            (arm, bandit.arms[arm].clone(), id)
+        };
+        if let Ok(mut d) = self.decisions.lock() {
+            d.by_id.insert(id.clone(), Decision { slot: slot.to_string(), context, arm, rewarded: false });
+            d.order.push_back(id.clone());
+            while d.order.len() > MAX_DECISIONS {
+                if let Some(old) = d.order.pop_front() {
+                    d.by_id.remove(&old);
+                }
+            }
+        }
+        metrics::counter!("tailor_bandit_decisions_total", "slot" => slot.to_string(), "arm" => layout.clone())
+            .increment(1);
+        Some(LayoutDecision { slot: slot.to_string(), layout, decision_id: Some(id), source: "bandit" })
+    }
+
+    /// Remembers that a served list belongs to a decision (its clicks reward it).
+    pub fn link(&self, rec_id: &str, decision: &str) {
+        if let Ok(mut d) = self.decisions.lock()
+            && d.by_id.contains_key(decision)
+        {
+            if d.by_rec.len() > MAX_DECISIONS {
+                d.by_rec.clear();
+            }
+            d.by_rec.insert(rec_id.to_string(), decision.to_string());
+        }
+    }
+
+    /// Rewards the decision behind a clicked or bought `rec_id` (once per decision).
+    pub fn reward(&self, rec_id: &str) -> bool {
+        let target = {
+            let Ok(mut d) = self.decisions.lock() else { return false };
+            let id = d.by_rec.get(rec_id).cloned().unwrap_or_else(|| rec_id.to_string());
+            match d.by_id.get_mut(&id) {
+                Some(dec) if !dec.rewarded => {
+                    dec.rewarded = true;
+                    Some(dec.clone())
+                }
+                _ => None,
+            }
+        };
+        let Some(dec) = target else { return false };
+        if let Ok(mut guard) = self.state.lock()
+            && let Some(b) = guard.0.get_mut(&dec.slot)
+        {
+            return b.reward(&dec.context, dec.arm, 1.0).is_ok();
+        }
+        false
+    }
+
+    /// A copy of every bandit's state.
+    pub fn snapshot(&self) -> HashMap<String, Bandit> {
+        self.state.lock().map(|g| g.0.clone()).unwrap_or_default()
+    }
+
+    /// Writes the state atomically (temporary file, then rename).
+    pub fn persist(&self) -> ApiResult<()> {
+        if self.configs.is_empty() {
+            return Ok(());
+        }
+        let text = serde_json::to_string(&self.snapshot()).map_err(|e| ApiError::internal(e.to_string()))?;
+        let tmp = self.path.with_extension("json.tmp");
+        if let Some(dir) = self.path.parent() {
+            fs_err::create_dir_all(dir).map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        fs_err::write(&tmp, text).map_err(|e| ApiError::internal(e.to_string()))?;
+        fs_err::rename(&tmp, &self.path).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(())
+    }
+}
+
+// HTTP handlers.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+use crate::routes::{blocking, query_map};
+
+type St = State<Arc<AppState>>;
+
+fn find(s: &AppState, name: &str) -> ApiResult<Arc<Entry>> {
+    s.experiments
+        .list
+        .load()
+        .iter()
+        .find(|e| e.exp.spec.name == name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("experiment {name:?} not found")))
+}
+
+/// The list changed: reload it and drop cached lists (they may carry old variants).
+fn changed(s: &AppState) -> ApiResult<()> {
+    s.experiments.refresh(s.store.as_ref())?;
+    s.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
+}
+
+pub(crate) async fn list(State(s): St) -> ApiResult<Response> {
+    let loaded = s.experiments.list.load();
+    let list: Vec<&Experiment> = loaded.iter().map(|e| &e.exp).collect();
+    Ok(Json(json!({ "experiments": list })).into_response())
+}
+
+pub(crate) async fn show(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
+    Ok(Json(&find(&s, &name)?.exp).into_response())
+}
+
+pub(crate) async fn create_route(
+    State(s): St,
+    RawQuery(raw): RawQuery,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let start = match q.get("start").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => return Err(ApiError::invalid("start", format!("start={v}: expected true or false"))),
+    };
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let spec: ExperimentSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
+    })?;
+    let state = s.clone();
+    let exp = blocking(move || {
+        let mut exp = create(state.store.as_ref(), spec, Some("api".into()))?;
+        if start {
+            exp = transition(state.store.as_ref(), &exp.spec.name, Status::Running, Some("api".into()))?;
+        }
+        changed(&state)?;
+        Ok(exp)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(exp)).into_response())
+}
+
+async fn move_to(s: Arc<AppState>, name: String, to: Status) -> ApiResult<Response> {
+    let state = s.clone();
+    let exp = blocking(move || {
+        let exp = transition(state.store.as_ref(), &name, to, Some("api".into()))?;
+        changed(&state)?;
+        Ok(exp)
+    })
+    .await?;
+    Ok(Json(exp).into_response())
+}
+
+pub(crate) async fn start(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
+    move_to(s, name, Status::Running).await
+}
+
+pub(crate) async fn pause(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
+    move_to(s, name, Status::Paused).await
+}
+
+pub(crate) async fn stop(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
+    move_to(s, name, Status::Stopped).await
+}
+
+pub(crate) async fn report_route(
+    State(s): St,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let bootstrap = match q.get("bootstrap") {
+        None => 1000,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n == 0 || (100..=100_000).contains(n))
+            .ok_or_else(|| ApiError::invalid("bootstrap", format!("bootstrap={v}: expected 0 or 100 to 100000")))?,
+    };
+    let entry = find(&s, &name)?;
+    let state = s.clone();
+    let report =
+        blocking(move || report(state.store.as_ref(), &entry.exp, Options { bootstrap, ..Options::default() })).await?;
+    Ok(Json(report).into_response())
+}
+
+pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let slot =
+        q.get("slot").filter(|v| !v.trim().is_empty()).ok_or_else(|| ApiError::invalid("slot", "slot is required"))?;
+    s.settle(&id)?;
+    let segments = s.segments_of(&id);
+    if let Some(a) = s.experiments.assign(&id, Some(slot), &segments, Timestamp::now())
+        && let Some(layout) = a.entry.exp.spec.variants[a.variant].layout
+    {
+        return Ok(Json(json!({
+            "slot": slot,
+            "layout": layout,
+            "decision_id": Value::Null,
+            "source": "experiment",
+            "experiment": a.entry.exp.spec.name,
+            "variant": a.variant_name(),
+        }))
+        .into_response());
+    }
+    let decision = s.experiments.bandits.decide(slot, &segments).unwrap_or_else(|| LayoutDecision {
+        slot: slot.clone(),
+        layout: "carousel".into(),
+        decision_id: None,
+        source: "default",
+    });
+    Ok(Json(decision).into_response())
+}
+
+use serde_json::Value;
