@@ -45,4 +45,7 @@ run event_to_recommendation 60 python3 scripts/load/freshness.py
 run recommendations_cache_off 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run recommendations_cache_on 60 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run recommendations_during_hot_swaps 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+# The same with every request in an A/B test (variant applied, rec_id tagged, exposure logged).
+"$BIN" --data-dir "$DATA" experiment create ${EXPERIMENT:-examples/experiment-home.toml} --start >/dev/null
+SLOT=home run recommendations_in_experiment 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run events_batch_100 0 wrk -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua

@@ -1,13 +1,17 @@
 -- wrk script: GET /v1/users/{random demo user}/recommendations?k=10
--- USERS (env) = number of demo users (ids U00001..); KEY (env) = API key, if any.
+-- USERS (env) = number of demo users (ids U00001..); KEY (env) = API key, if any;
+-- SLOT (env) = slot to ask for (an experiment may cover it).
 local users = tonumber(os.getenv("USERS") or "5000")
 local key = os.getenv("KEY")
+local slot = os.getenv("SLOT")
 math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
 request = function()
   local u = string.format("U%05d", math.random(1, users))
   local headers = {}
   if key then headers["X-Api-Key"] = key end
-  return wrk.format("GET", "/v1/users/" .. u .. "/recommendations?k=10", headers)
+  local path = "/v1/users/" .. u .. "/recommendations?k=10"
+  if slot then path = path .. "&slot=" .. slot end
+  return wrk.format("GET", path, headers)
 end
 done = function(summary, latency, requests)
   io.write(string.format(

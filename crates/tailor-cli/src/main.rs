@@ -1056,10 +1056,30 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
             p("Luxury", Strategy::PremiumOnly, 0.0),
         ];
     }
+    if config.serve.experiments.is_empty() {
+        // An A/B test of diversified lists on the home slot, and a layout bandit there.
+        let mut e = tailor_experiment::ExperimentSpec::new("home-diversity", &["control", "diverse"]);
+        e.description = Some("Does a more diverse home list get more clicks without losing revenue?".into());
+        e.slots = vec!["home".into()];
+        e.variants[1].params.insert("diversity".into(), "0.3".into());
+        e.guardrails = vec![tailor_experiment::Metric::RevenuePerUser];
+        config.serve.experiments = vec![e];
+    }
+    if config.serve.bandits.is_empty() {
+        config.serve.bandits = vec![tailor_server::experiments::BanditConfig {
+            slot: "home".into(),
+            arms: vec!["carousel".into(), "grid".into(), "list".into()],
+            policy: "thompson".into(),
+            per_segment: true,
+        }];
+    }
     let addr = config.serve.addr.clone();
     let user = shop_first_user(&config)?;
     println!("serving the demo shop on http://{addr}  (Ctrl-C stops)");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5'");
+    println!("  curl 'http://{addr}/v1/users/{user}/layout?slot=home'");
+    println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5&slot=home'   # in the home-diversity A/B test");
+    println!("  curl http://{addr}/v1/experiments/home-diversity/report");
     println!("  curl 'http://{addr}/v1/popular?k=5'");
     println!(
         "  curl -X POST http://{addr}/v1/events -d '{{\"user\":\"{user}\",\"item\":\"<an item id>\",\"kind\":\"purchase\"}}'"

@@ -953,9 +953,6 @@ fn rec_query(catalog: &Catalog, raw: Option<&str>) -> ApiResult<RecQuery> {
 /// The request with an experiment variant's parameters put over the caller's.
 fn with_variant(catalog: &Catalog, raw: Option<&str>, a: &Assigned) -> ApiResult<RecQuery> {
     let params = &a.entry.exp.spec.variants[a.variant].params;
-    if params.is_empty() {
-        return rec_query(catalog, raw);
-    }
     let mut pairs: Vec<(String, String)> =
         query_pairs(raw)?.into_iter().filter(|(k, _)| !params.contains_key(k)).collect();
     pairs.extend(params.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -1058,8 +1055,10 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
     let segments = s.segments_of(&id);
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &segments, Timestamp::now());
     let q = match &assigned {
-        Some(a) => with_variant(&catalog, raw.as_deref(), a)?,
-        None => q,
+        Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => {
+            with_variant(&catalog, raw.as_deref(), a)?
+        }
+        _ => q,
     };
     let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
     s.cache.put(&key, &q.canonical, generation, body.clone());
@@ -1090,8 +1089,10 @@ async fn session_recommendations(
     };
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &[], Timestamp::now());
     let q = match &assigned {
-        Some(a) => with_variant(&catalog, raw.as_deref(), a)?,
-        None => q,
+        Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => {
+            with_variant(&catalog, raw.as_deref(), a)?
+        }
+        _ => q,
     };
     let body = recommend(&s, &catalog, &session_key(&id), None, &extra, &[], &q, assigned.as_ref(), start)?;
     Ok(Json(body).into_response())

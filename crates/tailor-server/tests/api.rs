@@ -708,7 +708,7 @@ async fn experiment_variants_are_served_logged_and_reported() {
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     // The exposure writer runs beside the requests: wait until it has caught up.
     let mut report = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..200 {
         let (st, r) = call(&s.app, "GET", "/v1/experiments/home-algo/report?bootstrap=200", Some(READ), None).await;
         assert_eq!(st, StatusCode::OK, "{r}");
         report = r;
@@ -717,7 +717,7 @@ async fn experiment_variants_are_served_logged_and_reported() {
         if exposures >= 61 {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     for (i, name) in ["control", "popular"].iter().enumerate() {
         let v = &report["variants"][i];
