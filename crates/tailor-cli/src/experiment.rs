@@ -102,7 +102,8 @@ pub struct SimulateArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Bandit: cumulative regret chart (.svg or .png).
+    /// A/B: the report chart (cumulative lift per day) of the first simulated experiment;
+    /// bandit: the cumulative regret chart (.svg or .png).
     #[arg(long)]
     chart: Option<PathBuf>,
 }
@@ -343,6 +344,9 @@ pub fn simulate_cmd(json: bool, a: &SimulateArgs) -> Result<()> {
             b.finish_and_clear();
         }
         let o = simulate::ab_outcome(&s, &runs);
+        if let Some(path) = &a.chart {
+            lift_chart(path, &simulate::ab_report(&s, 0).map_err(|e| anyhow::anyhow!("{e}"))?)?;
+        }
         if json {
             println!("{}", serde_json::to_string(&o)?);
         } else {

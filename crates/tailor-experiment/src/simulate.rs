@@ -127,6 +127,18 @@ pub struct AbOutcome {
 
 /// Simulates experiment number `index` of a scenario.
 pub fn ab_run(s: &AbScenario, index: usize) -> Result<AbRun> {
+    let report = ab_report(s, index)?;
+    let cmp = report.primary.first();
+    Ok(AbRun {
+        p_value: cmp.map_or(1.0, |c| c.p_value),
+        p_always_valid: cmp.map_or(1.0, |c| c.p_always_valid),
+        min_daily_p: report.daily.iter().map(|d| d.p_value).fold(1.0, f64::min),
+        srm: report.srm.is_some_and(|c| c.p_value < 0.001),
+    })
+}
+
+/// The full report of simulated experiment number `index`.
+pub fn ab_report(s: &AbScenario, index: usize) -> Result<crate::report::Report> {
     s.validate()?;
     let mut rng = Rng::fork(s.seed, index as u64);
     let mut spec = ExperimentSpec::new(&format!("sim-{}-{index}", s.seed), &["control", "treatment"]);
@@ -180,14 +192,7 @@ pub fn ab_run(s: &AbScenario, index: usize) -> Result<AbRun> {
             });
         }
     }
-    let report = analyse(&exp, &exposures, &events, Options { bootstrap: 0, min_units: 0, ..Options::default() })?;
-    let cmp = report.primary.first();
-    Ok(AbRun {
-        p_value: cmp.map_or(1.0, |c| c.p_value),
-        p_always_valid: cmp.map_or(1.0, |c| c.p_always_valid),
-        min_daily_p: report.daily.iter().map(|d| d.p_value).fold(1.0, f64::min),
-        srm: report.srm.is_some_and(|c| c.p_value < 0.001),
-    })
+    analyse(&exp, &exposures, &events, Options { bootstrap: 0, min_units: 0, ..Options::default() })
 }
 
 /// Summarises runs into rejection rates.
