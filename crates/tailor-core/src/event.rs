@@ -211,8 +211,8 @@ fn default_quantity() -> u32 {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
-    /// Idempotency key, together with `ts` (a retry resends both); derived from the other
-    /// fields when absent ([`Event::derive_id`]).
+    /// Idempotency key (for old events together with `ts`, which a retry resends); derived
+    /// from the other fields when absent ([`Event::derive_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<EventId>,
     /// Known user; `None` for anonymous visitors (then `session` is required).

@@ -21,6 +21,7 @@ pub mod online;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
+pub mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -639,7 +640,16 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim)
-        .map(str::to_string);
+        .map(str::to_string)
+        .or_else(|| {
+            // Browsers' navigator.sendBeacon cannot set headers: events may carry the key in
+            // the query string (only events: a write key that pages embed anyway).
+            (method == Method::POST && route == "/v1/events")
+                .then(|| req.uri().query())
+                .flatten()
+                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v))
+        });
     let response = match scope {
         None => next.run(req).await,
         Some(scope) => match state.authorize(presented.as_deref(), scope) {

@@ -73,11 +73,18 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "GET",
+        path: "/widget.js",
+        scope: None,
+        summary: "The embeddable recommendation widget (plain JavaScript, embedded in the binary)",
+        query: &[],
+    },
+    RouteDoc {
         method: "POST",
         path: "/v1/events",
         scope: Some(Scope::Write),
-        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id and ts (the id given, or derived from the fields; send ts to make retries safe, since a row without one gets the server's clock); invalid rows are reported by index and field, valid ones kept",
-        query: &[],
+        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id (given, or derived from the fields with ts): an id among the last million stored events is a duplicate whatever its ts, older ones match by id and ts; invalid rows are reported by index and field, valid ones kept",
+        query: &[("key", "the API key, for browsers' navigator.sendBeacon, which cannot send headers")],
     },
     RouteDoc {
         method: "PUT",
@@ -273,6 +280,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/readyz") => get(readyz),
         ("GET", "/metrics") => get(metrics),
         ("GET", "/openapi.json") => get(|| async { Json(crate::openapi::document()) }),
+        ("GET", "/widget.js") => get(crate::web::widget),
         ("POST", "/v1/events") => post(post_events),
         ("PUT", "/v1/items") => put(put_items),
         ("GET", "/v1/items/{id}") => get(get_item),
@@ -695,7 +703,9 @@ fn related_items(
         .take(k)
         .collect();
     let items = listing(&catalog, &list, Some(&reason(i)));
-    Ok(Json(json!({"item": id, "items": items, "model_version": live.version})).into_response())
+    // A rec_id here too, so clicks on "similar items" are attributed to this list.
+    let rec_id = s.next_rec_id(id);
+    Ok(Json(json!({"item": id, "items": items, "model_version": live.version, "rec_id": rec_id})).into_response())
 }
 
 async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {

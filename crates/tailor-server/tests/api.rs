@@ -145,6 +145,8 @@ async fn public_routes_and_error_shape() {
     let (st, v) = call(&s.app, "GET", "/nope", None, None).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert_eq!(v, json!({"error": {"code": "not_found", "message": "no such route; see /openapi.json"}}));
+    let (st, v) = call(&s.app, "GET", "/widget.js", None, None).await;
+    assert!(st == StatusCode::OK && v.as_str().is_some_and(|t| t.contains("window.tailor")), "{st}");
     let (st, v) = call(&s.app, "GET", "/metrics", None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(v.as_str().is_some_and(|t| t.contains("tailor_model_version")), "{v}");

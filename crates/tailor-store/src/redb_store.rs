@@ -165,12 +165,38 @@ struct Names {
     items: Interner,
 }
 
+/// Events whose id alone (whatever their timestamp) makes a later event a duplicate: the
+/// most recently stored ones. Older events are matched by (timestamp, id) in `event_keys`.
+pub const RECENT_IDS: usize = 1_000_000;
+
+/// Ids of the last [`RECENT_IDS`] stored events, oldest first, with a set for lookups.
+#[derive(Default)]
+struct RecentIds {
+    set: HashSet<u128>,
+    order: std::collections::VecDeque<u128>,
+}
+
+impl RecentIds {
+    fn push(&mut self, id: u128) {
+        if self.set.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > RECENT_IDS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+}
+
 /// The embedded redb store.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
     names: RwLock<Names>,
     writer: Mutex<()>,
+    /// Loaded at the first write (reads need none of it).
+    recent: Mutex<Option<RecentIds>>,
 }
 
 trait Ctx<T> {
@@ -193,7 +219,8 @@ impl RedbStore {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(e) => return Err(e).ctx(&path),
         };
-        let store = Self { db, path, names: RwLock::new(Names::default()), writer: Mutex::new(()) };
+        let store =
+            Self { db, path, names: RwLock::new(Names::default()), writer: Mutex::new(()), recent: Mutex::new(None) };
         store.migrate()?;
         store.load_names()?;
         Ok(store)
@@ -202,6 +229,28 @@ impl RedbStore {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The ids of the last [`RECENT_IDS`] stored events, read from the newest chunks.
+    fn load_recent(&self) -> Result<RecentIds> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let chunks = txn.open_table(CHUNKS).ctx(p)?;
+        let mut newest_first: Vec<u128> = Vec::new();
+        for entry in chunks.iter().ctx(p)?.rev() {
+            let (_, v) = entry.ctx(p)?;
+            let view = ChunkView::new(v.value()).map_err(|e| self.corrupt(e.0))?;
+            newest_first.extend((0..view.len()).rev().map(|i| view.id_bits(i)));
+            if newest_first.len() >= RECENT_IDS {
+                break;
+            }
+        }
+        newest_first.truncate(RECENT_IDS);
+        let mut recent = RecentIds::default();
+        for id in newest_first.into_iter().rev() {
+            recent.push(id);
+        }
+        Ok(recent)
     }
 
     fn migrate(&self) -> Result<()> {
@@ -292,7 +341,9 @@ struct WriteState<'a> {
     users: PendingNames<'a>,
     items: PendingNames<'a>,
     report: WriteReport,
-    seen: HashSet<(i64, u128)>,
+    /// Ids stored by this transaction so far.
+    seen: HashSet<u128>,
+    recent: &'a RecentIds,
     now: Timestamp,
 }
 
@@ -343,8 +394,10 @@ impl RedbStore {
                     e.derive_id(*ord - 1)
                 }
             };
+            // A duplicate: the same id among recent events (whatever the timestamp), or the
+            // same (timestamp, id) at any age.
             let key = (e.ts.0, id.0);
-            if !st.seen.insert(key) || ids.get(key).ctx(p)?.is_some() {
+            if st.recent.set.contains(&id.0) || !st.seen.insert(id.0) || ids.get(key).ctx(p)?.is_some() {
                 report.events_duplicate += 1;
                 continue;
             }
@@ -452,11 +505,17 @@ impl RedbStore {
         let p = &self.path;
         let _writer = self.writer();
         let names = self.names();
+        let mut guard = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let recent: &RecentIds = match guard.take() {
+            Some(r) => guard.insert(r),
+            None => guard.insert(self.load_recent()?),
+        };
         let mut state = WriteState {
             users: PendingNames::new(&names.users),
             items: PendingNames::new(&names.items),
             report: WriteReport::default(),
             seen: HashSet::new(),
+            recent,
             now: Timestamp::now(),
         };
         let txn = self.db.begin_write().ctx(p)?;
@@ -479,8 +538,14 @@ impl RedbStore {
         state.users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
         state.items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
         txn.commit().ctx(p)?;
-        let WriteState { users, items, report, .. } = state;
+        let WriteState { users, items, report, seen, .. } = state;
         let (new_users, new_items) = (users.added, items.added);
+        if let Some(recent) = guard.as_mut() {
+            for id in seen {
+                recent.push(id);
+            }
+        }
+        drop(guard);
         drop(names);
         let mut names = self.names.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for n in new_users {
@@ -634,6 +699,7 @@ impl Store for RedbStore {
         let _writer = self.writer();
         let mut out = Erasure::default();
         let idx = self.names().users.get(id);
+        let mut erased_ids: Vec<u128> = Vec::new();
         let txn = self.db.begin_write().ctx(p)?;
         if let Some(idx) = idx {
             out.found = true;
@@ -658,6 +724,7 @@ impl Store for RedbStore {
                     if view.user(i) == idx {
                         // The id goes too: it is a hash of the event's content.
                         ids.remove((ev.ts.0, eid.0)).ctx(p)?;
+                        erased_ids.push(eid.0);
                         out.events += 1;
                     } else {
                         keep.push(EncodedEvent { id: *eid, user: view.user(i), item: view.item(i), event: ev });
@@ -721,6 +788,15 @@ impl Store for RedbStore {
         }
         out.found |= out.segment_entries > 0 || out.exposures > 0;
         txn.commit().ctx(p)?;
+        if !erased_ids.is_empty() {
+            // Forgotten entirely: the same event sent again is a new event.
+            let mut guard = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(recent) = guard.as_mut() {
+                let gone: HashSet<u128> = erased_ids.into_iter().collect();
+                recent.order.retain(|id| !gone.contains(id));
+                recent.set.retain(|id| !gone.contains(id));
+            }
+        }
         if idx.is_some() {
             self.load_names()?;
         }
@@ -1014,6 +1090,29 @@ mod tests {
         assert_eq!((erased.events, erased.exposures), (1, 2));
         assert_eq!(scan("a"), ["bob:3"]);
         assert_eq!(scan("b"), ["bob:2"]);
+    }
+
+    #[test]
+    fn a_recent_id_is_a_duplicate_whatever_its_timestamp_also_after_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ev = Event::new(Some("u"), Some("i"), tailor_core::EventKind::View, Timestamp(1_000));
+        ev.id = Some(tailor_core::EventId::from_given("order-7-line-1"));
+        let mut retry = ev.clone();
+        retry.ts = Timestamp(2_000);
+        {
+            let s = RedbStore::open(dir.path()).expect("open");
+            s.write(WriteBatch { events: vec![ev.clone()], ..WriteBatch::default() }).expect("write");
+            let r = s.write(WriteBatch { events: vec![retry.clone()], ..WriteBatch::default() }).expect("retry");
+            assert_eq!((r.events_added, r.events_duplicate), (0, 1));
+        }
+        let s = RedbStore::open(dir.path()).expect("reopen");
+        let r = s.write(WriteBatch { events: vec![retry], ..WriteBatch::default() }).expect("retry after restart");
+        assert_eq!((r.events_added, r.events_duplicate), (0, 1), "the recent ids are reloaded at open");
+        assert_eq!(s.counts().expect("counts").events, 1);
+        // After an erasure the event is forgotten: sending it again stores it again.
+        s.erase_user("u").expect("erase");
+        let r = s.write(WriteBatch { events: vec![ev], ..WriteBatch::default() }).expect("after erasure");
+        assert_eq!(r.events_added, 1);
     }
 
     #[test]

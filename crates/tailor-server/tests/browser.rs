@@ -1,0 +1,343 @@
+//! The widget in a real browser: Debian's headless Chromium driven over WebDriver
+//! (chromedriver + fantoccini) against `tailor serve`'s router on 127.0.0.1, with the host
+//! page served from another origin (so CORS is exercised too). Slow suite: `cargo test --
+//! --ignored` (CI installs `chromium` and `chromium-driver`). Screenshots go to
+//! `target/browser/`.
+
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use tailor_core::EventKind;
+use tailor_server::AppState;
+use tailor_server::config::{ApiKey, Scope, ServeConfig};
+use tailor_store::{EventFilter, RedbStore, Store, WriteBatch};
+
+const KEY: &str = "site-key-0123456789";
+
+struct Api {
+    _dir: tempfile::TempDir,
+    store: Arc<RedbStore>,
+    addr: SocketAddr,
+}
+
+/// The demo shop served on a free loopback port; `origin` may call it from a browser.
+async fn api(origin: &str) -> Api {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(RedbStore::open(dir.path()).expect("store"));
+    let demo = tailor_ingest::demo::generate(&tailor_ingest::demo::DemoParams {
+        users: 200,
+        items: 150,
+        days: 14,
+        anonymous_sessions: 20,
+        ..Default::default()
+    });
+    store
+        .write(WriteBatch { items: demo.items, users: demo.users, events: demo.events, ..WriteBatch::default() })
+        .expect("write");
+    let config = ServeConfig {
+        api_keys: vec![ApiKey { name: "site".into(), key: KEY.into(), scopes: vec![Scope::Read, Scope::Write] }],
+        cors_origins: vec![origin.to_string()],
+        als_params: "factors=16,iterations=5".into(),
+        ..ServeConfig::default()
+    };
+    let dyn_store: Arc<dyn Store> = store.clone();
+    let state =
+        Arc::new(AppState::open(config, dyn_store, Default::default(), dir.path().join("models")).expect("state"));
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || s.start_blocking()).await.expect("join").expect("train");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = tailor_server::router(state);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Api { _dir: dir, store, addr }
+}
+
+/// Serves fixed HTML pages (path → body) from another origin.
+async fn host(pages: Vec<(&'static str, String)>) -> SocketAddr {
+    let mut router = axum::Router::new();
+    for (path, body) in pages {
+        router = router.route(path, axum::routing::get(move || async move { axum::response::Html(body) }));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+}
+
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn client(&self) -> &Client {
+        self.client.as_ref().expect("client")
+    }
+
+    async fn close(mut self) {
+        if let Some(c) = self.client.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Starts chromedriver and a headless Chromium session.
+async fn browser() -> Browser {
+    let driver_bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let chrome_bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&driver_bin).exists() && std::path::Path::new(&chrome_bin).exists(),
+        "browser tests need Debian's chromium and chromium-driver: apt-get install --no-install-recommends chromium chromium-driver"
+    );
+    let port = free_port();
+    let driver = Command::new(&driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(15), "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let profile = tempfile::tempdir().expect("profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chrome_bin,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("webdriver session");
+    Browser { driver, client: Some(client), _profile: profile }
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("browser");
+    fs_err::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, Vec::new()).await.expect("script runs")
+}
+
+/// Polls `script` until it returns something other than null/false, for up to `secs`.
+async fn until(c: &Client, script: &str, secs: u64) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = js(c, script).await;
+        if !(v.is_null() || v == json!(false)) {
+            return v;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let seen = js(c, "return JSON.stringify({slots: Array.prototype.map.call(document.querySelectorAll('[data-tailor-slot]'), function (s) { return s.id + ':' + (s.dataset.tailorState || 'idle'); }), requests: performance.getEntriesByType('resource').map(function (e) { return e.name; }), errors: window.__errors})").await;
+            panic!("timed out waiting for: {script}\npage: {seen}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Events of `kind` stored with `rec_id`, as (user or session, item).
+fn stored(store: &RedbStore, kind: EventKind, rec_id: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    store
+        .scan_events(EventFilter::default(), &mut |_, e| {
+            if e.kind == kind && e.rec_id.as_deref() == Some(rec_id) {
+                let who = e.user.as_ref().map(|u| u.as_str().to_string()).or(e.session.clone()).unwrap_or_default();
+                out.push((who, e.item.as_ref().map(|i| i.as_str().to_string()).unwrap_or_default()));
+            }
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    out
+}
+
+const ERRORS: &str =
+    "<script>window.__errors=[];addEventListener('error',function(e){__errors.push(String(e.message))});</script>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow suite: needs chromium and chromium-driver"]
+async fn widget_loads_when_visible_and_reports_impressions_and_clicks() {
+    let host_port = free_port();
+    let origin = format!("http://127.0.0.1:{host_port}");
+    let api = api(&origin).await;
+    let page = format!(
+        r##"<!doctype html><html><head><meta charset="utf-8">{ERRORS}</head><body>
+<h1 id="host">The host page</h1><p id="text">Content the widget must not disturb.</p>
+<div id="similar" data-tailor-slot="product" data-tailor-item="SKU-00010" data-tailor-k="4" data-tailor-layout="grid"></div>
+<div style="height:2500px"></div>
+<div id="slot" data-tailor-slot="home" data-tailor-k="6" data-tailor-title="Picked for you"></div>
+<div style="height:1500px"></div>
+<script async src="http://{api}/widget.js" data-api-key="{KEY}" data-user="U00001" data-href="#product-{{id}}"></script>
+</body></html>"##,
+        api = api.addr
+    );
+    // The host origin must be the one allowed: bind the page server on that port.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", host_port)).await.expect("bind host");
+    let router = axum::Router::new().route("/", axum::routing::get(move || async move { axum::response::Html(page) }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let b = browser().await;
+    let c = b.client();
+    c.goto(&format!("{origin}/")).await.expect("open page");
+    until(c, "return !!window.tailor", 10).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let state = js(c, "return document.getElementById('slot').dataset.tailorState || 'idle'").await;
+    assert_eq!(state, json!("idle"), "the slot below the fold must not load before it is scrolled to");
+    // The product slot at the top loaded at once: similar items, as a grid, with a rec_id.
+    until(c, "return document.getElementById('similar').dataset.tailorState === 'loaded'", 10).await;
+    let similar = js(c, "var s=document.getElementById('similar'); return [s.dataset.tailorLayout, s.querySelectorAll('.tailor-card').length, !!s.dataset.tailorRecId]").await;
+    assert_eq!(similar, json!(["grid", 4, true]));
+    let shot = c.screenshot().await.expect("screenshot");
+    fs_err::write(screenshot_dir().join("widget-product-grid.png"), shot).expect("save screenshot");
+
+    js(c, "document.getElementById('slot').scrollIntoView(); return null").await;
+    let state = until(
+        c,
+        "var s=document.getElementById('slot').dataset.tailorState; return s==='loaded'||s==='failed' ? s : null",
+        10,
+    )
+    .await;
+    assert_eq!(state, json!("loaded"));
+    let cards = js(c, "return document.querySelectorAll('#slot .tailor-card').length").await;
+    assert_eq!(cards, json!(6));
+    let rec_id = js(c, "return document.getElementById('slot').dataset.tailorRecId").await;
+    let rec_id = rec_id.as_str().expect("rec_id").to_string();
+    assert!(rec_id.starts_with('r'), "{rec_id}");
+    let paint = until(c, "return document.getElementById('slot').dataset.tailorPaintMs || null", 5).await;
+    let paint_ms: f64 = paint.as_str().and_then(|s| s.parse().ok()).expect("paint ms");
+    println!("visible → painted: {paint_ms:.1} ms");
+    assert!(paint_ms <= 150.0, "{paint_ms} ms from visible to painted");
+    let labels = js(c, "return [document.querySelector('#slot section').getAttribute('aria-label'), document.querySelector('#slot .tailor-next').getAttribute('aria-label')]").await;
+    assert_eq!(labels, json!(["Picked for you", "Next items"]));
+    let reason = js(c, "return document.querySelector('#slot .tailor-reason').textContent").await;
+    assert!(reason.as_str().is_some_and(|r| !r.is_empty()), "every item shows its reason");
+
+    // Impressions of the visible items arrive (batched within a second) with the rec_id.
+    let start = Instant::now();
+    let impressions = loop {
+        let got = stored(&api.store, EventKind::Impression, &rec_id);
+        if !got.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!impressions.is_empty(), "no impression stored for {rec_id}");
+    assert!(impressions.iter().all(|(who, _)| who == "U00001"));
+    let first = js(c, "return document.querySelector('#slot .tailor-card').dataset.tailorItem").await;
+    let first = first.as_str().expect("item").to_string();
+    let shot = c.screenshot().await.expect("screenshot");
+    fs_err::write(screenshot_dir().join("widget.png"), shot).expect("save screenshot");
+
+    // A click is sent at once (sendBeacon), with the list's rec_id and the item.
+    c.find(Locator::Css("#slot .tailor-card a")).await.expect("card").click().await.expect("click");
+    let start = Instant::now();
+    let clicks = loop {
+        let got = stored(&api.store, EventKind::Click, &rec_id);
+        if !got.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(clicks, vec![("U00001".to_string(), first.clone())]);
+    let url = c.current_url().await.expect("url");
+    assert!(url.as_str().ends_with(&format!("#product-{first}")), "{url}");
+    assert_eq!(
+        js(c, "return document.getElementById('text').textContent").await,
+        json!("Content the widget must not disturb.")
+    );
+    assert_eq!(js(c, "return window.__errors").await, json!([]));
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow suite: needs chromium and chromium-driver"]
+async fn api_down_leaves_the_host_page_intact() {
+    let dead = free_port();
+    let page = format!(
+        r#"<!doctype html><html><head><meta charset="utf-8">{ERRORS}</head><body>
+<h1 id="host">Still here</h1>
+<div id="slot" data-tailor-slot="home"><template data-tailor-fallback><p id="fallback">Our bestsellers</p></template></div>
+<div id="plain" data-tailor-slot="cart"></div>
+<p id="after">After the slots</p>
+<script>document.getElementById('after').dataset.ran = 'yes';</script>
+</body></html>"#
+    );
+    // The widget is served as usual, but its API endpoint is a closed port.
+    let widget = tailor_server::web::WIDGET_JS.to_string();
+    let host = host(vec![("/", page)]).await;
+    let js_host = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let router = axum::Router::new().route(
+            "/widget.js",
+            axum::routing::get(move || async move { ([("content-type", "application/javascript")], widget) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        addr
+    };
+    let b = browser().await;
+    let c = b.client();
+    c.goto(&format!("http://{host}/")).await.expect("open page");
+    // Load the widget from its own host (as a shop would from tailor's address).
+    js(c, &format!("var s=document.createElement('script');s.src='http://{js_host}/widget.js';s.dataset.endpoint='http://127.0.0.1:{dead}';s.dataset.timeout='800';document.body.appendChild(s);return null")).await;
+    let state = until(
+        c,
+        "var s=document.getElementById('slot').dataset.tailorState; return s==='failed'||s==='loaded' ? s : null",
+        10,
+    )
+    .await;
+    assert_eq!(state, json!("failed"));
+    assert_eq!(
+        js(c, "return document.getElementById('fallback') && document.getElementById('fallback').textContent").await,
+        json!("Our bestsellers")
+    );
+    until(c, "return document.getElementById('plain').dataset.tailorState === 'failed'", 10).await;
+    assert_eq!(
+        js(c, "return document.getElementById('plain').children.length").await,
+        json!(0),
+        "no fallback: the slot stays empty"
+    );
+    assert_eq!(js(c, "return document.getElementById('host').textContent").await, json!("Still here"));
+    assert_eq!(js(c, "return document.getElementById('after').dataset.ran").await, json!("yes"));
+    // tailor.track and flush with the API down throw nothing into the page.
+    js(c, "tailor.track('view', 'SKU-00001'); tailor.flush(); return null").await;
+    assert_eq!(js(c, "return window.__errors").await, json!([]));
+    let shot = c.screenshot().await.expect("screenshot");
+    fs_err::write(screenshot_dir().join("widget-api-down.png"), shot).expect("save screenshot");
+    b.close().await;
+}
