@@ -172,7 +172,7 @@ pub const RECENT_IDS: usize = 1_000_000;
 /// Ids of the last [`RECENT_IDS`] stored events, oldest first, with a set for lookups.
 #[derive(Default)]
 struct RecentIds {
-    set: HashSet<u128>,
+    set: foldhash::HashSet<u128>,
     order: std::collections::VecDeque<u128>,
 }
 
@@ -342,7 +342,7 @@ struct WriteState<'a> {
     items: PendingNames<'a>,
     report: WriteReport,
     /// Ids stored by this transaction so far.
-    seen: HashSet<u128>,
+    seen: foldhash::HashSet<u128>,
     recent: &'a RecentIds,
     now: Timestamp,
 }
@@ -514,7 +514,7 @@ impl RedbStore {
             users: PendingNames::new(&names.users),
             items: PendingNames::new(&names.items),
             report: WriteReport::default(),
-            seen: HashSet::new(),
+            seen: foldhash::HashSet::default(),
             recent,
             now: Timestamp::now(),
         };
