@@ -125,7 +125,7 @@
       ".tailor-ph{display:flex;align-items:center;justify-content:center;width:100%;aspect-ratio:4/3;background:#eef1f5;color:#8391a7;font-size:1.6em;letter-spacing:.1em}" +
       ".tailor-title{display:block;font-weight:600;margin:.3em 0}.tailor-price s{color:#888;margin-left:.4em}" +
       ".tailor-sale{color:#b00}.tailor-reason{display:block;font-size:.85em;color:#555;margin-top:.3em}" +
-      ".tailor-nav{position:absolute;top:40%;border:1px solid #bbb;background:#fff;border-radius:50%;width:2em;height:2em;cursor:pointer}" +
+      ".tailor-nav{position:absolute;top:40%;border:1px solid #bbb;background:#fff;color:#333;border-radius:50%;width:2em;height:2em;padding:0;cursor:pointer;font:bold 16px/1 sans-serif}" +
       ".tailor-prev{left:0}.tailor-next{right:0}";
     document.head.appendChild(s);
   }
@@ -189,10 +189,10 @@
     box.appendChild(track);
     if (layout === "carousel") {
       var step = function (dir) { return safe(function () { track.scrollBy({ left: dir * track.clientWidth * 0.8 }); }); };
-      var prev = el("button", "tailor-nav tailor-prev", "\u2039");
+      var prev = el("button", "tailor-nav tailor-prev", "<");
       prev.setAttribute("aria-label", "Previous items");
       prev.addEventListener("click", step(-1));
-      var next = el("button", "tailor-nav tailor-next", "\u203a");
+      var next = el("button", "tailor-nav tailor-next", ">");
       next.setAttribute("aria-label", "Next items");
       next.addEventListener("click", step(1));
       track.addEventListener("keydown", safe(function (e) {

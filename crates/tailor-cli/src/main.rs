@@ -1076,6 +1076,7 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
     let addr = config.serve.addr.clone();
     let user = shop_first_user(&config)?;
     println!("serving the demo shop on http://{addr}  (Ctrl-C stops)");
+    println!("  open http://{addr}/demo   the storefront: switch shoppers, browse, buy");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5'");
     println!("  curl 'http://{addr}/v1/users/{user}/layout?slot=home'");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5&slot=home'   # in the home-diversity A/B test");

@@ -74,6 +74,13 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "GET",
+        path: "/demo",
+        scope: None,
+        summary: "The demo storefront: home pages by shopper type, categories, products with widgets, cart and checkout, and a 'view the shop as' switcher",
+        query: &[("key", "an API key with read and write scopes, when the server has keys")],
+    },
+    RouteDoc {
+        method: "GET",
         path: "/widget.js",
         scope: None,
         summary: "The embeddable recommendation widget (plain JavaScript, embedded in the binary)",
@@ -281,6 +288,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/metrics") => get(metrics),
         ("GET", "/openapi.json") => get(|| async { Json(crate::openapi::document()) }),
         ("GET", "/widget.js") => get(crate::web::widget),
+        ("GET", "/demo") => get(crate::web::demo),
         ("POST", "/v1/events") => post(post_events),
         ("PUT", "/v1/items") => put(put_items),
         ("GET", "/v1/items/{id}") => get(get_item),

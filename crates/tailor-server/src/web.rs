@@ -6,6 +6,14 @@ use axum::response::IntoResponse;
 /// The widget's source (`web/widget.js`).
 pub const WIDGET_JS: &str = include_str!("../../../web/widget.js");
 
+/// The demo storefront (`web/demo.html`): one page, hash routes, the widget in its slots.
+pub const DEMO_HTML: &str = include_str!("../../../web/demo.html");
+
+/// `GET /demo`.
+pub(crate) async fn demo() -> impl IntoResponse {
+    axum::response::Html(DEMO_HTML)
+}
+
 /// `GET /widget.js`: cached by browsers for five minutes.
 pub(crate) async fn widget() -> impl IntoResponse {
     (

@@ -46,6 +46,23 @@ async fn api(origin: &str) -> Api {
         als_params: "factors=16,iterations=5".into(),
         ..ServeConfig::default()
     };
+    // A stored segmentation, for the storefront's "view the shop as" switcher.
+    let names = store.user_names().expect("names");
+    let run = tailor_store::SegmentationRun {
+        id: 0,
+        name: "rules".into(),
+        created_at: tailor_core::Timestamp::now(),
+        segments: vec![
+            tailor_store::SegmentDef { name: "Loyal".into(), description: None, size: 20 },
+            tailor_store::SegmentDef { name: "Others".into(), description: None, size: 20 },
+        ],
+        record: json!({}),
+    };
+    let mut members: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, u) in names.iter().take(40).enumerate() {
+        members.push((u.clone(), vec![if i < 20 { "Loyal" } else { "Others" }.to_string()]));
+    }
+    store.save_segmentation(run, &mut members.into_iter()).expect("segments");
     let dyn_store: Arc<dyn Store> = store.clone();
     let state =
         Arc::new(AppState::open(config, dyn_store, Default::default(), dir.path().join("models")).expect("state"));
@@ -339,5 +356,97 @@ async fn api_down_leaves_the_host_page_intact() {
     assert_eq!(js(c, "return window.__errors").await, json!([]));
     let shot = c.screenshot().await.expect("screenshot");
     fs_err::write(screenshot_dir().join("widget-api-down.png"), shot).expect("save screenshot");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow suite: needs chromium and chromium-driver"]
+async fn storefront_personalises_by_shopper_and_checkout_stores_purchases() {
+    let api = api("http://127.0.0.1:1").await;
+    let b = browser().await;
+    let c = b.client();
+    let shots = screenshot_dir();
+    c.goto(&format!("http://{}/demo?key={KEY}", api.addr)).await.expect("open the shop");
+    js(c, "localStorage.clear(); return null").await;
+    c.goto(&format!("http://{}/demo?key={KEY}", api.addr)).await.expect("reload");
+    // A new visitor: the popular grid.
+    let persona = until(c, "var p=document.getElementById('persona'); return p && p.dataset.persona", 10).await;
+    assert_eq!(persona, json!("new"));
+    until(
+        c,
+        "var s=document.querySelector('[data-tailor-slot=home]'); return s && s.dataset.tailorState === 'loaded'",
+        10,
+    )
+    .await;
+    fs_err::write(shots.join("demo-home-new-visitor.png"), c.screenshot().await.expect("shot")).expect("save");
+
+    // View the shop as a member of a segment: the home page changes to a personal one.
+    let user =
+        until(c, "var o=document.querySelectorAll('#as option'); return o.length > 1 ? o[1].value : null", 10).await;
+    let user = user.as_str().expect("user").to_string();
+    c.find(Locator::Css("#as")).await.expect("switcher").select_by_value(&user).await.expect("select");
+    let text = until(
+        c,
+        &format!("var p=document.getElementById('persona'); return p && p.textContent.indexOf('{user}') >= 0 ? p.textContent : null"),
+        10,
+    )
+    .await;
+    assert!(text.as_str().is_some_and(|t| t.contains("segments: Loyal")), "{text}");
+    // The page for a known shopper depends on their orders (new customer, returning, loyal).
+    let persona = js(c, "return document.getElementById('persona').dataset.persona").await;
+    let orders = api.store.user(&user).expect("user").map(|_| ()).is_some();
+    assert!(orders && ["new", "returning", "loyal"].contains(&persona.as_str().unwrap_or("")), "{persona}");
+    until(
+        c,
+        "var s=document.querySelector('[data-tailor-slot=home]'); return s && s.dataset.tailorState === 'loaded'",
+        10,
+    )
+    .await;
+    fs_err::write(shots.join("demo-home-as-user.png"), c.screenshot().await.expect("shot")).expect("save");
+
+    // A product from the personal list: its page has the similar-items widget.
+    c.find(Locator::Css("[data-tailor-slot=home] .tailor-card a")).await.expect("card").click().await.expect("click");
+    let product = until(c, "var p=document.getElementById('product'); return p && p.dataset.id", 10).await;
+    let product = product.as_str().expect("product").to_string();
+    until(c, "var s=document.querySelector('[data-tailor-slot=product]'); return s && (s.dataset.tailorState === 'loaded' || s.dataset.tailorState === 'failed') && s.dataset.tailorState", 10).await;
+    fs_err::write(shots.join("demo-product.png"), c.screenshot().await.expect("shot")).expect("save");
+    c.find(Locator::Id("add")).await.expect("add").click().await.expect("add to cart");
+    c.goto(&format!("http://{}/demo?key={KEY}#/cart", api.addr)).await.expect("cart");
+    until(c, "return !!document.getElementById('checkout')", 10).await;
+    fs_err::write(shots.join("demo-cart.png"), c.screenshot().await.expect("shot")).expect("save");
+    c.find(Locator::Id("checkout")).await.expect("checkout").click().await.expect("checkout");
+    let order = until(c, "var t=document.getElementById('thanks'); return t && t.dataset.order", 10).await;
+    let order = order.as_str().expect("order").to_string();
+    fs_err::write(shots.join("demo-thanks.png"), c.screenshot().await.expect("shot")).expect("save");
+
+    // The checkout stored a purchase of the product for that user, in that order; the
+    // page view and the cart were tracked by the widget too.
+    let mut kinds: Vec<(EventKind, Option<String>)> = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        kinds.clear();
+        api.store
+            .scan_events(EventFilter::default(), &mut |_, e| {
+                if e.user.as_ref().is_some_and(|u| u.as_str() == user)
+                    && e.item.as_ref().is_some_and(|i| i.as_str() == product)
+                {
+                    kinds.push((e.kind, e.order_id.clone()));
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+        if [EventKind::View, EventKind::AddToCart, EventKind::Purchase]
+            .iter()
+            .all(|k| kinds.iter().any(|(x, _)| x == k))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(kinds.contains(&(EventKind::Purchase, Some(order.clone()))), "{kinds:?}");
+    assert!(
+        kinds.iter().any(|(k, _)| *k == EventKind::View) && kinds.iter().any(|(k, _)| *k == EventKind::AddToCart),
+        "{kinds:?}"
+    );
     b.close().await;
 }
