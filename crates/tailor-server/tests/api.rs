@@ -798,3 +798,43 @@ async fn layout_bandit_decides_and_learns_from_clicks() {
         serde_json::from_str(&text).expect("json");
     assert_eq!(saved["home"].contexts[""][i].pulls, 1);
 }
+
+#[tokio::test]
+async fn experiments_target_segments_and_split_traffic() {
+    let s = shop();
+    let spec = json!({
+        "name": "bargains-only",
+        "segments": ["Bargain hunters"],
+        "variants": [{"name": "a"}, {"name": "b", "playbook": "none"}]
+    });
+    let (st, v) = call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(spec)).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let names = s.store.user_names().expect("names");
+    let (mut inside, mut outside) = (0, 0);
+    for (i, u) in names.iter().take(80).enumerate() {
+        let (_, v) = call(&s.app, "GET", &format!("/v1/users/{u}/recommendations?k=3"), Some(READ), None).await;
+        // The first 40 users are the stored "Bargain hunters" (see `shop_with`).
+        if i < 40 {
+            assert_eq!(v["variant"]["experiment"], "bargains-only", "{u}: {v}");
+            inside += 1;
+            if v["variant"]["variant"] == "b" {
+                assert_eq!(v["playbooks"], json!([]), "variant b switches the playbooks off");
+            }
+        } else if v["variant"].is_null() {
+            outside += 1;
+        }
+    }
+    assert_eq!((inside, outside), (40, 40));
+    // A half-traffic experiment leaves about half of everyone out.
+    let half = json!({"name": "half", "traffic": 0.5, "variants": [{"name": "x"}, {"name": "y"}]});
+    assert_eq!(
+        call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(half)).await.0,
+        StatusCode::CREATED
+    );
+    let mut in_half = 0;
+    for u in names.iter().skip(40).take(200) {
+        let (_, v) = call(&s.app, "GET", &format!("/v1/users/{u}/recommendations?k=3&slot=x"), Some(READ), None).await;
+        in_half += usize::from(v["variant"]["experiment"] == "half");
+    }
+    assert!((60..=140).contains(&in_half), "{in_half} of 200 in a 50% experiment");
+}
