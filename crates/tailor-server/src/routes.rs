@@ -210,6 +210,20 @@ pub const ROUTES: &[RouteDoc] = &[
         query: &[],
     },
     RouteDoc {
+        method: "POST",
+        path: "/v1/admin/rollback",
+        scope: Some(Scope::Admin),
+        summary: "Make a kept earlier version live (as `tailor model rollback`) and swap it in",
+        query: &[("to", "the version (required)")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/dashboard",
+        scope: None,
+        summary: "The dashboard page (its data comes from the admin API: open /dashboard?key=ADMIN_KEY when keys are configured)",
+        query: &[("key", "an admin API key")],
+    },
+    RouteDoc {
         method: "GET",
         path: "/v1/experiments",
         scope: Some(Scope::Read),
@@ -306,6 +320,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("POST", "/v1/admin/reload") => post(reload),
         ("POST", "/v1/admin/retrain") => post(retrain),
         ("GET", "/v1/admin/models") => get(models),
+        ("POST", "/v1/admin/rollback") => post(rollback),
+        ("GET", "/dashboard") => get(crate::web::dashboard),
         ("GET", "/v1/experiments") => get(crate::experiments::list),
         ("POST", "/v1/experiments") => post(crate::experiments::create_route),
         ("GET", "/v1/experiments/{name}") => get(crate::experiments::show),
@@ -933,6 +949,28 @@ async fn retrain(State(s): St) -> ApiResult<Response> {
         json!({"candidate": outcome.candidate, "promoted": outcome.promoted, "reason": outcome.reason, "live": live}),
     )
     .into_response())
+}
+
+async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    let to: u64 = q
+        .get("to")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::invalid("to", "to=VERSION is required (see GET /v1/admin/models)"))?;
+    let _guard = training_guard(&s)?;
+    let state = s.clone();
+    let info = blocking(move || {
+        let mut reg = state.registry.read()?;
+        if !state.registry.has_model(to) {
+            return Err(ApiError::not_found(format!("version {to} has no kept model file")));
+        }
+        reg.live = Some(to);
+        state.registry.write(&reg)?;
+        state.reload_blocking()
+    })
+    .await?;
+    tracing::info!(version = to, "rolled back");
+    Ok(Json(json!({"live": info})).into_response())
 }
 
 async fn models(State(s): St) -> ApiResult<Response> {

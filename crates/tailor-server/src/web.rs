@@ -14,6 +14,15 @@ pub(crate) async fn demo() -> impl IntoResponse {
     axum::response::Html(DEMO_HTML)
 }
 
+/// The dashboard (`web/dashboard.html`): models, experiments, segments and serving health,
+/// drawn from the admin API with inline SVG charts.
+pub const DASHBOARD_HTML: &str = include_str!("../../../web/dashboard.html");
+
+/// `GET /dashboard`.
+pub(crate) async fn dashboard() -> impl IntoResponse {
+    axum::response::Html(DASHBOARD_HTML)
+}
+
 /// `GET /widget.js`: cached by browsers for five minutes.
 pub(crate) async fn widget() -> impl IntoResponse {
     (

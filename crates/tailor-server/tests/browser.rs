@@ -19,6 +19,7 @@ use tailor_server::config::{ApiKey, Scope, ServeConfig};
 use tailor_store::{EventFilter, RedbStore, Store, WriteBatch};
 
 const KEY: &str = "site-key-0123456789";
+const ADMIN: &str = "admin-key-0123456789";
 
 struct Api {
     _dir: tempfile::TempDir,
@@ -41,7 +42,10 @@ async fn api(origin: &str) -> Api {
         .write(WriteBatch { items: demo.items, users: demo.users, events: demo.events, ..WriteBatch::default() })
         .expect("write");
     let config = ServeConfig {
-        api_keys: vec![ApiKey { name: "site".into(), key: KEY.into(), scopes: vec![Scope::Read, Scope::Write] }],
+        api_keys: vec![
+            ApiKey { name: "site".into(), key: KEY.into(), scopes: vec![Scope::Read, Scope::Write] },
+            ApiKey { name: "ops".into(), key: ADMIN.into(), scopes: vec![Scope::Admin] },
+        ],
         cors_origins: vec![origin.to_string()],
         als_params: "factors=16,iterations=5".into(),
         ..ServeConfig::default()
@@ -201,6 +205,24 @@ fn stored(store: &RedbStore, kind: EventKind, rec_id: &str) -> Vec<(String, Stri
         })
         .expect("scan");
     out
+}
+
+/// A plain HTTP/1.1 request with the admin key (blocking; `Connection: close`).
+fn request(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nX-Api-Key: {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let payload = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, serde_json::from_str(payload).unwrap_or(Value::Null))
 }
 
 const ERRORS: &str =
@@ -448,5 +470,87 @@ async fn storefront_personalises_by_shopper_and_checkout_stores_purchases() {
         kinds.iter().any(|(k, _)| *k == EventKind::View) && kinds.iter().any(|(k, _)| *k == EventKind::AddToCart),
         "{kinds:?}"
     );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow suite: needs chromium and chromium-driver"]
+async fn dashboard_pages_render_their_data_and_charts() {
+    let api = api("http://127.0.0.1:1").await;
+    let base = format!("http://{}", api.addr);
+    // Data for every page: a second model version, an experiment with traffic and clicks.
+    let addr = api.addr;
+    let http = move |method: &'static str, path: String, body: Option<Value>| async move {
+        tokio::task::spawn_blocking(move || request(addr, method, &path, body)).await.expect("join")
+    };
+    let (st, v) = http("POST", "/v1/admin/retrain".into(), None).await;
+    assert!((200..300).contains(&st), "{v}");
+    let spec = json!({"name": "home-test", "slots": ["home"], "variants": [{"name": "control"}, {"name": "trend", "strategy": "trending"}]});
+    assert_eq!(http("POST", "/v1/experiments?start=true".into(), Some(spec)).await.0, 201);
+    let mut events = Vec::new();
+    for u in 1..=60 {
+        let (_, v) = http("GET", format!("/v1/users/U{u:05}/recommendations?slot=home&k=4"), None).await;
+        let rec = v["rec_id"].as_str().expect("rec_id").to_string();
+        let item = v["items"][0]["id"].as_str().expect("item").to_string();
+        if u % 3 == 0 {
+            events.push(json!({"user": format!("U{u:05}"), "item": item, "kind": "click", "rec_id": rec}));
+        }
+    }
+    assert_eq!(http("POST", "/v1/events".into(), Some(json!(events))).await.0, 202);
+    tokio::time::sleep(Duration::from_millis(400)).await; // exposures reach the store
+
+    let b = browser().await;
+    let c = b.client();
+    let shots = screenshot_dir();
+    let mut timings = Vec::new();
+    for (view, check) in [
+        (
+            "overview",
+            "return document.querySelectorAll('#kpis .kpi').length === 6 && document.querySelectorAll('svg rect').length >= 1",
+        ),
+        (
+            "models",
+            "return document.querySelectorAll('#versions tr').length >= 3 && document.querySelectorAll('svg polyline').length === 2",
+        ),
+        (
+            "experiments",
+            "var p=document.getElementById('report-panel'); return !!p && p.querySelectorAll('svg polyline').length >= 1 && p.textContent.indexOf('trend') >= 0",
+        ),
+        ("segments", "return document.querySelectorAll('.segmentation svg rect').length === 2"),
+    ] {
+        c.goto(&format!("{base}/dashboard?key={ADMIN}#/{view}")).await.expect("open");
+        until(c, &format!("return document.body.dataset.view === '{view}'"), 10).await;
+        let ok = js(c, check).await;
+        assert_eq!(
+            ok,
+            json!(true),
+            "{view}: {}",
+            js(c, "return document.getElementById('main').innerHTML.slice(0, 600)").await
+        );
+        let ms = js(c, "return parseFloat(document.body.dataset.loadedMs)").await.as_f64().expect("ms");
+        let nav = js(c, "var t=performance.getEntriesByType('navigation')[0]; return t ? t.duration : 0")
+            .await
+            .as_f64()
+            .unwrap_or(0.0);
+        timings.push((view, ms, nav));
+        fs_err::write(shots.join(format!("dashboard-{view}.png")), c.screenshot().await.expect("shot")).expect("save");
+        assert_eq!(js(c, "return document.querySelectorAll('.err').length").await, json!(0), "{view} shows an error");
+    }
+    for (view, ms, nav) in &timings {
+        println!("dashboard {view}: data rendered in {ms:.1} ms after the page script ran; navigation {nav:.1} ms");
+        assert!(ms + nav <= 500.0, "{view} took {} ms", ms + nav);
+    }
+    // The rollback button makes version 1 live again.
+    c.goto(&format!("{base}/dashboard?key={ADMIN}#/models")).await.expect("open");
+    until(c, "return document.body.dataset.view === 'models'", 10).await;
+    c.find(Locator::Css("[data-rollback='1']")).await.expect("rollback button").click().await.expect("click");
+    until(
+        c,
+        "var r=document.querySelector('#versions tr:nth-child(2)'); return r && !!r.querySelector('b.good')",
+        10,
+    )
+    .await;
+    let (_, models) = http("GET", "/v1/admin/models".into(), None).await;
+    assert_eq!(models["live"]["version"], 1, "{models}");
     b.close().await;
 }
