@@ -544,12 +544,8 @@ async fn dashboard_pages_render_their_data_and_charts() {
     c.goto(&format!("{base}/dashboard?key={ADMIN}#/models")).await.expect("open");
     until(c, "return document.body.dataset.view === 'models'", 10).await;
     c.find(Locator::Css("[data-rollback='1']")).await.expect("rollback button").click().await.expect("click");
-    until(
-        c,
-        "var r=document.querySelector('#versions tr:nth-child(2)'); return r && !!r.querySelector('b.good')",
-        10,
-    )
-    .await;
+    until(c, "var r=document.querySelector('#versions tr:nth-child(2)'); return r && !!r.querySelector('b.good')", 10)
+        .await;
     let (_, models) = http("GET", "/v1/admin/models".into(), None).await;
     assert_eq!(models["live"]["version"], 1, "{models}");
     b.close().await;
