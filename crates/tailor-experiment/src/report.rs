@@ -336,7 +336,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     let mut msprt: Vec<Msprt> = vec![Msprt::new(0.0); k];
     let mut day = day0;
     let snapshot = |acc: &[Acc], day: i64, msprt: &mut [Msprt], daily: &mut Vec<DayPoint>| {
-        let totals = totals_of(spec, acc, false);
+        let totals = totals_of(spec, acc);
         for v in 1..k {
             let Look { lift, lift_ci, diff, variance: var, p_value } =
                 quick_compare(primary, &totals[0], &totals[v], &acc[0], &acc[v], spec.alpha);
@@ -471,7 +471,7 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     }
 
     let use_served = acc.iter().all(|a| a.impression_events == 0);
-    let totals = totals_of(spec, &acc, use_served);
+    let totals = totals_of(spec, &acc);
     let mut unit_revenue: Vec<SparseSample> = vec![SparseSample::default(); k];
     for st in state.iter().flatten() {
         if st.revenue != 0.0 {
@@ -575,8 +575,9 @@ pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event]
     })
 }
 
-fn totals_of(spec: &ExperimentSpec, acc: &[Acc], served_as_impressions: bool) -> Vec<VariantTotals> {
-    let use_served = served_as_impressions || acc.iter().all(|a| a.impression_events == 0);
+/// Totals per variant; impressions are the served lists while no impression event arrived.
+fn totals_of(spec: &ExperimentSpec, acc: &[Acc]) -> Vec<VariantTotals> {
+    let use_served = acc.iter().all(|a| a.impression_events == 0);
     acc.iter()
         .zip(&spec.variants)
         .map(|(a, v)| {

@@ -1187,18 +1187,12 @@ fn recommend(
     request.exclude.extend(hidden);
     // Playbooks of the user's segments, or the one an experiment variant imposes.
     let mut playbooks = Vec::new();
-    let imposed: Option<Playbook> = match variant.and_then(|v| v.playbook.as_deref()) {
-        Some(name) => serde_json::from_value::<Strategy>(json!(name)).ok().map(|strategy| Playbook {
-            segment: "(experiment)".into(),
-            strategy,
-            weight: 0.3,
-        }),
-        None => None,
-    };
-    let configured: &[Playbook] = match variant.and_then(|v| v.playbook.as_deref()) {
-        Some(_) => imposed.as_slice(),
-        None => &s.config.playbooks,
-    };
+    let override_name = variant.and_then(|v| v.playbook.as_deref());
+    // `none` parses to no strategy: the variant switches the playbooks off.
+    let imposed: Option<Playbook> = override_name
+        .and_then(|name| serde_json::from_value::<Strategy>(json!(name)).ok())
+        .map(|strategy| Playbook { segment: "(experiment)".into(), strategy, weight: 0.3 });
+    let configured: &[Playbook] = if override_name.is_some() { imposed.as_slice() } else { &s.config.playbooks };
     for p in configured {
         if segments.contains(&p.segment) || imposed.is_some() {
             match p.strategy {
