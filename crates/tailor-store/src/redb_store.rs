@@ -610,6 +610,12 @@ impl Store for RedbStore {
             let bytes = v.value();
             let view =
                 ChunkView::new(bytes).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
+            // The time column alone says whether a chunk holds anything the filter wants;
+            // decoding (strings, names) is the expensive part.
+            let filtered = filter.since.is_some() || filter.until.is_some();
+            if filtered && !(0..view.len()).any(|i| filter.accepts(Timestamp(view.ts(i)))) {
+                continue;
+            }
             let events = view
                 .decode_all(&user_name, &item_name)
                 .map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
