@@ -79,6 +79,53 @@ pub struct Record {
     pub summaries: Vec<SegmentSummary>,
     /// Timings.
     pub timings: Timings,
+    /// The 2-D PCA map of (a sample of) the users, for the dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<SegmentMap>,
+}
+
+/// Users on the first two principal components of the run's space (the clustering's
+/// encoded features, or z-scored raw features for RFM and rules).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentMap {
+    /// Share of variance each component explains.
+    pub explained: Vec<f64>,
+    /// Up to [`MAP_POINTS`] users, evenly sampled: (x, y, segment label or -1 for none).
+    pub points: Vec<(f32, f32, i32)>,
+}
+
+/// Most users a stored map holds.
+pub const MAP_POINTS: usize = 2000;
+
+/// Users' coordinates on two components, and the share of variance each explains.
+type Projection = (Vec<(f64, f64)>, Vec<f64>);
+
+/// Projects every user of `t` on the run space's first two principal components.
+fn pca_points(encoder: Option<&Encoder>, t: &FeatureTable) -> Result<Projection> {
+    let (x, d) = match encoder {
+        Some(e) => (e.encode_table(t)?, e.width()),
+        None => {
+            let mut x = t.values.clone();
+            tailor_segment::scale::ZScore::fit(&x, t.width())?.transform(&mut x);
+            (x, t.width())
+        }
+    };
+    let pca = tailor_segment::pca::Pca::fit(&x, d, 2)?;
+    let y = pca.transform(&x);
+    Ok((y.chunks_exact(2).map(|p| (p[0], p[1])).collect(), pca.explained_variance_ratio.clone()))
+}
+
+/// The map stored with a run: an even sample of the projected users with their segment.
+fn segment_map(encoder: Option<&Encoder>, t: &FeatureTable, primary: &[Option<usize>]) -> Result<SegmentMap> {
+    let (points, explained) = pca_points(encoder, t)?;
+    let step = points.len().div_ceil(MAP_POINTS).max(1);
+    let points = points
+        .iter()
+        .zip(primary)
+        .step_by(step)
+        .map(|(p, g)| (p.0 as f32, p.1 as f32, g.map_or(-1, |g| g as i32)))
+        .collect();
+    Ok(SegmentMap { explained, points })
 }
 
 /// Options of `segment run`.
@@ -442,7 +489,12 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
         tree_accuracy,
         summaries,
         timings: Timings::default(),
+        map: None,
     };
+    if n > 1 {
+        // A map is a nicety: a run whose features have no spread still stores.
+        record.map = segment_map(record.encoder.as_ref(), t, &primary).ok();
+    }
     let mut run_id = None;
     if !o.dry_run {
         let mut user_segments: Vec<Vec<String>> = vec![Vec::new(); n];
@@ -605,17 +657,7 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
     let pop = population(store, Some(Timestamp(rec.as_of + 1)), rec.top_categories.len())?;
     let t = &pop.table;
     // Coordinates: the clustering's encoded space, or z-scored raw features for RFM/rules.
-    let (x, d) = match &rec.encoder {
-        Some(e) => (e.encode_table(t)?, e.width()),
-        None => {
-            let mut x = t.values.clone();
-            tailor_segment::scale::ZScore::fit(&x, t.width())?.transform(&mut x);
-            (x, t.width())
-        }
-    };
-    let pca = tailor_segment::pca::Pca::fit(&x, d, 2)?;
-    let y = pca.transform(&x);
-    let points: Vec<(f64, f64)> = y.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+    let (points, ratio) = pca_points(rec.encoder.as_ref(), t)?;
     let mut groups: Vec<Option<usize>> = vec![None; t.users.len()];
     let index: HashMap<&str, usize> = t.users.iter().enumerate().map(|(i, u)| (u.as_str(), i)).collect();
     for (k, seg) in rec.names.iter().enumerate() {
@@ -638,7 +680,6 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
         c.0 /= (*n).max(1) as f64;
         c.1 /= (*n).max(1) as f64;
     }
-    let ratio = &pca.explained_variance_ratio;
     let pct = |i: usize| ratio.get(i).map_or(0.0, |r| r * 100.0);
     let title =
         format!("Segments \"{}\" ({}, run {}) — PCA map of {} users", run.name, rec.method, run.id, t.users.len());

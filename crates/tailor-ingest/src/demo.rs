@@ -153,6 +153,10 @@ pub struct DemoParams {
     pub anonymous_sessions: usize,
     /// End of the history (exclusive).
     pub end: Timestamp,
+    /// Add a history of recommendation traffic: some sessions were shown a list of items
+    /// (impression events with a `rec_id`), and views, carts and purchases of listed items
+    /// in that session carry the list's `rec_id` (see [`recommendation_traffic`]).
+    pub rec_traffic: bool,
 }
 
 impl Default for DemoParams {
@@ -164,6 +168,7 @@ impl Default for DemoParams {
             days: 60,
             anonymous_sessions: 3000,
             end: Timestamp(1_793_491_200_000),
+            rec_traffic: true,
         }
     }
 }
@@ -587,7 +592,103 @@ pub fn generate(p: &DemoParams) -> DemoShop {
     }
     events.retain(|e| e.ts.0 < p.end.0);
     events.sort_by_key(|e| e.ts);
+    if p.rec_traffic {
+        recommendation_traffic(&mut events, &cat.items, &cat.popularity, p.seed);
+    }
     DemoShop { items: cat.items, users, events, archetypes }
+}
+
+/// Items in a demo recommendation list.
+const REC_LIST: usize = 8;
+
+/// Gives the history recommendation traffic, without changing what shoppers did: a quarter
+/// of the registered users' sessions open with a list of [`REC_LIST`] items shown a second
+/// before their first event (impression events sharing a `rec_id`). The list holds up to two
+/// of the items the shopper goes on to view in that session (a fifth of them: their first
+/// views were click-throughs, so they, and the carts and purchases of those items in the
+/// session, carry the `rec_id`); popular items fill the rest. Impressions count for neither features nor
+/// training, so segments and models are those of the shop without this traffic. Events
+/// stay sorted by time.
+pub fn recommendation_traffic(events: &mut Vec<Event>, items: &[Item], popularity: &[f64], seed: u64) {
+    let mut r = Rng::fork(seed ^ 0x5EC5_7A11, 0);
+    let index: std::collections::HashMap<&str, usize> =
+        items.iter().enumerate().map(|(i, it)| (it.id.0.as_str(), i)).collect();
+    // Sessions of registered users: positions of their events, in time order.
+    let mut sessions: std::collections::BTreeMap<(&str, &str), Vec<usize>> = Default::default();
+    for (p, e) in events.iter().enumerate() {
+        if let (Some(u), Some(s)) = (&e.user, &e.session) {
+            sessions.entry((u.as_str(), s.as_str())).or_default().push(p);
+        }
+    }
+    let mut tags: Vec<(usize, String)> = Vec::new();
+    let mut shown: Vec<Event> = Vec::new();
+    for (n, positions) in sessions.values().enumerate() {
+        if !r.chance(0.25) {
+            continue;
+        }
+        let rec_id = format!("demo-{n:06}");
+        let mut listed: Vec<usize> = Vec::new();
+        for &p in positions {
+            let e = &events[p];
+            if e.kind == EventKind::View
+                && let Some(&j) = e.item.as_ref().and_then(|i| index.get(i.as_str()))
+                && !listed.contains(&j)
+                && listed.len() < REC_LIST / 4
+                && r.chance(0.2)
+            {
+                listed.push(j);
+            }
+        }
+        let clicked = listed.clone();
+        let mut tries = 0;
+        while listed.len() < REC_LIST && tries < 100 {
+            let j = r.weighted(popularity);
+            if !listed.contains(&j) {
+                listed.push(j);
+            }
+            tries += 1;
+        }
+        // The list is shown in a random order.
+        for i in (1..listed.len()).rev() {
+            listed.swap(i, r.below(i + 1));
+        }
+        let first = &events[positions[0]];
+        for &j in &listed {
+            let mut e = Event::new(
+                first.user.as_ref().map(|u| u.as_str()),
+                Some(&items[j].id.0),
+                EventKind::Impression,
+                Timestamp(first.ts.0 - 1000),
+            );
+            e.session = first.session.clone();
+            e.context = first.context.clone();
+            e.context.page = Some("home".into());
+            e.rec_id = Some(rec_id.clone());
+            shown.push(e);
+        }
+        // The first view of a clicked item is the click-through; its carts and purchases
+        // in the session follow from it.
+        let mut viewed: Vec<usize> = Vec::new();
+        for &p in positions {
+            let e = &events[p];
+            let Some(&j) = e.item.as_ref().and_then(|i| index.get(i.as_str())) else { continue };
+            if !clicked.contains(&j) {
+                continue;
+            }
+            let first_view = e.kind == EventKind::View && !viewed.contains(&j);
+            if first_view {
+                viewed.push(j);
+            }
+            if first_view || matches!(e.kind, EventKind::AddToCart | EventKind::Purchase) {
+                tags.push((p, rec_id.clone()));
+            }
+        }
+    }
+    for (p, rec_id) in tags {
+        events[p].rec_id = Some(rec_id);
+    }
+    events.extend(shown);
+    events.sort_by_key(|e| e.ts);
 }
 
 #[cfg(test)]
@@ -641,5 +742,40 @@ mod tests {
         let per_user =
             |a: Archetype| views[a as usize] as f64 / shop.archetypes.iter().filter(|x| **x == a).count() as f64;
         assert!(per_user(Archetype::LoyalRegular) > 3.0 * per_user(Archetype::OccasionalBrowser));
+    }
+
+    #[test]
+    fn recommendation_traffic_adds_lists_without_changing_behaviour() {
+        let p = DemoParams { users: 300, items: 200, days: 20, anonymous_sessions: 20, ..DemoParams::default() };
+        let with = generate(&p);
+        let without = generate(&DemoParams { rec_traffic: false, ..p.clone() });
+        // Apart from impressions and rec_ids, the same events in the same order.
+        let plain = |e: &Event| {
+            let mut e = e.clone();
+            e.rec_id = None;
+            e
+        };
+        let behaviour: Vec<Event> = with.events.iter().filter(|e| e.kind != EventKind::Impression).map(plain).collect();
+        assert_eq!(behaviour, without.events);
+        assert!(with.events.windows(2).all(|w| w[0].ts <= w[1].ts));
+        // Every list has REC_LIST impressions; every attributed event follows an impression
+        // of its item with the same rec_id, in the same session.
+        let mut lists: std::collections::HashMap<&str, Vec<&Event>> = Default::default();
+        for e in with.events.iter().filter(|e| e.kind == EventKind::Impression) {
+            lists.entry(e.rec_id.as_deref().unwrap_or("")).or_default().push(e);
+        }
+        assert!(!lists.contains_key(""), "an impression without a rec_id");
+        assert!(lists.len() > 50, "{} lists", lists.len());
+        assert!(lists.values().all(|l| l.len() == REC_LIST));
+        let mut clicks = 0;
+        for e in with.events.iter().filter(|e| e.kind != EventKind::Impression) {
+            let Some(r) = &e.rec_id else { continue };
+            let list = &lists[r.as_str()];
+            assert!(list.iter().any(|i| i.item == e.item && i.ts < e.ts && i.session == e.session), "{e:?}");
+            clicks += usize::from(e.kind == EventKind::View);
+        }
+        let ctr = clicks as f64 / (lists.len() * REC_LIST) as f64;
+        assert!((0.02..0.3).contains(&ctr), "click-through rate {ctr}");
+        assert_eq!(generate(&p).events, with.events);
     }
 }

@@ -83,6 +83,24 @@ fn demo_segments_recover_the_hidden_archetypes() {
     assert!(rec["tree_accuracy"].as_f64().expect("accuracy") > 0.6);
     assert_eq!(rec["summaries"].as_array().expect("summaries").len(), 5);
     assert!(names.iter().all(|n| n.contains(" · ") || n == "average"), "{names:?}");
+    // The stored 2-D map (for the dashboard): every user (at most 2,000 are kept), labelled
+    // with their segment, on two components explaining a share of the variance each.
+    let map = &rec["map"];
+    let points = map["points"].as_array().expect("map points");
+    let users = rec["users"].as_u64().expect("users") as usize;
+    assert_eq!(points.len(), users.min(2000));
+    let explained: Vec<f64> =
+        map["explained"].as_array().expect("explained").iter().filter_map(serde_json::Value::as_f64).collect();
+    assert!(
+        explained.len() == 2 && explained[0] >= explained[1] && explained.iter().sum::<f64>() <= 1.0,
+        "{explained:?}"
+    );
+    if users <= 2000 {
+        for (k, seg) in rec["summaries"].as_array().expect("summaries").iter().enumerate() {
+            let on_map = points.iter().filter(|p| p[2].as_i64() == Some(k as i64)).count() as u64;
+            assert_eq!(Some(on_map), seg["size"].as_u64(), "segment {k}");
+        }
+    }
 
     // Rename, auto k with its chart, map, history.
     let o = tailor(&data, &["segment", "run", "--k", "auto", "--names", "0=First"]);
