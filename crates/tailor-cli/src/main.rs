@@ -1089,7 +1089,8 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
     serve(&config, None)
 }
 
-/// The demo's rule segments (bargain hunters, trend followers, luxury), which its playbooks use.
+/// The demo's rule segments (bargain hunters, trend followers, luxury), which its playbooks
+/// use, and a k-means segmentation of behaviour.
 fn demo_segments(config: &Config) -> Result<()> {
     let store = open_store(config)?;
     let rules = config.store.data_dir.join("demo-rules.toml");
@@ -1111,6 +1112,17 @@ fn demo_segments(config: &Config) -> Result<()> {
     };
     let out = segment::run(&store, &opts)?;
     tracing::info!(segments = out.record.names.len(), "demo rule segments stored");
+    // And a behavioural clustering (k-means over the default features), for the dashboard's
+    // map and explanations.
+    let opts = segment::RunOptions {
+        method: "kmeans".into(),
+        k: "5".into(),
+        rules: None,
+        name: Some("behaviour".into()),
+        ..opts
+    };
+    let out = segment::run(&store, &opts)?;
+    tracing::info!(segments = out.record.names.len(), "demo behaviour segments stored");
     Ok(())
 }
 

@@ -144,15 +144,7 @@ pub fn evaluate<'a>(
     let mean = |s: f64| if n > 0 { s / n as f64 } else { 0.0 };
     // Gini over all train items (unrecommended ones count as zero exposure).
     let mut counts: Vec<f64> = pop.keys().map(|i| exposure.get(i).copied().unwrap_or(0) as f64).collect();
-    counts.sort_by(f64::total_cmp);
-    let total: f64 = counts.iter().sum();
-    let m = counts.len() as f64;
-    let gini_exposure = if total > 0.0 && m > 1.0 {
-        let weighted: f64 = counts.iter().enumerate().map(|(r, c)| (2.0 * (r as f64 + 1.0) - m - 1.0) * c).sum();
-        weighted / (m * total)
-    } else {
-        0.0
-    };
+    let gini_exposure = gini(&mut counts);
     let catalog_mean = n_train as f64 / pop.len().max(1) as f64;
     let popularity_bias =
         (!rec_pop.is_empty()).then(|| rec_pop.iter().sum::<f64>() / rec_pop.len() as f64 / catalog_mean);
@@ -174,6 +166,20 @@ pub fn evaluate<'a>(
         train_leaks: leaks,
         rec_items_not_in_train: unknown,
         duplicate_recs: dups,
+    }
+}
+
+/// Gini coefficient of exposure counts (sorted in place): 0 when every item is exposed
+/// equally, (m − 1)/m when one of m items takes everything; 0 without exposure.
+pub fn gini(counts: &mut [f64]) -> f64 {
+    counts.sort_by(f64::total_cmp);
+    let total: f64 = counts.iter().sum();
+    let m = counts.len() as f64;
+    if total > 0.0 && m > 1.0 {
+        let weighted: f64 = counts.iter().enumerate().map(|(r, c)| (2.0 * (r as f64 + 1.0) - m - 1.0) * c).sum();
+        weighted / (m * total)
+    } else {
+        0.0
     }
 }
 

@@ -55,10 +55,107 @@ pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) 
     if users == 0 { 0.0 } else { total / users as f64 }
 }
 
+/// What a holdout says of a model beyond NDCG: the same top-`k` lists as [`ndcg`], with
+/// the exposure metrics `tailor-eval` reports.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Holdout {
+    /// Mean NDCG@k.
+    pub ndcg: f64,
+    /// Distinct recommended items / items.
+    pub coverage: f64,
+    /// Mean self-information −log2(users of the item / users) of recommended items (higher:
+    /// less obvious items).
+    pub novelty: f64,
+    /// Mean 1 − cosine of the audiences of each pair of items in a list (over a sample of
+    /// [`DIVERSITY_USERS`] users).
+    pub diversity: f64,
+}
+
+/// Users whose lists [`holdout`] measures diversity on.
+pub const DIVERSITY_USERS: usize = 500;
+
+/// [`ndcg`] with coverage, novelty and intra-list diversity of the same lists (diversity
+/// over an even sample of [`DIVERSITY_USERS`] of them).
+pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) -> Holdout {
+    let audience = fit.transpose();
+    let n_users = fit.n_users().max(1) as f64;
+    let (mut total, mut users) = (0f64, 0usize);
+    let mut shown = vec![false; model.n_items()];
+    let (mut novelty, mut novelty_n) = (0f64, 0usize);
+    let (mut diversity, mut diversity_n) = (0f64, 0usize);
+    // Diversity compares audiences of every pair in a list (the dear part): over an even
+    // sample of at most DIVERSITY_USERS users.
+    let scored = held.iter().take(fit.n_users()).filter(|r| !r.is_empty()).count();
+    let stride = scored.div_ceil(DIVERSITY_USERS).max(1);
+    let mut scores = vec![0f32; model.n_items()];
+    let audience_of =
+        |i: u32| -> &[u32] { if (i as usize) < audience.n_users() { audience.row(UserIdx(i)).0 } else { &[] } };
+    for (u, relevant) in held.iter().enumerate() {
+        if relevant.is_empty() || u >= fit.n_users() {
+            continue;
+        }
+        let h = History::of(fit, UserIdx(u as u32));
+        model.score(Some(u as u32), h, &mut scores);
+        let top = top_k(&scores, k, |i| h.items.binary_search(&i).is_err());
+        total += ndcg_of_top(&top, relevant, k);
+        users += 1;
+        for &(i, _) in &top {
+            shown[i as usize] = true;
+            let n = audience_of(i).len();
+            if n > 0 {
+                novelty += -(n as f64 / n_users).log2();
+                novelty_n += 1;
+            }
+        }
+        if (users - 1) % stride != 0 {
+            continue;
+        }
+        for (a, &(x, _)) in top.iter().enumerate() {
+            for &(y, _) in &top[a + 1..] {
+                let (ax, ay) = (audience_of(x), audience_of(y));
+                if ax.is_empty() || ay.is_empty() {
+                    continue;
+                }
+                let common = sorted_overlap(ax, ay) as f64;
+                diversity += 1.0 - common / ((ax.len() as f64) * (ay.len() as f64)).sqrt();
+                diversity_n += 1;
+            }
+        }
+    }
+    let mean = |s: f64, n: usize| if n == 0 { 0.0 } else { s / n as f64 };
+    Holdout {
+        ndcg: mean(total, users),
+        coverage: shown.iter().filter(|&&s| s).count() as f64 / shown.len().max(1) as f64,
+        novelty: mean(novelty, novelty_n),
+        diversity: mean(diversity, diversity_n),
+    }
+}
+
+/// Elements common to two sorted slices.
+fn sorted_overlap(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
 /// NDCG@`k` (binary gains) of one ranking: the best `k` of `scores` outside `seen` (sorted)
 /// against `relevant` (sorted, not empty).
 pub fn ndcg_of(scores: &[f32], seen: &[u32], relevant: &[u32], k: usize) -> f64 {
-    let top = top_k(scores, k, |i| seen.binary_search(&i).is_err());
+    ndcg_of_top(&top_k(scores, k, |i| seen.binary_search(&i).is_err()), relevant, k)
+}
+
+/// NDCG@`k` of a ranked list of (item, score) against `relevant` (sorted).
+fn ndcg_of_top(top: &[(u32, f32)], relevant: &[u32], k: usize) -> f64 {
     let dcg: f64 = top
         .iter()
         .enumerate()
@@ -131,5 +228,23 @@ mod tests {
         let useless = crate::popularity::Popularity { counts: vec![0.0, 5.0, 4.0, 1.0] };
         assert!((ndcg(&useless, &fit, &held, 2)).abs() < 1e-12);
         assert!((ndcg(&useless, &fit, &held, 3) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn holdout_metrics_of_known_lists() {
+        // Users 0-3; user 0 saw item 0 and holds out item 3. Audiences: item 0 {0, 1},
+        // item 1 {1, 2}, item 2 {2}, item 3 {3}.
+        let fit = Interactions::from_csr(4, 4, vec![0, 1, 3, 5, 6], vec![0, 0, 1, 1, 2, 3], vec![1.0; 6]).expect("csr");
+        let held = vec![vec![3], vec![], vec![], vec![]];
+        let pop = crate::popularity::Popularity { counts: vec![9.0, 2.0, 1.0, 5.0] };
+        let h = holdout(&pop, &fit, &held, 2);
+        assert!((h.ndcg - ndcg(&pop, &fit, &held, 2)).abs() < 1e-12);
+        assert!((h.ndcg - 1.0).abs() < 1e-12);
+        // User 0's list: items 3 and 1 (item 0 excluded): half the catalog.
+        assert!((h.coverage - 0.5).abs() < 1e-12);
+        // Audiences of 1 and 3 of 4 users: −log2(1/4) = 2 and −log2(2/4) = 1.
+        assert!((h.novelty - 1.5).abs() < 1e-12);
+        // Disjoint audiences: diversity 1.
+        assert!((h.diversity - 1.0).abs() < 1e-12);
     }
 }

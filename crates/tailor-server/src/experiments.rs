@@ -590,6 +590,9 @@ pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): 
         decision_id: None,
         source: "default",
     });
+    if decision.source == "bandit" {
+        s.insights.decision(slot, &decision.layout);
+    }
     Ok(Json(decision).into_response())
 }
 

@@ -13,9 +13,11 @@
 //! the same event id is never counted twice (store and memory); a request reads one model
 //! version from start to end; a purchase hides the item from that user's next list.
 
+pub mod admin;
 pub mod config;
 pub mod error;
 pub mod experiments;
+pub mod insights;
 pub mod live;
 pub mod online;
 pub mod openapi;
@@ -99,6 +101,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Experiments, exposures and layout bandits.
     pub experiments: experiments::Experiments,
+    /// The dashboard's rollups and live feed.
+    pub insights: insights::Insights,
 }
 
 fn metrics_handle() -> PrometheusHandle {
@@ -137,6 +141,7 @@ impl AppState {
         // flags use the wall clock until the first model version swaps in a catalog dated
         // by its data.
         let catalog = Catalog::load(store.as_ref(), Timestamp::now()).map_err(|e| e.message)?;
+        let insights = insights::Insights::default();
         store
             .scan_events(tailor_store::EventFilter::default(), &mut |id, e| {
                 let rec = Rec {
@@ -146,6 +151,7 @@ impl AppState {
                     quantity: e.quantity,
                     price: e.unit_price,
                 };
+                insights.event(&e, rec.item, false);
                 if let Some(u) = &e.user {
                     let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
                     online.push_event(&online::user_key(u.as_str()), id.0, rec, false, Some((&e, info)));
@@ -196,6 +202,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             metrics: metrics_handle(),
             experiments,
+            insights,
         })
     }
 
@@ -222,7 +229,7 @@ impl AppState {
         };
         let model = self.registry.load_model(v)?;
         let context = self.registry.load_context(v)?.map(Box::new);
-        let recorded = reg.get(v).and_then(|i| i.holdout_ndcg);
+        let recorded = reg.get(v).map_or((None, None), |i| (i.holdout_ndcg, i.holdout));
         let live = live::train(
             self.store.as_ref(),
             &self.weights,
@@ -475,6 +482,7 @@ impl AppState {
         self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
         erasure.found |= self.online.remove(&key);
         self.cache.invalidate(&key);
+        self.insights.forget(id);
         erasure.found |= self.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
         Ok(erasure)
     }
@@ -683,13 +691,15 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]);
-    routes::routes()
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
-        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
+    let (timed, untimed) = routes::routes();
+    timed
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_millis(state.config.timeout_ms.max(1)),
         ))
+        .merge(untimed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(cors)
         .with_state(state)

@@ -179,6 +179,10 @@ pub struct LiveInfo {
     pub segments: usize,
     /// NDCG@10 of the model's parameters on a holdout of each user's latest 20%.
     pub holdout_ndcg: Option<f64>,
+    /// Coverage, novelty and diversity of the same holdout lists (versions trained before
+    /// these were recorded have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<tailor_recommend::validation::Holdout>,
     /// Whether it passed the promotion check (see [`crate::AppState::retrain_blocking`]).
     pub promoted: bool,
 }
@@ -197,9 +201,9 @@ pub type ContextPart = (tailor_recommend::context::ContextModel, HashMap<String,
 pub enum AlsSource<'a> {
     /// Fit with these parameters (and measure NDCG@10 on a holdout of each user's latest 20%).
     Fit(&'a AlsParams),
-    /// A registered version's model, with its recorded holdout NDCG@10 and its context
+    /// A registered version's model, with its recorded holdout metrics and its context
     /// model when one was kept.
-    Loaded(Box<AlsModel>, Option<f64>, Option<Box<ContextPart>>),
+    Loaded(Box<AlsModel>, (Option<f64>, Option<validation::Holdout>), Option<Box<ContextPart>>),
 }
 
 /// Builds a version of every served model from the store (blocking; run it off the
@@ -302,16 +306,16 @@ pub fn train(
         AlsSource::Loaded(m, _, c) => (m.params.clone(), c.clone()),
     };
     let params = AlsParams { iterations: params.iterations.min(8), ..params };
-    let (model, holdout_ndcg) = match als {
-        AlsSource::Loaded(model, ndcg, _) => (Some(*model), ndcg),
-        AlsSource::Fit(_) if m.nnz() == 0 => (None, None),
+    let (model, (holdout_ndcg, holdout)) = match als {
+        AlsSource::Loaded(model, recorded, _) => (Some(*model), recorded),
+        AlsSource::Fit(_) if m.nnz() == 0 => (None, (None, None)),
         AlsSource::Fit(params) => {
             // Quality on a holdout (each user's latest 20%) by a fit without it; then the
             // served model is fitted on everything.
             let (fit, held) = validation::carve(&m, &pair_times, 0.2).map_err(fail)?;
             let probe = params.fit(&fit).map_err(fail)?;
-            let ndcg = validation::ndcg(&probe, &fit, &held, 10);
-            (Some(params.fit(&m).map_err(fail)?), Some(ndcg))
+            let h = validation::holdout(&probe, &fit, &held, 10);
+            (Some(params.fit(&m).map_err(fail)?), (Some(h.ndcg), Some(h)))
         }
     };
     // Summed per (user, item, context) like the matrix, in a deterministic order.
@@ -342,6 +346,7 @@ pub fn train(
         pairs: m.nnz(),
         segments: segment_popular.len(),
         holdout_ndcg,
+        holdout,
         promoted: true,
     };
     Ok(Live {

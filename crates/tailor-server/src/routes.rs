@@ -218,6 +218,45 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "GET",
+        path: "/v1/admin/timeseries",
+        scope: Some(Scope::Admin),
+        summary: "Per hour or day: events by kind, orders, revenue and AOV; impressions, clicks, CTR, conversion, revenue and AOV from recommendations (events with a rec_id); lists served, cache hit ratio, latency percentiles, strategies and bandit decisions. Events count at their own time (stored history included), serving since the process started",
+        query: &[
+            ("bucket", "hour or day (default day)"),
+            ("from", "first time (RFC 3339, seconds or ms; default: the first data)"),
+            ("to", "last time (default: the latest data); at most 400 buckets, the latest ones"),
+        ],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/admin/catalog-health",
+        scope: Some(Scope::Admin),
+        summary: "Exposure of the catalog in served lists (since start) and in impression events: coverage, Gini, popularity bias, share of the top 1% and 10% of items, Lorenz curve, most shown items; listed, in-stock and modelled items",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/admin/feed",
+        scope: Some(Scope::Admin),
+        summary: "The latest events and served lists (newest 300), for a live view",
+        query: &[("after", "only entries after this seq (the last one seen)")],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/admin/bandits",
+        scope: Some(Scope::Admin),
+        summary: "Every layout bandit: arms with pulls, rewards, means and shares, overall and per context",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/v1/admin/segments",
+        scope: Some(Scope::Admin),
+        summary: "Per segmentation: segments with profiles (RFM, AOV, categories, device, demographics) and explanation rules, the 2-D PCA map, sizes over time and migrations between segments",
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
         path: "/dashboard",
         scope: None,
         summary: "The dashboard page (its data comes from the admin API: open /dashboard?key=ADMIN_KEY when keys are configured)",
@@ -286,13 +325,23 @@ pub fn scope_for(method: &Method, path: &str) -> Option<Scope> {
     ROUTES.iter().find(|r| r.path == path && r.method == method.as_str()).and_then(|r| r.scope)
 }
 
-/// The router, without state and middleware.
-pub fn routes() -> axum::Router<Arc<AppState>> {
-    let mut r = axum::Router::new();
+/// Admin operations that last as long as a training does: exempt from `serve.timeout_ms`
+/// (on a busy machine a retrain outlasts any request timeout, and a timed-out answer would
+/// hide whether the new version went live).
+pub const UNTIMED: &[&str] = &["/v1/admin/retrain", "/v1/admin/reload", "/v1/admin/rollback"];
+
+/// The router, without state and middleware: (routes under the request timeout, with the
+/// fallback; the [`UNTIMED`] ones).
+pub fn routes() -> (axum::Router<Arc<AppState>>, axum::Router<Arc<AppState>>) {
+    let (mut timed, mut untimed) = (axum::Router::new(), axum::Router::new());
     for doc in ROUTES {
-        r = r.route(doc.path, handler(doc.method, doc.path));
+        if UNTIMED.contains(&doc.path) {
+            untimed = untimed.route(doc.path, handler(doc.method, doc.path));
+        } else {
+            timed = timed.route(doc.path, handler(doc.method, doc.path));
+        }
     }
-    r.fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+    (timed.fallback(|| async { ApiError::not_found("no such route; see /openapi.json") }), untimed)
 }
 
 fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
@@ -322,6 +371,11 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/admin/models") => get(models),
         ("POST", "/v1/admin/rollback") => post(rollback),
         ("GET", "/dashboard") => get(crate::web::dashboard),
+        ("GET", "/v1/admin/timeseries") => get(crate::admin::timeseries),
+        ("GET", "/v1/admin/catalog-health") => get(crate::admin::catalog_health),
+        ("GET", "/v1/admin/feed") => get(crate::admin::feed),
+        ("GET", "/v1/admin/bandits") => get(crate::admin::bandits),
+        ("GET", "/v1/admin/segments") => get(crate::admin::segment_insights),
         ("GET", "/v1/experiments") => get(crate::experiments::list),
         ("POST", "/v1/experiments") => post(crate::experiments::create_route),
         ("GET", "/v1/experiments/{name}") => get(crate::experiments::show),
@@ -531,7 +585,8 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         catalog = s.catalog.load_full();
     }
     let mut touched: Vec<String> = Vec::new();
-    for e in &events {
+    let feed_from = events.len().saturating_sub(20);
+    for (at, e) in events.iter().enumerate() {
         let key = match (&e.user, &e.session) {
             (Some(u), _) => user_key(u.as_str()),
             (None, Some(sid)) => session_key(sid),
@@ -546,7 +601,10 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         };
         let id = e.id.map_or(0, |i| i.0);
         let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
+        let item = rec.item;
         if s.online.push_event(&key, id, rec, true, Some((e, info))) {
+            // The feed shows the last rows of a batch only.
+            s.insights.event(e, item, at >= feed_from);
             s.cache.invalidate(&key);
             if let Some(u) = &e.user {
                 touched.push(u.as_str().to_string());
@@ -1102,6 +1160,7 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
         metrics::counter!("tailor_recommendation_cache_total", "result" => "hit").increment(1);
         let mut v = (*hit).clone();
         v["cached"] = json!(true);
+        served_from_cache(&s, &catalog, &key, &v, q.slot.as_deref(), start);
         return Ok(Json(v).into_response());
     }
     metrics::counter!("tailor_recommendation_cache_total", "result" => if s.cache.enabled() { "miss" } else { "off" })
@@ -1119,6 +1178,23 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
     let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
     s.cache.put(&key, &q.canonical, generation, body.clone());
     Ok(Json((*body).clone()).into_response())
+}
+
+/// Records a list answered from the cache (the dashboard counts it as served).
+fn served_from_cache(s: &AppState, catalog: &Catalog, key: &str, v: &Value, slot: Option<&str>, start: Instant) {
+    let ids: Vec<&str> =
+        v["items"].as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect()).unwrap_or_default();
+    let indices: Vec<u32> = ids.iter().filter_map(|i| catalog.index.get(*i).copied()).collect();
+    s.insights.served(&crate::insights::Served {
+        subject: key,
+        items: &indices,
+        ids: &ids,
+        strategy: v["strategy"].as_str().unwrap_or("none"),
+        rec_id: v["rec_id"].as_str().unwrap_or(""),
+        slot,
+        latency_us: start.elapsed().as_micros() as u64,
+        cached: true,
+    });
 }
 
 async fn session_recommendations(
@@ -1324,6 +1400,17 @@ fn recommend(
         "recommendations served"
     );
     metrics::counter!("tailor_recommendations_served_total", "strategy" => strategy).increment(1);
+    let indices: Vec<u32> = out.iter().map(|r| r.item).collect();
+    s.insights.served(&crate::insights::Served {
+        subject: key,
+        items: &indices,
+        ids: &ids,
+        strategy,
+        rec_id: &rec_id,
+        slot: q.slot.as_deref(),
+        latency_us,
+        cached: false,
+    });
     let variant_json = match assigned {
         Some(a) => {
             let unit = user.unwrap_or_else(|| key.trim_start_matches("s:"));

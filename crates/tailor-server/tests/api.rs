@@ -442,9 +442,13 @@ async fn erasure_forgets_the_user_everywhere() {
     let (_, v) = call(&s.app, "GET", "/v1/segments/Bargain%20hunters/users?per_page=1000", Some(READ), None).await;
     assert!(v["users"].as_array().is_some_and(|u| u.iter().any(|x| x == user)));
     assert_eq!(call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(WRITE), None).await.0, StatusCode::FORBIDDEN);
+    let (_, feed) = call(&s.app, "GET", "/v1/admin/feed", Some(ADMIN), None).await;
+    assert!(feed["entries"].as_array().is_some_and(|e| e.iter().any(|x| x["subject"] == user)));
     let (st, v) = call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(v["erased"]["events"].as_u64().is_some_and(|n| n > 0), "{v}");
+    let (_, feed) = call(&s.app, "GET", "/v1/admin/feed", Some(ADMIN), None).await;
+    assert!(!feed["entries"].as_array().is_some_and(|e| e.iter().any(|x| x["subject"] == user)), "{feed}");
     // Nothing of the user comes back: no profile, no personal list, no segment membership,
     // no stored event.
     assert_eq!(
@@ -837,4 +841,152 @@ async fn experiments_target_segments_and_split_traffic() {
         in_half += usize::from(v["variant"]["experiment"] == "half");
     }
     assert!((60..=140).contains(&in_half), "{in_half} of 200 in a 50% experiment");
+}
+
+/// Sums a numeric field over the points of a timeseries answer.
+fn total(ts: &Value, field: &str) -> f64 {
+    ts["points"].as_array().map_or(0.0, |p| p.iter().filter_map(|x| x[field].as_f64()).sum())
+}
+
+#[tokio::test]
+async fn dashboard_api_counts_what_was_served_and_done() {
+    let mut cfg = config();
+    cfg.bandits = vec![tailor_server::experiments::BanditConfig {
+        slot: "home".into(),
+        arms: vec!["carousel".into(), "grid".into()],
+        policy: "thompson".into(),
+        per_segment: false,
+    }];
+    let s = shop_with(cfg);
+    // Three lists computed and one from the cache.
+    let mut lists = Vec::new();
+    for u in ["U00001", "U00002", "U00003", "U00001"] {
+        let (st, v) =
+            call(&s.app, "GET", &format!("/v1/users/{u}/recommendations?k=4&slot=home"), Some(READ), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        lists.push(v);
+    }
+    assert_eq!(lists[3]["cached"], true);
+    let (_, layout) = call(&s.app, "GET", "/v1/users/U00002/layout?slot=home", Some(READ), None).await;
+    let arm = layout["layout"].as_str().expect("arm").to_string();
+    // The first list shown (4 impressions), one click, and an order of two lines of which
+    // one came from the list.
+    let rec = lists[0]["rec_id"].as_str().expect("rec_id");
+    let items = ids(&lists[0]);
+    let mut events: Vec<Value> =
+        items.iter().map(|i| json!({"user": "U00001", "item": i, "kind": "impression", "rec_id": rec})).collect();
+    events.push(json!({"user": "U00001", "item": items[0], "kind": "click", "rec_id": rec}));
+    events.push(json!({"user": "U00001", "item": items[0], "kind": "purchase", "rec_id": rec, "quantity": 2, "unit_price": 10.0, "order_id": "o-1"}));
+    events.push(json!({"user": "U00001", "item": items[1], "kind": "purchase", "unit_price": 5.0, "order_id": "o-1"}));
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
+    assert_eq!((st, v["stored"].clone()), (StatusCode::ACCEPTED, json!(7)), "{v}");
+
+    let since = tailor_core::Timestamp::now().0 - 3_600_000;
+    let (st, ts) =
+        call(&s.app, "GET", &format!("/v1/admin/timeseries?bucket=hour&from={since}"), Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{ts}");
+    assert_eq!(ts["bucket"], "hour");
+    assert_eq!(total(&ts, "lists"), 4.0);
+    assert_eq!(total(&ts, "cache_hits"), 1.0);
+    assert_eq!(total(&ts, "rec_impressions"), 4.0);
+    assert_eq!(total(&ts, "rec_clicks"), 1.0);
+    assert_eq!(total(&ts, "rec_purchases"), 1.0);
+    assert_eq!(total(&ts, "rec_revenue"), 20.0);
+    assert_eq!(total(&ts, "revenue"), 25.0);
+    assert_eq!(total(&ts, "orders"), 1.0);
+    let busy: Vec<&Value> = ts["points"].as_array().expect("points").iter().filter(|p| p["lists"] != 0).collect();
+    assert!(busy.iter().all(|p| p["latency_ms"]["p50"].as_f64().is_some_and(|ms| ms > 0.0)), "{ts}");
+    let decided: f64 = ts["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter_map(|p| p["decisions"]["home"][arm.as_str()].as_f64())
+        .sum();
+    assert_eq!(decided, 1.0);
+    // Daily buckets over the whole history include the stored demo events.
+    let (_, days) = call(&s.app, "GET", "/v1/admin/timeseries", Some(ADMIN), None).await;
+    assert_eq!(days["bucket"], "day");
+    let stored = s.store.counts().expect("counts").events as f64;
+    assert_eq!(total(&days, "events"), stored);
+
+    // The feed: every list served and the events, in order; nothing after the last seq.
+    let (_, feed) = call(&s.app, "GET", "/v1/admin/feed", Some(ADMIN), None).await;
+    let entries = feed["entries"].as_array().expect("entries");
+    assert_eq!(entries.iter().filter(|e| e["kind"] == "served").count(), 4);
+    assert_eq!(entries.iter().filter(|e| e["kind"] == "event").count(), 7);
+    assert_eq!(entries[0]["subject"], "U00001");
+    assert!(entries.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
+    let (_, after) = call(&s.app, "GET", &format!("/v1/admin/feed?after={}", feed["last"]), Some(ADMIN), None).await;
+    assert_eq!(after["entries"], json!([]));
+
+    // Catalog health: every served item counted; impressions include the stored history.
+    let (_, health) = call(&s.app, "GET", "/v1/admin/catalog-health", Some(ADMIN), None).await;
+    let served_items: usize = lists.iter().map(|l| ids(l).len()).sum();
+    assert_eq!(health["served"]["exposures"], served_items);
+    let coverage = health["served"]["coverage"].as_f64().expect("coverage");
+    assert!(coverage > 0.0 && coverage <= 16.0 / 200.0, "{health}");
+    let mut stored_impressions = 0u64;
+    s.store
+        .scan_events(tailor_store::EventFilter::default(), &mut |_, e| {
+            stored_impressions += u64::from(e.kind == tailor_core::EventKind::Impression);
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert_eq!(health["shown"]["exposures"], stored_impressions);
+    let gini = health["shown"]["gini"].as_f64().expect("gini");
+    assert!((0.0..1.0).contains(&gini));
+
+    // Bandits: the one decision.
+    let (_, b) = call(&s.app, "GET", "/v1/admin/bandits", Some(ADMIN), None).await;
+    let pulls: u64 = b["bandits"][0]["arms"].as_array().expect("arms").iter().filter_map(|a| a["pulls"].as_u64()).sum();
+    assert_eq!((b["bandits"][0]["slot"].clone(), pulls), (json!("home"), 1));
+
+    // Segments: a real-time move shows in the migrations and the sizes over time.
+    let moved = s
+        .store
+        .set_user_segments("rules", "U00005", vec!["Quiet".into()], tailor_core::Timestamp::now())
+        .expect("move");
+    assert!(moved);
+    let (_, seg) = call(&s.app, "GET", "/v1/admin/segments", Some(ADMIN), None).await;
+    let rules = &seg["segmentations"][0];
+    assert_eq!(rules["segmentation"], "rules");
+    assert_eq!(rules["realtime_changes"], 1);
+    let migrations = rules["migrations"].as_array().expect("migrations");
+    assert!(migrations.iter().any(|m| m["to"] == "Quiet" && m["users"] == 1), "{migrations:?}");
+    let sizes = rules["sizes_over_time"].as_array().expect("sizes");
+    assert_eq!(sizes.first().map(|p| p["sizes"]["Quiet"].clone()), Some(json!(1)));
+    assert_eq!(sizes.last().map(|p| p["sizes"]["Quiet"].clone()), Some(json!(2)));
+
+    // Errors and scopes.
+    for (uri, field) in [
+        ("/v1/admin/timeseries?bucket=week", "bucket"),
+        ("/v1/admin/timeseries?from=yesterday", "from"),
+        ("/v1/admin/timeseries?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z", "from"),
+        ("/v1/admin/timeseries?window=3", "window"),
+        ("/v1/admin/feed?after=-1", "after"),
+    ] {
+        let (st, v) = call(&s.app, "GET", uri, Some(ADMIN), None).await;
+        assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{uri}: {v}");
+    }
+    for uri in [
+        "/v1/admin/timeseries",
+        "/v1/admin/catalog-health",
+        "/v1/admin/feed",
+        "/v1/admin/bandits",
+        "/v1/admin/segments",
+    ] {
+        assert_eq!(call(&s.app, "GET", uri, Some(READ), None).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn retraining_is_not_cut_by_the_request_timeout() {
+    // A 1 ms timeout: any training outlasts it, and the answer still says what happened.
+    let s = shop_with(ServeConfig { timeout_ms: 1, ..config() });
+    let (st, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["candidate"]["version"], 2, "{v}");
+    assert!(v["candidate"]["train_seconds"].as_f64().is_some_and(|t| t > 0.001), "{v}");
+    let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
 }

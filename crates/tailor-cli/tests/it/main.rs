@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod dashboard;
 mod experiment;
 mod recommend;
 mod segment;
