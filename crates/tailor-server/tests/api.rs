@@ -94,6 +94,18 @@ fn shop() -> Shop {
     shop_with(config())
 }
 
+/// The shop with a Thompson layout bandit (carousel or grid) on the home slot.
+fn shop_with_home_bandit() -> Shop {
+    let mut cfg = config();
+    cfg.bandits = vec![tailor_server::experiments::BanditConfig {
+        slot: "home".into(),
+        arms: vec!["carousel".into(), "grid".into()],
+        policy: "thompson".into(),
+        per_segment: false,
+    }];
+    shop_with(cfg)
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -757,14 +769,7 @@ async fn experiment_variants_are_served_logged_and_reported() {
 
 #[tokio::test]
 async fn layout_bandit_decides_and_learns_from_clicks() {
-    let mut cfg = config();
-    cfg.bandits = vec![tailor_server::experiments::BanditConfig {
-        slot: "home".into(),
-        arms: vec!["carousel".into(), "grid".into()],
-        policy: "thompson".into(),
-        per_segment: false,
-    }];
-    let s = shop_with(cfg);
+    let s = shop_with_home_bandit();
     let (st, v) = call(&s.app, "GET", "/v1/users/U00001/layout?slot=home", Some(READ), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["source"], "bandit");
@@ -850,14 +855,7 @@ fn total(ts: &Value, field: &str) -> f64 {
 
 #[tokio::test]
 async fn dashboard_api_counts_what_was_served_and_done() {
-    let mut cfg = config();
-    cfg.bandits = vec![tailor_server::experiments::BanditConfig {
-        slot: "home".into(),
-        arms: vec!["carousel".into(), "grid".into()],
-        policy: "thompson".into(),
-        per_segment: false,
-    }];
-    let s = shop_with(cfg);
+    let s = shop_with_home_bandit();
     // Three lists computed and one from the cache.
     let mut lists = Vec::new();
     for u in ["U00001", "U00002", "U00003", "U00001"] {
