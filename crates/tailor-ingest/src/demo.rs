@@ -599,7 +599,7 @@ pub fn generate(p: &DemoParams) -> DemoShop {
 }
 
 /// Items in a demo recommendation list.
-const REC_LIST: usize = 8;
+pub const REC_LIST: usize = 8;
 
 /// Gives the history recommendation traffic, without changing what shoppers did: a quarter
 /// of the registered users' sessions open with a list of [`REC_LIST`] items shown a second

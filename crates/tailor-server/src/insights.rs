@@ -27,7 +27,7 @@ pub const MAX_BUCKETS: usize = 400;
 /// Latency histogram: bucket `i` holds latencies up to `10 µs × 1.2^i`; the last bucket
 /// holds everything slower.
 const LATENCY_BUCKETS: usize = 72;
-/// Served-list strategies, in the order of [`ServeHour::strategies`].
+/// Served-list strategies, in the order the serving rollup counts them.
 pub const STRATEGIES: [&str; 6] = ["personalized", "segment_popular", "popular", "trending", "catalog", "none"];
 
 fn latency_bound_us(i: usize) -> f64 {
