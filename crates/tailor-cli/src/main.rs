@@ -569,6 +569,10 @@ struct DemoArgs {
     /// Only generate and store; do not train or serve.
     #[arg(long)]
     no_serve: bool,
+    /// Leave out the history of recommendation traffic (impression events and the rec_ids
+    /// of attributed click-throughs, carts and purchases); shoppers' behaviour is the same.
+    #[arg(long)]
+    no_rec_traffic: bool,
     /// Also write each user's hidden archetype to this CSV (user,archetype).
     #[arg(long)]
     truth_out: Option<PathBuf>,
@@ -978,6 +982,7 @@ fn demo(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
         items: args.items.unwrap_or(config.demo.items),
         days: args.days.unwrap_or(config.demo.days),
         anonymous_sessions: config.demo.anonymous_sessions,
+        rec_traffic: !args.no_rec_traffic,
         ..Default::default()
     };
     if params.users == 0 || params.items == 0 || params.days == 0 {

@@ -3,6 +3,26 @@
 use crate::{stats, stderr, stdout, tailor};
 
 #[test]
+fn demo_recommendation_traffic_is_impressions_on_top_of_the_same_behaviour() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["demo", "--users", "300", "--items", "200", "--days", "14", "--no-serve", "--json"];
+    let (with, without) = (dir.path().join("with"), dir.path().join("without"));
+    assert!(tailor(&with, &args).status.success());
+    let mut plain = args.to_vec();
+    plain.push("--no-rec-traffic");
+    assert!(tailor(&without, &plain).status.success());
+    let (a, b) = (stats(&with), stats(&without));
+    let impressions = a["events_by_kind"]["impression"].as_u64().expect("impressions");
+    assert!(impressions > 1000, "{a}");
+    assert_eq!(b["events_by_kind"].get("impression"), None, "{b}");
+    assert_eq!(a["events"].as_u64(), b["events"].as_u64().map(|n| n + impressions));
+    for k in ["view", "add_to_cart", "purchase", "return"] {
+        assert_eq!(a["events_by_kind"][k], b["events_by_kind"][k], "{k}");
+    }
+    assert_eq!(a["revenue"], b["revenue"]);
+}
+
+#[test]
 fn demo_stats_export_import_round_trip() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
