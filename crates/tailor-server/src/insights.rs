@@ -56,6 +56,25 @@ struct EventHour {
     rec_orders: HashSet<u64>,
 }
 
+/// Adds `from` to `into` element-wise.
+fn add_all<T: Copy + std::ops::AddAssign>(into: &mut [T], from: &[T]) {
+    into.iter_mut().zip(from).for_each(|(a, &x)| *a += x);
+}
+
+impl EventHour {
+    /// Adds another hour's counts (for wider buckets).
+    fn absorb(&mut self, h: &EventHour) {
+        add_all(&mut self.kinds, &h.kinds);
+        self.rec_impressions += h.rec_impressions;
+        self.rec_clicks += h.rec_clicks;
+        self.rec_purchases += h.rec_purchases;
+        self.rec_revenue += h.rec_revenue;
+        self.revenue += h.revenue;
+        self.orders.extend(&h.orders);
+        self.rec_orders.extend(&h.rec_orders);
+    }
+}
+
 /// Serving in one hour (wall clock).
 #[derive(Debug, Clone)]
 struct ServeHour {
@@ -68,6 +87,16 @@ struct ServeHour {
 impl Default for ServeHour {
     fn default() -> Self {
         Self { lists: 0, cache_hits: 0, strategies: [0; STRATEGIES.len()], latency: [0; LATENCY_BUCKETS] }
+    }
+}
+
+impl ServeHour {
+    /// Adds another hour's counts (for wider buckets).
+    fn absorb(&mut self, h: &ServeHour) {
+        self.lists += h.lists;
+        self.cache_hits += h.cache_hits;
+        add_all(&mut self.strategies, &h.strategies);
+        add_all(&mut self.latency, &h.latency);
     }
 }
 
@@ -296,19 +325,13 @@ impl Insights {
     pub fn timeseries(&self, bucket_hours: i64, from: Option<i64>, to: Option<i64>) -> Value {
         let g = self.lock();
         let width = bucket_hours * HOUR_MS;
-        let first_data =
-            [g.events.keys().next().copied(), g.serving.keys().next().copied(), g.decisions.keys().next().copied()]
-                .into_iter()
-                .flatten()
-                .min();
-        let last_data = [
-            g.events.keys().next_back().copied(),
-            g.serving.keys().next_back().copied(),
-            g.decisions.keys().next_back().copied(),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
+        let hours_with_data = [
+            (g.events.first_key_value().map(|x| *x.0), g.events.last_key_value().map(|x| *x.0)),
+            (g.serving.first_key_value().map(|x| *x.0), g.serving.last_key_value().map(|x| *x.0)),
+            (g.decisions.first_key_value().map(|x| *x.0), g.decisions.last_key_value().map(|x| *x.0)),
+        ];
+        let first_data = hours_with_data.iter().filter_map(|x| x.0).min();
+        let last_data = hours_with_data.iter().filter_map(|x| x.1).max();
         let to_b = to.map_or_else(
             || last_data.map_or(Timestamp::now().0, |h| h * HOUR_MS).div_euclid(width),
             |t| t.div_euclid(width),
@@ -322,28 +345,8 @@ impl Insights {
             let mut e = EventHour::default();
             let mut s = ServeHour::default();
             let mut d: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-            for (_, h) in g.events.range(hours_of(b)) {
-                for (a, x) in e.kinds.iter_mut().zip(&h.kinds) {
-                    *a += x;
-                }
-                e.rec_impressions += h.rec_impressions;
-                e.rec_clicks += h.rec_clicks;
-                e.rec_purchases += h.rec_purchases;
-                e.rec_revenue += h.rec_revenue;
-                e.revenue += h.revenue;
-                e.orders.extend(&h.orders);
-                e.rec_orders.extend(&h.rec_orders);
-            }
-            for (_, h) in g.serving.range(hours_of(b)) {
-                s.lists += h.lists;
-                s.cache_hits += h.cache_hits;
-                for (a, x) in s.strategies.iter_mut().zip(&h.strategies) {
-                    *a += x;
-                }
-                for (a, x) in s.latency.iter_mut().zip(&h.latency) {
-                    *a += x;
-                }
-            }
+            g.events.range(hours_of(b)).for_each(|(_, h)| e.absorb(h));
+            g.serving.range(hours_of(b)).for_each(|(_, h)| s.absorb(h));
             for (_, h) in g.decisions.range(hours_of(b)) {
                 for ((slot, arm), n) in h {
                     *d.entry(slot.clone()).or_default().entry(arm.clone()).or_insert(0) += n;
@@ -389,12 +392,10 @@ impl Insights {
                 counts.iter().take(n).enumerate().filter(|(_, c)| **c > 0).map(|(i, c)| (i, *c)).collect();
             top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             // Lorenz curve at 20 points: share of exposure of the least shown x% of items.
-            let mut asc = sorted.clone();
-            asc.reverse();
             let lorenz: Vec<[f64; 2]> = (0..=20)
                 .map(|q| {
                     let m = n * q / 20;
-                    let s: u64 = asc.iter().take(m).sum();
+                    let s: u64 = sorted.iter().rev().take(m).sum();
                     [q as f64 / 20.0, if total > 0 { s as f64 / total as f64 } else { 0.0 }]
                 })
                 .collect();
