@@ -382,7 +382,9 @@ impl Insights {
                 .sum();
             let bias = (total > 0 && pop_mean > 0.0).then(|| exposed_pop / total as f64 / pop_mean);
             // Share of exposure taken by the most shown 1% and 10% of the catalog.
+            // Every catalog item, the never-exposed ones (beyond the counts' length) as 0.
             let mut sorted: Vec<u64> = counts.iter().take(n).copied().collect();
+            sorted.resize(n, 0);
             sorted.sort_unstable_by(|a, b| b.cmp(a));
             let top_share = |frac: f64| {
                 let m = ((n as f64 * frac).ceil() as usize).max(1);
@@ -563,6 +565,10 @@ mod tests {
         assert_eq!(ex["served"]["distinct_items"], 2);
         assert_eq!(ex["served"]["coverage"], 0.5);
         assert_eq!(ex["served"]["popularity_bias"], 1.0);
+        // The least exposed half of the catalog (items 0 and 3, never served) has nothing.
+        let lorenz = &ex["served"]["lorenz"];
+        assert_eq!(lorenz[10], json!([0.5, 0.0]), "{lorenz}");
+        assert_eq!(lorenz[20], json!([1.0, 1.0]));
         // Two of four items share everything equally: Gini 0.5.
         assert!((ex["served"]["gini"].as_f64().unwrap_or(0.0) - 0.5).abs() < 1e-12);
         // The feed took at most its per-second share of the thousand lists...
