@@ -17,6 +17,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Import limits.
     pub import: ImportConfig,
+    /// Bounds on event times, prices and quantities (HTTP, streams and imports).
+    pub limits: tailor_core::Limits,
     /// How events become interaction weights for models.
     pub interactions: InteractionWeights,
     /// The demo shop.
@@ -250,7 +252,8 @@ impl Config {
             set_path(&mut table, &o.key, v);
             sources.insert(o.key.clone(), o.origin.clone());
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        config.serve.limits = config.limits.clone();
         config.validate(&sources)?;
         Ok((config, sources))
     }
@@ -283,6 +286,7 @@ impl Config {
         if !(sg.recluster_every_hours > 0.0 && sg.recluster_max_drift > 0.0 && sg.recluster_max_updates > 0) {
             return Err(format!("segment.recluster_* must be positive ({})", src("segment.recluster_every_hours")));
         }
+        self.limits.validate()?;
         self.serve.validate()?;
         Ok(())
     }

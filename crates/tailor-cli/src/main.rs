@@ -531,6 +531,10 @@ struct ImportArgs {
     /// Read the input as ISO-8859-1 instead of UTF-8.
     #[arg(long)]
     latin1: bool,
+    /// Accept events dated more than limits.max_future_seconds ahead of this machine's
+    /// clock (refused by default: one mistyped date would become "now" for the shop).
+    #[arg(long)]
+    allow_future: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -930,6 +934,8 @@ fn import(cli: &Cli, config: &Config, cmd: &ImportCmd) -> Result<()> {
         skip_invalid: args.skip_invalid,
         rejects_path: args.rejects.clone(),
         max_errors: config.import.max_errors,
+        limits: config.limits.clone(),
+        allow_future: args.allow_future,
     };
     let total = fs_err::metadata(&args.file).map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(cli, total);

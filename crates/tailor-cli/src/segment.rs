@@ -729,11 +729,13 @@ pub fn plot(store: &dyn Store, name: Option<&str>, out: &Path, k_chart: Option<&
 pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, rec: &Record) -> Result<FeatureTable> {
     let catalog = item_table(store)?;
     let mut act = Activity::default();
-    let mut latest = i64::MIN;
+    // The data's end, as a run without --as-of measures it (not the wall clock, which for
+    // a historical shop would make the user look long gone and contradict the run).
+    let mut data_end = i64::MIN;
     store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {
+        data_end = data_end.max(e.ts.0);
         if e.user.as_ref().is_some_and(|u| u.as_str() == user) && features::counts(e.kind) {
             act.push(&e, e.item.as_ref().and_then(|i| catalog.get(&i.0)));
-            latest = latest.max(e.ts.0);
         }
         std::ops::ControlFlow::Continue(())
     })?;
@@ -741,7 +743,10 @@ pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, re
     if act.is_empty() && record.is_none() {
         return Err(crate::usage(format!("unknown user {user:?}: no events and no user record")));
     }
-    let as_of = as_of.map_or(Timestamp::now().0.max(latest), |t| t.0);
+    let as_of = as_of.map_or_else(
+        || if data_end == i64::MIN { rec.as_of } else { Timestamp::reference(Timestamp(data_end)).0 },
+        |t| t.0,
+    );
     Ok(assigner(rec)?.features(user, record.as_ref(), &act, as_of))
 }
 

@@ -5,10 +5,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{CoreError, Result};
 use crate::ids::{ItemId, UserId};
+use crate::limits::{HARD_MAX_QUANTITY, MAX_ID_BYTES, MAX_RATING, MAX_TEXT_BYTES, check_price, check_text};
 use crate::time::{MAX_MILLIS, Timestamp};
-
-/// Longest accepted id or context string, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -255,27 +253,6 @@ fn is_default(c: &Context) -> bool {
     *c == Context::default()
 }
 
-fn check_text(field: &'static str, v: Option<&str>) -> Result<()> {
-    if let Some(s) = v {
-        if s.trim().is_empty() {
-            return Err(CoreError::invalid(field, "is empty"));
-        }
-        if s.len() > MAX_ID_BYTES {
-            return Err(CoreError::invalid(field, format!("is {} bytes long (at most {MAX_ID_BYTES})", s.len())));
-        }
-    }
-    Ok(())
-}
-
-/// Checks a money amount: finite and not negative.
-pub fn check_price(field: &'static str, v: Option<f64>) -> Result<()> {
-    match v {
-        Some(p) if !p.is_finite() => Err(CoreError::invalid(field, format!("{p} is not a finite number"))),
-        Some(p) if p < 0.0 => Err(CoreError::invalid(field, format!("{p} is negative"))),
-        _ => Ok(()),
-    }
-}
-
 impl Event {
     /// A minimal event; fill the other fields as needed.
     pub fn new(user: Option<&str>, item: Option<&str>, kind: EventKind, ts: Timestamp) -> Self {
@@ -298,12 +275,12 @@ impl Event {
 
     /// Checks every rule an event must satisfy before it is stored.
     pub fn validate(&self) -> Result<()> {
-        check_text("user", self.user.as_ref().map(UserId::as_str))?;
-        check_text("session", self.session.as_deref())?;
+        check_text("user", self.user.as_ref().map(UserId::as_str), MAX_ID_BYTES)?;
+        check_text("session", self.session.as_deref(), MAX_ID_BYTES)?;
         if self.user.is_none() && self.session.is_none() {
             return Err(CoreError::invalid("user", "is missing (an event needs a user or a session id)"));
         }
-        check_text("item", self.item.as_ref().map(ItemId::as_str))?;
+        check_text("item", self.item.as_ref().map(ItemId::as_str), MAX_ID_BYTES)?;
         if self.item.is_none() && self.kind.needs_item() {
             return Err(CoreError::invalid("item", format!("is missing (a {} event needs an item)", self.kind)));
         }
@@ -319,15 +296,21 @@ impl Event {
         if self.quantity == 0 {
             return Err(CoreError::invalid("quantity", "must be at least 1"));
         }
-        check_price("price", self.unit_price)?;
-        check_text("order", self.order_id.as_deref())?;
-        check_text("rec_id", self.rec_id.as_deref())?;
+        if self.quantity > HARD_MAX_QUANTITY {
+            return Err(CoreError::invalid("quantity", format!("{} is above {HARD_MAX_QUANTITY}", self.quantity)));
+        }
+        check_price("unit_price", self.unit_price)?;
+        check_text("order_id", self.order_id.as_deref(), MAX_ID_BYTES)?;
+        check_text("rec_id", self.rec_id.as_deref(), MAX_ID_BYTES)?;
         for (name, v) in Context::FIELDS.iter().zip(self.context.fields()) {
-            check_text(context_field_name(name), v.as_deref())?;
+            check_text(context_field_name(name), v.as_deref(), MAX_ID_BYTES)?;
         }
         match self.rating {
             Some(r) if !r.is_finite() => {
                 return Err(CoreError::invalid("rating", format!("{r} is not a finite number")));
+            }
+            Some(r) if r.abs() > MAX_RATING => {
+                return Err(CoreError::invalid("rating", format!("{r} is outside -1e6..=1e6")));
             }
             None if self.kind == EventKind::Rating => {
                 return Err(CoreError::invalid("rating", "is missing (a rating event needs a value)"));
@@ -335,9 +318,9 @@ impl Event {
             _ => {}
         }
         if let Some(q) = &self.query
-            && q.len() > 4096
+            && q.len() > MAX_TEXT_BYTES
         {
-            return Err(CoreError::invalid("query", "is longer than 4096 bytes"));
+            return Err(CoreError::invalid("query", format!("is longer than {MAX_TEXT_BYTES} bytes")));
         }
         Ok(())
     }
@@ -429,10 +412,10 @@ mod tests {
         assert_eq!(ev().validate(), Ok(()));
         let mut e = ev();
         e.unit_price = Some(f64::NAN);
-        assert_eq!(e.validate().map_err(|e| e.to_string()), Err("price: NaN is not a finite number".into()));
+        assert_eq!(e.validate().map_err(|e| e.to_string()), Err("unit_price: NaN is not a finite number".into()));
         let mut e = ev();
         e.unit_price = Some(-1.0);
-        assert_eq!(e.validate().map_err(|e| e.to_string()), Err("price: -1 is negative".into()));
+        assert_eq!(e.validate().map_err(|e| e.to_string()), Err("unit_price: -1 is negative".into()));
         let mut e = ev();
         e.user = None;
         assert_eq!(e.validate().map_err(|e| e.field()), Err("user"));

@@ -5,8 +5,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
-use crate::event::{MAX_ID_BYTES, check_price};
 use crate::ids::ItemId;
+use crate::limits::{
+    MAX_ID_BYTES, MAX_NAME_BYTES, MAX_STOCK, MAX_TEXT_BYTES, MAX_TITLE_BYTES, check_attributes, check_list,
+    check_price, check_text,
+};
 use crate::time::Timestamp;
 
 /// A product in the catalog.
@@ -110,18 +113,40 @@ impl Item {
         if self.id.0.trim().is_empty() {
             return Err(CoreError::invalid("id", "is empty"));
         }
-        if self.id.0.len() > MAX_ID_BYTES {
-            return Err(CoreError::invalid(
-                "id",
-                format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len()),
-            ));
+        check_text("id", Some(&self.id.0), MAX_ID_BYTES)?;
+        check_text("title", self.title.as_deref(), MAX_TITLE_BYTES)?;
+        check_text("description", self.description.as_deref(), MAX_TEXT_BYTES)?;
+        check_list("category", self.category.len())?;
+        for c in &self.category {
+            check_text("category", Some(c), MAX_NAME_BYTES)?;
         }
+        check_text("brand", self.brand.as_deref(), MAX_NAME_BYTES)?;
         check_price("price", self.price)?;
         check_price("sale_price", self.sale_price)?;
+        if let (Some(sale), Some(price)) = (self.sale_price, self.price)
+            && sale > price
+        {
+            return Err(CoreError::invalid("sale_price", format!("{sale} is above the regular price {price}")));
+        }
         if let Some(c) = &self.currency
             && (c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()))
         {
             return Err(CoreError::invalid("currency", format!("{c:?} is not a 3-letter ISO 4217 code like EUR")));
+        }
+        check_attributes("attributes", self.attributes.iter())?;
+        check_list("tags", self.tags.len())?;
+        for t in &self.tags {
+            check_text("tags", Some(t), MAX_NAME_BYTES)?;
+        }
+        if let Some(n) = self.stock
+            && n.abs() > MAX_STOCK
+        {
+            return Err(CoreError::invalid("stock", format!("{n} is outside -1e12..=1e12")));
+        }
+        if let Some(t) = self.created_at
+            && !(crate::time::MIN_MILLIS..crate::time::MAX_MILLIS).contains(&t.0)
+        {
+            return Err(CoreError::invalid("created_at", "is outside 1800-01-01..2200-01-01"));
         }
         Ok(())
     }
@@ -167,6 +192,12 @@ mod tests {
         assert_eq!(i.effective_price(), Some(8.0));
         i.currency = Some("eur".into());
         assert_eq!(i.validate().unwrap_err().field(), "currency");
+        i.currency = None;
+        i.sale_price = Some(12.0);
+        assert_eq!(i.validate().unwrap_err().to_string(), "sale_price: 12 is above the regular price 10");
+        i.sale_price = None;
+        i.title = Some("t".repeat(2 << 20));
+        assert_eq!(i.validate().unwrap_err().field(), "title");
         let mut a = Item::new("x");
         a.title = Some("old".into());
         a.brand = Some("b".into());

@@ -4,9 +4,49 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Milliseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// **One rule for numbers, everywhere** (JSON numbers, digit strings in files and query
+/// parameters): an integer below 1e11 in magnitude is seconds, at or above it milliseconds
+/// (1e11 s is the year 5138; 1e11 ms is 1973-03-03). Text may also be RFC 3339 or
+/// `YYYY-MM-DD[ HH:MM[:SS]]`. As JSON a timestamp is written as milliseconds, except the
+/// instants whose milliseconds would read as seconds (1966-10-31 to 1973-03-03), which are
+/// written as RFC 3339 text, so every written value reads back unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.abs() < SECONDS_LIMIT { s.collect_str(&self.to_rfc3339()) } else { s.serialize_i64(self.0) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Unix seconds or milliseconds (below 1e11: seconds), or RFC 3339 text")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_unix_number(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Timestamp, E> {
+                i64::try_from(n).map(Timestamp::from_unix_number).map_err(|_| E::custom(format!("{n} is out of range")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Timestamp, E> {
+                if !f.is_finite() || f.abs() > 1e17 {
+                    return Err(E::custom(format!("{f} is out of range")));
+                }
+                Ok(Timestamp(if f.abs() < SECONDS_LIMIT as f64 { (f * 1000.0).round() } else { f.round() } as i64))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_auto(s).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 /// Latest accepted instant (2200-01-01T00:00:00Z); later values are typos or unit mix-ups.
 pub const MAX_MILLIS: i64 = 7_258_118_400_000;
@@ -32,6 +72,18 @@ impl Timestamp {
     /// Milliseconds.
     pub fn millis(self) -> i64 {
         self.0
+    }
+
+    /// A Unix time given as a bare integer: seconds below 1e11 in magnitude, milliseconds
+    /// from there (the rule of [`Timestamp`]).
+    pub fn from_unix_number(n: i64) -> Self {
+        if n.abs() < SECONDS_LIMIT { Self(n.saturating_mul(1000)) } else { Self(n) }
+    }
+
+    /// The reference "now" of data whose latest event is at `latest`: that time, but never
+    /// later than the wall clock (a future-dated row cannot move it).
+    pub fn reference(latest: Timestamp) -> Self {
+        latest.min(Self::now())
     }
 
     /// The current time.
@@ -77,7 +129,7 @@ impl Timestamp {
             || (b[0] == b'-' && b.len() > 1 && b[1..].iter().all(u8::is_ascii_digit))
         {
             let n: i64 = s.parse().map_err(|_| format!("{s:?} is out of range"))?;
-            if n.abs() < SECONDS_LIMIT { n.saturating_mul(1000) } else { n }
+            Self::from_unix_number(n).0
         } else if let Some(ms) = parse_iso_fast(b) {
             ms
         } else if let Ok(f) = s.parse::<f64>() {
@@ -264,6 +316,24 @@ mod tests {
             let fast = Timestamp::parse_auto(s).map(|t| t.0);
             let slow = Timestamp::parse_with_format(s, "%Y-%m-%d %H:%M:%S").map(|t| t.0);
             assert_eq!(fast, slow, "{s}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_text_follow_one_rule() {
+        let j = |s: &str| serde_json::from_str::<Timestamp>(s).map(|t| t.0).map_err(|e| e.to_string());
+        // Regression: issue #18 (a number was milliseconds, the same digits as text seconds).
+        assert_eq!(j("1796157968"), Ok(1_796_157_968_000));
+        assert_eq!(j("\"1796157968\""), Ok(1_796_157_968_000));
+        assert_eq!(j("1796157968123"), Ok(1_796_157_968_123));
+        assert_eq!(j("1796157968.5"), Ok(1_796_157_968_500));
+        assert_eq!(j("\"2026-12-01T10:00:00Z\""), Ok(1_796_119_200_000));
+        assert!(j("\"soon\"").is_err());
+        assert!(j("1e300").is_err());
+        // Every written value reads back, also where milliseconds would read as seconds.
+        for ms in [0, 86_400_000, 99_999_999_999, 100_000_000_000, 1_796_157_968_123, -5_000, -200_000_000_000] {
+            let text = serde_json::to_string(&Timestamp(ms)).expect("json");
+            assert_eq!(j(&text), Ok(ms), "{text}");
         }
     }
 

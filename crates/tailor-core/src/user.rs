@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
-use crate::event::MAX_ID_BYTES;
 use crate::ids::UserId;
+use crate::limits::{MAX_ID_BYTES, MAX_NAME_BYTES, check_attributes, check_text};
 use crate::time::Timestamp;
 
 /// Urban, suburban or rural residence.
@@ -118,11 +118,21 @@ impl User {
         if self.id.0.trim().is_empty() {
             return Err(CoreError::invalid("id", "is empty"));
         }
-        if self.id.0.len() > MAX_ID_BYTES {
-            return Err(CoreError::invalid(
-                "id",
-                format!("is {} bytes long (at most {MAX_ID_BYTES})", self.id.0.len()),
-            ));
+        check_text("id", Some(&self.id.0), MAX_ID_BYTES)?;
+        for (field, v) in [
+            ("gender", &self.gender),
+            ("country", &self.country),
+            ("region", &self.region),
+            ("city", &self.city),
+            ("preferred_device", &self.preferred_device),
+        ] {
+            check_text(field, v.as_deref(), MAX_NAME_BYTES)?;
+        }
+        check_attributes("attributes", self.attributes.iter())?;
+        if let Some(t) = self.signup_at
+            && !(crate::time::MIN_MILLIS..crate::time::MAX_MILLIS).contains(&t.0)
+        {
+            return Err(CoreError::invalid("signup_at", "is outside 1800-01-01..2200-01-01"));
         }
         if let Some(a) = self.age
             && a > 130

@@ -29,12 +29,54 @@ pub struct ImportOptions {
     pub rejects_path: Option<PathBuf>,
     /// How many row errors an error message lists.
     pub max_errors: usize,
+    /// Bounds on prices, quantities and event times (`[limits]`).
+    pub limits: tailor_core::Limits,
+    /// Accept events dated later than `limits.max_future_seconds` ahead of the clock (an
+    /// import's own policy: a file may hold scheduled or shifted data on purpose).
+    pub allow_future: bool,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        Self { source: SourceOptions::default(), skip_invalid: false, rejects_path: None, max_errors: 20 }
+        Self {
+            source: SourceOptions::default(),
+            skip_invalid: false,
+            rejects_path: None,
+            max_errors: 20,
+            limits: tailor_core::Limits::default(),
+            allow_future: false,
+        }
     }
+}
+
+/// The `[limits]` checks of one parsed row, with the import's own future-date policy.
+fn within_limits(
+    opts: &ImportOptions,
+    line: u64,
+    now: tailor_core::Timestamp,
+    e: Option<&Event>,
+    item: Option<&Item>,
+) -> std::result::Result<(), RowError> {
+    let err = |field: &str, e: tailor_core::CoreError, hint: &str| {
+        let tailor_core::CoreError::Invalid { reason, .. } = e;
+        RowError::new(line, field, format!("{reason}{hint}"))
+    };
+    if let Some(e) = e {
+        let l = &opts.limits;
+        let limits = if opts.allow_future {
+            tailor_core::Limits { max_future_seconds: 366 * 86_400 * 200, ..l.clone() }
+        } else {
+            l.clone()
+        };
+        limits.check_event(e, now).map_err(|x| {
+            let hint = if x.field() == "ts" { "; pass --allow-future to import it anyway" } else { "" };
+            err(x.field(), x, hint)
+        })?;
+    }
+    if let Some(i) = item {
+        opts.limits.check_item(i).map_err(|x| err(x.field(), x, ""))?;
+    }
+    Ok(())
 }
 
 /// Progress of an import, for bars.
@@ -177,6 +219,7 @@ pub fn parse_streaming(
     let mut row = Row::default();
     let item_merge: fn(&mut Item, Item) = if mapping.target() == Target::Events { Item::merge_from } else { replace };
     let user_merge: fn(&mut User, User) = if mapping.target() == Target::Events { User::merge_from } else { replace };
+    let now = tailor_core::Timestamp::now();
     loop {
         let got = match src.next_row(&mut row) {
             Ok(false) => break,
@@ -188,25 +231,34 @@ pub fn parse_streaming(
         if out.rows.is_multiple_of(65_536) {
             progress(Progress { rows: out.rows, bytes: src.bytes_read(), total_bytes, writing: false });
         }
+        let line = row.line;
         let result = got.and_then(|()| match mapping.target() {
-            Target::Events => resolved.event(&row).map(|(mut e, item, user)| {
-                if e.id.is_none() {
-                    let ord = ordinals.entry(e.content_hash()).or_insert(0);
-                    e.id = Some(e.derive_id(*ord));
-                    *ord += 1;
-                }
-                if let Some(i) = item {
-                    items.put(i, item_id, item_merge);
-                }
-                if let Some(u) = user {
-                    users.put(u, user_id, user_merge);
-                }
-                out.events.push(e);
-                if out.events.len() >= STREAM_EVENTS {
-                    sink(std::mem::take(&mut out.events));
-                }
-            }),
-            Target::Items => resolved.item(&row).map(|i| items.put(i, item_id, item_merge)),
+            Target::Events => resolved
+                .event(&row)
+                .and_then(|(e, item, user)| {
+                    within_limits(opts, line, now, Some(&e), item.as_ref()).map(|()| (e, item, user))
+                })
+                .map(|(mut e, item, user)| {
+                    if e.id.is_none() {
+                        let ord = ordinals.entry(e.content_hash()).or_insert(0);
+                        e.id = Some(e.derive_id(*ord));
+                        *ord += 1;
+                    }
+                    if let Some(i) = item {
+                        items.put(i, item_id, item_merge);
+                    }
+                    if let Some(u) = user {
+                        users.put(u, user_id, user_merge);
+                    }
+                    out.events.push(e);
+                    if out.events.len() >= STREAM_EVENTS {
+                        sink(std::mem::take(&mut out.events));
+                    }
+                }),
+            Target::Items => resolved
+                .item(&row)
+                .and_then(|i| within_limits(opts, line, now, None, Some(&i)).map(|()| i))
+                .map(|i| items.put(i, item_id, item_merge)),
             Target::Users => resolved.user(&row).map(|u| users.put(u, user_id, user_merge)),
         });
         if let Err(e) = result {

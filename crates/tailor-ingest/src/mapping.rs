@@ -90,8 +90,8 @@ const EVENT_FIELDS: &[&str] = &[
     "kind",
     "ts",
     "quantity",
-    "price",
-    "order",
+    "unit_price",
+    "order_id",
     "rec_id",
     "rating",
     "query",
@@ -105,6 +105,9 @@ const EVENT_FIELDS: &[&str] = &[
     "context.slot",
     "context.referrer",
 ];
+/// Event fields whose columns older exports named differently: (field, old column).
+const LEGACY_COLUMNS: &[(&str, &str)] = &[("unit_price", "price"), ("order_id", "order")];
+
 const ITEM_FIELDS: &[&str] = &[
     "id",
     "title",
@@ -347,12 +350,16 @@ impl Mapping {
             if specs.iter().any(|s| s.field == field) {
                 continue;
             }
-            // Parquet exports spell `context.device` as `context_device`.
+            // Parquet exports spell `context.device` as `context_device`; exports before
+            // the API's names were adopted wrote `price` and `order`.
             let flat = name.replace('.', "_");
+            let legacy = LEGACY_COLUMNS.iter().find(|(n, _)| *n == name && self.target == Target::Events).map(|x| x.1);
             if open_schema || columns.iter().any(|c| c == name) {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(name.to_owned()) });
             } else if columns.contains(&flat) {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(flat) });
+            } else if let Some(old) = legacy.filter(|old| columns.iter().any(|c| c == old)) {
+                specs.push(Spec { field, name: name.to_owned(), src: Src::Column(old.to_owned()) });
             }
         }
         let required: &[(&str, Field)] = match self.target {

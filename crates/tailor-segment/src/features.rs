@@ -116,6 +116,21 @@ pub struct ItemInfo {
     pub created_at: Option<i64>,
 }
 
+impl ItemInfo {
+    /// The info of one item (its price percentile unknown).
+    pub fn of(it: &Item) -> Self {
+        Self {
+            category: it.category.first().cloned(),
+            brand: it.brand.clone(),
+            price: it.price,
+            effective_price: it.effective_price(),
+            on_sale: it.on_sale(),
+            price_percentile: None,
+            created_at: it.created_at.map(|t| t.0),
+        }
+    }
+}
+
 /// The catalog as the features see it.
 #[derive(Debug, Clone, Default)]
 pub struct ItemTable {
@@ -129,15 +144,7 @@ impl ItemTable {
         let mut by_id = HashMap::new();
         let mut prices: HashMap<Option<String>, Vec<f64>> = HashMap::new();
         for it in items {
-            let info = ItemInfo {
-                category: it.category.first().cloned(),
-                brand: it.brand.clone(),
-                price: it.price,
-                effective_price: it.effective_price(),
-                on_sale: it.on_sale(),
-                price_percentile: None,
-                created_at: it.created_at.map(|t| t.0),
-            };
+            let info = ItemInfo::of(it);
             if let Some(p) = info.effective_price {
                 prices.entry(info.category.clone()).or_default().push(p);
             }
@@ -152,6 +159,25 @@ impl ItemTable {
             }
         }
         Self { by_id }
+    }
+
+    /// Adds or replaces one item; its price percentile is its mid-rank among the items of
+    /// its category already in the table (the others keep theirs until the next full build).
+    pub fn upsert(&mut self, it: &Item) {
+        let mut info = ItemInfo::of(it);
+        if let Some(p) = info.effective_price {
+            let (mut below, mut equal, mut n) = (0usize, 0usize, 0usize);
+            for other in self.by_id.iter().filter(|(id, o)| **id != it.id.0 && o.category == info.category) {
+                if let Some(q) = other.1.effective_price {
+                    n += 1;
+                    below += usize::from(q < p);
+                    equal += usize::from(q == p);
+                }
+            }
+            // Counting the item itself among the equal ones, as the full build does.
+            info.price_percentile = Some((below as f64 + (equal + 1) as f64 / 2.0) / (n + 1) as f64);
+        }
+        self.by_id.insert(it.id.0.clone(), info);
     }
 
     /// The item's info, if it is in the catalog.
@@ -429,7 +455,9 @@ impl Population {
     /// The feature table as of `as_of` (default: the latest event) with the `top_n` most
     /// engaged categories as share columns; `users` gives attributes.
     pub fn table(&self, users: &HashMap<String, User>, as_of: Option<i64>, top_n: usize) -> FeatureTable {
-        let as_of = as_of.or(self.latest).unwrap_or(0);
+        // The data's end, never past the wall clock (one future-dated event would otherwise
+        // make every customer look long gone).
+        let as_of = as_of.or(self.latest.map(|t| t.min(tailor_core::Timestamp::now().0))).unwrap_or(0);
         let tops = top_categories(&self.acts, top_n);
         let rows: Vec<(String, Option<&User>, &Activity)> =
             self.ids.iter().zip(&self.acts).map(|(id, a)| (id.clone(), users.get(id), a)).collect();

@@ -103,6 +103,9 @@ pub struct ServeConfig {
     pub experiments: Vec<tailor_experiment::ExperimentSpec>,
     /// Layout bandits, one per slot (`[[serve.bandits]]`).
     pub bandits: Vec<crate::experiments::BanditConfig>,
+    /// Input bounds: the top-level `[limits]` section, which imports share (set by the CLI).
+    #[serde(skip)]
+    pub limits: tailor_core::Limits,
 }
 
 impl Default for ServeConfig {
@@ -128,6 +131,7 @@ impl Default for ServeConfig {
             playbooks: Vec::new(),
             experiments: Vec::new(),
             bandits: Vec::new(),
+            limits: tailor_core::Limits::default(),
         }
     }
 }
@@ -156,23 +160,65 @@ impl ServeConfig {
         (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
     }
 
-    /// Checks the settings that could make the server unsafe or useless.
+    /// Whether `cors_origins` allows every origin (`"*"`).
+    pub fn any_origin(&self) -> bool {
+        self.cors_origins.iter().any(|o| o == "*")
+    }
+
+    /// Checks every setting, naming the key and the rule it breaks.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_batch == 0 || self.body_limit_bytes == 0 {
-            return Err("serve.max_batch and serve.body_limit_bytes must be positive".into());
-        }
-        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
-            return Err("serve.rate_limit_per_second must be a finite number >= 0".into());
-        }
-        if !(self.trending_half_life_days > 0.0 && self.trending_half_life_days.is_finite()) {
-            return Err("serve.trending_half_life_days must be > 0".into());
-        }
+        in_range("serve.max_batch", self.max_batch as f64, 1.0, MAX_BATCH as f64)?;
+        in_range("serve.body_limit_bytes", self.body_limit_bytes as f64, 1024.0, MAX_BODY_BYTES as f64)?;
+        in_range("serve.rate_limit_per_second", self.rate_limit_per_second, 0.0, 1e9)?;
+        in_range("serve.rate_limit_burst", self.rate_limit_burst, 1.0, 1e9)?;
+        in_range("serve.timeout_ms", self.timeout_ms as f64, 1.0, 3_600_000.0)?;
+        in_range("serve.cache_ttl_seconds", self.cache_ttl_seconds as f64, 0.0, 86_400.0)?;
+        in_range("serve.history_per_user", self.history_per_user as f64, 1.0, 100_000.0)?;
+        in_range("serve.trending_half_life_days", self.trending_half_life_days, 1e-3, 3650.0)?;
+        in_range("serve.keep_versions", self.keep_versions as f64, 1.0, 1000.0)?;
+        in_range("serve.promote_tolerance", self.promote_tolerance, 0.0, 1.0)?;
+        self.limits.validate()?;
         for (i, k) in self.api_keys.iter().enumerate() {
-            if k.key.len() < 16 {
-                return Err(format!("serve.api_keys[{i}] ({}): keys must be at least 16 characters", k.name));
+            let at = format!("serve.api_keys[{i}] ({:?})", k.name);
+            if k.name.trim().is_empty() || k.name.len() > 64 {
+                return Err(format!("serve.api_keys[{i}].name: give a name of 1 to 64 characters"));
+            }
+            if k.key.len() < 16 || k.key.len() > 256 || !k.key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!("{at}.key: keys must be 16 to 256 printable ASCII characters without spaces"));
             }
             if k.scopes.is_empty() {
-                return Err(format!("serve.api_keys[{i}] ({}): give at least one scope", k.name));
+                return Err(format!("{at}.scopes: give at least one scope"));
+            }
+            // Two entries with one secret would grant whichever comes last: refuse it, so an
+            // admin key is never downgraded (or upgraded) by a copy under another name.
+            if let Some(j) = self.api_keys[..i].iter().position(|o| o.key == k.key) {
+                return Err(format!(
+                    "{at}.key: the same key is also serve.api_keys[{j}] ({:?})",
+                    self.api_keys[j].name
+                ));
+            }
+            if let Some(j) = self.api_keys[..i].iter().position(|o| o.name == k.name) {
+                return Err(format!("{at}.name: serve.api_keys[{j}] has the same name"));
+            }
+        }
+        for (i, o) in self.cors_origins.iter().enumerate() {
+            if o == "*" {
+                if self.api_keys.is_empty() {
+                    return Err(format!(
+                        "serve.cors_origins[{i}] = \"*\": allowing every origin needs API keys (without them any \
+                         web page could write to this server); list the shop's origins instead"
+                    ));
+                }
+                continue;
+            }
+            check_origin(o).map_err(|why| format!("serve.cors_origins[{i}] = {o:?}: {why}"))?;
+        }
+        for (i, p) in self.playbooks.iter().enumerate() {
+            if p.segment.trim().is_empty() {
+                return Err(format!("serve.playbooks[{i}].segment: is empty"));
+            }
+            if !(p.weight >= 0.0 && p.weight <= 10.0) {
+                return Err(format!("serve.playbooks[{i}].weight = {}: expected 0 to 10", p.weight));
             }
         }
         self.exclude
@@ -184,9 +230,6 @@ impl ServeConfig {
             if ms < 1000 {
                 return Err("serve.retrain_every must be at least 1s".into());
             }
-        }
-        if !(self.promote_tolerance >= 0.0 && self.promote_tolerance.is_finite()) || self.keep_versions == 0 {
-            return Err("serve.promote_tolerance must be >= 0 and serve.keep_versions >= 1".into());
         }
         self.context_field_indices()?;
         for (i, e) in self.experiments.iter().enumerate() {
@@ -205,6 +248,38 @@ impl ServeConfig {
     }
 }
 
+/// Most rows one request may carry (`serve.max_batch` is at most this).
+pub const MAX_BATCH: usize = 1_000_000;
+/// Largest request body `serve.body_limit_bytes` may allow (256 MiB).
+pub const MAX_BODY_BYTES: usize = 256 << 20;
+
+fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<(), String> {
+    if v >= lo && v <= hi { Ok(()) } else { Err(format!("{key} = {v}: expected {lo} to {hi}")) }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing after.
+pub fn check_origin(o: &str) -> Result<(), String> {
+    let (scheme, rest) =
+        o.split_once("://").ok_or("not an origin: expected scheme://host[:port], e.g. https://shop.example")?;
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("scheme {scheme:?}: expected http or https"));
+    }
+    let host = match rest.rsplit_once(':') {
+        Some((h, port)) if !h.ends_with(']') || rest.starts_with('[') => {
+            if port.parse::<u16>().is_err() {
+                return Err(format!("port {port:?} is not a number from 0 to 65535"));
+            }
+            h
+        }
+        _ => rest,
+    };
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '[' | ']' | ':');
+    if host.is_empty() || !host.chars().all(valid) {
+        return Err("the host may hold only letters, digits, '-' and '.' (no path, spaces or trailing '/')".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,16 +287,46 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_with_the_key() {
         assert_eq!(ServeConfig::default().validate(), Ok(()));
-        let bad = |f: fn(&mut ServeConfig)| {
+        let bad = |f: &dyn Fn(&mut ServeConfig)| {
             let mut c = ServeConfig::default();
             f(&mut c);
             c.validate().unwrap_err()
         };
-        assert!(bad(|c| c.retrain_every = "1x".into()).starts_with("serve.retrain_every"));
-        assert!(bad(|c| c.retrain_every = "10ms".into()).contains("at least 1s"));
-        assert!(bad(|c| c.keep_versions = 0).contains("keep_versions"));
-        assert!(bad(|c| c.context_fields = "device,mood".into()).contains("unknown field \"mood\""));
-        assert!(bad(|c| c.exclude = "purchase:soon".into()).starts_with("serve.exclude"));
+        assert!(bad(&|c| c.retrain_every = "1x".into()).starts_with("serve.retrain_every"));
+        assert!(bad(&|c| c.retrain_every = "10ms".into()).contains("at least 1s"));
+        assert!(bad(&|c| c.keep_versions = 0).contains("keep_versions"));
+        assert!(bad(&|c| c.context_fields = "device,mood".into()).contains("unknown field \"mood\""));
+        assert!(bad(&|c| c.exclude = "purchase:soon".into()).starts_with("serve.exclude"));
+        // Regression: issue #18 (each of these was accepted silently, or panicked at start).
+        assert!(bad(&|c| c.cors_origins = vec!["*".into()]).contains("needs API keys"));
+        assert!(bad(&|c| c.cors_origins = vec!["https://a b".into()]).starts_with("serve.cors_origins[0]"));
+        assert!(bad(&|c| c.cors_origins = vec!["shop.example".into()]).contains("scheme://host"));
+        assert!(bad(&|c| c.cors_origins = vec!["https://shop.example/".into()]).contains("no path"));
+        assert!(bad(&|c| c.cors_origins = vec!["ftp://shop.example".into()]).contains("scheme"));
+        assert!(bad(&|c| c.history_per_user = 0).starts_with("serve.history_per_user"));
+        assert!(bad(&|c| c.timeout_ms = 0).starts_with("serve.timeout_ms"));
+        fn key(name: &str, key: &str, scope: Scope) -> ApiKey {
+            ApiKey { name: name.into(), key: key.into(), scopes: vec![scope] }
+        }
+        let dup = bad(&|c| {
+            c.api_keys =
+                vec![key("ops", "k-0123456789abcdef", Scope::Admin), key("site", "k-0123456789abcdef", Scope::Read)]
+        });
+        assert!(dup.contains("serve.api_keys[1]") && dup.contains("also serve.api_keys[0]"), "{dup}");
+        assert!(
+            bad(&|c| c.api_keys =
+                vec![key("a", "k-0123456789abcdef", Scope::Read), key("a", "k-0123456789abcdeX", Scope::Read)])
+            .contains("same name")
+        );
+        let weight = bad(&|c| {
+            c.playbooks = vec![Playbook { segment: "VIP".into(), strategy: Strategy::BoostDiscounted, weight: -0.5 }]
+        });
+        assert!(weight.starts_with("serve.playbooks[0].weight"), "{weight}");
+        let mut any =
+            ServeConfig { cors_origins: vec!["*".into(), "http://localhost:3000".into()], ..ServeConfig::default() };
+        any.api_keys = vec![key("site", "k-0123456789abcdef", Scope::Read)];
+        assert_eq!(any.validate(), Ok(()));
+        assert!(any.any_origin());
         let mut c = ServeConfig { context_fields: " country , device".into(), ..ServeConfig::default() };
         assert_eq!(c.context_field_indices(), Ok(vec![1, 0]));
         c.retrain_every = "30m".into();

@@ -332,8 +332,11 @@ impl Insights {
         ];
         let first_data = hours_with_data.iter().filter_map(|x| x.0).min();
         let last_data = hours_with_data.iter().filter_map(|x| x.1).max();
+        // The latest data, but never past the wall clock (a future-dated row stored before
+        // the clock bound existed cannot stretch the chart to the year 2199).
+        let now = Timestamp::now().0;
         let to_b = to.map_or_else(
-            || last_data.map_or(Timestamp::now().0, |h| h * HOUR_MS).div_euclid(width),
+            || last_data.map_or(now, |h| (h * HOUR_MS).min(now)).div_euclid(width),
             |t| t.div_euclid(width),
         );
         let from_b =

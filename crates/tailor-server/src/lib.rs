@@ -72,6 +72,9 @@ pub struct AppState {
     pub als: AlsParams,
     /// Serialises retraining.
     pub training: tokio::sync::Mutex<()>,
+    /// Serialises read-modify-writes of item and user records and of the catalog (PATCH,
+    /// and catalog updates after upserts or events naming new items).
+    record_writes: Mutex<()>,
     /// Registered model versions.
     pub registry: registry::Registry,
     /// The configured context fields (positions in `Context::FIELDS`).
@@ -191,6 +194,7 @@ impl AppState {
             weights,
             als,
             training: tokio::sync::Mutex::new(()),
+            record_writes: Mutex::new(()),
             registry: registry::Registry::new(models_dir),
             context_fields,
             segmenters: ArcSwap::from_pointee(Vec::new()),
@@ -312,6 +316,20 @@ impl AppState {
             .map_err(|_| ApiError::unavailable("the event writer has stopped; the server is shutting down"))?;
         let (events, report) = answer.await.map_err(|_| ApiError::internal("the event writer dropped a request"))?;
         Ok((events, report?))
+    }
+
+    /// Brings the served catalog up to date after a write: items the store added since it
+    /// was loaded (named by events or upserted) get their index, and `items` their records.
+    /// The caller holds [`AppState::record_writes`]. Blocking.
+    pub fn refresh_catalog(&self, items: Vec<tailor_core::Item>) -> ApiResult<()> {
+        let current = self.catalog.load_full();
+        let fresh = self.store.item_names_from(current.len())?;
+        if fresh.is_empty() && items.is_empty() {
+            return Ok(());
+        }
+        self.catalog.store(Arc::new(current.updated(fresh, items)));
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Reloads the segmentations used for real-time reassignment and their memberships.
@@ -634,46 +652,21 @@ fn group_writer(store: &dyn Store, jobs: &std::sync::mpsc::Receiver<WriteJob>) {
     }
 }
 
-/// Auth, rate limit and metrics around every route.
+/// The one guard every request of every route passes, whatever its method: cross-site
+/// writes refused, API key and scope (HEAD needs what GET needs; OPTIONS is only the CORS
+/// preflight, answered before this), rate limit, JSON content type, and metrics.
 async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let route =
         req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().clone();
-    let scope = routes::scope_for(&method, &route);
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
-        .map(str::trim)
-        .map(str::to_string)
-        .or_else(|| {
-            // Browsers' navigator.sendBeacon cannot set headers: events may carry the key in
-            // the query string (only events: a write key that pages embed anyway).
-            (method == Method::POST && route == "/v1/events")
-                .then(|| req.uri().query())
-                .flatten()
-                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v))
-        });
-    let response = match scope {
+    let doc = routes::route_for(&method, &route);
+    let response = match doc {
+        // Unknown routes and methods: the router answers 404 or 405.
         None => next.run(req).await,
-        Some(scope) => match state.authorize(presented.as_deref(), scope) {
+        Some(doc) => match state.admit(doc, &req) {
             Err(e) => e.into_response(),
-            Ok(name) => match state.take_token(name.as_deref().unwrap_or("open")) {
-                Err(wait) => {
-                    let mut r =
-                        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
-                            .into_response();
-                    if let Ok(v) = HeaderValue::from_str(&format!("{}", wait.ceil().max(1.0))) {
-                        r.headers_mut().insert(header::RETRY_AFTER, v);
-                    }
-                    r
-                }
-                Ok(()) => next.run(req).await,
-            },
+            Ok(()) => next.run(req).await,
         },
     };
     let status = response.status().as_u16().to_string();
@@ -682,14 +675,111 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     response
 }
 
+impl AppState {
+    /// Whether the request may reach the route's handler (see [`guard`]).
+    fn admit(&self, doc: &routes::RouteDoc, req: &Request) -> ApiResult<()> {
+        let method = req.method();
+        let headers = req.headers();
+        let writes = !matches!(*method, Method::GET | Method::HEAD);
+        if writes {
+            self.same_site_or_allowed(headers)?;
+        }
+        if let Some(scope) = doc.scope {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+                .map(str::trim)
+                .map(str::to_string)
+                .or_else(|| {
+                    // Browsers' navigator.sendBeacon cannot set headers: events may carry the
+                    // key in the query string (only events: a write key that pages embed anyway).
+                    (doc.path == "/v1/events")
+                        .then(|| req.uri().query())
+                        .flatten()
+                        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v))
+                });
+            let name = self.authorize(presented.as_deref(), scope)?;
+            if let Err(wait) = self.take_token(name.as_deref().unwrap_or("open")) {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; slow down",
+                )
+                .retry_after(wait.ceil().max(1.0) as u64));
+            }
+        }
+        if doc.body != routes::Body::None && has_body(req) {
+            let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if essence != "application/json" {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!(
+                        "{} {} takes a JSON body: send Content-Type: application/json (got {})",
+                        doc.method,
+                        doc.path,
+                        if ct.is_empty() { "none".to_string() } else { format!("{ct:?}") }
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A state-changing request from a browser must come from this server's own pages or
+    /// an origin in `serve.cors_origins`: a page elsewhere cannot make a visitor's browser
+    /// write (the keyless demo would otherwise take events, experiments and retrainings
+    /// from any site). Requests without `Origin` and `Sec-Fetch-Site` (servers, curl) pass.
+    fn same_site_or_allowed(&self, headers: &axum::http::HeaderMap) -> ApiResult<()> {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        let allowed = |o: &str| self.config.any_origin() || self.config.cors_origins.iter().any(|a| a == o);
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let same_origin = |o: &str| host.is_some_and(|h| o.split_once("://").is_some_and(|(_, rest)| rest == h));
+        let ok = match (origin, fetch_site) {
+            (Some(o), _) if o != "null" && (same_origin(o) || allowed(o)) => true,
+            (Some(_), _) => false,
+            (None, Some("cross-site" | "same-site")) => false,
+            (None, _) => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site",
+                format!(
+                    "cross-site request from origin {} refused: list the shop's origin in serve.cors_origins",
+                    origin.unwrap_or("(not sent)")
+                ),
+            ))
+        }
+    }
+}
+
+/// Whether a request may carry a body (anything but a known empty one).
+fn has_body(req: &Request) -> bool {
+    use axum::body::HttpBody;
+    req.body().size_hint().upper() != Some(0)
+}
+
 /// The application: every route with its middleware.
 pub fn router(state: Arc<AppState>) -> axum::Router {
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let origins: Vec<HeaderValue> =
-        state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    // Origins were checked by `ServeConfig::validate`; `*` (only with API keys) allows any,
+    // without credentials.
+    let origins = if state.config.any_origin() {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]);
     let (timed, untimed) = routes::routes();
     timed
@@ -702,7 +792,31 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .layer(axum::extract::DefaultBodyLimit::max(state.config.body_limit_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), json_errors))
         .layer(cors)
+        .layer(axum::middleware::from_fn(options_only_preflight))
         .with_state(state)
+}
+
+/// OPTIONS is answered only as a CORS preflight (by the CORS layer inside this one); any
+/// other OPTIONS request is 405 with the path's methods in `Allow`, like every method a
+/// route does not take.
+async fn options_only_preflight(req: Request, next: Next) -> Response {
+    if req.method() != Method::OPTIONS || req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+        return next.run(req).await;
+    }
+    let methods = routes::methods_of(req.uri().path());
+    if methods.is_empty() {
+        return ApiError::not_found("no such route; see /openapi.json").into_response();
+    }
+    let mut r = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method; see /openapi.json",
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&methods.join(", ")) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
 }
 
 /// Errors made outside our handlers (axum's extractor rejections, the body limit, the

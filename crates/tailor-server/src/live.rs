@@ -33,10 +33,16 @@ pub struct Catalog {
     pub categories: Vec<String>,
     /// Brand names; `view.brand` holds indices into this.
     pub brands: Vec<String>,
+    category_index: HashMap<String, u32>,
+    brand_index: HashMap<String, u32>,
     /// In the top fifth of its category's prices (the premium tier).
     pub premium: Vec<bool>,
     /// What user features need to know of items (category, brand, price percentile...).
     pub features: tailor_segment::features::ItemTable,
+    /// The premium tier's lowest price per top-level category (as of the last full load).
+    premium_cut: HashMap<Option<u32>, f32>,
+    /// Items listed at or after this time are new arrivals.
+    new_after: i64,
 }
 
 fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) -> u32 {
@@ -60,42 +66,91 @@ impl Catalog {
                 *slot = Some(stored.value);
             }
         })?;
-        let index = names.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
-        let mut view = CatalogView::open(n);
-        let (mut categories, mut cat_index) = (Vec::new(), HashMap::new());
-        let (mut brands, mut brand_index) = (Vec::new(), HashMap::new());
-        view.attributes = vec![Default::default(); n];
-        let new_after = now.0 - NEW_ARRIVAL_DAYS * 86_400_000;
+        let mut c = Self {
+            index: names.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect(),
+            names,
+            items: vec![None; n],
+            view: CatalogView::open(n),
+            new_after: now.0 - NEW_ARRIVAL_DAYS * 86_400_000,
+            ..Self::default()
+        };
+        c.view.attributes = vec![Default::default(); n];
+        c.premium = vec![false; n];
         for (i, item) in items.iter().enumerate() {
-            let Some(item) = item else { continue };
-            view.category[i] = item.category.first().map(|c| intern(&mut categories, &mut cat_index, c));
-            view.brand[i] = item.brand.as_deref().map(|b| intern(&mut brands, &mut brand_index, b));
-            view.price[i] = item.effective_price().map(|p| p as f32);
-            view.in_stock[i] = item.in_stock;
-            view.new_arrival[i] = item.created_at.is_some_and(|t| t.0 >= new_after);
-            view.discounted[i] = item.on_sale();
-            view.attributes[i] = item.attributes.clone();
+            if let Some(item) = item {
+                c.describe(i, item);
+            }
         }
         // Premium tier: at or above the 80th percentile of prices within the category.
         let mut by_cat: HashMap<Option<u32>, Vec<f32>> = HashMap::new();
         for i in 0..n {
-            if let Some(p) = view.price[i] {
-                by_cat.entry(view.category[i]).or_default().push(p);
+            if let Some(p) = c.view.price[i] {
+                by_cat.entry(c.view.category[i]).or_default().push(p);
             }
         }
-        let cut: HashMap<Option<u32>, f32> = by_cat
+        c.premium_cut = by_cat
             .into_iter()
-            .map(|(c, mut ps)| {
+            .map(|(cat, mut ps)| {
                 ps.sort_by(f32::total_cmp);
                 let at = ((ps.len() as f64 * 0.8).floor() as usize).min(ps.len().saturating_sub(1));
-                (c, ps[at])
+                (cat, ps[at])
             })
             .collect();
-        let premium = (0..n)
-            .map(|i| view.price[i].is_some_and(|p| cut.get(&view.category[i]).is_some_and(|&c| p >= c)))
-            .collect();
-        let features = tailor_segment::features::ItemTable::new(items.iter().flatten());
-        Ok(Self { names, index, items, view, categories, brands, premium, features })
+        for i in 0..n {
+            c.premium[i] = c.is_premium(i);
+        }
+        c.features = tailor_segment::features::ItemTable::new(items.iter().flatten());
+        c.items = items;
+        Ok(c)
+    }
+
+    /// Sets item `i`'s filter and boost columns from its record.
+    fn describe(&mut self, i: usize, item: &Item) {
+        let v = &mut self.view;
+        v.category[i] = item.category.first().map(|c| intern(&mut self.categories, &mut self.category_index, c));
+        v.brand[i] = item.brand.as_deref().map(|b| intern(&mut self.brands, &mut self.brand_index, b));
+        v.price[i] = item.effective_price().map(|p| p as f32);
+        v.in_stock[i] = item.in_stock;
+        v.new_arrival[i] = item.created_at.is_some_and(|t| t.0 >= self.new_after);
+        v.discounted[i] = item.on_sale();
+        v.attributes[i] = item.attributes.clone();
+    }
+
+    fn is_premium(&self, i: usize) -> bool {
+        self.view.price[i].is_some_and(|p| self.premium_cut.get(&self.view.category[i]).is_some_and(|&c| p >= c))
+    }
+
+    /// This catalog with the items the store added since it was loaded (`fresh`: their ids,
+    /// in index order, from [`Store::item_names_from`] at [`Catalog::len`]) and the records
+    /// `items` replaced (by id): an upsert or an event naming a new item costs a
+    /// copy of the catalog, not a reload from the store. The premium tier's price cuts stay
+    /// those of the last full load (the next model version reloads everything).
+    pub fn updated(&self, fresh: Vec<String>, items: Vec<Item>) -> Self {
+        let mut c = self.clone();
+        for name in fresh {
+            let i = c.names.len();
+            c.index.insert(name.clone(), i as u32);
+            c.names.push(name);
+            c.items.push(None);
+            c.premium.push(false);
+            let v = &mut c.view;
+            v.category.push(None);
+            v.brand.push(None);
+            v.price.push(None);
+            v.in_stock.push(true);
+            v.new_arrival.push(false);
+            v.discounted.push(false);
+            v.attributes.push(Default::default());
+        }
+        for item in items {
+            let Some(&idx) = c.index.get(item.id.as_str()) else { continue };
+            let i = idx as usize;
+            c.describe(i, &item);
+            c.premium[i] = c.is_premium(i);
+            c.features.upsert(&item);
+            c.items[i] = Some(item);
+        }
+        c
     }
 
     /// Number of items.
@@ -156,7 +211,7 @@ impl Live {
     /// "Now" for trending and new arrivals: the latest event time of its data (historical
     /// data keeps its own present), the wall clock when it had none.
     pub fn reference_time(&self) -> Timestamp {
-        if self.data_until.0 > 0 { self.data_until } else { Timestamp::now() }
+        if self.data_until.0 > 0 { Timestamp::reference(self.data_until) } else { Timestamp::now() }
     }
 }
 
@@ -267,6 +322,8 @@ pub fn train(
         }
         std::ops::ControlFlow::Continue(())
     })?;
+    // Never later than the wall clock: a future-dated row cannot become "now".
+    let data_until = Timestamp::reference(data_until);
     let half_life_ms = half_life_days * 86_400_000.0;
     let mut trending = vec![0f32; item_names.len()];
     for (i, ts) in stamps {

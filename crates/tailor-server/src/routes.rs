@@ -41,8 +41,21 @@ pub struct RouteDoc {
     pub scope: Option<Scope>,
     /// One line.
     pub summary: &'static str,
+    /// What the route takes as its body (JSON routes answer 415 to other content types).
+    pub body: Body,
     /// Query parameters: (name, description).
     pub query: &'static [(&'static str, &'static str)],
+}
+
+/// A route's request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// None (a body sent anyway is ignored).
+    None,
+    /// A JSON document, required.
+    Json,
+    /// A JSON document, optional.
+    OptionalJson,
 }
 
 const REC_QUERY: &[(&str, &str)] = &[
@@ -62,14 +75,36 @@ const REC_QUERY: &[(&str, &str)] = &[
 
 /// Every route.
 pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc { method: "GET", path: "/healthz", scope: None, summary: "Liveness: the process answers", query: &[] },
-    RouteDoc { method: "GET", path: "/readyz", scope: None, summary: "Readiness: models are loaded", query: &[] },
-    RouteDoc { method: "GET", path: "/metrics", scope: None, summary: "Prometheus metrics", query: &[] },
+    RouteDoc {
+        method: "GET",
+        path: "/healthz",
+        scope: None,
+        summary: "Liveness: the process answers",
+        body: Body::None,
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/readyz",
+        scope: None,
+        summary: "Readiness: models are loaded",
+        body: Body::None,
+        query: &[],
+    },
+    RouteDoc {
+        method: "GET",
+        path: "/metrics",
+        scope: None,
+        summary: "Prometheus metrics",
+        body: Body::None,
+        query: &[],
+    },
     RouteDoc {
         method: "GET",
         path: "/openapi.json",
         scope: None,
         summary: "This API's OpenAPI 3 document",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -77,6 +112,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/demo",
         scope: None,
         summary: "The demo storefront: home pages by shopper type, categories, products with widgets, cart and checkout, and a 'view the shop as' switcher",
+        body: Body::None,
         query: &[("key", "an API key with read and write scopes, when the server has keys")],
     },
     RouteDoc {
@@ -84,6 +120,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/widget.js",
         scope: None,
         summary: "The embeddable recommendation widget (plain JavaScript, embedded in the binary)",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -91,13 +128,23 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/events",
         scope: Some(Scope::Write),
         summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id (given, or derived from the fields with ts): an id among the last million stored events is a duplicate whatever its ts, older ones match by id and ts; invalid rows are reported by index and field, valid ones kept",
+        body: Body::Json,
         query: &[("key", "the API key, for browsers' navigator.sendBeacon, which cannot send headers")],
     },
     RouteDoc {
         method: "PUT",
         path: "/v1/items",
         scope: Some(Scope::Write),
-        summary: "Upsert catalog items (array or {\"items\": [...]})",
+        summary: "Create or replace catalog items (array or {\"items\": [...]}): each row is the whole item, fields it leaves out are cleared (PATCH updates field by field)",
+        body: Body::Json,
+        query: &[],
+    },
+    RouteDoc {
+        method: "PATCH",
+        path: "/v1/items",
+        scope: Some(Scope::Write),
+        summary: "Update catalog items field by field (array or {\"items\": [...]}): fields a row gives replace the stored ones, others stay; unknown ids are created",
+        body: Body::Json,
         query: &[],
     },
     RouteDoc {
@@ -105,6 +152,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/items/{id}",
         scope: Some(Scope::Read),
         summary: "One catalog item",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -112,6 +160,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/items/{id}/similar",
         scope: Some(Scope::Read),
         summary: "Items like this one (cosine of the model's item vectors)",
+        body: Body::None,
         query: &[("k", "number of items (default 10)")],
     },
     RouteDoc {
@@ -119,13 +168,23 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/items/{id}/bought-together",
         scope: Some(Scope::Read),
         summary: "Items bought in the same orders as this one",
+        body: Body::None,
         query: &[("k", "number of items (default 10)")],
     },
     RouteDoc {
         method: "PUT",
         path: "/v1/users",
         scope: Some(Scope::Write),
-        summary: "Upsert users (array or {\"users\": [...]})",
+        summary: "Create or replace users (array or {\"users\": [...]}): each row is the whole user, fields it leaves out are cleared (PATCH updates field by field)",
+        body: Body::Json,
+        query: &[],
+    },
+    RouteDoc {
+        method: "PATCH",
+        path: "/v1/users",
+        scope: Some(Scope::Write),
+        summary: "Update users field by field (array or {\"users\": [...]}): fields a row gives replace the stored ones, others stay; unknown ids are created",
+        body: Body::Json,
         query: &[],
     },
     RouteDoc {
@@ -133,6 +192,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/users/{id}",
         scope: Some(Scope::Admin),
         summary: "Erase a user: events, record, segments, cached lists and model row, at once; the next training does not see them",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -140,6 +200,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/users/{id}/profile",
         scope: Some(Scope::Read),
         summary: "A user's attributes, segments, activity counts and recent events",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -147,6 +208,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/users/{id}/recommendations",
         scope: Some(Scope::Read),
         summary: "Personalised items with score, reason, model version and rec_id (cold-start chain: model → segment → popular)",
+        body: Body::None,
         query: REC_QUERY,
     },
     RouteDoc {
@@ -154,6 +216,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/sessions/{id}/recommendations",
         scope: Some(Scope::Read),
         summary: "Recommendations for an anonymous session from its events and the body's {\"items\": [...]}",
+        body: Body::OptionalJson,
         query: REC_QUERY,
     },
     RouteDoc {
@@ -161,6 +224,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/popular",
         scope: Some(Scope::Read),
         summary: "Most popular items, overall, in a segment or in categories",
+        body: Body::None,
         query: &[("k", "number of items"), ("segment", "a segment name"), ("category", "top-level categories")],
     },
     RouteDoc {
@@ -168,6 +232,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/trending",
         scope: Some(Scope::Read),
         summary: "Items rising now (interactions decayed by serve.trending_half_life_days)",
+        body: Body::None,
         query: &[("k", "number of items"), ("category", "top-level categories")],
     },
     RouteDoc {
@@ -175,6 +240,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/segments",
         scope: Some(Scope::Read),
         summary: "Stored segmentations with their segments and sizes",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -182,6 +248,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/segments/{name}/users",
         scope: Some(Scope::Read),
         summary: "Members of a segment, paged",
+        body: Body::None,
         query: &[
             ("segmentation", "which segmentation (default: the one holding the segment)"),
             ("page", "from 1"),
@@ -193,6 +260,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/reload",
         scope: Some(Scope::Admin),
         summary: "Serve the registry's live version (after `tailor model rollback`): load it and swap it in",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -200,6 +268,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/retrain",
         scope: Some(Scope::Admin),
         summary: "Retrain from the store now; the candidate is promoted unless its holdout NDCG@10 is worse than the live one's by more than serve.promote_tolerance",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -207,6 +276,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/models",
         scope: Some(Scope::Admin),
         summary: "The live model version and every registered version with its training facts",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -214,6 +284,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/rollback",
         scope: Some(Scope::Admin),
         summary: "Make a kept earlier version live (as `tailor model rollback`) and swap it in",
+        body: Body::None,
         query: &[("to", "the version (required)")],
     },
     RouteDoc {
@@ -221,6 +292,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/timeseries",
         scope: Some(Scope::Admin),
         summary: "Per hour or day: events by kind, orders, revenue and AOV; impressions, clicks, CTR, conversion, revenue and AOV from recommendations (events with a rec_id); lists served, cache hit ratio, latency percentiles, strategies and bandit decisions. Events count at their own time (stored history included), serving since the process started",
+        body: Body::None,
         query: &[
             ("bucket", "hour or day (default day)"),
             ("from", "first time (RFC 3339, seconds or ms; default: the first data)"),
@@ -232,6 +304,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/catalog-health",
         scope: Some(Scope::Admin),
         summary: "Exposure of the catalog in served lists (since start) and in impression events: coverage, Gini, popularity bias, share of the top 1% and 10% of items, Lorenz curve, most shown items; listed, in-stock and modelled items",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -239,6 +312,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/feed",
         scope: Some(Scope::Admin),
         summary: "The latest events and served lists (newest 300), for a live view",
+        body: Body::None,
         query: &[("after", "only entries after this seq (the last one seen)")],
     },
     RouteDoc {
@@ -246,6 +320,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/bandits",
         scope: Some(Scope::Admin),
         summary: "Every layout bandit: arms with pulls, rewards, means and shares, overall and per context",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -253,6 +328,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/admin/segments",
         scope: Some(Scope::Admin),
         summary: "Per segmentation: segments with profiles (RFM, AOV, categories, device, demographics) and explanation rules, the 2-D PCA map, sizes over time and migrations between segments",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -260,6 +336,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/dashboard",
         scope: None,
         summary: "The dashboard page (its data comes from the admin API: open /dashboard?key=ADMIN_KEY when keys are configured)",
+        body: Body::None,
         query: &[("key", "an admin API key")],
     },
     RouteDoc {
@@ -267,6 +344,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments",
         scope: Some(Scope::Read),
         summary: "Every experiment with its variants, status and status history",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -274,6 +352,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments",
         scope: Some(Scope::Admin),
         summary: "Create an experiment from its definition (name, slots, traffic, variants with weights and strategy/playbook/layout/params, segments, start_at/stop_at, primary_metric, guardrails); a draft unless start=true",
+        body: Body::Json,
         query: &[("start", "true: start it at once")],
     },
     RouteDoc {
@@ -281,6 +360,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments/{name}",
         scope: Some(Scope::Read),
         summary: "One experiment",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -288,6 +368,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments/{name}/start",
         scope: Some(Scope::Admin),
         summary: "Start (or resume) an experiment; recorded in its history",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -295,6 +376,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments/{name}/pause",
         scope: Some(Scope::Admin),
         summary: "Pause an experiment (users see the default; assignments are unchanged on resume)",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -302,6 +384,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments/{name}/stop",
         scope: Some(Scope::Admin),
         summary: "Stop an experiment for good",
+        body: Body::None,
         query: &[],
     },
     RouteDoc {
@@ -309,6 +392,7 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/experiments/{name}/report",
         scope: Some(Scope::Read),
         summary: "Per-variant and per-segment metrics, tests (z, chi-square, Welch, bootstrap, Holm, mSPRT), SRM and guardrail warnings, a verdict and the cumulative lift per day",
+        body: Body::None,
         query: &[("bootstrap", "bootstrap resamples for money metrics (default 1000, 0: none)")],
     },
     RouteDoc {
@@ -316,13 +400,36 @@ pub const ROUTES: &[RouteDoc] = &[
         path: "/v1/users/{id}/layout",
         scope: Some(Scope::Read),
         summary: "The layout of a slot for this user: an experiment variant's, else the slot's bandit's choice with a decision_id (pass it as decision= to the recommendations, or as an event's rec_id), else the default",
+        body: Body::None,
         query: &[("slot", "the slot (required)")],
     },
 ];
 
-/// The scope `method path` needs (`None`: public or unknown, which 404s).
-pub fn scope_for(method: &Method, path: &str) -> Option<Scope> {
-    ROUTES.iter().find(|r| r.path == path && r.method == method.as_str()).and_then(|r| r.scope)
+/// The documented route `method path` (HEAD is GET without the body: axum answers HEAD
+/// with the GET handler, so it must need what GET needs).
+pub fn route_for(method: &Method, path: &str) -> Option<&'static RouteDoc> {
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
+    ROUTES.iter().find(|r| r.path == path && r.method == method)
+}
+
+/// The methods the routes matching a concrete `path` take (HEAD wherever GET is).
+pub fn methods_of(path: &str) -> Vec<&'static str> {
+    let matches = |template: &str| {
+        let (mut t, mut p) = (template.split('/'), path.split('/'));
+        loop {
+            match (t.next(), p.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a.starts_with('{') && !b.is_empty() => {}
+                (Some(a), Some(b)) if a == b => {}
+                _ => return false,
+            }
+        }
+    };
+    let mut out: Vec<&'static str> = ROUTES.iter().filter(|r| matches(r.path)).map(|r| r.method).collect();
+    if out.contains(&"GET") {
+        out.push("HEAD");
+    }
+    out
 }
 
 /// Admin operations that last as long as a training does: exempt from `serve.timeout_ms`
@@ -354,10 +461,12 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/demo") => get(crate::web::demo),
         ("POST", "/v1/events") => post(post_events),
         ("PUT", "/v1/items") => put(put_items),
+        ("PATCH", "/v1/items") => axum::routing::patch(patch_items),
         ("GET", "/v1/items/{id}") => get(get_item),
         ("GET", "/v1/items/{id}/similar") => get(similar),
         ("GET", "/v1/items/{id}/bought-together") => get(bought_together),
         ("PUT", "/v1/users") => put(put_users),
+        ("PATCH", "/v1/users") => axum::routing::patch(patch_users),
         ("DELETE", "/v1/users/{id}") => axum::routing::delete(erase_user),
         ("GET", "/v1/users/{id}/profile") => get(profile),
         ("GET", "/v1/users/{id}/recommendations") => get(user_recommendations),
@@ -498,10 +607,12 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     let mut ordinals: HashMap<u128, u32> = HashMap::new();
     let mut events = Vec::new();
     // Fast path: every row is a well-formed event; else row by row with errors per row.
+    let limits = &s.config.limits;
+    let check = |e: &Event| e.validate().and_then(|()| limits.check_event(e, now));
     let rows = match events_fast(&body, s.config.max_batch) {
         Some(parsed) => {
             for (index, e) in parsed.into_iter().enumerate() {
-                match e.validate() {
+                match check(&e) {
                     Ok(()) => events.push(e),
                     Err(err) => {
                         errors.push(RowError { index, field: Some(err.field().to_string()), message: err.to_string() })
@@ -520,23 +631,11 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         }
     }
     for (index, mut row) in rows.into_iter().enumerate() {
-        // Friendlier than the stored form: `ts` may be RFC 3339 / seconds / missing (now).
-        if let Some(o) = row.as_object_mut() {
-            match o.get("ts") {
-                None | Some(Value::Null) => {
-                    o.insert("ts".into(), json!(now.0));
-                }
-                Some(Value::String(t)) => match Timestamp::parse_auto(t) {
-                    Ok(t) => {
-                        o.insert("ts".into(), json!(t.0));
-                    }
-                    Err(e) => {
-                        errors.push(RowError { index, field: Some("ts".into()), message: e });
-                        continue;
-                    }
-                },
-                _ => {}
-            }
+        // A row without `ts` happened now (the server's clock).
+        if let Some(o) = row.as_object_mut()
+            && o.get("ts").is_none_or(Value::is_null)
+        {
+            o.insert("ts".into(), json!(now.0));
         }
         let mut e: Event = match parse_row(index, row) {
             Ok(e) => e,
@@ -545,7 +644,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
                 continue;
             }
         };
-        if let Err(err) = e.validate() {
+        if let Err(err) = check(&e) {
             errors.push(RowError { index, field: Some(err.field().to_string()), message: err.to_string() });
             continue;
         }
@@ -570,16 +669,15 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
             }
         }
     }
-    // Committed: now the in-memory side. Items new to the catalog get their index first.
+    // Committed: now the in-memory side. Items new to the catalog get their index first
+    // (appended to it, not reloaded).
     let mut catalog = s.catalog.load_full();
     let unknown_items = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
     if unknown_items {
         let state = s.clone();
         blocking(move || {
-            let now = catalog_now(&state);
-            state.catalog.store(Arc::new(Catalog::load(state.store.as_ref(), now)?));
-            state.generation.fetch_add(1, Ordering::SeqCst);
-            Ok(())
+            let _writes = state.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            state.refresh_catalog(Vec::new())
         })
         .await?;
         catalog = s.catalog.load_full();
@@ -643,39 +741,146 @@ fn valid_rows<T: serde::de::DeserializeOwned>(
     (ok, errors)
 }
 
-fn catalog_now(s: &AppState) -> Timestamp {
-    s.live.load().as_ref().map_or_else(Timestamp::now, |l| l.reference_time())
+async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
+    upsert_items(s, body, false).await
 }
 
-async fn put_items(State(s): St, body: Bytes) -> ApiResult<Response> {
-    let (items, errors) = valid_rows(rows(&body, "items", s.config.max_batch)?, Item::validate);
-    if items.is_empty() && !errors.is_empty() {
-        return Ok(rejected_response("items", errors));
-    }
+async fn patch_items(State(s): St, body: Bytes) -> ApiResult<Response> {
+    upsert_items(s, body, true).await
+}
+
+/// PUT (each row replaces the stored item) or PATCH (each row is a JSON merge patch,
+/// RFC 7396, of the stored item: given fields replace, `null` clears, absent ones stay).
+async fn upsert_items(s: Arc<AppState>, body: Bytes, patch: bool) -> ApiResult<Response> {
+    let rows = rows(&body, "items", s.config.max_batch)?;
     let state = s.clone();
-    let report = blocking(move || {
-        let report = state.store.write(WriteBatch { items, mode: UpsertMode::Replace, ..WriteBatch::default() })?;
-        let now = catalog_now(&state);
-        state.catalog.store(Arc::new(Catalog::load(state.store.as_ref(), now)?));
-        state.generation.fetch_add(1, Ordering::SeqCst);
-        Ok(report)
+    let outcome = blocking(move || {
+        // Read-modify-write of records and of the catalog, one request at a time.
+        let _writes = state.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let limits = &state.config.limits;
+        let check = |i: &Item| i.validate().and_then(|()| limits.check_item(i));
+        let (items, errors) = if patch {
+            patched_rows(rows, |id| Ok(state.store.item(id)?.map(|r| r.value)), check)?
+        } else {
+            valid_rows(rows, check)
+        };
+        if items.is_empty() && !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let report = state.store.write(WriteBatch {
+            items: items.clone(),
+            mode: UpsertMode::Replace,
+            ..WriteBatch::default()
+        })?;
+        state.refresh_catalog(items)?;
+        Ok(Ok((report, errors)))
     })
     .await?;
-    Ok(Json(json!({"inserted": report.items_inserted, "updated": report.items_updated, "rejected": errors}))
-        .into_response())
+    match outcome {
+        Err(errors) => Ok(rejected_response("items", errors)),
+        Ok((report, errors)) => {
+            Ok(Json(json!({"inserted": report.items_inserted, "updated": report.items_updated, "rejected": errors}))
+                .into_response())
+        }
+    }
+}
+
+/// Rows as JSON merge patches over the stored records (`stored(id)`), validated; a record
+/// patched twice in one batch gets both patches in order.
+fn patched_rows<T: serde::de::DeserializeOwned + Serialize>(
+    rows: Vec<Value>,
+    stored: impl Fn(&str) -> ApiResult<Option<T>>,
+    validate: impl Fn(&T) -> tailor_core::Result<()>,
+) -> ApiResult<(Vec<T>, Vec<RowError>)> {
+    let (mut ok, mut errors) = (Vec::new(), Vec::new());
+    let mut bases: HashMap<String, Value> = HashMap::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
+    for (index, row) in rows.into_iter().enumerate() {
+        let Some(id) = row.get("id").and_then(Value::as_str).map(str::to_string) else {
+            errors.push(RowError { index, field: Some("id".into()), message: "a patch needs the record's id".into() });
+            continue;
+        };
+        let mut base = match bases.get(&id) {
+            Some(b) => b.clone(),
+            None => match stored(&id)? {
+                Some(r) => serde_json::to_value(r).map_err(ApiError::internal)?,
+                None => json!({}),
+            },
+        };
+        merge_patch(&mut base, row);
+        match parse_row::<T>(index, base.clone()) {
+            Ok(r) => match validate(&r) {
+                Ok(()) => {
+                    bases.insert(id.clone(), base);
+                    // The batch stores each record once, with every patch applied.
+                    match at.get(&id) {
+                        Some(&p) => ok[p] = r,
+                        None => {
+                            at.insert(id, ok.len());
+                            ok.push(r);
+                        }
+                    }
+                }
+                Err(e) => errors.push(RowError { index, field: Some(e.field().into()), message: e.to_string() }),
+            },
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((ok, errors))
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(t) = target {
+                for (k, v) in fields {
+                    if v.is_null() {
+                        t.remove(&k);
+                    } else {
+                        merge_patch(t.entry(k).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
 }
 
 async fn put_users(State(s): St, body: Bytes) -> ApiResult<Response> {
-    let (users, errors) = valid_rows(rows(&body, "users", s.config.max_batch)?, User::validate);
-    if users.is_empty() && !errors.is_empty() {
-        return Ok(rejected_response("users", errors));
-    }
+    upsert_users(s, body, false).await
+}
+
+async fn patch_users(State(s): St, body: Bytes) -> ApiResult<Response> {
+    upsert_users(s, body, true).await
+}
+
+/// PUT or PATCH of users, as [`upsert_items`].
+async fn upsert_users(s: Arc<AppState>, body: Bytes, patch: bool) -> ApiResult<Response> {
+    let rows = rows(&body, "users", s.config.max_batch)?;
     let state = s.clone();
-    let ids: Vec<String> = users.iter().map(|u| u.id.as_str().to_string()).collect();
-    let report = blocking(move || {
-        Ok(state.store.write(WriteBatch { users, mode: UpsertMode::Replace, ..WriteBatch::default() })?)
+    let outcome = blocking(move || {
+        let _writes = state.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (users, errors) = if patch {
+            patched_rows(rows, |id| Ok(state.store.user(id)?.map(|r| r.value)), User::validate)?
+        } else {
+            valid_rows(rows, User::validate)
+        };
+        if users.is_empty() && !errors.is_empty() {
+            return Ok(Err(errors));
+        }
+        let ids: Vec<String> = users.iter().map(|u| u.id.as_str().to_string()).collect();
+        let report = state.store.write(WriteBatch { users, mode: UpsertMode::Replace, ..WriteBatch::default() })?;
+        Ok(Ok((report, errors, ids)))
     })
     .await?;
+    let (report, errors, ids) = match outcome {
+        Err(errors) => return Ok(rejected_response("users", errors)),
+        Ok(x) => x,
+    };
     for id in &ids {
         s.cache.invalidate(&user_key(id));
     }
@@ -1049,6 +1254,9 @@ struct RecQuery {
     context: Vec<(String, String)>,
     /// Canonical form for the cache key.
     canonical: String,
+    /// Whether the list is shown (false for HEAD, which sends no body): only a shown list
+    /// is an exposure, a bandit decision's list or a served list on the dashboard.
+    shown: bool,
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -1147,20 +1355,28 @@ fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult
     let mut canon = pairs.clone();
     canon.sort();
     let canonical = serde_urlencoded::to_string(&canon).unwrap_or_default();
-    Ok(RecQuery { request: req, slot, decision, context, canonical })
+    Ok(RecQuery { request: req, slot, decision, context, canonical, shown: true })
 }
 
-async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+async fn user_recommendations(
+    State(s): St,
+    method: Method,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
     let start = Instant::now();
     let catalog = s.catalog.load_full();
-    let q = rec_query(&catalog, raw.as_deref())?;
+    let mut q = rec_query(&catalog, raw.as_deref())?;
+    q.shown = method != Method::HEAD;
     let key = user_key(&id);
     let generation = s.generation.load(Ordering::SeqCst);
     if let Some(hit) = s.cache.get(&key, &q.canonical, generation) {
         metrics::counter!("tailor_recommendation_cache_total", "result" => "hit").increment(1);
         let mut v = (*hit).clone();
         v["cached"] = json!(true);
-        served_from_cache(&s, &catalog, &key, &v, q.slot.as_deref(), start);
+        if q.shown {
+            served_from_cache(&s, &catalog, &key, &v, q.slot.as_deref(), start);
+        }
         return Ok(Json(v).into_response());
     }
     metrics::counter!("tailor_recommendation_cache_total", "result" => if s.cache.enabled() { "miss" } else { "off" })
@@ -1171,12 +1387,15 @@ async fn user_recommendations(State(s): St, Path(id): Path<String>, RawQuery(raw
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &segments, Timestamp::now());
     let q = match &assigned {
         Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => {
-            with_variant(&catalog, raw.as_deref(), a)?
+            RecQuery { shown: q.shown, ..with_variant(&catalog, raw.as_deref(), a)? }
         }
         _ => q,
     };
     let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
-    s.cache.put(&key, &q.canonical, generation, body.clone());
+    // A HEAD's list was never shown: cached, a GET would reuse it without an exposure.
+    if q.shown {
+        s.cache.put(&key, &q.canonical, generation, body.clone());
+    }
     Ok(Json((*body).clone()).into_response())
 }
 
@@ -1379,7 +1598,7 @@ fn recommend(
     if let Some(a) = assigned {
         rec_id.push_str(&a.tag());
     }
-    if let Some(d) = &q.decision {
+    if let Some(d) = q.decision.as_ref().filter(|_| q.shown) {
         s.experiments.bandits.link(&rec_id, d);
     }
     let items_json: Vec<Value> = out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
@@ -1401,16 +1620,18 @@ fn recommend(
     );
     metrics::counter!("tailor_recommendations_served_total", "strategy" => strategy).increment(1);
     let indices: Vec<u32> = out.iter().map(|r| r.item).collect();
-    s.insights.served(&crate::insights::Served {
-        subject: key,
-        items: &indices,
-        ids: &ids,
-        strategy,
-        rec_id: &rec_id,
-        slot: q.slot.as_deref(),
-        latency_us,
-        cached: false,
-    });
+    if q.shown {
+        s.insights.served(&crate::insights::Served {
+            subject: key,
+            items: &indices,
+            ids: &ids,
+            strategy,
+            rec_id: &rec_id,
+            slot: q.slot.as_deref(),
+            latency_us,
+            cached: false,
+        });
+    }
     let variant_json = match assigned {
         Some(a) => {
             let unit = user.unwrap_or_else(|| key.trim_start_matches("s:"));
@@ -1422,7 +1643,9 @@ fn recommend(
                 items: ids.iter().map(|i| (*i).to_string()).collect(),
                 segment: segments.first().cloned(),
             };
-            s.experiments.log_exposure(a, &exposure);
+            if q.shown {
+                s.experiments.log_exposure(a, &exposure);
+            }
             json!({
                 "experiment": a.entry.exp.spec.name,
                 "variant": a.variant_name(),

@@ -202,6 +202,13 @@ pub trait Store: Send + Sync {
     /// External item ids in dense-index order.
     fn item_names(&self) -> Result<Vec<String>>;
 
+    /// External item ids from dense index `from` on (the items added since a caller last
+    /// looked), without copying the whole dictionary.
+    fn item_names_from(&self, from: usize) -> Result<Vec<String>> {
+        let mut all = self.item_names()?;
+        Ok(all.split_off(from.min(all.len())))
+    }
+
     /// Visits events in insertion order, fully decoded, until `f` breaks.
     fn scan_events(&self, filter: EventFilter, f: &mut dyn FnMut(EventId, Event) -> ControlFlow<()>) -> Result<()>;
 

@@ -598,6 +598,11 @@ impl Store for RedbStore {
         Ok(self.names().items.names().to_vec())
     }
 
+    fn item_names_from(&self, from: usize) -> Result<Vec<String>> {
+        let names = self.names();
+        Ok(names.items.names().get(from..).map(<[String]>::to_vec).unwrap_or_default())
+    }
+
     fn scan_events(&self, filter: EventFilter, f: &mut dyn FnMut(EventId, Event) -> ControlFlow<()>) -> Result<()> {
         let p = &self.path;
         let txn = self.db.begin_read().ctx(p)?;

@@ -318,3 +318,28 @@ fn if_due_reruns_only_when_the_policy_says_so() {
         stderr(&o)
     );
 }
+
+// Regression: issue #18 (`segment assign` used today as --as-of while the stored run used
+// its data's end, so on a historical shop it contradicted the run and --apply wrote it).
+#[test]
+fn assign_without_as_of_agrees_with_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = small_shop(dir.path());
+    let rules = dir.path().join("recency.toml");
+    fs_err::write(
+        &rules,
+        "[[segment]]\nname = \"Recent\"\nwhen = \"recency_days <= 20\"\n\n\
+         [[segment]]\nname = \"Lapsed\"\nwhen = \"recency_days > 20\"\n",
+    )
+    .expect("write");
+    json(&data, &["segment", "run", "--method", "rules", "--rules", rules.to_str().expect("utf8")]);
+    let (recent, lapsed) = (members(&data, "Recent", "rules"), members(&data, "Lapsed", "rules"));
+    assert!(!recent.is_empty() && !lapsed.is_empty(), "{recent:?} {lapsed:?}");
+    for (segment, users) in [("Recent", &recent), ("Lapsed", &lapsed)] {
+        for u in users {
+            let a = json(&data, &["segment", "assign", u, "-s", "rules", "--apply"]);
+            assert_eq!(a["segments"], serde_json::json!([segment]), "{u}: {a}");
+            assert_eq!(a["changed"], false, "{u}");
+        }
+    }
+}

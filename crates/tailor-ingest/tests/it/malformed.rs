@@ -83,9 +83,9 @@ fn cases() -> Vec<Case<'static>> {
         Case { name: "impossible date", file: "t2.csv", content: ev("u1,i1,2021-02-30,1,2\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: ts: \"2021-02-30\" is not a timestamp (expected Unix seconds or milliseconds, RFC 3339, or YYYY-MM-DD[ HH:MM:SS]; use --ts-format for others)"]) },
         Case { name: "event before 1970", file: "t3.csv", content: ev("u1,i1,1960-05-01,1,2\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: ts: 1960-05-01T00:00:00Z is before 1970-01-01 (events must be from 1970 on)"]) },
         Case { name: "date not matching --ts-format", file: "t4.csv", content: ev("u1,i1,2020-01-01,1,2\n"), target: Target::Events, maps: &[], sets: purchase, expect: String::new() },
-        Case { name: "NaN price", file: "p1.csv", content: ev("u1,i1,2020-01-01,1,NaN\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: price: NaN is not a finite number"]) },
-        Case { name: "infinite price", file: "p2.csv", content: ev("u1,i1,2020-01-01,1,inf\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: price: inf is not a finite number"]) },
-        Case { name: "negative price", file: "p3.csv", content: ev("u1,i1,2020-01-01,1,-3\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: price: -3 is negative"]) },
+        Case { name: "NaN price", file: "p1.csv", content: ev("u1,i1,2020-01-01,1,NaN\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: unit_price: NaN is not a finite number"]) },
+        Case { name: "infinite price", file: "p2.csv", content: ev("u1,i1,2020-01-01,1,inf\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: unit_price: inf is not a finite number"]) },
+        Case { name: "negative price", file: "p3.csv", content: ev("u1,i1,2020-01-01,1,-3\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: unit_price: -3 is negative"]) },
         Case { name: "empty user id", file: "u.csv", content: ev(",i1,2020-01-01,1,2\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: user: is missing (an event needs a user or a session id)"]) },
         Case { name: "empty item id", file: "i.csv", content: ev("u1,,2020-01-01,1,2\n"), target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: item: is missing (a purchase event needs an item)"]) },
         Case { name: "bad UTF-8", file: "b.csv", content: bad_utf8, target: Target::Events, maps: &[], sets: purchase, expect: rejected(&["2: user: invalid UTF-8 (byte 0xE9 at offset 1)"]) },
@@ -167,6 +167,6 @@ fn skip_invalid_writes_good_rows_and_a_rejects_file() {
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines[0], "line,field,reason,user,item,ts,quantity,price");
     assert_eq!(lines[1], "3,quantity,\"\"\"x\"\" is not a number\",u2,i2,2020-01-02,x,2");
-    assert_eq!(lines[2], "4,price,-1 is negative,u3,i3,2020-01-03,1,-1");
+    assert_eq!(lines[2], "4,unit_price,-1 is negative,u3,i3,2020-01-03,1,-1");
     assert_eq!(store.counts().expect("counts").events, 2);
 }

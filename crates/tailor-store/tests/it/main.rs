@@ -93,7 +93,7 @@ fn contract(s: &dyn Store) {
     bad[2].unit_price = Some(f64::INFINITY);
     bad[0].user = Some("brand-new".into());
     let err = s.write(WriteBatch { events: bad, ..WriteBatch::default() }).expect_err("invalid");
-    assert_eq!(err.to_string(), "event #2: price: inf is not a finite number");
+    assert_eq!(err.to_string(), "event #2: unit_price: inf is not a finite number");
     assert_eq!(s.counts().expect("counts").users, 8);
 
     // Time filter.

@@ -12,6 +12,8 @@ use tailor_server::config::{ApiKey, Playbook, Scope, ServeConfig, Strategy};
 use tailor_store::{RedbStore, SegmentDef, SegmentationRun, Store, WriteBatch};
 use tower::ServiceExt;
 
+mod hardening;
+
 const READ: &str = "read-key-0123456789";
 const WRITE: &str = "write-key-0123456789";
 const ADMIN: &str = "admin-key-0123456789";
@@ -118,7 +120,10 @@ async fn call(
         req = req.header("authorization", format!("Bearer {k}"));
     }
     let body = match body {
-        Some(v) => Body::from(v.to_string()),
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Body::from(v.to_string())
+        }
         None => Body::empty(),
     };
     let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
@@ -197,7 +202,7 @@ async fn events_are_validated_per_row_stored_and_idempotent() {
         {"user": "new-user", "item": "SKU-00004", "kind": "teleport"},
         {"user": "new-user", "item": "SKU-00005", "kind": "view", "colour": "red"},
         {"user": "new-user", "item": "SKU-00006", "kind": "add_to_cart", "ts": "yesterday"},
-        {"session": "anon-1", "item": "SKU-00007", "kind": "view", "ts": 1_790_000_000_000_i64}
+        {"session": "anon-1", "item": "SKU-00007", "kind": "view", "ts": tailor_core::Timestamp::now().0}
     ]);
     let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(batch.clone())).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
@@ -218,7 +223,11 @@ async fn events_are_validated_per_row_stored_and_idempotent() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rows", json!("user"))
     );
     // Malformed JSON and oversized batches.
-    let req = Request::post("/v1/events").header("x-api-key", WRITE).body(Body::from("{not json")).expect("req");
+    let req = Request::post("/v1/events")
+        .header("x-api-key", WRITE)
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .expect("req");
     let resp = s.app.clone().oneshot(req).await.expect("resp");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let many: Vec<Value> =
@@ -593,11 +602,41 @@ async fn error_bodies_match_their_snapshots() {
         ("POST", "/v1/events", Some(WRITE), Some(json!({"events": too_many}))),
         ("PUT", "/v1/items", Some(WRITE), Some(json!([{"id": "X", "price": -3}]))),
         ("DELETE", "/v1/users/nobody-at-all", Some(ADMIN), None),
-        ("PATCH", "/v1/items", Some(WRITE), None),
+        ("PATCH", "/v1/events", Some(WRITE), None),
+        ("HEAD", "/v1/admin/models", None, None),
+        ("POST", "/v1/events", Some(WRITE), Some(json!([{"user": "u", "kind": "view", "ts": "2199-01-01"}]))),
+        (
+            "POST",
+            "/v1/events",
+            Some(WRITE),
+            Some(json!([{"user": "u", "item": "i", "kind": "purchase", "unit_price": 1e308}])),
+        ),
     ] {
         record(&format!("{method} {uri}"), call(&s.app, method, uri, key, body).await);
     }
-    let req = Request::post("/v1/events").header("x-api-key", WRITE).body(Body::from("{not json")).expect("req");
+    for (what, content_type, origin) in [
+        ("text/plain body", Some("text/plain"), None),
+        ("no content type", None, None),
+        ("from another site", Some("application/json"), Some("https://evil.example")),
+    ] {
+        let mut req = Request::post("/v1/events").header("x-api-key", WRITE);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        let body = Body::from(json!({"user": "u", "item": "SKU-00001", "kind": "view"}).to_string());
+        let resp = s.app.clone().oneshot(req.body(body).expect("req")).await.expect("resp");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        record(&format!("POST /v1/events ({what})"), (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
+    }
+    let req = Request::post("/v1/events")
+        .header("x-api-key", WRITE)
+        .header("content-type", "application/json")
+        .body(Body::from("{not json"))
+        .expect("req");
     let resp = s.app.clone().oneshot(req).await.expect("resp");
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
@@ -644,7 +683,7 @@ async fn error_bodies_match_their_snapshots() {
         panic!("tests/snapshots/errors.json is stale: rerun with UPDATE_SNAPSHOTS=1 after checking the change");
     }
     let statuses: std::collections::BTreeSet<u64> = got.iter().filter_map(|c| c["status"].as_u64()).collect();
-    for code in [400, 401, 403, 404, 409, 413, 422, 429, 503] {
+    for code in [400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 503] {
         assert!(statuses.contains(&code), "no snapshot answers {code}");
     }
 }
@@ -711,7 +750,7 @@ async fn experiment_variants_are_served_logged_and_reported() {
     for (i, (u, variant, rec, items)) in served.iter().enumerate() {
         let v = usize::from(variant == "popular");
         events.push(
-            json!({"user": u, "item": items[0], "kind": "impression", "rec_id": rec, "ts": 1_800_000_000_000_i64}),
+            json!({"user": u, "item": items[0], "kind": "impression", "rec_id": rec, "ts": tailor_core::Timestamp::now().0}),
         );
         if i % 3 == 0 {
             events.push(json!({"user": u, "item": items[0], "kind": "click", "rec_id": rec}));
@@ -788,7 +827,7 @@ async fn layout_bandit_decides_and_learns_from_clicks() {
     let click = json!({"user": "U00001", "item": ids(&recs)[0], "kind": "click", "rec_id": rec});
     assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(click.clone())).await.0, StatusCode::ACCEPTED);
     let mut second = click.clone();
-    second["ts"] = json!(1_800_000_000_001_i64);
+    second["ts"] = json!(tailor_core::Timestamp::now().0 + 1);
     assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(second)).await.0, StatusCode::ACCEPTED);
     let state = s.state.experiments.bandits.snapshot();
     let arms = &state["home"];
