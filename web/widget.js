@@ -75,13 +75,22 @@
     }, function (e) { clearTimeout(timer); throw e; });
   }
 
-  // Events go out in batches by sendBeacon (survives navigation); the key travels in the
-  // query string because beacons cannot set headers, and text/plain avoids a preflight.
+  // Events go out in batches by a keepalive fetch, which survives navigation like a beacon
+  // and can send the JSON content type and the key header the server requires (the host
+  // page's origin must be in serve.cors_origins). Browsers without keepalive use
+  // sendBeacon, whose key travels in the query string.
   function send(events) {
-    var url = endpoint + "/v1/events" + (key ? "?key=" + encodeURIComponent(key) : "");
     var body = JSON.stringify(events);
-    if (navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: "text/plain" }))) return;
-    fetch(url, { method: "POST", body: body, keepalive: true, mode: "no-cors" }).catch(function () {});
+    var headers = { "Content-Type": "application/json" };
+    if (key) headers["X-Api-Key"] = key;
+    try {
+      fetch(endpoint + "/v1/events", {
+        method: "POST", body: body, headers: headers, keepalive: true, mode: "cors", credentials: "omit"
+      }).catch(function () {});
+      return;
+    } catch (e) { /* no keepalive: fall through */ }
+    var url = endpoint + "/v1/events" + (key ? "?key=" + encodeURIComponent(key) : "");
+    if (navigator.sendBeacon) navigator.sendBeacon(url, new Blob([body], { type: "application/json" }));
   }
 
   var flush = safe(function () {

@@ -92,6 +92,10 @@ pub struct SegmentMap {
     pub explained: Vec<f64>,
     /// Up to [`MAP_POINTS`] users, evenly sampled: (x, y, segment label or -1 for none).
     pub points: Vec<(f32, f32, i32)>,
+    /// Each point's user as [`tailor_store::map_key`] (no id is stored): an erasure finds
+    /// and removes the user's point.
+    #[serde(default)]
+    pub keys: Vec<u64>,
 }
 
 /// Most users a stored map holds.
@@ -119,13 +123,14 @@ fn pca_points(encoder: Option<&Encoder>, t: &FeatureTable) -> Result<Projection>
 fn segment_map(encoder: Option<&Encoder>, t: &FeatureTable, primary: &[Option<usize>]) -> Result<SegmentMap> {
     let (points, explained) = pca_points(encoder, t)?;
     let step = points.len().div_ceil(MAP_POINTS).max(1);
-    let points = points
+    let (points, keys) = points
         .iter()
         .zip(primary)
+        .zip(&t.users)
         .step_by(step)
-        .map(|(p, g)| (p.0 as f32, p.1 as f32, g.map_or(-1, |g| g as i32)))
-        .collect();
-    Ok(SegmentMap { explained, points })
+        .map(|((p, g), u)| ((p.0 as f32, p.1 as f32, g.map_or(-1, |g| g as i32)), tailor_store::map_key(u)))
+        .unzip();
+    Ok(SegmentMap { explained, points, keys })
 }
 
 /// Options of `segment run`.

@@ -128,7 +128,45 @@ pub fn fingerprint(m: &Interactions) -> String {
     format!("{:032x}", h.digest128())
 }
 
+/// The id an erased user's row keeps in a model file.
+pub const ERASED_USER: &str = "\u{0}erased";
+
 impl ModelFile {
+    /// Forgets the users `erased(id)` names (right to erasure): their id becomes
+    /// [`ERASED_USER`] and every per-user parameter of the model (factor rows, biases) is
+    /// zeroed. Returns the rows forgotten, each with its row index (the user's dense index
+    /// at training, which companion files such as a context model share).
+    pub fn forget_users(&mut self, erased: impl Fn(&str) -> bool) -> Vec<usize> {
+        self.forget_users_at(|_, id| erased(id))
+    }
+
+    /// [`ModelFile::forget_users`] deciding by (row, id); rows already forgotten are skipped.
+    pub fn forget_users_at(&mut self, erased: impl Fn(usize, &str) -> bool) -> Vec<usize> {
+        let rows: Vec<usize> =
+            (0..self.users.len()).filter(|&r| self.users[r] != ERASED_USER && erased(r, &self.users[r])).collect();
+        for &r in &rows {
+            self.users[r] = ERASED_USER.to_string();
+            let zero = |v: &mut Vec<f32>, k: usize| {
+                if let Some(row) = v.get_mut(r * k..(r + 1) * k) {
+                    row.fill(0.0);
+                }
+            };
+            match &mut self.model {
+                AnyModel::Als(m) => zero(&mut m.user_factors, m.k),
+                AnyModel::Bpr(m) => zero(&mut m.user_factors, m.k),
+                AnyModel::Biases(m) => zero(&mut m.user_bias, 1),
+                // Item-side models keep nothing per user.
+                AnyModel::Popular(_)
+                | AnyModel::Trending(_)
+                | AnyModel::Itemknn(_)
+                | AnyModel::Ease(_)
+                | AnyModel::Content(_)
+                | AnyModel::Hybrid(_) => {}
+            }
+        }
+        rows
+    }
+
     /// A file for `model` trained on `m` with these ids.
     pub fn new(model: AnyModel, m: &Interactions, users: Vec<String>, items: Vec<String>, created_at: String) -> Self {
         Self::with_fingerprint(model, fingerprint(m), users, items, created_at)

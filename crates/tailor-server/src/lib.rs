@@ -100,6 +100,8 @@ pub struct AppState {
     erased: Mutex<HashMap<String, Timestamp>>,
     /// The group committer's queue (see [`group_writer`]).
     writer: std::sync::mpsc::SyncSender<WriteJob>,
+    /// Wakes the model scrubber after an erasure (see [`model_scrubber`]).
+    scrubs: std::sync::mpsc::Sender<()>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
     /// Experiments, exposures and layout bandits.
@@ -180,9 +182,17 @@ impl AppState {
             .name("tailor-event-writer".into())
             .spawn(move || group_writer(writer_store.as_ref(), &jobs))
             .map_err(|e| format!("starting the event writer: {e}"))?;
+        let registry = registry::Registry::new(models_dir);
+        let (scrubs, wakes) = std::sync::mpsc::channel();
+        let (scrub_store, scrub_registry) = (store.clone(), registry.clone());
+        std::thread::Builder::new()
+            .name("tailor-model-scrubber".into())
+            .spawn(move || model_scrubber(scrub_store.as_ref(), &scrub_registry, &wakes))
+            .map_err(|e| format!("starting the model scrubber: {e}"))?;
         Ok(Self {
             erased: Mutex::new(HashMap::new()),
             writer,
+            scrubs,
             cache: Cache::new(ttl),
             config,
             store,
@@ -195,7 +205,7 @@ impl AppState {
             als,
             training: tokio::sync::Mutex::new(()),
             record_writes: Mutex::new(()),
-            registry: registry::Registry::new(models_dir),
+            registry,
             context_fields,
             segmenters: ArcSwap::from_pointee(Vec::new()),
             memberships: Mutex::new(HashMap::new()),
@@ -231,6 +241,8 @@ impl AppState {
         let Some(v) = reg.live else {
             return Err(ApiError::unavailable("no model version is registered yet; retrain first"));
         };
+        // Users erased since this version was trained are forgotten before it loads.
+        self.registry.scrub(v, &self.store.user_names()?)?;
         let model = self.registry.load_model(v)?;
         let context = self.registry.load_context(v)?.map(Box::new);
         let recorded = reg.get(v).map_or((None, None), |i| (i.holdout_ndcg, i.holdout));
@@ -502,6 +514,9 @@ impl AppState {
         self.cache.invalidate(&key);
         self.insights.forget(id);
         erasure.found |= self.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
+        // Kept model versions forget the user too, in the background (several erasures in
+        // a moment share one rewrite of each file); a reload scrubs its version first.
+        let _ = self.scrubs.send(());
         Ok(erasure)
     }
 
@@ -565,6 +580,24 @@ impl AppState {
                 "forbidden",
                 format!("key {:?} lacks the {scope:?} scope this route needs", key.name).to_lowercase(),
             ))
+        }
+    }
+}
+
+/// Rewrites kept model versions without the users erased since they were trained: wakes
+/// on an erasure, waits a moment for more, then scrubs every kept version once. Ends when
+/// the state is dropped.
+fn model_scrubber(store: &dyn Store, registry: &registry::Registry, wakes: &std::sync::mpsc::Receiver<()>) {
+    while wakes.recv().is_ok() {
+        std::thread::sleep(Duration::from_millis(500));
+        while wakes.try_recv().is_ok() {}
+        let outcome = store.user_names().map_err(ApiError::from).and_then(|names| registry.scrub_all(&names));
+        match outcome {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "erased users forgotten in kept model versions"),
+            Err(e) => {
+                tracing::error!(error = %e.message, "scrubbing kept model versions failed; retried at the next erasure")
+            }
         }
     }
 }
@@ -638,7 +671,17 @@ fn group_writer(store: &dyn Store, jobs: &std::sync::mpsc::Receiver<WriteJob>) {
         let copies: Vec<Vec<Event>> = batches.iter().map(|b| b.events.clone()).collect();
         match store.write_group(batches) {
             Ok(reports) => {
-                for ((job, events), report) in group.into_iter().zip(copies).zip(reports) {
+                for ((job, mut events), report) in group.into_iter().zip(copies).zip(reports) {
+                    // Only what was stored reaches memory (not duplicates, not the history of
+                    // an erased user).
+                    if !report.skipped.is_empty() {
+                        let skip: std::collections::HashSet<u32> = report.skipped.iter().copied().collect();
+                        let mut at = 0u32;
+                        events.retain(|_| {
+                            at += 1;
+                            !skip.contains(&(at - 1))
+                        });
+                    }
                     let _ = job.reply.send((events, Ok(report)));
                 }
             }

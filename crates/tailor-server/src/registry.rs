@@ -39,6 +39,9 @@ impl RegistryFile {
 #[derive(Debug, Clone)]
 pub struct Registry {
     dir: PathBuf,
+    /// Serialises rewrites of model files (saves, pruning, erasure scrubs), so a scrub
+    /// never brings back a file pruning just deleted.
+    files: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
@@ -48,7 +51,11 @@ fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
 impl Registry {
     /// The registry in `dir` (created on first write).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self { dir, files: Default::default() }
+    }
+
+    fn lock_files(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Its directory.
@@ -104,7 +111,48 @@ impl Registry {
 
     /// Stores a version's model.
     pub fn save_model(&self, version: u64, file: &ModelFile) -> ApiResult<()> {
+        let _files = self.lock_files();
         self.write_gz(&self.model_path(version), &file.to_json().map_err(ApiError::internal)?)
+    }
+
+    /// Forgets erased users in the kept files of version `v` (its model and its context
+    /// model): a row whose user id is no longer the store's id at that dense index
+    /// (`current`, the store's user names now) belongs to an erased user; its id becomes a
+    /// tombstone and its factors zeros, and the files are rewritten. Returns the rows
+    /// forgotten.
+    pub fn scrub(&self, v: u64, current: &[String]) -> ApiResult<usize> {
+        let _files = self.lock_files();
+        let path = self.model_path(v);
+        if !path.exists() {
+            return Ok(0);
+        }
+        let mut file = ModelFile::from_json(&Self::read_gz(&path)?).map_err(|e| io(&path, e))?;
+        let rows = file.forget_users_at(|r, id| current.get(r).is_none_or(|now| now != id));
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        self.write_gz(&path, &file.to_json().map_err(ApiError::internal)?)?;
+        if let Some((mut cm, index)) = self.load_context(v)? {
+            let k = cm.k;
+            for &r in &rows {
+                if let Some(row) = cm.users.get_mut(r * k..(r + 1) * k) {
+                    row.fill(0.0);
+                }
+            }
+            let part = (cm, index);
+            self.write_gz(&self.context_path(v), &serde_json::to_vec(&part).map_err(ApiError::internal)?)?;
+        }
+        Ok(rows.len())
+    }
+
+    /// [`Registry::scrub`] of every version with a kept model file.
+    pub fn scrub_all(&self, current: &[String]) -> ApiResult<usize> {
+        let reg = self.read()?;
+        let mut n = 0;
+        for v in reg.versions.iter().map(|v| v.version) {
+            n += self.scrub(v, current)?;
+        }
+        Ok(n)
     }
 
     fn context_path(&self, version: u64) -> PathBuf {
@@ -113,6 +161,7 @@ impl Registry {
 
     /// Stores a version's context model.
     pub fn save_context(&self, version: u64, part: &crate::live::ContextPart) -> ApiResult<()> {
+        let _files = self.lock_files();
         self.write_gz(&self.context_path(version), &serde_json::to_vec(part).map_err(ApiError::internal)?)
     }
 
@@ -139,6 +188,7 @@ impl Registry {
     /// Deletes model files of all but the newest `keep` promoted versions (never the live
     /// one), so rollback has `keep - 1` versions to go back to.
     pub fn prune(&self, r: &RegistryFile, keep: usize) -> ApiResult<()> {
+        let _files = self.lock_files();
         let promoted: Vec<u64> = r.versions.iter().filter(|v| v.promoted).map(|v| v.version).collect();
         let cut = promoted.len().saturating_sub(keep.max(1));
         for &v in &promoted[..cut] {

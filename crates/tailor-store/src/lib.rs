@@ -54,12 +54,23 @@ pub struct WriteBatch {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteReport {
     /// New events stored.
     pub events_added: u64,
     /// Events skipped because their id was already stored (or repeated in the batch).
     pub events_duplicate: u64,
+    /// Events skipped because their user was erased after them (an erased history cannot
+    /// come back through a re-import or a replayed stream).
+    #[serde(default)]
+    pub events_erased: u64,
+    /// User records skipped because the user was erased and has not come back since.
+    #[serde(default)]
+    pub users_erased: u64,
+    /// Positions (in the batch) of the events that were not stored, duplicates and erased
+    /// alike, so a caller can mirror exactly what was stored.
+    #[serde(skip)]
+    pub skipped: Vec<u32>,
     /// Items created.
     pub items_inserted: u64,
     /// Items updated.
@@ -75,6 +86,8 @@ impl WriteReport {
     pub fn add(&mut self, o: &WriteReport) {
         self.events_added += o.events_added;
         self.events_duplicate += o.events_duplicate;
+        self.events_erased += o.events_erased;
+        self.users_erased += o.users_erased;
         self.items_inserted += o.items_inserted;
         self.items_updated += o.items_updated;
         self.users_inserted += o.users_inserted;
@@ -105,6 +118,21 @@ pub struct ExposureRow {
     pub unit: String,
     /// The exposure record.
     pub record: Vec<u8>,
+}
+
+/// The key an erased user id is remembered by: a hash, so the store keeps no identifier
+/// of a person it erased.
+pub fn erasure_key(id: &str) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(b"tailor-erased\0");
+    h.update(id.as_bytes());
+    h.digest128()
+}
+
+/// The short key of a user on a stored segment map (`map.keys` of a segmentation record,
+/// parallel to `map.points`), by which an erasure finds the user's point.
+pub fn map_key(id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), 0x7a11_0e5e)
 }
 
 /// A record with its bookkeeping.
@@ -179,10 +207,16 @@ pub trait Store: Send + Sync {
     }
 
     /// Erases a user (right to erasure), atomically: their events (and those events' ids),
-    /// their record, their segment memberships and membership history. The external id is
-    /// replaced by a tombstone in the dictionary (dense indices never change); a later event
-    /// with the same id starts a new user. Unknown users erase nothing.
+    /// their record, their segment memberships and membership history, their exposures and
+    /// their points on stored segment maps. The external id is replaced by a tombstone in
+    /// the dictionary (dense indices never change) and remembered by its [`erasure_key`]
+    /// with the time: events of the id dated before the erasure are never stored again
+    /// (re-imports and replays stay erased), a later event starts a new user. Unknown
+    /// users erase nothing.
     fn erase_user(&self, id: &str) -> Result<Erasure>;
+
+    /// When the user with this [`erasure_key`] was last erased, for every erased id.
+    fn erasures(&self) -> Result<std::collections::HashMap<u128, Timestamp>>;
 
     /// The item with external id `id`.
     fn item(&self, id: &str) -> Result<Option<Stored<Item>>>;

@@ -28,7 +28,7 @@ use crate::{
 };
 
 /// Newest schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 /// Events per stored chunk.
 const CHUNK_EVENTS: usize = 8192;
 
@@ -48,6 +48,8 @@ const EXPOSURES: TableDefinition<(&str, u64), (&str, &[u8])> = TableDefinition::
 const SEG_RUNS: TableDefinition<u64, &[u8]> = TableDefinition::new("segment_runs");
 const SEG_MEMBERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("segment_members");
 const SEG_HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segment_history");
+/// Erased user ids by [`crate::erasure_key`] → time of the (latest) erasure, ms.
+const ERASED: TableDefinition<u128, i64> = TableDefinition::new("erased_users");
 
 const K_SCHEMA: &str = "schema_version";
 const K_EVENTS: &str = "events";
@@ -59,7 +61,8 @@ const K_NEXT_EXPOSURE: &str = "next_exposure";
 type Migration = fn(&WriteTransaction) -> std::result::Result<(), redb::Error>;
 
 /// Each step brings the schema from `version - 1` to `version`, in its own transaction.
-const MIGRATIONS: [(u32, Migration); 4] = [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3), (4, migrate_v4)];
+const MIGRATIONS: [(u32, Migration); 5] =
+    [(1, migrate_v1), (2, migrate_v2), (3, migrate_v3), (4, migrate_v4), (5, migrate_v5)];
 
 fn migrate_v1(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     let mut meta = txn.open_table(META)?;
@@ -116,6 +119,48 @@ fn migrate_v4(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
     Ok(())
 }
 
+/// Schema 5: the erased-user table; and item and user records whose timestamps were
+/// written as milliseconds that now read as seconds (1966-10-31 to 1973-03-03, see
+/// [`Timestamp`]) rewritten in the form that reads back unchanged.
+fn migrate_v5(txn: &WriteTransaction) -> std::result::Result<(), redb::Error> {
+    txn.open_table(ERASED)?;
+    for (def, fields) in [(ITEMS, &["created_at"][..]), (USERS, &["signup_at"][..])] {
+        let mut table = txn.open_table(def)?;
+        let mut rewrites: Vec<(u32, Vec<u8>)> = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let mut rec: serde_json::Value = serde_json::from_slice(v.value())
+                .map_err(|e| redb::Error::Corrupted(format!("record {}: {e}", k.value())))?;
+            // (The bookkeeping times are wall-clock times, far above the ambiguous range.)
+            let mut changed = false;
+            for f in fields {
+                changed |= old_millis_to_text(rec.get_mut("value").and_then(|v| v.get_mut(*f)));
+            }
+            if changed {
+                rewrites
+                    .push((k.value(), serde_json::to_vec(&rec).map_err(|e| redb::Error::Corrupted(e.to_string()))?));
+            }
+        }
+        for (k, bytes) in rewrites {
+            table.insert(k, bytes.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON integer written as milliseconds by schema 4 that the one timestamp rule would
+/// read as seconds: rewritten as RFC 3339 text. Returns whether it changed.
+fn old_millis_to_text(v: Option<&mut serde_json::Value>) -> bool {
+    let Some(v) = v else { return false };
+    match v.as_i64() {
+        Some(ms) if ms.abs() < 100_000_000_000 => {
+            *v = serde_json::Value::String(Timestamp(ms).to_rfc3339());
+            true
+        }
+        _ => false,
+    }
+}
+
 fn to_json<T: Serialize>(v: &T) -> std::result::Result<Vec<u8>, redb::Error> {
     serde_json::to_vec(v).map_err(|e| redb::Error::Corrupted(format!("cannot encode a segment record: {e}")))
 }
@@ -124,6 +169,27 @@ fn next(meta: &mut redb::Table<&str, u64>, key: &str) -> std::result::Result<u64
     let v = meta.get(key)?.map_or(1, |v| v.value());
     meta.insert(key, v + 1)?;
     Ok(v)
+}
+
+/// Removes the point whose key is `key` from a segmentation record's map (`map.points`
+/// and the parallel `map.keys`). Returns whether it was there.
+fn drop_map_point(record: &mut serde_json::Value, key: u64) -> bool {
+    let Some(map) = record.get_mut("map").and_then(serde_json::Value::as_object_mut) else { return false };
+    let Some(at) = map
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .and_then(|keys| keys.iter().position(|k| k.as_u64() == Some(key)))
+    else {
+        return false;
+    };
+    for field in ["keys", "points"] {
+        if let Some(list) = map.get_mut(field).and_then(serde_json::Value::as_array_mut)
+            && at < list.len()
+        {
+            list.remove(at);
+        }
+    }
+    true
 }
 
 /// Replaces one user's segments, appending a history entry when they change.
@@ -197,6 +263,8 @@ pub struct RedbStore {
     writer: Mutex<()>,
     /// Loaded at the first write (reads need none of it).
     recent: Mutex<Option<RecentIds>>,
+    /// The erased-user table in memory ([`crate::erasure_key`] → erased at, ms).
+    erased: RwLock<HashMap<u128, i64>>,
 }
 
 trait Ctx<T> {
@@ -219,16 +287,36 @@ impl RedbStore {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(e) => return Err(e).ctx(&path),
         };
-        let store =
-            Self { db, path, names: RwLock::new(Names::default()), writer: Mutex::new(()), recent: Mutex::new(None) };
+        let store = Self {
+            db,
+            path,
+            names: RwLock::new(Names::default()),
+            writer: Mutex::new(()),
+            recent: Mutex::new(None),
+            erased: RwLock::new(HashMap::new()),
+        };
         store.migrate()?;
         store.load_names()?;
+        store.load_erased()?;
         Ok(store)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn load_erased(&self) -> Result<()> {
+        let p = &self.path;
+        let txn = self.db.begin_read().ctx(p)?;
+        let t = txn.open_table(ERASED).ctx(p)?;
+        let mut map = HashMap::new();
+        for row in t.iter().ctx(p)? {
+            let (k, v) = row.ctx(p)?;
+            map.insert(k.value(), v.value());
+        }
+        *self.erased.write().unwrap_or_else(std::sync::PoisonError::into_inner) = map;
+        Ok(())
     }
 
     /// The ids of the last [`RECENT_IDS`] stored events, read from the newest chunks.
@@ -369,7 +457,19 @@ impl RedbStore {
                 if updated { report.items_updated += 1 } else { report.items_inserted += 1 }
             }
             let mut table = txn.open_table(USERS).ctx(p)?;
+            let erased = self.erased.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             for user in &batch.users {
+                // An erased user's record comes back only with the user: known again (an
+                // event after the erasure), back in this batch, or signed up since.
+                if let Some(&at) = erased.get(&crate::erasure_key(user.id.as_str()))
+                    && st.users.known.get(user.id.as_str()).is_none()
+                    && !st.users.lookup.contains_key(user.id.as_str())
+                    && !batch.events.iter().any(|e| e.ts.0 >= at && e.user.as_ref() == Some(&user.id))
+                    && user.signup_at.is_none_or(|t| t.0 < at)
+                {
+                    report.users_erased += 1;
+                    continue;
+                }
                 let (idx, _) = st.users.intern(user.id.as_str());
                 let updated = upsert(&mut table, idx, user.clone(), batch.mode, User::merge_from, st.now)
                     .map_err(|e| self.corrupt(format!("user {}: {e}", user.id)))?;
@@ -385,7 +485,18 @@ impl RedbStore {
         // Ordinals count identical events inside this batch (see `Event::derive_id`).
         let mut ordinals: HashMap<u128, u32> = HashMap::new();
         let mut fresh: Vec<EncodedEvent<'_>> = Vec::with_capacity(batch.events.len());
-        for e in &batch.events {
+        let erased = self.erased.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (position, e) in batch.events.iter().enumerate() {
+            // An erased history stays erased: its events (dated before the erasure) are not
+            // stored again by a re-import or a replayed stream.
+            if !erased.is_empty()
+                && let Some(u) = &e.user
+                && erased.get(&crate::erasure_key(u.as_str())).is_some_and(|&at| e.ts.0 < at)
+            {
+                report.events_erased += 1;
+                report.skipped.push(position as u32);
+                continue;
+            }
             let id = match e.id {
                 Some(id) => id,
                 None => {
@@ -399,6 +510,7 @@ impl RedbStore {
             let key = (e.ts.0, id.0);
             if st.recent.set.contains(&id.0) || !st.seen.insert(id.0) || ids.get(key).ctx(p)?.is_some() {
                 report.events_duplicate += 1;
+                report.skipped.push(position as u32);
                 continue;
             }
             let user = e.user.as_ref().map_or(codec::NONE, |u| st.users.intern(u.as_str()).0);
@@ -519,20 +631,19 @@ impl RedbStore {
             now: Timestamp::now(),
         };
         let txn = self.db.begin_write().ctx(p)?;
+        let mut offset = 0u32;
         for batch in batches {
             let batch = batch.map_err(StoreError::Aborted)?;
-            let before = state.report;
+            // Each batch's own counts and skipped positions; the total's positions count
+            // across the whole stream.
+            let total = std::mem::take(&mut state.report);
             self.apply(&txn, &batch, &mut state)?;
+            let mine = std::mem::replace(&mut state.report, total);
+            state.report.add(&mine);
+            state.report.skipped.extend(mine.skipped.iter().map(|p| p + offset));
+            offset += batch.events.len() as u32;
             if let Some(out) = per_batch.as_deref_mut() {
-                let r = state.report;
-                out.push(WriteReport {
-                    events_added: r.events_added - before.events_added,
-                    events_duplicate: r.events_duplicate - before.events_duplicate,
-                    items_inserted: r.items_inserted - before.items_inserted,
-                    items_updated: r.items_updated - before.items_updated,
-                    users_inserted: r.users_inserted - before.users_inserted,
-                    users_updated: r.users_updated - before.users_updated,
-                });
+                out.push(mine);
             }
         }
         state.users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
@@ -797,8 +908,37 @@ impl Store for RedbStore {
             }
             out.exposures += drop_keys.len() as u64;
         }
+        // Points of the user on stored segment maps (`map.points` with parallel `map.keys`).
+        {
+            let mut runs = txn.open_table(SEG_RUNS).ctx(p)?;
+            let key = crate::map_key(id);
+            let mut rewrites: Vec<(u64, Vec<u8>)> = Vec::new();
+            for e in runs.iter().ctx(p)? {
+                let (k, v) = e.ctx(p)?;
+                let mut run: SegmentationRun =
+                    serde_json::from_slice(v.value()).map_err(|e| self.corrupt(format!("segment run: {e}")))?;
+                if drop_map_point(&mut run.record, key) {
+                    rewrites.push((k.value(), to_json(&run).ctx(p)?));
+                }
+            }
+            for (k, bytes) in rewrites {
+                runs.insert(k, bytes.as_slice()).ctx(p)?;
+                out.segment_entries += 1;
+            }
+        }
         out.found |= out.segment_entries > 0 || out.exposures > 0;
+        // Remembered by a hash, so re-imports and replays of the erased history stay erased.
+        let erased_at = Timestamp::now().0;
+        if out.found {
+            txn.open_table(ERASED).ctx(p)?.insert(crate::erasure_key(id), erased_at).ctx(p)?;
+        }
         txn.commit().ctx(p)?;
+        if out.found {
+            self.erased
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(crate::erasure_key(id), erased_at);
+        }
         if !erased_ids.is_empty() {
             // Forgotten entirely: the same event sent again is a new event.
             let mut guard = self.recent.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -812,6 +952,11 @@ impl Store for RedbStore {
             self.load_names()?;
         }
         Ok(out)
+    }
+
+    fn erasures(&self) -> Result<HashMap<u128, Timestamp>> {
+        let erased = self.erased.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(erased.iter().map(|(k, v)| (*k, Timestamp(*v))).collect())
     }
 
     fn set_user_segments(&self, name: &str, user: &str, segments: Vec<String>, at: Timestamp) -> Result<bool> {
@@ -996,7 +1141,7 @@ mod tests {
             txn.commit().expect("commit");
         }
         let err = RedbStore::open(dir.path()).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (4)"), "{err}");
+        assert!(err.to_string().contains("schema version 99, newer than this tailor understands (5)"), "{err}");
 
         let old = tempfile::tempdir().expect("tempdir");
         {
@@ -1007,6 +1152,42 @@ mod tests {
         let s = RedbStore::open(old.path()).expect("migrates");
         assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
         assert_eq!(s.counts().expect("counts").events, 0);
+    }
+
+    #[test]
+    fn schema_4_timestamps_that_would_read_as_seconds_are_rewritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A schema-4 file: an item released in 1971 (31,536,000,000 ms, below 1e11) and a
+        // user who signed up in 2020, both written as milliseconds.
+        {
+            let db = Database::create(dir.path().join("tailor.redb")).expect("create");
+            let txn = db.begin_write().expect("txn");
+            for (_, step) in &MIGRATIONS[..4] {
+                step(&txn).expect("migrate");
+            }
+            txn.open_table(META).expect("meta").insert(K_SCHEMA, 4).expect("schema");
+            let stored = |value: serde_json::Value| {
+                serde_json::json!({"value": value, "created_at": 1_700_000_000_000_i64,
+                    "updated_at": 1_700_000_000_000_i64, "revision": 1})
+                .to_string()
+            };
+            txn.open_table(ITEM_IDS).expect("t").insert("m", 0).expect("i");
+            txn.open_table(ITEM_NAMES).expect("t").insert(0, "m").expect("i");
+            let item = stored(serde_json::json!({"id": "m", "in_stock": true, "created_at": 31_536_000_000_i64}));
+            txn.open_table(ITEMS).expect("t").insert(0, item.as_bytes()).expect("i");
+            txn.open_table(USER_IDS).expect("t").insert("u", 0).expect("i");
+            txn.open_table(USER_NAMES).expect("t").insert(0, "u").expect("i");
+            let user = stored(serde_json::json!({"id": "u", "consent_email": false, "consent_push": false,
+                "signup_at": 1_600_000_000_000_i64}));
+            txn.open_table(USERS).expect("t").insert(0, user.as_bytes()).expect("i");
+            txn.commit().expect("commit");
+        }
+        let s = RedbStore::open(dir.path()).expect("migrates");
+        assert_eq!(s.schema_version().expect("version"), SCHEMA_VERSION);
+        let item = s.item("m").expect("read").expect("item");
+        assert_eq!(item.value.created_at, Some(Timestamp(31_536_000_000)), "1971-01-01, not 2969");
+        let user = s.user("u").expect("read").expect("user");
+        assert_eq!(user.value.signup_at, Some(Timestamp(1_600_000_000_000)));
     }
 
     #[test]
@@ -1120,10 +1301,22 @@ mod tests {
         let r = s.write(WriteBatch { events: vec![retry], ..WriteBatch::default() }).expect("retry after restart");
         assert_eq!((r.events_added, r.events_duplicate), (0, 1), "the recent ids are reloaded at open");
         assert_eq!(s.counts().expect("counts").events, 1);
-        // After an erasure the event is forgotten: sending it again stores it again.
+        // After an erasure the history stays erased (regression: issue #18): sending the
+        // event again stores nothing, also after reopening; an event dated after the
+        // erasure starts a new user.
         s.erase_user("u").expect("erase");
-        let r = s.write(WriteBatch { events: vec![ev], ..WriteBatch::default() }).expect("after erasure");
-        assert_eq!(r.events_added, 1);
+        let r = s.write(WriteBatch { events: vec![ev.clone()], ..WriteBatch::default() }).expect("after erasure");
+        assert_eq!((r.events_added, r.events_erased, r.skipped.as_slice()), (0, 1, &[0][..]));
+        drop(s);
+        let s = RedbStore::open(dir.path()).expect("reopen");
+        assert_eq!(
+            s.write(WriteBatch { events: vec![ev.clone()], ..WriteBatch::default() }).expect("w").events_erased,
+            1
+        );
+        let mut back = ev;
+        back.ts = Timestamp::now();
+        assert_eq!(s.write(WriteBatch { events: vec![back], ..WriteBatch::default() }).expect("w").events_added, 1);
+        assert_eq!(s.erasures().expect("erasures").len(), 1);
     }
 
     #[test]

@@ -224,3 +224,55 @@ async fn new_items_are_appended_to_the_catalog() {
     let (_, p) = call(&s.app, "GET", "/v1/users/n7/profile", Some(READ), None).await;
     assert_eq!(p["activity"]["recent"][0]["item"], "NEW-7", "{p}");
 }
+
+fn model_file_users(dir: &std::path::Path, version: u64) -> Vec<String> {
+    use std::io::Read;
+    let path = dir.join(format!("models/v{version:06}.json.gz"));
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(fs_err::File::open(&path).expect("model file")).read_to_end(&mut json).expect("gz");
+    tailor_recommend::file::ModelFile::from_json(&json).expect("model").users
+}
+
+// Regression: issue #18 (after an erasure, kept model versions still held the user and
+// their factor row, and a rollback loaded them back; a re-import brought the events back).
+#[tokio::test]
+async fn erasure_reaches_kept_model_versions_and_stays() {
+    let s = shop();
+    let user = "U00005";
+    let dir = s._dir.path().to_path_buf();
+    assert!(model_file_users(&dir, 1).iter().any(|u| u == user));
+    assert_eq!(call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await.0, StatusCode::OK);
+    let (st, v) = call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Every kept version forgets the user within moments (the scrubber coalesces erasures).
+    let mut forgotten = false;
+    for _ in 0..100 {
+        forgotten = [1, 2].iter().all(|&v| !model_file_users(&dir, v).iter().any(|u| u == user));
+        if forgotten {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(forgotten, "a kept model file still names {user}");
+    // A rollback to the version trained before the erasure serves no row of theirs.
+    let (st, v) = call(&s.app, "POST", "/v1/admin/rollback?to=1", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(s.state.live.load().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
+    let (_, list) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations"), Some(READ), None).await;
+    assert_eq!(list["strategy"], "popular", "{list}");
+    // Their old history sent again (a re-import, a replayed stream) stays erased; a new
+    // event starts a new user.
+    let old = json!([{"user": user, "item": "SKU-00001", "kind": "view", "ts": "2026-10-01T10:00:00Z"}]);
+    let (_, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(old)).await;
+    assert_eq!(v["stored"], 0, "{v}");
+    let report = s
+        .store
+        .write(WriteBatch { users: vec![tailor_core::User::new(user)], ..WriteBatch::default() })
+        .expect("write");
+    assert_eq!((report.users_erased, report.users_inserted), (1, 0), "their record does not come back alone");
+    let new = json!([{"user": user, "item": "SKU-00002", "kind": "view"}]);
+    let (_, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(new)).await;
+    assert_eq!(v["stored"], 1, "{v}");
+    let (_, p) = call(&s.app, "GET", &format!("/v1/users/{user}/profile"), Some(READ), None).await;
+    assert_eq!(p["activity"]["counts"], json!({"view": 1}), "only the new life: {p}");
+}

@@ -255,10 +255,21 @@ fn erasure_removes_every_trace_of_a_user() {
     drop(s);
     let s = RedbStore::open(dir.path()).expect("reopen");
     check(&s);
-    // The same events may come again (a new user with that id): they are new now.
+    // The erased history sent again (a re-import, a replay) stays erased (regression:
+    // issue #18); the same id acting after the erasure is a new user.
     let again: Vec<Event> =
         ev.iter().filter(|e| e.user.as_ref().is_some_and(|u| u.as_str() == "u3")).cloned().collect();
-    let r = s.write(WriteBatch { events: again, ..WriteBatch::default() }).expect("write");
-    assert_eq!(r.events_added, 10);
+    let r = s.write(WriteBatch { events: again.clone(), ..WriteBatch::default() }).expect("write");
+    assert_eq!((r.events_added, r.events_erased), (0, 10));
+    let later: Vec<Event> = again
+        .into_iter()
+        .map(|mut e| {
+            e.ts = tailor_core::Timestamp::now();
+            e.id = None;
+            e
+        })
+        .collect();
+    let r = s.write(WriteBatch { events: later, ..WriteBatch::default() }).expect("write");
+    assert!(r.events_added > 0 && r.events_erased == 0, "{r:?}");
     assert_eq!(s.erase_user("nobody").expect("erase"), tailor_store::Erasure::default());
 }
