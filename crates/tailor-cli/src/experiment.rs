@@ -139,6 +139,17 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec> {
 }
 
 /// Runs an experiment command over the store.
+/// `tailor experiment ...`: `plan` needs no store, the others open it.
+pub fn run_cmd(cli: &crate::Cli, config: &crate::config::Config, cmd: &ExperimentCmd) -> Result<()> {
+    if matches!(cmd, ExperimentCmd::Plan { .. }) {
+        run(cli.json, None, cmd)
+    } else {
+        let store = crate::open_store(config)?;
+        run(cli.json, Some(&store), cmd)
+    }
+}
+
+/// Runs an experiment command over `store`.
 pub fn run(json: bool, store: Option<&dyn tailor_store::Store>, cmd: &ExperimentCmd) -> Result<()> {
     if let ExperimentCmd::Plan { baseline, mde, alpha, power, variants } = cmd {
         return plan(json, *baseline, *mde, *alpha, *power, *variants);

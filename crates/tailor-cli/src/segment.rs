@@ -163,6 +163,27 @@ pub struct RunOptions {
     pub dry_run: bool,
 }
 
+impl Default for RunOptions {
+    /// `segment run`'s defaults: k-means with k chosen by silhouette over every feature.
+    fn default() -> Self {
+        Self {
+            method: "kmeans".into(),
+            k: "auto".into(),
+            features: None,
+            rules: None,
+            as_of: None,
+            name: None,
+            names: None,
+            eps: None,
+            min_samples: 5,
+            n_init: 1,
+            seed: 0,
+            top_categories: 8,
+            dry_run: false,
+        }
+    }
+}
+
 /// Users with activity, their features and the population.
 pub struct Population {
     /// The feature table.

@@ -1,0 +1,62 @@
+//! `tailor serve`: the HTTP API over the stored data.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::Config;
+use crate::{open_store, usage};
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [config: serve.addr].
+    #[arg(long)]
+    pub(crate) addr: Option<String>,
+    /// Retrain in the background this often, e.g. `1h` [config: serve.retrain_every].
+    #[arg(long)]
+    pub(crate) retrain_every: Option<String>,
+}
+
+pub(crate) fn server_state(
+    config: &Config,
+    store: std::sync::Arc<dyn tailor_store::Store>,
+) -> Result<tailor_server::AppState> {
+    tailor_server::AppState::open(
+        config.serve.clone(),
+        store,
+        config.interactions.clone(),
+        config.store.data_dir.join("models"),
+    )
+    .map_err(|e| anyhow::anyhow!("starting the server state: {e}"))
+}
+
+/// `tailor serve`: loads the state, trains, serves until Ctrl-C / SIGTERM.
+pub(crate) fn serve(config: &Config, addr: Option<&str>) -> Result<()> {
+    let addr_text = addr.unwrap_or(&config.serve.addr).to_string();
+    let addr: std::net::SocketAddr = addr_text
+        .parse()
+        .map_err(|e| usage(format!("--addr {addr_text}: not an address like 127.0.0.1:8080 ({e})")))?;
+    let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
+    let start = Instant::now();
+    let state = server_state(config, store)?;
+    let info = state.start_blocking().map_err(|e| anyhow::anyhow!("loading the served models: {}", e.message))?;
+    tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
+    eprintln!(
+        "models trained in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
+        info.train_seconds, info.users, info.items, info.pairs
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(tailor_server::serve(std::sync::Arc::new(state), addr))?;
+    Ok(())
+}
+
+/// `tailor serve [--addr] [--retrain-every]`.
+pub(crate) fn run(config: &Config, args: &ServeArgs) -> Result<()> {
+    let mut config = config.clone();
+    if let Some(every) = &args.retrain_every {
+        config.serve.retrain_every = every.clone();
+        config.serve.validate().map_err(usage)?;
+    }
+    serve(&config, args.addr.as_deref())
+}
