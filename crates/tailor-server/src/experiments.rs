@@ -338,7 +338,8 @@ pub struct LayoutDecision {
 }
 
 impl Bandits {
-    fn open(configs: &[BanditConfig], path: PathBuf) -> ApiResult<Self> {
+    /// The bandits of `configs`, with the state persisted at `path` when it matches them.
+    pub fn open(configs: &[BanditConfig], path: PathBuf) -> ApiResult<Self> {
         let mut bandits: HashMap<String, Bandit> = if path.exists() {
             let text = fs_err::read_to_string(&path).map_err(|e| ApiError::internal(e.to_string()))?;
             serde_json::from_str(&text)

@@ -907,16 +907,35 @@ async fn json_errors(State(state): State<Arc<AppState>>, req: Request, next: Nex
     out
 }
 
-/// Serves until Ctrl-C or SIGTERM, then stops accepting and drains in-flight requests
-/// (every accepted event has been committed before its answer, so nothing is pending).
-pub async fn serve(state: Arc<AppState>, addr: SocketAddr) -> std::io::Result<()> {
-    if state.config.api_keys.is_empty() && !addr.ip().is_loopback() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("refusing to serve {addr} without API keys: configure [[serve.api_keys]] or bind 127.0.0.1"),
+/// Binds the listening socket before anything slow happens (a taken port or a refused
+/// address is reported at once, not after training), and refuses to expose a server
+/// without API keys on anything but loopback. `setting` names where `addr` came from
+/// (`--addr`, `serve.addr`) for the message.
+pub fn bind(config: &ServeConfig, addr: SocketAddr, setting: &str) -> Result<std::net::TcpListener, String> {
+    if config.api_keys.is_empty() && !addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to serve {addr} ({setting}) without API keys: configure [[serve.api_keys]] or listen on 127.0.0.1"
         ));
     }
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (another process listens there; pick another port)",
+            std::io::ErrorKind::AddrNotAvailable => " (no interface of this machine has that address)",
+            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need privileges)",
+            _ => "",
+        };
+        format!("cannot listen on {addr} ({setting}): {e}{hint}")
+    })?;
+    listener.set_nonblocking(true).map_err(|e| format!("{addr}: {e}"))?;
+    Ok(listener)
+}
+
+/// Serves on a listener from [`bind`] until Ctrl-C or SIGTERM, then stops accepting and
+/// drains in-flight requests (every accepted event has been committed before its answer,
+/// so nothing is pending).
+pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
     {
         // Segment sweep: users marked dirty by events are re-placed within a moment even if

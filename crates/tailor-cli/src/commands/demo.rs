@@ -7,7 +7,9 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use tailor_store::{Store, WriteBatch};
 
-use crate::commands::serve::serve;
+use tailor_core::Timestamp;
+
+use crate::commands::serve::{listen, serve};
 use crate::config::Config;
 use crate::{Cli, open_store, progress_bar, segment, usage};
 
@@ -22,12 +24,19 @@ pub(crate) struct DemoArgs {
     /// Items [config: demo.items].
     #[arg(long)]
     pub(crate) items: Option<usize>,
-    /// Days of history [config: demo.days].
+    /// Days of history, ending now [config: demo.days].
     #[arg(long)]
     pub(crate) days: Option<u32>,
+    /// Address to serve on, e.g. 127.0.0.1:8081 [config: serve.addr].
+    #[arg(long, visible_alias = "listen", value_name = "HOST:PORT")]
+    pub(crate) addr: Option<String>,
     /// Only generate and store; do not train or serve.
     #[arg(long)]
     pub(crate) no_serve: bool,
+    /// Delete the shop already in the data directory (store, models, bandit state) and
+    /// generate a new one; without it, a data directory that holds a shop is served as it is.
+    #[arg(long)]
+    pub(crate) fresh: bool,
     /// Leave out the history of recommendation traffic (impression events and the rec_ids
     /// of attributed click-throughs, carts and purchases); shoppers' behaviour is the same.
     #[arg(long)]
@@ -37,85 +46,13 @@ pub(crate) struct DemoArgs {
     pub(crate) truth_out: Option<PathBuf>,
 }
 
-pub(crate) fn run(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
-    let params = tailor_ingest::demo::DemoParams {
-        seed: args.seed.unwrap_or(config.demo.seed),
-        users: args.users.unwrap_or(config.demo.users),
-        items: args.items.unwrap_or(config.demo.items),
-        days: args.days.unwrap_or(config.demo.days),
-        anonymous_sessions: config.demo.anonymous_sessions,
-        rec_traffic: !args.no_rec_traffic,
-        ..Default::default()
-    };
-    if params.users == 0 || params.items == 0 || params.days == 0 {
-        return Err(usage("--users, --items and --days must be positive"));
-    }
-    let start = Instant::now();
-    let spinner = progress_bar(cli, 3);
-    if let Some(s) = &spinner {
-        s.set_message("generating the demo shop");
-    }
-    let shop = tailor_ingest::demo::generate(&params);
-    let generated = start.elapsed().as_secs_f64();
-    if let Some(s) = &spinner {
-        s.set_position(1);
-        s.set_message("storing");
-    }
-    if let Some(path) = &args.truth_out {
-        write_truth(path, &shop)?;
-    }
-    let (n_items, n_users, n_events) = (shop.items.len(), shop.users.len(), shop.events.len());
-    let store = open_store(config)?;
-    let batch = WriteBatch { items: shop.items, users: shop.users, events: shop.events, ..WriteBatch::default() };
-    let written = store.write(batch)?;
-    if let Some(s) = &spinner {
-        s.finish_and_clear();
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    let mut shares = std::collections::BTreeMap::new();
-    for a in &shop.archetypes {
-        *shares.entry(a.as_str()).or_insert(0u64) += 1;
-    }
-    let summary = serde_json::json!({
-        "data_dir": config.store.data_dir,
-        "params": params,
-        "items": n_items,
-        "users": n_users,
-        "events": n_events,
-        "written": written,
-        "archetypes": shares,
-        "generate_seconds": generated,
-        "seconds": seconds,
-        "serving": !args.no_serve,
-    });
-    if cli.json {
-        println!("{summary}");
-    } else {
-        println!(
-            "demo shop (seed {}) in {}: {} items, {} users, {} events over {} days; {} new events stored in {:.2} s",
-            params.seed,
-            config.store.data_dir.display(),
-            n_items,
-            n_users,
-            n_events,
-            params.days,
-            written.events_added,
-            seconds
-        );
-        println!(
-            "hidden shopper archetypes: {}",
-            shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-        );
-        println!("next: `tailor stats` for a summary; `tailor export events --out events.csv` for the raw data");
-    }
-    if args.no_serve {
-        return Ok(());
-    }
-    drop(store);
-    demo_segments(config)?;
+/// The demo's serving preset: playbooks for its rule segments, an A/B test of diversified
+/// home lists and a layout bandit on the home slot (each only where the configuration
+/// gives none).
+pub(crate) fn preset(config: &Config) -> Config {
+    use tailor_server::config::{Playbook, Strategy};
     let mut config = config.clone();
     if config.serve.playbooks.is_empty() {
-        use tailor_server::config::{Playbook, Strategy};
         let p = |segment: &str, strategy, weight| Playbook { segment: segment.into(), strategy, weight };
         config.serve.playbooks = vec![
             p("Bargain hunters", Strategy::BoostDiscounted, 0.3),
@@ -124,7 +61,6 @@ pub(crate) fn run(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
         ];
     }
     if config.serve.experiments.is_empty() {
-        // An A/B test of diversified lists on the home slot, and a layout bandit there.
         let mut e = tailor_experiment::ExperimentSpec::new("home-diversity", &["control", "diverse"]);
         e.description = Some("Does a more diverse home list get more clicks without losing revenue?".into());
         e.slots = vec!["home".into()];
@@ -140,20 +76,159 @@ pub(crate) fn run(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
             per_segment: true,
         }];
     }
-    let addr = config.serve.addr.clone();
+    config
+}
+
+/// `tailor demo`.
+pub(crate) fn run(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
+    let config = preset(config);
+    let params = tailor_ingest::demo::DemoParams {
+        seed: args.seed.unwrap_or(config.demo.seed),
+        users: args.users.unwrap_or(config.demo.users),
+        items: args.items.unwrap_or(config.demo.items),
+        days: args.days.unwrap_or(config.demo.days),
+        anonymous_sessions: config.demo.anonymous_sessions,
+        rec_traffic: !args.no_rec_traffic,
+        // The history ends now (to the hour, so reruns within it are the same shop).
+        end: Timestamp(Timestamp::now().0.div_euclid(3_600_000) * 3_600_000),
+    };
+    if params.users == 0 || params.items == 0 || params.days == 0 {
+        return Err(usage("--users, --items and --days must be positive"));
+    }
+    // Bind before minutes of generating and training: a taken port is reported at once.
+    let listener = if args.no_serve { None } else { Some(listen(&config, args.addr.as_deref())?) };
+    let dir = &config.store.data_dir;
+    if args.fresh {
+        for path in [dir.join("tailor.redb"), dir.join("bandits.json")] {
+            if path.exists() {
+                fs_err::remove_file(&path)?;
+            }
+        }
+        if dir.join("models").exists() {
+            fs_err::remove_dir_all(dir.join("models"))?;
+        }
+    }
+    let store = open_store(&config)?;
+    let stored = store.counts()?.events;
+    let summary = if stored > 0 {
+        // Served as it is: regenerating would bring back erased users and lose what the
+        // shop has recorded since.
+        let summary = serde_json::json!({"data_dir": dir, "reused": true, "events": stored,
+            "written": tailor_store::WriteReport::default(), "serving": !args.no_serve});
+        if !cli.json {
+            println!(
+                "using the demo shop already in {} ({stored} events); `tailor demo --fresh` generates a new one",
+                dir.display()
+            );
+        }
+        drop(store);
+        summary
+    } else {
+        let summary = generate(cli, &config, &params, args, &store)?;
+        drop(store);
+        demo_segments(&config)?;
+        summary
+    };
+    if cli.json {
+        println!("{summary}");
+    }
+    let Some(listener) = listener else { return Ok(()) };
+    let addr = listener.local_addr()?;
     let user = shop_first_user(&config)?;
     println!("serving the demo shop on http://{addr}  (Ctrl-C stops)");
-    println!("  open http://{addr}/demo   the storefront: switch shoppers, browse, buy");
+    println!("  open http://{addr}/demo        the storefront: switch shoppers, browse, buy");
+    println!("  open http://{addr}/dashboard   the dashboard: traffic, segments, models, experiments");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5'");
     println!("  curl 'http://{addr}/v1/users/{user}/layout?slot=home'");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5&slot=home'   # in the home-diversity A/B test");
     println!("  curl http://{addr}/v1/experiments/home-diversity/report");
     println!("  curl 'http://{addr}/v1/popular?k=5'");
     println!(
-        "  curl -X POST http://{addr}/v1/events -d '{{\"user\":\"{user}\",\"item\":\"<an item id>\",\"kind\":\"purchase\"}}'"
+        "  curl -X POST http://{addr}/v1/events -H 'Content-Type: application/json' -d '{{\"user\":\"{user}\",\"item\":\"<an item id>\",\"kind\":\"purchase\"}}'"
     );
     println!("  curl http://{addr}/openapi.json");
-    serve(&config, None)
+    serve(&config, listener)
+}
+
+/// Generates the shop with its simulated experiment and bandit history and stores it.
+fn generate(
+    cli: &Cli,
+    config: &Config,
+    params: &tailor_ingest::demo::DemoParams,
+    args: &DemoArgs,
+    store: &dyn Store,
+) -> Result<serde_json::Value> {
+    let start = Instant::now();
+    let spinner = progress_bar(cli, 3);
+    if let Some(s) = &spinner {
+        s.set_message("generating the demo shop");
+    }
+    let mut shop = tailor_ingest::demo::generate(params);
+    let generated = start.elapsed().as_secs_f64();
+    if let Some(s) = &spinner {
+        s.set_position(1);
+        s.set_message("storing");
+    }
+    if let Some(path) = &args.truth_out {
+        write_truth(path, &shop)?;
+    }
+    let history = if params.rec_traffic {
+        super::demo_history::simulate(&mut shop.events, config, params.end)?
+    } else {
+        super::demo_history::History::default()
+    };
+    let (n_items, n_users, n_events) = (shop.items.len(), shop.users.len(), shop.events.len());
+    let batch = WriteBatch { items: shop.items, users: shop.users, events: shop.events, ..WriteBatch::default() };
+    let written = store.write(batch)?;
+    history.store(store)?;
+    if let Some(s) = &spinner {
+        s.finish_and_clear();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let mut shares = std::collections::BTreeMap::new();
+    for a in &shop.archetypes {
+        *shares.entry(a.as_str()).or_insert(0u64) += 1;
+    }
+    if !cli.json {
+        println!(
+            "demo shop (seed {}) in {}: {} items, {} users, {} events over the {} days to now; {} new events stored in {:.2} s",
+            params.seed,
+            config.store.data_dir.display(),
+            n_items,
+            n_users,
+            n_events,
+            params.days,
+            written.events_added,
+            seconds
+        );
+        println!(
+            "hidden shopper archetypes: {}",
+            shares.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        );
+        if !history.exposures.is_empty() {
+            println!(
+                "simulated history: {} lists in the {:?} A/B test, {} layout decisions of the home bandit",
+                history.exposures.len(),
+                history.experiment.as_ref().map_or("", |e| e.spec.name.as_str()),
+                history.decisions
+            );
+        }
+        println!("next: `tailor stats` for a summary; `tailor export events --out events.csv` for the raw data");
+    }
+    Ok(serde_json::json!({
+        "data_dir": config.store.data_dir,
+        "params": params,
+        "items": n_items,
+        "users": n_users,
+        "events": n_events,
+        "written": written,
+        "archetypes": shares,
+        "experiment_exposures": history.exposures.len(),
+        "bandit_decisions": history.decisions,
+        "generate_seconds": generated,
+        "seconds": seconds,
+        "serving": !args.no_serve,
+    }))
 }
 
 /// The demo's rule segments (bargain hunters, trend followers, luxury), which its playbooks

@@ -4,6 +4,7 @@ pub(crate) mod bench;
 pub(crate) mod cluster;
 pub(crate) mod config;
 pub(crate) mod demo;
+pub(crate) mod demo_history;
 pub(crate) mod eval;
 pub(crate) mod export;
 pub(crate) mod import;

@@ -10,8 +10,8 @@ use crate::{open_store, usage};
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on [config: serve.addr].
-    #[arg(long)]
+    /// Address to listen on, e.g. 127.0.0.1:8080 [config: serve.addr].
+    #[arg(long, visible_alias = "listen", value_name = "HOST:PORT")]
     pub(crate) addr: Option<String>,
     /// Retrain in the background this often, e.g. `1h` [config: serve.retrain_every].
     #[arg(long)]
@@ -31,23 +31,36 @@ pub(crate) fn server_state(
     .map_err(|e| anyhow::anyhow!("starting the server state: {e}"))
 }
 
-/// `tailor serve`: loads the state, trains, serves until Ctrl-C / SIGTERM.
-pub(crate) fn serve(config: &Config, addr: Option<&str>) -> Result<()> {
-    let addr_text = addr.unwrap_or(&config.serve.addr).to_string();
-    let addr: std::net::SocketAddr = addr_text
-        .parse()
-        .map_err(|e| usage(format!("--addr {addr_text}: not an address like 127.0.0.1:8080 ({e})")))?;
+/// Binds the address to serve (`--addr` if given, else `serve.addr`) before anything slow
+/// happens, so a taken port is reported at once and names the setting.
+pub(crate) fn listen(config: &Config, addr: Option<&str>) -> Result<std::net::TcpListener> {
+    let (text, setting) = match addr {
+        Some(a) => (a.to_string(), "--addr"),
+        None => (config.serve.addr.clone(), "serve.addr"),
+    };
+    let addr: std::net::SocketAddr =
+        text.parse().map_err(|e| usage(format!("{setting} {text:?}: not an address like 127.0.0.1:8080 ({e})")))?;
+    tailor_server::bind(&config.serve, addr, setting).map_err(anyhow::Error::msg)
+}
+
+/// Loads the state, trains or loads the live version, and serves on `listener` until
+/// Ctrl-C / SIGTERM.
+pub(crate) fn serve(config: &Config, listener: std::net::TcpListener) -> Result<()> {
+    let addr = listener.local_addr()?;
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let start = Instant::now();
     let state = server_state(config, store)?;
     let info = state.start_blocking().map_err(|e| anyhow::anyhow!("loading the served models: {}", e.message))?;
     tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
     eprintln!(
-        "models trained in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
-        info.train_seconds, info.users, info.items, info.pairs
+        "models ready in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
+        start.elapsed().as_secs_f64(),
+        info.users,
+        info.items,
+        info.pairs
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(tailor_server::serve(std::sync::Arc::new(state), addr))?;
+    runtime.block_on(tailor_server::serve(std::sync::Arc::new(state), listener))?;
     Ok(())
 }
 
@@ -58,5 +71,6 @@ pub(crate) fn run(config: &Config, args: &ServeArgs) -> Result<()> {
         config.serve.retrain_every = every.clone();
         config.serve.validate().map_err(usage)?;
     }
-    serve(&config, args.addr.as_deref())
+    let listener = listen(&config, args.addr.as_deref())?;
+    serve(&config, listener)
 }

@@ -15,7 +15,11 @@ fn demo_recommendation_traffic_is_impressions_on_top_of_the_same_behaviour() {
     let impressions = a["events_by_kind"]["impression"].as_u64().expect("impressions");
     assert!(impressions > 1000, "{a}");
     assert_eq!(b["events_by_kind"].get("impression"), None, "{b}");
-    assert_eq!(a["events"].as_u64(), b["events"].as_u64().map(|n| n + impressions));
+    // The simulated A/B test's click-throughs add a click before each attributed view.
+    let clicks = a["events_by_kind"]["click"].as_u64().unwrap_or(0);
+    assert!(clicks > 0, "{a}");
+    assert_eq!(b["events_by_kind"].get("click"), None, "{b}");
+    assert_eq!(a["events"].as_u64(), b["events"].as_u64().map(|n| n + impressions + clicks));
     for k in ["view", "add_to_cart", "purchase", "return"] {
         assert_eq!(a["events_by_kind"][k], b["events_by_kind"][k], "{k}");
     }
@@ -234,4 +238,82 @@ fn cluster_a_numeric_csv() {
     assert!(stderr(&o).contains("x.csv:3: b: \"x\" is not a number"), "{}", stderr(&o));
     let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+// Regression: issue #18 (`tailor segment users NAME | head` panicked on the broken pipe,
+// exit 101 with a backtrace).
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    assert!(tailor(&data, &["demo", "--users", "300", "--items", "100", "--days", "7", "--no-serve"]).status.success());
+    for args in [&["config", "show"][..], &["segment", "users", "Bargain hunters", "-s", "rules"][..], &["stats"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tailor"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // The reader goes away before the first line is written (as `head` does after its lines).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !err.contains("panicked"), "{args:?}: {:?} {err}", out.status);
+    }
+}
+
+// Regression: issue #18 (no address flag; a taken port was reported only after training,
+// naming neither the address nor the setting).
+#[test]
+fn demo_binds_first_and_names_the_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    for flag in ["--addr", "--listen"] {
+        let o = tailor(&data, &["demo", "--users", "200", "--items", "100", "--days", "7", flag, &addr]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("cannot listen on {addr} (--addr)")), "{}", stderr(&o));
+        assert!(!data.join("tailor.redb").exists(), "nothing was generated before the bind failed");
+    }
+    let o = tailor(&data, &["--conf", &format!("serve.addr={addr}"), "demo", "--users", "200", "--items", "100"]);
+    assert!(stderr(&o).contains(&format!("cannot listen on {addr} (serve.addr)")), "{}", stderr(&o));
+    let o = tailor(&data, &["demo", "--addr", "0.0.0.0:0", "--users", "200", "--items", "100"]);
+    assert!(stderr(&o).contains("refusing to serve 0.0.0.0:0 (--addr) without API keys"), "{}", stderr(&o));
+}
+
+// Regression: issue #18 (the demo's history ended on a fixed date and its A/B test and
+// layout bandit started without data; a rerun regenerated the shop).
+#[test]
+fn demo_history_ends_now_with_experiment_data_and_reruns_reuse_the_shop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--users", "400", "--items", "200", "--days", "21", "--no-serve", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(summary["experiment_exposures"].as_u64().is_some_and(|n| n > 100), "{summary}");
+    assert!(summary["bandit_decisions"].as_u64().is_some_and(|n| n > 100), "{summary}");
+    let last = stats(&data)["last_event"].as_str().expect("last").to_string();
+    let last = tailor_core::Timestamp::parse_auto(&last).expect("time");
+    let age_h = (tailor_core::Timestamp::now().0 - last.0) as f64 / 3.6e6;
+    assert!((0.0..3.0).contains(&age_h), "the history ends {age_h:.1} h ago");
+    let o = tailor(&data, &["experiment", "report", "home-diversity", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    for v in r["variants"].as_array().expect("variants") {
+        assert!(v["exposures"].as_u64().is_some_and(|n| n > 50) && v["clicks"].as_u64().is_some_and(|n| n > 5), "{v}");
+    }
+    let bandits: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(data.join("bandits.json")).expect("bandits")).expect("json");
+    assert!(bandits["home"].is_object(), "{bandits}");
+    let before = stats(&data)["events"].clone();
+    let o = tailor(&data, &["demo", "--users", "400", "--items", "200", "--days", "21", "--no-serve"]);
+    assert!(stdout(&o).contains("using the demo shop already in"), "{}", stdout(&o));
+    // Regression: issue #18 (log lines carried colour codes when stderr was not a terminal).
+    let o = tailor(&data, &["train"]);
+    let log = stderr(&o);
+    assert!(o.status.success() && log.contains("INFO") && !log.contains('\u{1b}'), "{log}");
+    assert_eq!(stats(&data)["events"], before);
 }
