@@ -139,6 +139,15 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec> {
 }
 
 /// Runs an experiment command over the store.
+/// Prints on stderr where `e` and another running experiment compete for a slot.
+fn warn_shadowing(store: &dyn tailor_store::Store, e: &tailor_experiment::Experiment) -> Result<()> {
+    let all = server::load(store).map_err(|x| anyhow::anyhow!(x.message))?;
+    for w in server::shadowing(e, &all, tailor_core::Timestamp::now()) {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
 /// `tailor experiment ...`: `plan` needs no store, the others open it.
 pub fn run_cmd(cli: &crate::Cli, config: &crate::config::Config, cmd: &ExperimentCmd) -> Result<()> {
     if matches!(cmd, ExperimentCmd::Plan { .. }) {
@@ -171,9 +180,14 @@ pub fn run(json: bool, store: Option<&dyn tailor_store::Store>, cmd: &Experiment
             if *start {
                 e = server::transition(store, &e.spec.name, Status::Running, by).map_err(api)?;
             }
+            warn_shadowing(store, &e)?;
             show(&e)
         }
-        ExperimentCmd::Start { name } => show(&server::transition(store, name, Status::Running, by).map_err(api)?),
+        ExperimentCmd::Start { name } => {
+            let e = server::transition(store, name, Status::Running, by).map_err(api)?;
+            warn_shadowing(store, &e)?;
+            show(&e)
+        }
         ExperimentCmd::Pause { name } => show(&server::transition(store, name, Status::Paused, by).map_err(api)?),
         ExperimentCmd::Stop { name } => show(&server::transition(store, name, Status::Stopped, by).map_err(api)?),
         ExperimentCmd::List => {

@@ -317,6 +317,23 @@ impl ExperimentSpec {
         self.slots.is_empty() || slot.is_some_and(|s| self.slots.iter().any(|x| x == s))
     }
 
+    /// The slots on which both experiments may take the same request (`*`: every slot),
+    /// empty when their slots or their target segments are disjoint.
+    pub fn shared_slots(&self, other: &ExperimentSpec) -> Vec<String> {
+        if !self.segments.is_empty()
+            && !other.segments.is_empty()
+            && !self.segments.iter().any(|s| other.segments.contains(s))
+        {
+            return Vec::new();
+        }
+        match (self.slots.is_empty(), other.slots.is_empty()) {
+            (true, true) => vec!["*".to_string()],
+            (true, false) => other.slots.clone(),
+            (false, true) => self.slots.clone(),
+            (false, false) => self.slots.iter().filter(|s| other.slots.contains(s)).cloned().collect(),
+        }
+    }
+
     /// Index of a variant by name.
     pub fn variant_index(&self, name: &str) -> Option<usize> {
         self.variants.iter().position(|v| v.name == name)

@@ -182,6 +182,37 @@ pub fn transition(store: &dyn Store, name: &str, to: Status, by: Option<String>)
     Ok(exp)
 }
 
+/// What starting (or having created) `exp` does to the other live experiments: a request
+/// takes part in the first live experiment by name that covers its slot, so where two
+/// share a slot one of them gets no new traffic there. One warning per pair.
+pub fn shadowing(exp: &Experiment, others: &[Experiment], now: Timestamp) -> Vec<String> {
+    let mut out = Vec::new();
+    for other in others.iter().filter(|o| o.spec.name != exp.spec.name && o.is_live(now)) {
+        let shared = exp.spec.shared_slots(&other.spec);
+        if shared.is_empty() {
+            continue;
+        }
+        let slots = if shared == ["*"] { "every slot".to_string() } else { format!("slot {}", shared.join(", ")) };
+        let (first, second) = if exp.spec.name < other.spec.name { (exp, other) } else { (other, exp) };
+        out.push(format!(
+            "{:?} and the running {:?} share {slots}: a request takes part in the first live experiment by name, \
+             so {:?} gets no new users there while {:?} runs",
+            exp.spec.name, other.spec.name, second.spec.name, first.spec.name
+        ));
+    }
+    out
+}
+
+/// The experiment as JSON with the [`shadowing`] warnings of running it now.
+fn with_warnings(store: &dyn Store, exp: &Experiment) -> ApiResult<serde_json::Value> {
+    let warnings = shadowing(exp, &load(store)?, Timestamp::now());
+    let mut v = serde_json::to_value(exp).map_err(ApiError::internal)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("warnings".into(), json!(warnings));
+    }
+    Ok(v)
+}
+
 /// Computes a report from the stored exposures and the events since the experiment began.
 pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<Report> {
     let mut exposures: Vec<Exposure> = Vec::new();
@@ -516,7 +547,7 @@ pub(crate) async fn create_route(
             exp = transition(state.store.as_ref(), &exp.spec.name, Status::Running, Some("api".into()))?;
         }
         changed(&state)?;
-        Ok(exp)
+        with_warnings(state.store.as_ref(), &exp)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(exp)).into_response())
@@ -527,7 +558,7 @@ async fn move_to(s: Arc<AppState>, name: String, to: Status) -> ApiResult<Respon
     let exp = blocking(move || {
         let exp = transition(state.store.as_ref(), &name, to, Some("api".into()))?;
         changed(&state)?;
-        Ok(exp)
+        with_warnings(state.store.as_ref(), &exp)
     })
     .await?;
     Ok(Json(exp).into_response())

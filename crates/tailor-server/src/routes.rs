@@ -1069,10 +1069,26 @@ async fn segments(State(s): St) -> ApiResult<Response> {
     for r in runs {
         latest.insert(r.name.clone(), r);
     }
-    let list: Vec<Value> = latest
-        .into_values()
-        .map(|r| json!({"segmentation": r.name, "run": r.id, "created_at": r.created_at, "segments": r.segments}))
-        .collect();
+    // Sizes now (members move between runs in real time), from the same memberships that
+    // `/v1/segments/{name}/users` lists, beside each segment's size when the run was made.
+    let state = s.clone();
+    let list: Vec<Value> = blocking(move || {
+        latest
+            .into_values()
+            .map(|r| {
+                let segments = r
+                    .segments
+                    .iter()
+                    .map(|d| {
+                        let size = state.store.segment_members(&r.name, &d.name)?.len();
+                        Ok(json!({"name": d.name, "description": d.description, "size": size, "size_at_run": d.size}))
+                    })
+                    .collect::<ApiResult<Vec<Value>>>()?;
+                Ok(json!({"segmentation": r.name, "run": r.id, "created_at": r.created_at, "segments": segments}))
+            })
+            .collect::<ApiResult<Vec<Value>>>()
+    })
+    .await?;
     Ok(Json(json!({"segmentations": list})).into_response())
 }
 
@@ -1134,7 +1150,9 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             .iter()
             .filter(|r| r.kind == EventKind::Purchase)
             .map(|r| r.price.unwrap_or(0.0) * f64::from(r.quantity))
-            .sum();
+            // A float sum starts at -0.0: + 0.0 keeps "no revenue" from showing as -0.
+            .sum::<f64>()
+            + 0.0;
         let recent: Vec<Value> = sub
             .events
             .iter()

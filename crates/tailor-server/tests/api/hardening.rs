@@ -276,3 +276,80 @@ async fn erasure_reaches_kept_model_versions_and_stays() {
     let (_, p) = call(&s.app, "GET", &format!("/v1/users/{user}/profile"), Some(READ), None).await;
     assert_eq!(p["activity"]["counts"], json!({"view": 1}), "only the new life: {p}");
 }
+
+// Regression: issue #18 (a new experiment silently took over a running one's slot: the
+// first live experiment by name wins).
+#[tokio::test]
+async fn experiments_sharing_a_slot_are_warned_about() {
+    let s = shop();
+    let exp =
+        |name: &str, slots: Value| json!({"name": name, "slots": slots, "variants": [{"name": "a"}, {"name": "b"}]});
+    let (st, v) =
+        call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(exp("b-home", json!(["home"])))).await;
+    assert_eq!((st, v["warnings"].clone()), (StatusCode::CREATED, json!([])), "{v}");
+    let (_, v) =
+        call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(exp("a-home", json!(["home", "cart"]))))
+            .await;
+    let w = v["warnings"].as_array().expect("warnings");
+    assert_eq!(w.len(), 1, "{v}");
+    let text = w[0].as_str().unwrap_or("");
+    assert!(text.contains("share slot home") && text.contains("\"b-home\" gets no new users"), "{text}");
+    let (_, v) =
+        call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(exp("c-product", json!(["product"]))))
+            .await;
+    assert_eq!(v["warnings"], json!([]), "{v}");
+    // Starting a draft warns too; pausing the other silences it.
+    let (_, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(exp("z-all", json!([])))).await;
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(3), "a draft that would share every slot: {v}");
+    call(&s.app, "POST", "/v1/experiments/a-home/pause", Some(ADMIN), None).await;
+    call(&s.app, "POST", "/v1/experiments/b-home/pause", Some(ADMIN), None).await;
+    let (_, v) = call(&s.app, "POST", "/v1/experiments/z-all/start", Some(ADMIN), None).await;
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(1), "only c-product still runs: {v}");
+}
+
+// Regression: issue #18 (`/v1/segments` gave a segment's size at its run, its user list
+// the members now: 214 against 215; an empty revenue showed as -0.0).
+#[tokio::test]
+async fn segment_sizes_match_their_member_lists() {
+    let s = shop();
+    let (_, v) = call(&s.app, "GET", "/v1/segments", Some(READ), None).await;
+    let mut checked = 0;
+    for seg in v["segmentations"][0]["segments"].as_array().expect("segments") {
+        let name = seg["name"].as_str().expect("name").replace(' ', "%20");
+        let (_, users) = call(&s.app, "GET", &format!("/v1/segments/{name}/users"), Some(READ), None).await;
+        assert_eq!(seg["size"], users["total"], "{seg} vs {users}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2);
+    assert_eq!(v["segmentations"][0]["segments"][0]["size_at_run"], 40);
+    let (_, p) = call(&s.app, "GET", "/v1/users/quiet-user/profile", Some(READ), None).await;
+    assert_eq!(p["activity"], json!({}), "{p}");
+    let ev = json!({"user": "quiet-user", "item": "SKU-00001", "kind": "view"});
+    call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await;
+    let (_, p) = call(&s.app, "GET", "/v1/users/quiet-user/profile", Some(READ), None).await;
+    assert_eq!(serde_json::to_string(&p["activity"]["revenue_recent"]).expect("json"), "0.0", "{p}");
+}
+
+// Regression: issue #18 (item `created_at` refused RFC 3339 though event `ts` took it; a
+// Unix time was milliseconds as a JSON number and seconds as text).
+#[tokio::test]
+async fn times_follow_one_rule_everywhere() {
+    let s = shop();
+    let items = json!([
+        {"id": "T-1", "created_at": "2026-11-20T10:00:00Z"},
+        {"id": "T-2", "created_at": 1_795_600_000},
+        {"id": "T-3", "created_at": "1795600000"},
+        {"id": "T-4", "created_at": 1_795_600_000_000_i64}
+    ]);
+    let (st, v) = call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(items)).await;
+    assert_eq!((st, v["rejected"].clone()), (StatusCode::OK, json!([])), "{v}");
+    let created = |id: &str| s.store.item(id).expect("read").expect("item").value.created_at.map(|t| t.0);
+    assert_eq!(created("T-1"), Some(1_795_168_800_000));
+    for id in ["T-2", "T-3", "T-4"] {
+        assert_eq!(created(id), Some(1_795_600_000_000), "{id}");
+    }
+    let now = tailor_core::Timestamp::now().secs();
+    let ev = json!([{"user": "u-rule", "item": "T-1", "kind": "view", "ts": now}, {"user": "u-rule", "item": "T-2", "kind": "view", "ts": now.to_string()}]);
+    let (_, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await;
+    assert_eq!(v["stored"], 2, "{v}");
+}
