@@ -158,41 +158,137 @@ where
     mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// The q-quantile (0..1) of finite values (linear interpolation); `None` without any.
+fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        return None;
+    }
+    let at = (n - 1) as f64 * q;
+    let i = at.floor() as usize;
+    Some(if i + 1 < n { values[i] + (values[i + 1] - values[i]) * (at - i as f64) } else { values[i] })
+}
+
+/// A frame that outliers cannot squash: the 1st to 99th percentile, widened by 8%.
+fn robust_bounds(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let mut values: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    let (Some(lo), Some(hi)) = (quantile(&mut values, 0.01), quantile(&mut values, 0.99)) else { return (-1.0, 1.0) };
+    let (lo, hi) = if hi > lo { (lo, hi) } else { bounds(values.iter().copied()) };
+    let pad = ((hi - lo) * 0.08).max(1e-9);
+    (lo - pad, hi + pad)
+}
+
+/// Places labels (centre x, y, width, height in pixels) so that no two overlap: each in
+/// turn takes the first free spot on rings around its anchor, inside `width` × `height`
+/// (the algorithm of `web/charts.js`'s `placeLabels`). Returns the centres.
+pub fn place_labels(labels: &[(f64, f64, f64, f64)], width: f64, height: f64) -> Vec<(f64, f64)> {
+    let mut placed: Vec<(f64, f64, f64, f64)> = Vec::new();
+    let hits = |a: &(f64, f64, f64, f64), b: &(f64, f64, f64, f64)| {
+        (a.0 - b.0).abs() * 2.0 < a.2 + b.2 && (a.1 - b.1).abs() * 2.0 < a.3 + b.3
+    };
+    let mut out = Vec::with_capacity(labels.len());
+    for &(x, y, w, h) in labels {
+        let mut best = None;
+        'rings: for ring in 0..12 {
+            let r = f64::from(ring) * h * 0.9;
+            let tries = if ring == 0 { 1 } else { 12 };
+            for k in 0..tries {
+                let a = 2.0 * std::f64::consts::PI * f64::from(k) / f64::from(tries);
+                let cx = (x + r * a.cos() * 1.6).clamp(w / 2.0, (width - w / 2.0).max(w / 2.0));
+                let cy = (y + r * a.sin()).clamp(h / 2.0, (height - h / 2.0).max(h / 2.0));
+                let c = (cx, cy, w, h);
+                if !placed.iter().any(|p| hits(&c, p)) {
+                    best = Some(c);
+                    break 'rings;
+                }
+            }
+        }
+        let c = best.unwrap_or((x, y, w, h));
+        placed.push(c);
+        out.push((c.0, c.1));
+    }
+    out
+}
+
 fn scatter_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, s: &Scatter<'_>) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let mut chart = frame(&root, s.title, s.points)?;
+    // Framed on robust quantiles; points beyond are pinned to the edge as open circles.
+    let fx = robust_bounds(s.points.iter().map(|p| p.0));
+    let fy = robust_bounds(s.points.iter().map(|p| p.1));
+    let frame_corners = [(fx.0, fy.0), (fx.1, fy.1)];
+    let mut chart = frame(&root, s.title, &frame_corners)?;
     axes(&mut chart, &s.x_label, &s.y_label, XAxis::Plain)?;
-    // Noise first, so groups are drawn over it.
+    let pin = |p: (f64, f64)| (p.0.clamp(fx.0, fx.1), p.1.clamp(fy.0, fy.1));
+    let inside = |p: &(f64, f64)| pin(*p) == *p;
+    let pinned = s.points.iter().filter(|p| !inside(p)).count();
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
+    // Noise first, then the groups from the largest to the smallest, so small segments are
+    // drawn on top, and larger.
     let noise: Vec<(f64, f64)> = s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
     if !noise.is_empty() {
         chart
-            .draw_series(noise.iter().map(|p| Circle::new(*p, 2, RGBColor(200, 200, 200).filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .draw_series(noise.iter().map(|p| Circle::new(pin(*p), 2, RGBColor(200, 200, 200).filled())))
+            .map_err(e)?
             .label(format!("noise ({})", noise.len()))
             .legend(|(x, y)| Circle::new((x + 6, y), 4, RGBColor(200, 200, 200).filled()));
     }
-    for (g, name) in s.names.iter().enumerate() {
+    let mut order: Vec<(usize, Vec<(f64, f64)>)> = (0..s.names.len())
+        .map(|g| (g, s.points.iter().zip(s.groups).filter(|(_, x)| **x == Some(g)).map(|(p, _)| *p).collect()))
+        .collect();
+    order.sort_by_key(|(g, pts)| (std::cmp::Reverse(pts.len()), *g));
+    let total = s.points.len().max(1) as f64;
+    for (g, pts) in &order {
         let colour = PALETTE[g % PALETTE.len()];
-        let pts: Vec<(f64, f64)> =
-            s.points.iter().zip(s.groups).filter(|(_, x)| **x == Some(g)).map(|(p, _)| *p).collect();
+        let share = pts.len() as f64 / total;
+        let r = if share < 0.02 {
+            4
+        } else if share < 0.1 {
+            3
+        } else {
+            2
+        };
         let size = pts.len();
         chart
-            .draw_series(pts.into_iter().map(|p| Circle::new(p, 2, colour.mix(0.55).filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .label(format!("{name} ({size})"))
+            .draw_series(pts.iter().filter(|p| inside(p)).map(|p| Circle::new(*p, r, colour.mix(0.6).filled())))
+            .map_err(e)?
+            .label(format!("{} ({size})", s.names[*g]))
             .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
+        chart
+            .draw_series(pts.iter().filter(|p| !inside(p)).map(|p| Circle::new(pin(*p), r + 1, colour.stroke_width(1))))
+            .map_err(e)?;
     }
-    for (g, (c, name)) in s.centres.iter().zip(s.names).enumerate() {
+    if pinned > 0 {
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(e)?
+            .label(format!("({pinned} beyond the 1st-99th percentile, pinned to the edge)"))
+            .legend(|(x, y)| Circle::new((x + 6, y), 4, RGBColor(90, 90, 90).stroke_width(1)));
+    }
+    // Names at the group centres, placed in pixels so that no two overlap.
+    let (w, h) = root.dim_in_pixel();
+    let font = 13.0;
+    let named: Vec<(usize, String, (i32, i32))> = s
+        .centres
+        .iter()
+        .zip(s.names)
+        .enumerate()
+        .map(|(g, (c, name))| (g, name.chars().take(28).collect::<String>(), chart.backend_coord(&pin(*c))))
+        .collect();
+    let boxes: Vec<(f64, f64, f64, f64)> = named
+        .iter()
+        .map(|(_, name, (x, y))| (f64::from(*x), f64::from(*y), 7.4 * name.chars().count() as f64 + 8.0, font + 6.0))
+        .collect();
+    for ((g, name, anchor), (cx, cy)) in named.iter().zip(place_labels(&boxes, f64::from(w), f64::from(h))) {
         let colour = PALETTE[g % PALETTE.len()];
-        chart
-            .draw_series(std::iter::once(Cross::new(*c, 7, colour.stroke_width(3))))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let short: String = name.chars().take(28).collect();
-        chart
-            .draw_series(std::iter::once(Text::new(short, *c, (FAMILY, 13).into_font().color(&BLACK))))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        root.draw(&Cross::new(*anchor, 7, colour.stroke_width(3))).map_err(e)?;
+        let style = (FAMILY, font).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+            plotters::style::text_anchor::HPos::Center,
+            plotters::style::text_anchor::VPos::Center,
+        ));
+        root.draw(&Text::new(name.clone(), (cx as i32, cy as i32), style)).map_err(e)?;
     }
     legend_and_present(&mut chart, &root, SeriesLabelPosition::UpperRight)
 }
@@ -408,6 +504,22 @@ pub fn bands(path: &Path, b: &Bands<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_never_overlap_and_outliers_do_not_set_the_frame() {
+        let boxes = vec![(100.0, 100.0, 80.0, 20.0); 6];
+        let at = place_labels(&boxes, 1000.0, 720.0);
+        for i in 0..at.len() {
+            for j in i + 1..at.len() {
+                let overlap = (at[i].0 - at[j].0).abs() < 80.0 && (at[i].1 - at[j].1).abs() < 20.0;
+                assert!(!overlap, "labels {i} and {j} overlap: {at:?}");
+            }
+        }
+        // 999 points in [0, 1] and one at -18: the frame is about the cloud, not the outlier.
+        let v = (0..999).map(|i| f64::from(i) / 998.0).chain(std::iter::once(-18.0));
+        let (lo, hi) = robust_bounds(v);
+        assert!(lo > -0.2 && hi < 1.2, "{lo} {hi}");
+    }
 
     #[test]
     fn draws_svg_and_png_with_labels() {

@@ -122,15 +122,39 @@ fn pca_points(encoder: Option<&Encoder>, t: &FeatureTable) -> Result<Projection>
 /// The map stored with a run: an even sample of the projected users with their segment.
 fn segment_map(encoder: Option<&Encoder>, t: &FeatureTable, primary: &[Option<usize>]) -> Result<SegmentMap> {
     let (points, explained) = pca_points(encoder, t)?;
-    let step = points.len().div_ceil(MAP_POINTS).max(1);
-    let (points, keys) = points
-        .iter()
-        .zip(primary)
-        .zip(&t.users)
-        .step_by(step)
-        .map(|((p, g), u)| ((p.0 as f32, p.1 as f32, g.map_or(-1, |g| g as i32)), tailor_store::map_key(u)))
+    let chosen = map_sample(primary, MAP_POINTS, MAP_MIN_PER_SEGMENT);
+    let (points, keys) = chosen
+        .into_iter()
+        .map(|i| {
+            let (p, g) = (points[i], primary[i]);
+            ((p.0 as f32, p.1 as f32, g.map_or(-1, |g| g as i32)), tailor_store::map_key(&t.users[i]))
+        })
         .unzip();
     Ok(SegmentMap { explained, points, keys })
+}
+
+/// Fewest points a segment keeps on a stored map (all of them when it is smaller), so a
+/// small segment stays visible beside large ones.
+const MAP_MIN_PER_SEGMENT: usize = 150;
+
+/// About `budget` row indices, evenly spread within each group (by `labels`) in proportion
+/// to its size but at least `min_per_group` (or all) of each; ascending.
+fn map_sample(labels: &[Option<usize>], budget: usize, min_per_group: usize) -> Vec<usize> {
+    let mut groups: std::collections::BTreeMap<Option<usize>, Vec<usize>> = Default::default();
+    for (i, g) in labels.iter().enumerate() {
+        groups.entry(*g).or_default().push(i);
+    }
+    let n = labels.len().max(1);
+    let mut out = Vec::new();
+    for members in groups.values() {
+        let share = (members.len() * budget).div_ceil(n);
+        let quota = share.max(min_per_group).min(members.len());
+        let step = members.len() as f64 / quota.max(1) as f64;
+        out.extend((0..quota).map(|k| members[((k as f64 * step) as usize).min(members.len() - 1)]));
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Options of `segment run`.
@@ -858,4 +882,24 @@ pub fn bench_assign(t: &FeatureTable, rec: &Record, n: usize) -> Result<(f64, us
     }
     rounds.sort_by(f64::total_cmp);
     Ok((rounds[rounds.len() / 2], checksum))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Regression: issue #18 (a 57-user segment beside 4,300 others got about 26 points).
+    #[test]
+    fn small_segments_keep_their_points_on_the_map() {
+        let mut labels: Vec<Option<usize>> = (0..4300).map(|i| Some(i % 3)).collect();
+        labels.extend(std::iter::repeat_n(Some(3), 57));
+        labels.push(None);
+        let chosen = map_sample(&labels, MAP_POINTS, MAP_MIN_PER_SEGMENT);
+        let count = |g: Option<usize>| chosen.iter().filter(|&&i| labels[i] == g).count();
+        assert_eq!(count(Some(3)), 57, "a small segment keeps every point");
+        assert_eq!(count(None), 1);
+        assert!((600..=700).contains(&count(Some(0))), "{}", count(Some(0)));
+        assert!(chosen.windows(2).all(|w| w[0] < w[1]));
+        assert!(chosen.len() <= MAP_POINTS + 60);
+    }
 }

@@ -57,7 +57,7 @@ pub(crate) async fn catalog_health(State(s): St) -> ApiResult<Response> {
     let live = s.live.load_full();
     let n = catalog.len();
     let popular = live.as_ref().map(|l| l.popular.as_slice()).unwrap_or(&[]);
-    let mut v = s.insights.exposure(n, popular, &catalog.names);
+    let mut v = s.insights.exposure(n, popular, &catalog.names, &|i| catalog.title(i));
     let listed = catalog.items.iter().flatten().count();
     let in_stock = catalog.items.iter().flatten().filter(|i| i.in_stock).count();
     // Items the live model can recommend by collaborative filtering (it saw them in training).

@@ -367,8 +367,9 @@ impl Insights {
     }
 
     /// Exposure of catalog items (`n` of them) in served lists and impression events, with
-    /// `popularity` (the serving popularity score per item) for the popularity bias.
-    pub fn exposure(&self, n: usize, popularity: &[f32], names: &[String]) -> Value {
+    /// `popularity` (the serving popularity score per item) for the popularity bias; the
+    /// most exposed items are named by id and by `title(index)`.
+    pub fn exposure(&self, n: usize, popularity: &[f32], names: &[String], title: &dyn Fn(u32) -> String) -> Value {
         let g = self.lock();
         let one = |counts: &[u64], what: &str| {
             let total: u64 = counts.iter().sum();
@@ -414,7 +415,11 @@ impl Insights {
                 "top_1pct_share": top_share(0.01),
                 "top_10pct_share": top_share(0.10),
                 "lorenz": lorenz,
-                "top_items": top.iter().take(10).map(|(i, c)| json!({"item": names.get(*i), "exposures": c})).collect::<Vec<_>>(),
+                "top_items": top
+                    .iter()
+                    .take(10)
+                    .map(|(i, c)| json!({"item": names.get(*i), "title": title(*i as u32), "exposures": c}))
+                    .collect::<Vec<_>>(),
             })
         };
         json!({

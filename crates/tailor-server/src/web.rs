@@ -23,15 +23,35 @@ pub(crate) async fn dashboard() -> impl IntoResponse {
     axum::response::Html(DASHBOARD_HTML)
 }
 
-/// `GET /widget.js`: cached by browsers for five minutes.
-pub(crate) async fn widget() -> impl IntoResponse {
+/// The pages' shared code (`web/lib.js`: API calls, escaping, number and date formats).
+pub const LIB_JS: &str = include_str!("../../../web/lib.js");
+
+/// The pages' charts (`web/charts.js`: inline SVG line, bar and scatter charts).
+pub const CHARTS_JS: &str = include_str!("../../../web/charts.js");
+
+fn script(source: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "application/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS,
+        source,
     )
+}
+
+/// `GET /assets/lib.js`.
+pub(crate) async fn lib_js() -> impl IntoResponse {
+    script(LIB_JS)
+}
+
+/// `GET /assets/charts.js`.
+pub(crate) async fn charts_js() -> impl IntoResponse {
+    script(CHARTS_JS)
+}
+
+/// `GET /widget.js`: cached by browsers for five minutes.
+pub(crate) async fn widget() -> impl IntoResponse {
+    script(WIDGET_JS)
 }
 
 #[cfg(test)]
