@@ -569,7 +569,9 @@ mod tests {
         // Buckets are 20% wide: the reported bound is within 20% above the true value.
         assert!((0.5..=0.6).contains(&p50), "{p50}");
         assert!((0.99..=1.19).contains(&p99), "{p99}");
-        let ex = x.exposure(4, &[1.0, 1.0, 1.0, 1.0], &["a".into(), "b".into(), "c".into(), "d".into()]);
+        let ex = x.exposure(4, &[1.0, 1.0, 1.0, 1.0], &["a".into(), "b".into(), "c".into(), "d".into()], &|i| {
+            format!("title {i}")
+        });
         assert_eq!(ex["served"]["distinct_items"], 2);
         assert_eq!(ex["served"]["coverage"], 0.5);
         assert_eq!(ex["served"]["popularity_bias"], 1.0);
