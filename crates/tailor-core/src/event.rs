@@ -5,11 +5,11 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{CoreError, Result};
 use crate::ids::{ItemId, UserId};
-use crate::limits::{HARD_MAX_QUANTITY, MAX_ID_BYTES, MAX_RATING, MAX_TEXT_BYTES, check_price, check_text};
+use crate::limits::{HARD_MAX_QUANTITY, MAX_ID_CHARS, MAX_RATING, MAX_TEXT_CHARS, check_price, check_text};
 use crate::time::{MAX_MILLIS, Timestamp};
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A product or page was viewed.
@@ -108,32 +108,40 @@ impl std::fmt::Display for EventKind {
 }
 
 /// Where and through which surface an event happened.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Context {
     /// `mobile`, `desktop`, `tablet`, `app`...
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub device: Option<String>,
     /// Country name or ISO code.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub country: Option<String>,
     /// Region or state.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub region: Option<String>,
     /// City.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub city: Option<String>,
     /// `web`, `app`, `email`, `push`...
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub channel: Option<String>,
     /// Page type (`home`, `product`, `cart`...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub page: Option<String>,
     /// Recommendation slot on the page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub slot: Option<String>,
     /// Referrer URL or source.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub referrer: Option<String>,
 }
 
@@ -197,6 +205,10 @@ impl Serialize for EventId {
 impl<'de> Deserialize<'de> for EventId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
+        let n = s.chars().count();
+        if n == 0 || n > MAX_ID_CHARS {
+            return Err(serde::de::Error::custom(format!("an event id has 1 to {MAX_ID_CHARS} characters, not {n}")));
+        }
         Ok(Self::from_given(&s))
     }
 }
@@ -206,8 +218,9 @@ fn default_quantity() -> u32 {
 }
 
 /// One thing a user (or an anonymous session) did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = event_rules)]
 pub struct Event {
     /// Idempotency key (for old events together with `ts`, which a retry resends); derived
     /// from the other fields when absent ([`Event::derive_id`]).
@@ -218,6 +231,7 @@ pub struct Event {
     pub user: Option<UserId>,
     /// Browser or app session id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub session: Option<String>,
     /// The item concerned; optional for page views and searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,25 +242,51 @@ pub struct Event {
     pub ts: Timestamp,
     /// Units (purchases, returns, carts); 1 otherwise.
     #[serde(default = "default_quantity")]
+    #[schemars(range(min = 1, max = HARD_MAX_QUANTITY))]
+    #[serde(deserialize_with = "crate::schema::whole::deserialize")]
     pub quantity: u32,
     /// Price of one unit at the time of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = crate::limits::HARD_MAX_PRICE))]
     pub unit_price: Option<f64>,
     /// Order (invoice) the line belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub order_id: Option<String>,
     /// Device, location, channel, page and slot.
     #[serde(default, skip_serializing_if = "is_default")]
     pub context: Context,
     /// The recommendation list this event is attributed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub rec_id: Option<String>,
     /// Explicit rating (kind `rating`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -MAX_RATING, max = MAX_RATING))]
     pub rating: Option<f32>,
     /// Search query (kind `search`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_TEXT_CHARS))]
     pub query: Option<String>,
+}
+
+/// The rules of [`Event::validate`] that span fields, in the schema: a user or a session;
+/// an item unless the kind is `view` or `search`; a rating for `rating` events; a time
+/// from 1970 on.
+fn event_rules(schema: &mut schemars::Schema) {
+    let needs_item: Vec<&str> = EventKind::ALL.iter().filter(|k| k.needs_item()).map(|k| k.as_str()).collect();
+    // "Given" means present and not null.
+    let given =
+        |field: &str| serde_json::json!({"required": [field], "properties": {field: {"not": {"type": "null"}}}});
+    let rules = serde_json::json!([
+        {"anyOf": [given("user"), given("session")]},
+        {"if": {"properties": {"kind": {"enum": needs_item}}, "required": ["kind"]}, "then": given("item")},
+        {"if": {"properties": {"kind": {"const": "rating"}}, "required": ["kind"]}, "then": given("rating")},
+    ]);
+    schema.insert("allOf".into(), rules);
+    if let Some(props) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        props.insert("ts".into(), crate::schema::timestamp_between(0, MAX_MILLIS).to_value());
+    }
 }
 
 fn is_default(c: &Context) -> bool {
@@ -275,12 +315,12 @@ impl Event {
 
     /// Checks every rule an event must satisfy before it is stored.
     pub fn validate(&self) -> Result<()> {
-        check_text("user", self.user.as_ref().map(UserId::as_str), MAX_ID_BYTES)?;
-        check_text("session", self.session.as_deref(), MAX_ID_BYTES)?;
+        check_text("user", self.user.as_ref().map(UserId::as_str), MAX_ID_CHARS)?;
+        check_text("session", self.session.as_deref(), MAX_ID_CHARS)?;
         if self.user.is_none() && self.session.is_none() {
             return Err(CoreError::invalid("user", "is missing (an event needs a user or a session id)"));
         }
-        check_text("item", self.item.as_ref().map(ItemId::as_str), MAX_ID_BYTES)?;
+        check_text("item", self.item.as_ref().map(ItemId::as_str), MAX_ID_CHARS)?;
         if self.item.is_none() && self.kind.needs_item() {
             return Err(CoreError::invalid("item", format!("is missing (a {} event needs an item)", self.kind)));
         }
@@ -300,10 +340,10 @@ impl Event {
             return Err(CoreError::invalid("quantity", format!("{} is above {HARD_MAX_QUANTITY}", self.quantity)));
         }
         check_price("unit_price", self.unit_price)?;
-        check_text("order_id", self.order_id.as_deref(), MAX_ID_BYTES)?;
-        check_text("rec_id", self.rec_id.as_deref(), MAX_ID_BYTES)?;
+        check_text("order_id", self.order_id.as_deref(), MAX_ID_CHARS)?;
+        check_text("rec_id", self.rec_id.as_deref(), MAX_ID_CHARS)?;
         for (name, v) in Context::FIELDS.iter().zip(self.context.fields()) {
-            check_text(context_field_name(name), v.as_deref(), MAX_ID_BYTES)?;
+            check_text(context_field_name(name), v.as_deref(), MAX_ID_CHARS)?;
         }
         match self.rating {
             Some(r) if !r.is_finite() => {
@@ -318,9 +358,9 @@ impl Event {
             _ => {}
         }
         if let Some(q) = &self.query
-            && q.len() > MAX_TEXT_BYTES
+            && q.chars().count() > MAX_TEXT_CHARS
         {
-            return Err(CoreError::invalid("query", format!("is longer than {MAX_TEXT_BYTES} bytes")));
+            return Err(CoreError::invalid("query", format!("is longer than {MAX_TEXT_CHARS} characters")));
         }
         Ok(())
     }

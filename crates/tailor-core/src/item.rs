@@ -7,46 +7,58 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::ids::ItemId;
 use crate::limits::{
-    MAX_ID_BYTES, MAX_NAME_BYTES, MAX_STOCK, MAX_TEXT_BYTES, MAX_TITLE_BYTES, check_attributes, check_list,
-    check_price, check_text,
+    MAX_ID_CHARS, MAX_LIST_LEN, MAX_NAME_CHARS, MAX_STOCK, MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_attributes,
+    check_list, check_price, check_text,
 };
 use crate::time::Timestamp;
 
-/// A product in the catalog.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A product in the catalog. (A sale price is at most the regular price, which a schema
+/// cannot say.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(transform = item_rules)]
 pub struct Item {
     /// The shop's id (SKU).
     pub id: ItemId,
     /// Product name.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_TITLE_CHARS), pattern(crate::schema::NON_BLANK))]
     pub title: Option<String>,
     /// Longer text.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_TEXT_CHARS), pattern(crate::schema::NON_BLANK))]
     pub description: Option<String>,
     /// Category path from the root, e.g. `["Women", "Shoes", "Sneakers"]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LIST_LEN), inner(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK)))]
     pub category: Vec<String>,
     /// Brand.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub brand: Option<String>,
     /// Regular price of one unit.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = crate::limits::HARD_MAX_PRICE))]
     pub price: Option<f64>,
     /// Discounted price when on sale.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = crate::limits::HARD_MAX_PRICE))]
     pub sale_price: Option<f64>,
     /// ISO 4217 currency code.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern("^[A-Z]{3}$"))]
     pub currency: Option<String>,
     /// Free key/values (color, size...).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
     /// Free tags (genres, collections...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = MAX_LIST_LEN), inner(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK)))]
     pub tags: Vec<String>,
     /// Units in stock, when tracked.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = -MAX_STOCK, max = MAX_STOCK))]
+    #[serde(deserialize_with = "crate::schema::whole::option")]
     pub stock: Option<i64>,
     /// Whether the item can be sold now; `false` hides it from recommendations.
     pub in_stock: bool,
@@ -73,6 +85,18 @@ impl Default for Item {
             created_at: None,
         }
     }
+}
+
+/// Attributes (at most [`MAX_LIST_LEN`], keys and values bounded) in the item's schema.
+fn item_rules(schema: &mut schemars::Schema) {
+    if let Some(props) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        props.insert("attributes".into(), crate::schema::attributes().to_value());
+        // Every field has a default but the id, which the record cannot go without.
+        if let Some(id) = props.get_mut("id").and_then(serde_json::Value::as_object_mut) {
+            id.remove("default");
+        }
+    }
+    schema.insert("required".into(), serde_json::json!(["id"]));
 }
 
 /// Splits `"Women > Shoes > Sneakers"` (also `/` or `|` separated) into its parts.
@@ -110,17 +134,17 @@ impl Item {
 
     /// Checks the rules an item must satisfy before it is stored.
     pub fn validate(&self) -> Result<()> {
-        if self.id.0.trim().is_empty() {
+        if self.id.0.is_empty() {
             return Err(CoreError::invalid("id", "is empty"));
         }
-        check_text("id", Some(&self.id.0), MAX_ID_BYTES)?;
-        check_text("title", self.title.as_deref(), MAX_TITLE_BYTES)?;
-        check_text("description", self.description.as_deref(), MAX_TEXT_BYTES)?;
+        check_text("id", Some(&self.id.0), MAX_ID_CHARS)?;
+        check_text("title", self.title.as_deref(), MAX_TITLE_CHARS)?;
+        check_text("description", self.description.as_deref(), MAX_TEXT_CHARS)?;
         check_list("category", self.category.len())?;
         for c in &self.category {
-            check_text("category", Some(c), MAX_NAME_BYTES)?;
+            check_text("category", Some(c), MAX_NAME_CHARS)?;
         }
-        check_text("brand", self.brand.as_deref(), MAX_NAME_BYTES)?;
+        check_text("brand", self.brand.as_deref(), MAX_NAME_CHARS)?;
         check_price("price", self.price)?;
         check_price("sale_price", self.sale_price)?;
         if let (Some(sale), Some(price)) = (self.sale_price, self.price)
@@ -136,7 +160,7 @@ impl Item {
         check_attributes("attributes", self.attributes.iter())?;
         check_list("tags", self.tags.len())?;
         for t in &self.tags {
-            check_text("tags", Some(t), MAX_NAME_BYTES)?;
+            check_text("tags", Some(t), MAX_NAME_CHARS)?;
         }
         if let Some(n) = self.stock
             && n.abs() > MAX_STOCK

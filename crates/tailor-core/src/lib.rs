@@ -24,6 +24,7 @@ pub mod interactions;
 pub mod item;
 pub mod limits;
 pub mod rng;
+pub mod schema;
 pub mod time;
 pub mod user;
 

@@ -9,18 +9,19 @@ use crate::error::{CoreError, Result};
 use crate::event::Event;
 use crate::time::Timestamp;
 
-/// Longest id (user, item, session, order, rec_id) or context value, in bytes.
-pub const MAX_ID_BYTES: usize = 256;
-/// Longest short text (brand, category part, tag, gender, country, region, city, device...).
-pub const MAX_NAME_BYTES: usize = 256;
-/// Longest item title, in bytes.
-pub const MAX_TITLE_BYTES: usize = 1024;
-/// Longest item description or search query, in bytes.
-pub const MAX_TEXT_BYTES: usize = 16 * 1024;
-/// Longest attribute key, in bytes.
-pub const MAX_ATTRIBUTE_KEY_BYTES: usize = 64;
-/// Longest attribute value (an image URL, say), in bytes.
-pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 2048;
+/// Longest id (user, item, session, order, rec_id) or context value, in characters.
+pub const MAX_ID_CHARS: usize = 256;
+/// Longest short text (brand, category part, tag, gender, country, region, city, device...),
+/// in characters (as every length here).
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest item title.
+pub const MAX_TITLE_CHARS: usize = 1024;
+/// Longest item description or search query.
+pub const MAX_TEXT_CHARS: usize = 16 * 1024;
+/// Longest attribute key.
+pub const MAX_ATTRIBUTE_KEY_CHARS: usize = 64;
+/// Longest attribute value (an image URL, say).
+pub const MAX_ATTRIBUTE_VALUE_CHARS: usize = 2048;
 /// Most attributes, tags or category levels on one record.
 pub const MAX_LIST_LEN: usize = 64;
 
@@ -35,14 +36,21 @@ pub const MAX_RATING: f32 = 1e6;
 /// Largest absolute stock count.
 pub const MAX_STOCK: i64 = 1_000_000_000_000;
 
-/// `field` is at most `max` bytes long (and not empty when given).
+/// Whether a text holds nothing but spaces, tabs and line breaks (the JSON Schemas say the
+/// same with [`crate::schema::NON_BLANK`]).
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
+}
+
+/// `field` is at most `max` characters long (and not blank when given).
 pub(crate) fn check_text(field: &'static str, v: Option<&str>, max: usize) -> Result<()> {
     if let Some(s) = v {
-        if s.trim().is_empty() {
+        if is_blank(s) {
             return Err(CoreError::invalid(field, "is empty"));
         }
-        if s.len() > max {
-            return Err(CoreError::invalid(field, format!("is {} bytes long (at most {max})", s.len())));
+        let n = s.chars().count();
+        if n > max {
+            return Err(CoreError::invalid(field, format!("is {n} characters long (at most {max})")));
         }
     }
     Ok(())
@@ -75,16 +83,17 @@ pub(crate) fn check_attributes<'a>(
 ) -> Result<()> {
     check_list(field, attrs.len())?;
     for (k, v) in attrs {
-        if k.trim().is_empty() || k.len() > MAX_ATTRIBUTE_KEY_BYTES {
+        if is_blank(k) || k.chars().count() > MAX_ATTRIBUTE_KEY_CHARS {
             return Err(CoreError::invalid(
                 field,
-                format!("key {:?} must be 1 to {MAX_ATTRIBUTE_KEY_BYTES} bytes", short(k)),
+                format!("key {:?} must be 1 to {MAX_ATTRIBUTE_KEY_CHARS} characters", short(k)),
             ));
         }
-        if v.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+        let n = v.chars().count();
+        if n > MAX_ATTRIBUTE_VALUE_CHARS {
             return Err(CoreError::invalid(
                 field,
-                format!("value of {k:?} is {} bytes long (at most {MAX_ATTRIBUTE_VALUE_BYTES})", v.len()),
+                format!("value of {:?} is {n} characters long (at most {MAX_ATTRIBUTE_VALUE_CHARS})", short(k)),
             ));
         }
     }
@@ -213,7 +222,7 @@ mod tests {
     fn hard_caps() {
         assert!(check_price("unit_price", Some(1e308)).is_err());
         assert!(check_price("unit_price", Some(1e15)).is_ok());
-        assert!(check_text("title", Some(&"x".repeat(2000)), MAX_TITLE_BYTES).is_err());
+        assert!(check_text("title", Some(&"x".repeat(2000)), MAX_TITLE_CHARS).is_err());
         let attrs: std::collections::BTreeMap<String, String> =
             (0..65).map(|i| (format!("k{i}"), "v".to_string())).collect();
         assert!(check_attributes("attributes", attrs.iter()).is_err());

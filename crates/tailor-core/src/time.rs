@@ -38,7 +38,9 @@ impl<'de> Deserialize<'de> for Timestamp {
                 if !f.is_finite() || f.abs() > 1e17 {
                     return Err(E::custom(format!("{f} is out of range")));
                 }
-                Ok(Timestamp(if f.abs() < SECONDS_LIMIT as f64 { (f * 1000.0).round() } else { f.round() } as i64))
+                // Fractions are truncated to the millisecond (floor), so a time just below
+                // a bound never rounds up across it.
+                Ok(Timestamp(if f.abs() < SECONDS_LIMIT as f64 { (f * 1000.0).floor() } else { f.floor() } as i64))
             }
             fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
                 Timestamp::parse_auto(s).map_err(E::custom)
@@ -133,10 +135,11 @@ impl Timestamp {
         } else if let Some(ms) = parse_iso_fast(b) {
             ms
         } else if let Ok(f) = s.parse::<f64>() {
-            if !f.is_finite() {
-                return Err(format!("{s:?} is not a finite number"));
+            if !f.is_finite() || f.abs() > 1e17 {
+                return Err(format!("{s:?} is not a finite number in range"));
             }
-            (f * 1000.0).round() as i64
+            // The rule of whole numbers: below 1e11 seconds, from there milliseconds.
+            if f.abs() < SECONDS_LIMIT as f64 { (f * 1000.0).floor() as i64 } else { f.floor() as i64 }
         } else if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             dt.timestamp_millis()
         } else {

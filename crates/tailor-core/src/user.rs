@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
 use crate::ids::UserId;
-use crate::limits::{MAX_ID_BYTES, MAX_NAME_BYTES, check_attributes, check_text};
+use crate::limits::{MAX_ID_CHARS, MAX_NAME_CHARS, check_attributes, check_text};
 use crate::time::Timestamp;
 
 /// Urban, suburban or rural residence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Urbanicity {
     /// City.
@@ -46,28 +46,37 @@ impl Urbanicity {
 }
 
 /// A known customer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(transform = user_rules)]
 pub struct User {
     /// The shop's id.
     pub id: UserId,
     /// Age in years, when the shop knows it (MovieLens gives ages).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 130))]
+    #[serde(deserialize_with = "crate::schema::whole::option")]
     pub age: Option<u16>,
     /// Year of birth, when the shop knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1850, max = 2200))]
+    #[serde(deserialize_with = "crate::schema::whole::option")]
     pub birth_year: Option<i32>,
     /// Gender as the shop records it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub gender: Option<String>,
     /// Country.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub country: Option<String>,
     /// Region or state.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub region: Option<String>,
     /// City.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub city: Option<String>,
     /// Urban, suburban or rural.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +86,7 @@ pub struct User {
     pub signup_at: Option<Timestamp>,
     /// Device the user mostly shops on.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub preferred_device: Option<String>,
     /// May receive e-mail campaigns.
     pub consent_email: bool,
@@ -107,6 +117,18 @@ impl Default for User {
     }
 }
 
+/// Attributes (at most 64, keys and values bounded) in the user's schema.
+fn user_rules(schema: &mut schemars::Schema) {
+    if let Some(props) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        props.insert("attributes".into(), crate::schema::attributes().to_value());
+        // Every field has a default but the id, which the record cannot go without.
+        if let Some(id) = props.get_mut("id").and_then(serde_json::Value::as_object_mut) {
+            id.remove("default");
+        }
+    }
+    schema.insert("required".into(), serde_json::json!(["id"]));
+}
+
 impl User {
     /// A user with only an id.
     pub fn new(id: &str) -> Self {
@@ -115,10 +137,10 @@ impl User {
 
     /// Checks the rules a user must satisfy before it is stored.
     pub fn validate(&self) -> Result<()> {
-        if self.id.0.trim().is_empty() {
+        if self.id.0.is_empty() {
             return Err(CoreError::invalid("id", "is empty"));
         }
-        check_text("id", Some(&self.id.0), MAX_ID_BYTES)?;
+        check_text("id", Some(&self.id.0), MAX_ID_CHARS)?;
         for (field, v) in [
             ("gender", &self.gender),
             ("country", &self.country),
@@ -126,7 +148,7 @@ impl User {
             ("city", &self.city),
             ("preferred_device", &self.preferred_device),
         ] {
-            check_text(field, v.as_deref(), MAX_NAME_BYTES)?;
+            check_text(field, v.as_deref(), MAX_NAME_CHARS)?;
         }
         check_attributes("attributes", self.attributes.iter())?;
         if let Some(t) = self.signup_at

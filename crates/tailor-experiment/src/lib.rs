@@ -17,3 +17,25 @@ pub use bandit::{Bandit, Policy};
 pub use error::{ExperimentError, Result};
 pub use report::{Exposure, Report, analyse};
 pub use spec::{Experiment, ExperimentSpec, Layout, Metric, Status, Variant};
+
+/// Marks every number of a report's schema as possibly null: a statistic without data (no
+/// impressions, one variant empty) is NaN, which JSON writes as `null`.
+pub fn nullable_numbers(schema: &mut schemars::Schema) {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("type").and_then(|t| t.as_str()) == Some("number") {
+                    o.insert("type".into(), serde_json::json!(["number", "null"]));
+                }
+                for (_, x) in o.iter_mut() {
+                    walk(x);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(props) = schema.get_mut("properties") {
+        walk(props);
+    }
+}

@@ -64,7 +64,8 @@ impl Default for Options {
 }
 
 /// Totals of one variant.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct VariantTotals {
     /// Variant name.
     pub name: String,
@@ -134,7 +135,8 @@ impl VariantTotals {
 }
 
 /// A treatment compared with the control on one metric.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct Comparison {
     /// Treatment variant name.
     pub variant: String,
@@ -168,7 +170,8 @@ pub struct Comparison {
 }
 
 /// Per segment and variant.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct SegmentRow {
     /// Segment (`(none)` for units without one).
     pub segment: String,
@@ -185,7 +188,8 @@ pub struct SegmentRow {
 }
 
 /// The primary metric's cumulative lift at the end of one day.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct DayPoint {
     /// Day start (ms).
     pub day: Timestamp,
@@ -204,7 +208,8 @@ pub struct DayPoint {
 }
 
 /// Everything a report says.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct Report {
     /// Experiment name.
     pub experiment: String,

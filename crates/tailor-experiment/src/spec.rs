@@ -9,7 +9,7 @@ use tailor_core::Timestamp;
 use crate::error::{ExperimentError, Result};
 
 /// How a recommendation slot is laid out on the page.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layout {
     /// A horizontal scroller.
@@ -35,7 +35,7 @@ impl Layout {
 }
 
 /// The measures a report computes; one is primary, others may be guardrails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     /// Clicks per impression.
@@ -86,20 +86,24 @@ fn one() -> f64 {
 }
 
 /// One arm of an experiment: what the served list (or the page) does differently.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// Short name (letters, digits, `-`, `_`).
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// Relative share of the experiment's traffic.
     #[serde(default = "one")]
+    #[schemars(range(min = 1e-9, max = 1e9))]
     pub weight: f64,
     /// Recommendation strategy: `personalized` (default), `popular`, `trending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["personalized", "popular", "trending", null]))]
     pub strategy: Option<String>,
     /// Segment playbook to apply (`boost_discounted`, `boost_new_arrivals`, `premium_only`,
     /// or `none` to switch the configured playbooks off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["boost_discounted", "boost_new_arrivals", "premium_only", "none", null]))]
     pub playbook: Option<String>,
     /// Page layout of the slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +111,7 @@ pub struct Variant {
     /// Request parameters this variant sets (e.g. `diversity = "0.3"`, `category`,
     /// `max_per_category`), as the recommendations route takes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(length(max = 32))]
     pub params: BTreeMap<String, String>,
 }
 
@@ -118,7 +123,7 @@ impl Variant {
 }
 
 /// Lifecycle states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Defined, not yet assigning.
@@ -144,7 +149,7 @@ impl Status {
 }
 
 /// One recorded lifecycle change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StatusChange {
     /// When.
     pub at: Timestamp,
@@ -169,27 +174,34 @@ fn default_alpha() -> f64 {
 
 /// An experiment's definition, as written in `tailor.toml` (`[[experiments]]`) or posted
 /// to `POST /v1/experiments`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentSpec {
     /// Unique short name (letters, digits, `-`, `_`).
+    #[schemars(regex(pattern = NAME_PATTERN))]
     pub name: String,
     /// What the experiment tests, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = TEXT_CHARS))]
     pub description: Option<String>,
     /// Hash salt; defaults to the name. Changing it reshuffles everyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = NAME_CHARS))]
     pub salt: Option<String>,
     /// Slots it applies to (`home`, `product`...); empty: every slot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = NAME_CHARS), pattern(tailor_core::schema::NON_BLANK)))]
     pub slots: Vec<String>,
     /// Share of eligible users in the experiment, in (0, 1].
     #[serde(default = "one")]
+    #[schemars(extend("exclusiveMinimum" = 0, "maximum" = 1))]
     pub traffic: f64,
-    /// The arms; the first is the control.
+    /// The arms; the first is the control (names unique).
+    #[schemars(length(min = 2, max = 26))]
     pub variants: Vec<Variant>,
     /// Only users in one of these segments take part; empty: everyone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = NAME_CHARS), pattern(tailor_core::schema::NON_BLANK)))]
     pub segments: Vec<String>,
     /// Not before (ms since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -205,10 +217,31 @@ pub struct ExperimentSpec {
     pub guardrails: Vec<Metric>,
     /// View-through attribution window in hours (0: click-through only).
     #[serde(default = "default_window")]
+    #[schemars(range(max = MAX_WINDOW_HOURS))]
+    #[serde(deserialize_with = "tailor_core::schema::whole::deserialize")]
     pub attribution_window_hours: u64,
-    /// Significance level.
+    /// Significance level, in (0, 0.5).
     #[serde(default = "default_alpha")]
+    #[schemars(extend("exclusiveMinimum" = 0, "exclusiveMaximum" = 0.5))]
     pub alpha: f64,
+}
+
+/// Names of experiments and variants: 1 to 64 letters, digits, `-` and `_` (they travel
+/// inside `rec_id`s).
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+/// Longest slot, segment or salt, in characters.
+pub const NAME_CHARS: usize = 256;
+/// Longest description, in characters.
+pub const TEXT_CHARS: usize = 4096;
+/// Longest view-through attribution window (a year), in hours.
+pub const MAX_WINDOW_HOURS: u64 = 8760;
+
+fn check_text(field: &str, v: &str, min: usize, max: usize) -> Result<()> {
+    let n = v.chars().count();
+    if n < min || n > max || (min > 0 && tailor_core::limits::is_blank(v)) {
+        return Err(ExperimentError::invalid(field, format!("must be {min} to {max} characters, not blank")));
+    }
+    Ok(())
 }
 
 fn check_name(field: &str, name: &str) -> Result<()> {
@@ -270,11 +303,14 @@ impl ExperimentSpec {
                     format!("{:?} is used twice", v.name),
                 ));
             }
-            if !(v.weight.is_finite() && v.weight > 0.0) {
+            if !(v.weight >= 1e-9 && v.weight <= 1e9) {
                 return Err(ExperimentError::invalid(
                     format!("variants[{i}].weight"),
-                    format!("must be a positive number, got {}", v.weight),
+                    format!("must be a positive number from 1e-9 to 1e9, got {}", v.weight),
                 ));
+            }
+            if v.params.len() > 32 {
+                return Err(ExperimentError::invalid(format!("variants[{i}].params"), "at most 32 parameters"));
             }
             if let Some(s) = &v.strategy
                 && !["personalized", "popular", "trending"].contains(&s.as_str())
@@ -293,10 +329,22 @@ impl ExperimentSpec {
                 ));
             }
         }
-        for (i, s) in self.slots.iter().enumerate() {
-            if s.trim().is_empty() {
-                return Err(ExperimentError::invalid(format!("slots[{i}]"), "is empty"));
+        if let Some(d) = &self.description {
+            check_text("description", d, 0, TEXT_CHARS)?;
+        }
+        if let Some(salt) = &self.salt {
+            check_text("salt", salt, 1, NAME_CHARS)?;
+        }
+        for (what, list) in [("slots", &self.slots), ("segments", &self.segments)] {
+            if list.len() > 64 {
+                return Err(ExperimentError::invalid(what, "at most 64 entries"));
             }
+            for (i, s) in list.iter().enumerate() {
+                check_text(&format!("{what}[{i}]"), s, 1, NAME_CHARS)?;
+            }
+        }
+        if self.attribution_window_hours > MAX_WINDOW_HOURS {
+            return Err(ExperimentError::invalid("attribution_window_hours", "at most 8760 (a year)"));
         }
         if let (Some(a), Some(b)) = (self.start_at, self.stop_at)
             && b <= a
@@ -341,7 +389,7 @@ impl ExperimentSpec {
 }
 
 /// A spec with its lifecycle.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Experiment {
     /// The definition.
     #[serde(flatten)]

@@ -87,7 +87,8 @@ pub fn t_ppf(q: f64, df: f64) -> f64 {
 }
 
 /// A chi-square test result.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::nullable_numbers)]
 pub struct ChiSquare {
     /// The statistic.
     pub statistic: f64,

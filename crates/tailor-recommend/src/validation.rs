@@ -57,7 +57,7 @@ pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) 
 
 /// What a holdout says of a model beyond NDCG: the same top-`k` lists as [`ndcg`], with
 /// the exposure metrics `tailor-eval` reports.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Holdout {
     /// Mean NDCG@k.
     pub ndcg: f64,

@@ -27,7 +27,7 @@ pub struct ApiKey {
 }
 
 /// A lift a segment's members get after retrieval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Push items on sale (price-sensitive shoppers).

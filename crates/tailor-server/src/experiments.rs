@@ -204,13 +204,9 @@ pub fn shadowing(exp: &Experiment, others: &[Experiment], now: Timestamp) -> Vec
 }
 
 /// The experiment as JSON with the [`shadowing`] warnings of running it now.
-fn with_warnings(store: &dyn Store, exp: &Experiment) -> ApiResult<serde_json::Value> {
-    let warnings = shadowing(exp, &load(store)?, Timestamp::now());
-    let mut v = serde_json::to_value(exp).map_err(ApiError::internal)?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert("warnings".into(), json!(warnings));
-    }
-    Ok(v)
+fn with_warnings(store: &dyn Store, exp: Experiment) -> ApiResult<crate::api::ExperimentChanged> {
+    let warnings = shadowing(&exp, &load(store)?, Timestamp::now());
+    Ok(crate::api::ExperimentChanged { experiment: exp, warnings })
 }
 
 /// Computes a report from the stored exposures and the events since the experiment began.
@@ -355,7 +351,7 @@ fn exposure_writer(store: Arc<dyn Store>, rx: std::sync::mpsc::Receiver<Exposure
 }
 
 /// What `GET /v1/users/{id}/layout` answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LayoutDecision {
     /// The slot.
     pub slot: String,
@@ -366,6 +362,12 @@ pub struct LayoutDecision {
     pub decision_id: Option<String>,
     /// `bandit`, `experiment` or `default`.
     pub source: &'static str,
+    /// The experiment whose variant sets the layout (source `experiment`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    /// That variant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Bandits {
@@ -426,7 +428,14 @@ impl Bandits {
         }
         metrics::counter!("tailor_bandit_decisions_total", "slot" => slot.to_string(), "arm" => layout.clone())
             .increment(1);
-        Some(LayoutDecision { slot: slot.to_string(), layout, decision_id: Some(id), source: "bandit" })
+        Some(LayoutDecision {
+            slot: slot.to_string(),
+            layout,
+            decision_id: Some(id),
+            source: "bandit",
+            experiment: None,
+            variant: None,
+        })
     }
 
     /// Remembers that a served list belongs to a decision (its clicks reward it).
@@ -490,7 +499,6 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::AppState;
 use crate::routes::{blocking, query_map};
@@ -517,7 +525,7 @@ fn changed(s: &AppState) -> ApiResult<()> {
 pub(crate) async fn list(State(s): St) -> ApiResult<Response> {
     let loaded = s.experiments.list.load();
     let list: Vec<&Experiment> = loaded.iter().map(|e| &e.exp).collect();
-    Ok(Json(json!({ "experiments": list })).into_response())
+    Ok(Json(crate::api::ExperimentListRef { experiments: list }).into_response())
 }
 
 pub(crate) async fn show(State(s): St, Path(name): Path<String>) -> ApiResult<Response> {
@@ -540,6 +548,7 @@ pub(crate) async fn create_route(
         let path = e.path().to_string();
         ApiError::invalid(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
     })?;
+    crate::routes::check_variant_params(&s.catalog.load(), &spec)?;
     let state = s.clone();
     let exp = blocking(move || {
         let mut exp = create(state.store.as_ref(), spec, Some("api".into()))?;
@@ -547,7 +556,7 @@ pub(crate) async fn create_route(
             exp = transition(state.store.as_ref(), &exp.spec.name, Status::Running, Some("api".into()))?;
         }
         changed(&state)?;
-        with_warnings(state.store.as_ref(), &exp)
+        with_warnings(state.store.as_ref(), exp)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(exp)).into_response())
@@ -558,7 +567,7 @@ async fn move_to(s: Arc<AppState>, name: String, to: Status) -> ApiResult<Respon
     let exp = blocking(move || {
         let exp = transition(state.store.as_ref(), &name, to, Some("api".into()))?;
         changed(&state)?;
-        with_warnings(state.store.as_ref(), &exp)
+        with_warnings(state.store.as_ref(), exp)
     })
     .await?;
     Ok(Json(exp).into_response())
@@ -606,14 +615,14 @@ pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): 
     if let Some(a) = s.experiments.assign(&id, Some(slot), &segments, Timestamp::now())
         && let Some(layout) = a.entry.exp.spec.variants[a.variant].layout
     {
-        return Ok(Json(json!({
-            "slot": slot,
-            "layout": layout,
-            "decision_id": Value::Null,
-            "source": "experiment",
-            "experiment": a.entry.exp.spec.name,
-            "variant": a.variant_name(),
-        }))
+        return Ok(Json(LayoutDecision {
+            slot: slot.clone(),
+            layout: layout.name().to_string(),
+            decision_id: None,
+            source: "experiment",
+            experiment: Some(a.entry.exp.spec.name.clone()),
+            variant: Some(a.variant_name().to_string()),
+        })
         .into_response());
     }
     let decision = s.experiments.bandits.decide(slot, &segments).unwrap_or_else(|| LayoutDecision {
@@ -621,11 +630,11 @@ pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): 
         layout: "carousel".into(),
         decision_id: None,
         source: "default",
+        experiment: None,
+        variant: None,
     });
     if decision.source == "bandit" {
         s.insights.decision(slot, &decision.layout);
     }
     Ok(Json(decision).into_response())
 }
-
-use serde_json::Value;

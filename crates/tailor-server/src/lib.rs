@@ -14,6 +14,7 @@
 //! version from start to end; a purchase hides the item from that user's next list.
 
 pub mod admin;
+pub mod api;
 pub mod config;
 pub mod error;
 pub mod experiments;
@@ -23,6 +24,7 @@ pub mod online;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
+pub mod table;
 pub mod web;
 
 use std::collections::HashMap;
@@ -122,10 +124,42 @@ fn metrics_handle() -> PrometheusHandle {
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (tests, embedding): then ours only renders.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                describe_metrics();
+            }
             handle
         })
         .clone()
+}
+
+/// HELP text and units of every metric (`promtool check metrics` requires them).
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        "tailor_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by route, method and status"
+    );
+    describe_counter!("tailor_events_ingested_total", "Events stored (durably) through the API");
+    describe_counter!("tailor_events_duplicate_total", "Events received again (same id) and not stored twice");
+    describe_counter!("tailor_recommendations_served_total", "Recommendation lists computed, by cold-start strategy");
+    describe_counter!("tailor_recommendation_cache_total", "Recommendation requests by cache result (hit, miss, off)");
+    describe_counter!("tailor_bandit_decisions_total", "Layout bandit decisions, by slot and arm");
+    describe_counter!(
+        "tailor_experiment_exposures_total",
+        "Served lists logged as experiment exposures, by experiment and variant"
+    );
+    describe_counter!(
+        "tailor_model_candidates_rejected_total",
+        "Retrained candidates not promoted (holdout NDCG@10 too low)"
+    );
+    describe_counter!("tailor_segment_reassignments_total", "Users placed in other segments in real time");
+    describe_gauge!("tailor_model_version", "The served model version");
+    describe_gauge!("tailor_model_train_seconds", Unit::Seconds, "Training time of the served model version");
+    describe_gauge!("tailor_model_holdout_ndcg_at_10", "Holdout NDCG@10 of the served model version");
+    describe_gauge!("tailor_model_age_seconds", Unit::Seconds, "Time since the served model version was trained");
+    describe_gauge!("tailor_online_subjects", "Users and sessions with recent events in memory");
+    describe_gauge!("tailor_segment_size", "Members of a segment now, by segmentation and segment");
 }
 
 impl AppState {
@@ -332,7 +366,7 @@ impl AppState {
 
     /// Brings the served catalog up to date after a write: items the store added since it
     /// was loaded (named by events or upserted) get their index, and `items` their records.
-    /// The caller holds [`AppState::record_writes`]. Blocking.
+    /// The caller holds the record-write lock (`record_writes`). Blocking.
     pub fn refresh_catalog(&self, items: Vec<tailor_core::Item>) -> ApiResult<()> {
         let current = self.catalog.load_full();
         let fresh = self.store.item_names_from(current.len())?;
@@ -728,22 +762,31 @@ impl AppState {
             self.same_site_or_allowed(headers)?;
         }
         if let Some(scope) = doc.scope {
-            let presented = headers
+            let bearer = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-                .map(str::trim)
-                .map(str::to_string)
-                .or_else(|| {
-                    // Browsers' navigator.sendBeacon cannot set headers: events may carry the
-                    // key in the query string (only events: a write key that pages embed anyway).
-                    (doc.path == "/v1/events")
-                        .then(|| req.uri().query())
-                        .flatten()
-                        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
-                        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v))
-                });
+                .and_then(|v| v.strip_prefix("Bearer "));
+            let header_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+            // Every credential presented must be the same key: one valid key beside a wrong
+            // one is refused, not silently preferred.
+            if let (Some(a), Some(b)) = (bearer, header_key)
+                && a.trim() != b.trim()
+            {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "two different API keys presented (Authorization and X-Api-Key): send one",
+                ));
+            }
+            let presented = bearer.or(header_key).map(str::trim).map(str::to_string).or_else(|| {
+                // Browsers' navigator.sendBeacon cannot set headers: events may carry the
+                // key in the query string (only events: a write key that pages embed anyway).
+                (doc.path == "/v1/events")
+                    .then(|| req.uri().query())
+                    .flatten()
+                    .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                    .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "key").map(|(_, v)| v))
+            });
             let name = self.authorize(presented.as_deref(), scope)?;
             if let Err(wait) = self.take_token(name.as_deref().unwrap_or("open")) {
                 return Err(ApiError::new(
@@ -754,7 +797,8 @@ impl AppState {
                 .retry_after(wait.ceil().max(1.0) as u64));
             }
         }
-        if doc.body != routes::Body::None && has_body(req) {
+        check_query(doc, req.uri().query())?;
+        if doc.body.takes_json() && has_body(req) {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
             let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if essence != "application/json" {
@@ -802,6 +846,40 @@ impl AppState {
             ))
         }
     }
+}
+
+/// Every query parameter against the route's table: known (pages take any; the
+/// recommendation routes take `attr.KEY` filters too), of its kind, and the required ones
+/// present. 422 names the parameter.
+fn check_query(doc: &routes::RouteDoc, raw: Option<&str>) -> ApiResult<()> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    // Pages opened in a browser take whatever a link adds (tracking parameters, a key).
+    if matches!(doc.reply, routes::Reply::Content(_)) {
+        return Ok(());
+    }
+    for (k, v) in &pairs {
+        match doc.query.iter().find(|p| p.name == k) {
+            Some(p) => p.kind.check(v).map_err(|why| ApiError::invalid(k.clone(), format!("{k}: {why}")))?,
+            None if doc.path.ends_with("/recommendations") && k.starts_with("attr.") && k.len() > 5 => {
+                routes::Kind::Text(4096).check(v).map_err(|why| ApiError::invalid(k.clone(), format!("{k}: {why}")))?
+            }
+            None => {
+                let known: Vec<&str> = doc.query.iter().map(|p| p.name).collect();
+                let takes = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+                return Err(ApiError::invalid(
+                    k.clone(),
+                    format!("unknown query parameter {k:?} for {} {} (it takes: {takes})", doc.method, doc.path),
+                ));
+            }
+        }
+    }
+    for p in doc.query.iter().filter(|p| p.required) {
+        if !pairs.iter().any(|(k, _)| k == p.name) {
+            return Err(ApiError::invalid(p.name, format!("{}=... is required ({})", p.name, p.description)));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a request may carry a body (anything but a known empty one).

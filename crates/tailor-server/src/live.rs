@@ -216,7 +216,7 @@ impl Live {
 }
 
 /// What is known about a trained version.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LiveInfo {
     /// Version number.
     pub version: u64,

@@ -160,7 +160,7 @@ impl Online {
 }
 
 struct Entry {
-    body: std::sync::Arc<serde_json::Value>,
+    body: std::sync::Arc<crate::api::Recommendations>,
     at: Instant,
     generation: u64,
 }
@@ -184,7 +184,12 @@ impl Cache {
     }
 
     /// A fresh entry of the current generation.
-    pub fn get(&self, subject: &str, query: &str, generation: u64) -> Option<std::sync::Arc<serde_json::Value>> {
+    pub fn get(
+        &self,
+        subject: &str,
+        query: &str,
+        generation: u64,
+    ) -> Option<std::sync::Arc<crate::api::Recommendations>> {
         if !self.enabled() {
             return None;
         }
@@ -194,7 +199,7 @@ impl Cache {
     }
 
     /// Stores an entry.
-    pub fn put(&self, subject: &str, query: &str, generation: u64, body: std::sync::Arc<serde_json::Value>) {
+    pub fn put(&self, subject: &str, query: &str, generation: u64, body: std::sync::Arc<crate::api::Recommendations>) {
         if !self.enabled() {
             return;
         }
@@ -243,14 +248,25 @@ mod tests {
     #[test]
     fn cache_expires_by_generation_and_invalidation() {
         let c = Cache::new(Duration::from_secs(60));
-        let v = std::sync::Arc::new(serde_json::json!({"x": 1}));
+        let v = std::sync::Arc::new(crate::api::Recommendations {
+            user: Some("a".into()),
+            session: None,
+            items: Vec::new(),
+            strategy: "popular".into(),
+            model_version: 1,
+            rec_id: "r1".into(),
+            variant: None,
+            playbooks: Vec::new(),
+            context: None,
+            cached: false,
+        });
         c.put("u:a", "k=10", 1, v.clone());
-        assert_eq!(c.get("u:a", "k=10", 1), Some(v.clone()));
-        assert_eq!(c.get("u:a", "k=10", 2), None, "new generation");
+        assert!(c.get("u:a", "k=10", 1).is_some_and(|h| std::sync::Arc::ptr_eq(&h, &v)));
+        assert!(c.get("u:a", "k=10", 2).is_none(), "new generation");
         c.invalidate("u:a");
-        assert_eq!(c.get("u:a", "k=10", 1), None);
+        assert!(c.get("u:a", "k=10", 1).is_none());
         let off = Cache::new(Duration::ZERO);
         off.put("u:a", "k", 1, v);
-        assert_eq!(off.get("u:a", "k", 1), None);
+        assert!(off.get("u:a", "k", 1).is_none());
     }
 }

@@ -21,7 +21,8 @@ use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
 use tailor_store::{UpsertMode, WriteBatch};
 
 use crate::AppState;
-use crate::config::{Playbook, Scope, Strategy};
+use crate::api;
+use crate::config::{Playbook, Strategy};
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::Assigned;
 use crate::live::{Catalog, Live};
@@ -30,396 +31,7 @@ use tailor_experiment::report::Exposure;
 
 type St = State<Arc<AppState>>;
 
-/// One documented route.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteDoc {
-    /// HTTP method.
-    pub method: &'static str,
-    /// Path template (axum syntax, `{param}`).
-    pub path: &'static str,
-    /// Scope a key needs (`None`: public).
-    pub scope: Option<Scope>,
-    /// One line.
-    pub summary: &'static str,
-    /// What the route takes as its body (JSON routes answer 415 to other content types).
-    pub body: Body,
-    /// Query parameters: (name, description).
-    pub query: &'static [(&'static str, &'static str)],
-}
-
-/// A route's request body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    /// None (a body sent anyway is ignored).
-    None,
-    /// A JSON document, required.
-    Json,
-    /// A JSON document, optional.
-    OptionalJson,
-}
-
-const REC_QUERY: &[(&str, &str)] = &[
-    ("k", "number of items, 1-100 (default 10)"),
-    ("slot", "the page slot asking (home, product, cart...), logged"),
-    ("category", "only these top-level categories (comma-separated names)"),
-    ("brand", "only these brands (comma-separated)"),
-    ("min_price", "lowest price"),
-    ("max_price", "highest price"),
-    ("exclude", "item ids never to return (comma-separated)"),
-    ("diversity", "0 (relevance only) to 1 (diversity only)"),
-    ("max_per_category", "at most this many items per top-level category"),
-    ("attr.KEY", "only items whose attribute KEY is one of these values (comma-separated)"),
-    ("context.KEY", "request context (device, location...), logged"),
-    ("decision", "a layout decision_id from /v1/users/{id}/layout: clicks on this list reward it"),
-];
-
-/// Every route.
-pub const ROUTES: &[RouteDoc] = &[
-    RouteDoc {
-        method: "GET",
-        path: "/healthz",
-        scope: None,
-        summary: "Liveness: the process answers",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/readyz",
-        scope: None,
-        summary: "Readiness: models are loaded",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/metrics",
-        scope: None,
-        summary: "Prometheus metrics",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/openapi.json",
-        scope: None,
-        summary: "This API's OpenAPI 3 document",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/demo",
-        scope: None,
-        summary: "The demo storefront: home pages by shopper type, categories, products with widgets, cart and checkout, and a 'view the shop as' switcher",
-        body: Body::None,
-        query: &[("key", "an API key with read and write scopes, when the server has keys")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/widget.js",
-        scope: None,
-        summary: "The embeddable recommendation widget (plain JavaScript, embedded in the binary)",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/assets/lib.js",
-        scope: None,
-        summary: "The pages' shared JavaScript (API calls, escaping, formats), embedded in the binary",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/assets/charts.js",
-        scope: None,
-        summary: "The pages' SVG charts (line, bar, scatter), embedded in the binary",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/events",
-        scope: Some(Scope::Write),
-        summary: "Store one event or a batch (array or {\"events\": [...]}, up to serve.max_batch); durable before 202, idempotent by id (given, or derived from the fields with ts): an id among the last million stored events is a duplicate whatever its ts, older ones match by id and ts; invalid rows are reported by index and field, valid ones kept",
-        body: Body::Json,
-        query: &[("key", "the API key, for browsers' navigator.sendBeacon, which cannot send headers")],
-    },
-    RouteDoc {
-        method: "PUT",
-        path: "/v1/items",
-        scope: Some(Scope::Write),
-        summary: "Create or replace catalog items (array or {\"items\": [...]}): each row is the whole item, fields it leaves out are cleared (PATCH updates field by field)",
-        body: Body::Json,
-        query: &[],
-    },
-    RouteDoc {
-        method: "PATCH",
-        path: "/v1/items",
-        scope: Some(Scope::Write),
-        summary: "Update catalog items field by field (array or {\"items\": [...]}): fields a row gives replace the stored ones, others stay; unknown ids are created",
-        body: Body::Json,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/items/{id}",
-        scope: Some(Scope::Read),
-        summary: "One catalog item",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/items/{id}/similar",
-        scope: Some(Scope::Read),
-        summary: "Items like this one (cosine of the model's item vectors)",
-        body: Body::None,
-        query: &[("k", "number of items (default 10)")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/items/{id}/bought-together",
-        scope: Some(Scope::Read),
-        summary: "Items bought in the same orders as this one",
-        body: Body::None,
-        query: &[("k", "number of items (default 10)")],
-    },
-    RouteDoc {
-        method: "PUT",
-        path: "/v1/users",
-        scope: Some(Scope::Write),
-        summary: "Create or replace users (array or {\"users\": [...]}): each row is the whole user, fields it leaves out are cleared (PATCH updates field by field)",
-        body: Body::Json,
-        query: &[],
-    },
-    RouteDoc {
-        method: "PATCH",
-        path: "/v1/users",
-        scope: Some(Scope::Write),
-        summary: "Update users field by field (array or {\"users\": [...]}): fields a row gives replace the stored ones, others stay; unknown ids are created",
-        body: Body::Json,
-        query: &[],
-    },
-    RouteDoc {
-        method: "DELETE",
-        path: "/v1/users/{id}",
-        scope: Some(Scope::Admin),
-        summary: "Erase a user: events, record, segments, cached lists and model row, at once; the next training does not see them",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/users/{id}/profile",
-        scope: Some(Scope::Read),
-        summary: "A user's attributes, segments, activity counts and recent events",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/users/{id}/recommendations",
-        scope: Some(Scope::Read),
-        summary: "Personalised items with score, reason, model version and rec_id (cold-start chain: model → segment → popular)",
-        body: Body::None,
-        query: REC_QUERY,
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/sessions/{id}/recommendations",
-        scope: Some(Scope::Read),
-        summary: "Recommendations for an anonymous session from its events and the body's {\"items\": [...]}",
-        body: Body::OptionalJson,
-        query: REC_QUERY,
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/popular",
-        scope: Some(Scope::Read),
-        summary: "Most popular items, overall, in a segment or in categories",
-        body: Body::None,
-        query: &[("k", "number of items"), ("segment", "a segment name"), ("category", "top-level categories")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/trending",
-        scope: Some(Scope::Read),
-        summary: "Items rising now (interactions decayed by serve.trending_half_life_days)",
-        body: Body::None,
-        query: &[("k", "number of items"), ("category", "top-level categories")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/segments",
-        scope: Some(Scope::Read),
-        summary: "Stored segmentations with their segments and sizes",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/segments/{name}/users",
-        scope: Some(Scope::Read),
-        summary: "Members of a segment, paged",
-        body: Body::None,
-        query: &[
-            ("segmentation", "which segmentation (default: the one holding the segment)"),
-            ("page", "from 1"),
-            ("per_page", "1-1000, default 100"),
-        ],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/admin/reload",
-        scope: Some(Scope::Admin),
-        summary: "Serve the registry's live version (after `tailor model rollback`): load it and swap it in",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/admin/retrain",
-        scope: Some(Scope::Admin),
-        summary: "Retrain from the store now; the candidate is promoted unless its holdout NDCG@10 is worse than the live one's by more than serve.promote_tolerance",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/models",
-        scope: Some(Scope::Admin),
-        summary: "The live model version and every registered version with its training facts",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/admin/rollback",
-        scope: Some(Scope::Admin),
-        summary: "Make a kept earlier version live (as `tailor model rollback`) and swap it in",
-        body: Body::None,
-        query: &[("to", "the version (required)")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/timeseries",
-        scope: Some(Scope::Admin),
-        summary: "Per hour or day: events by kind, orders, revenue and AOV; impressions, clicks, CTR, conversion, revenue and AOV from recommendations (events with a rec_id); lists served, cache hit ratio, latency percentiles, strategies and bandit decisions. Events count at their own time (stored history included), serving since the process started",
-        body: Body::None,
-        query: &[
-            ("bucket", "hour or day (default day)"),
-            ("from", "first time (RFC 3339, seconds or ms; default: the first data)"),
-            ("to", "last time (default: the latest data); at most 400 buckets, the latest ones"),
-        ],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/catalog-health",
-        scope: Some(Scope::Admin),
-        summary: "Exposure of the catalog in served lists (since start) and in impression events: coverage, Gini, popularity bias, share of the top 1% and 10% of items, Lorenz curve, most shown items; listed, in-stock and modelled items",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/feed",
-        scope: Some(Scope::Admin),
-        summary: "The latest events and served lists (newest 300), for a live view",
-        body: Body::None,
-        query: &[("after", "only entries after this seq (the last one seen)")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/bandits",
-        scope: Some(Scope::Admin),
-        summary: "Every layout bandit: arms with pulls, rewards, means and shares, overall and per context",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/admin/segments",
-        scope: Some(Scope::Admin),
-        summary: "Per segmentation: segments with profiles (RFM, AOV, categories, device, demographics) and explanation rules, the 2-D PCA map, sizes over time and migrations between segments",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/dashboard",
-        scope: None,
-        summary: "The dashboard page (its data comes from the admin API: open /dashboard?key=ADMIN_KEY when keys are configured)",
-        body: Body::None,
-        query: &[("key", "an admin API key")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/experiments",
-        scope: Some(Scope::Read),
-        summary: "Every experiment with its variants, status and status history",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/experiments",
-        scope: Some(Scope::Admin),
-        summary: "Create an experiment from its definition (name, slots, traffic, variants with weights and strategy/playbook/layout/params, segments, start_at/stop_at, primary_metric, guardrails); a draft unless start=true",
-        body: Body::Json,
-        query: &[("start", "true: start it at once")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/experiments/{name}",
-        scope: Some(Scope::Read),
-        summary: "One experiment",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/experiments/{name}/start",
-        scope: Some(Scope::Admin),
-        summary: "Start (or resume) an experiment; recorded in its history",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/experiments/{name}/pause",
-        scope: Some(Scope::Admin),
-        summary: "Pause an experiment (users see the default; assignments are unchanged on resume)",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "POST",
-        path: "/v1/experiments/{name}/stop",
-        scope: Some(Scope::Admin),
-        summary: "Stop an experiment for good",
-        body: Body::None,
-        query: &[],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/experiments/{name}/report",
-        scope: Some(Scope::Read),
-        summary: "Per-variant and per-segment metrics, tests (z, chi-square, Welch, bootstrap, Holm, mSPRT), SRM and guardrail warnings, a verdict and the cumulative lift per day",
-        body: Body::None,
-        query: &[("bootstrap", "bootstrap resamples for money metrics (default 1000, 0: none)")],
-    },
-    RouteDoc {
-        method: "GET",
-        path: "/v1/users/{id}/layout",
-        scope: Some(Scope::Read),
-        summary: "The layout of a slot for this user: an experiment variant's, else the slot's bandit's choice with a decision_id (pass it as decision= to the recommendations, or as an event's rec_id), else the default",
-        body: Body::None,
-        query: &[("slot", "the slot (required)")],
-    },
-];
+pub use crate::table::{Body, Kind, Param, ROUTES, Reply, RouteDoc};
 
 /// The documented route `method path` (HEAD is GET without the body: axum answers HEAD
 /// with the GET handler, so it must need what GET needs).
@@ -469,10 +81,10 @@ pub fn routes() -> (axum::Router<Arc<AppState>>, axum::Router<Arc<AppState>>) {
 
 fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
     match (method, path) {
-        ("GET", "/healthz") => get(|| async { Json(json!({"status": "ok"})) }),
+        ("GET", "/healthz") => get(|| async { Json(api::Health { status: "ok", model_version: None }) }),
         ("GET", "/readyz") => get(readyz),
         ("GET", "/metrics") => get(metrics),
-        ("GET", "/openapi.json") => get(|| async { Json(crate::openapi::document()) }),
+        ("GET", "/openapi.json") => get(openapi_json),
         ("GET", "/widget.js") => get(crate::web::widget),
         ("GET", "/assets/lib.js") => get(crate::web::lib_js),
         ("GET", "/assets/charts.js") => get(crate::web::charts_js),
@@ -533,10 +145,22 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T>
     tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
 }
 
+/// `GET /openapi.json`: the document of this server (its limits, catalog and clock).
+async fn openapi_json(State(s): St) -> Response {
+    let catalog = s.catalog.load_full();
+    let ctx = crate::openapi::Context {
+        config: &s.config,
+        categories: Some(&catalog.categories),
+        brands: Some(&catalog.brands),
+        now: Some(Timestamp::now()),
+    };
+    Json(crate::openapi::document(&ctx)).into_response()
+}
+
 async fn readyz(State(s): St) -> Response {
     if s.ready.load(Ordering::SeqCst) {
         let version = s.live.load().as_ref().map(|l| l.version);
-        Json(json!({"status": "ready", "model_version": version})).into_response()
+        Json(api::Health { status: "ready", model_version: version }).into_response()
     } else {
         ApiError::unavailable("no model loaded yet").into_response()
     }
@@ -556,17 +180,7 @@ async fn metrics(State(s): St) -> Response {
 
 // ---------------------------------------------------------------- ingestion
 
-/// One rejected row of a batch.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RowError {
-    /// Position in the batch.
-    pub index: usize,
-    /// Field at fault.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// Why.
-    pub message: String,
-}
+pub use crate::api::RowError;
 
 /// The rows of a batch body: an array, an object holding `key`, or one object.
 fn rows(body: &Bytes, key: &str, max: usize) -> ApiResult<Vec<Value>> {
@@ -574,10 +188,15 @@ fn rows(body: &Bytes, key: &str, max: usize) -> ApiResult<Vec<Value>> {
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body is not JSON: {e}")))?;
     let rows = match v {
         Value::Array(a) => a,
-        Value::Object(mut o) if o.contains_key(key) => match o.remove(key) {
-            Some(Value::Array(a)) => a,
-            _ => return Err(ApiError::invalid(key, format!("`{key}` must be an array"))),
-        },
+        Value::Object(mut o) if o.contains_key(key) => {
+            if let Some(other) = o.keys().find(|k| *k != key) {
+                return Err(ApiError::invalid(other.clone(), format!("unknown field {other:?} beside `{key}`")));
+            }
+            match o.remove(key) {
+                Some(Value::Array(a)) => a,
+                _ => return Err(ApiError::invalid(key, format!("`{key}` must be an array"))),
+            }
+        }
         Value::Object(o) => vec![Value::Object(o)],
         _ => return Err(ApiError::bad_request(format!("expected an object, an array or {{\"{key}\": [...]}}"))),
     };
@@ -601,15 +220,18 @@ fn parse_row<T: serde::de::DeserializeOwned>(index: usize, row: Value) -> Result
 
 fn rejected_response(what: &str, errors: Vec<RowError>) -> Response {
     let first = errors.first().cloned();
-    let body = json!({
-        "error": {
-            "code": "invalid_rows",
-            "message": format!("no {what} accepted: every row is invalid (first: row {}: {})",
-                first.as_ref().map_or(0, |e| e.index), first.as_ref().map_or("", |e| e.message.as_str())),
-            "field": first.and_then(|e| e.field),
+    let body = api::RejectedBody {
+        error: api::ErrorDetail {
+            code: "invalid_rows".into(),
+            message: format!(
+                "no {what} accepted: every row is invalid (first: row {}: {})",
+                first.as_ref().map_or(0, |e| e.index),
+                first.as_ref().map_or("", |e| e.message.as_str())
+            ),
+            field: first.and_then(|e| e.field),
         },
-        "rejected": errors,
-    });
+        rejected: errors,
+    };
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }
 
@@ -731,13 +353,13 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     s.mark_dirty(touched);
     metrics::counter!("tailor_events_ingested_total").increment(report.events_added);
     metrics::counter!("tailor_events_duplicate_total").increment(report.events_duplicate);
-    let body = json!({
-        "accepted": accepted,
-        "stored": report.events_added,
-        "duplicates": report.events_duplicate,
-        "new_items": unknown_items,
-        "rejected": errors,
-    });
+    let body = api::EventsStored {
+        accepted,
+        stored: report.events_added,
+        duplicates: report.events_duplicate,
+        new_items: unknown_items,
+        rejected: errors,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
@@ -797,7 +419,7 @@ async fn upsert_items(s: Arc<AppState>, body: Bytes, patch: bool) -> ApiResult<R
     match outcome {
         Err(errors) => Ok(rejected_response("items", errors)),
         Ok((report, errors)) => {
-            Ok(Json(json!({"inserted": report.items_inserted, "updated": report.items_updated, "rejected": errors}))
+            Ok(Json(api::Upserted { inserted: report.items_inserted, updated: report.items_updated, rejected: errors })
                 .into_response())
         }
     }
@@ -905,7 +527,7 @@ async fn upsert_users(s: Arc<AppState>, body: Bytes, patch: bool) -> ApiResult<R
     // Attributes feed segment rules (age, country...): place them before their next read,
     // so a new user known only by attributes gets their segment's popular items.
     s.mark_dirty(ids);
-    Ok(Json(json!({"inserted": report.users_inserted, "updated": report.users_updated, "rejected": errors}))
+    Ok(Json(api::Upserted { inserted: report.users_inserted, updated: report.users_updated, rejected: errors })
         .into_response())
 }
 
@@ -915,31 +537,29 @@ fn item_index(catalog: &Catalog, id: &str) -> ApiResult<u32> {
     catalog.index.get(id).copied().ok_or_else(|| ApiError::not_found(format!("item {id:?} is not in the catalog")))
 }
 
-fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> Value {
+fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> api::ListedItem {
     let item = catalog.items.get(i as usize).and_then(Option::as_ref);
-    let mut v = json!({
-        "id": catalog.names.get(i as usize),
-        "title": catalog.title(i),
-        "score": score,
-    });
-    if let Some(item) = item {
-        v["price"] = json!(item.price);
-        v["sale_price"] = json!(item.sale_price);
-        v["category"] = json!(item.category_path());
-        v["brand"] = json!(item.brand);
-        v["in_stock"] = json!(item.in_stock);
-        if let Some(img) = item.attributes.get("image") {
-            v["image"] = json!(img);
-        }
+    api::ListedItem {
+        id: catalog.names.get(i as usize).cloned().unwrap_or_default(),
+        title: catalog.title(i),
+        score,
+        price: item.and_then(|it| it.price),
+        sale_price: item.and_then(|it| it.sale_price),
+        category: item.map(Item::category_path),
+        brand: item.and_then(|it| it.brand.clone()),
+        in_stock: item.map(|it| it.in_stock),
+        image: item.and_then(|it| it.attributes.get("image").cloned()),
+        reason: reason.map(|r| api::ReasonOut {
+            kind: reason_kind(r),
+            text: r.text(|x| catalog.title(x)),
+            item: match r {
+                Reason::BecauseYouViewed { item } | Reason::AlsoBought { item } => {
+                    catalog.names.get(*item as usize).cloned()
+                }
+                _ => None,
+            },
+        }),
     }
-    if let Some(r) = reason {
-        let mut rj = json!({"kind": reason_kind(r), "text": r.text(|x| catalog.title(x))});
-        if let Reason::BecauseYouViewed { item } | Reason::AlsoBought { item } = r {
-            rj["item"] = json!(catalog.names.get(*item as usize));
-        }
-        v["reason"] = rj;
-    }
-    v
 }
 
 fn reason_kind(r: &Reason) -> &'static str {
@@ -962,7 +582,7 @@ async fn get_item(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
     let stored =
         blocking(move || state.store.item(&id)?.ok_or_else(|| ApiError::not_found(format!("item {id:?} not found"))))
             .await?;
-    Ok(Json(json!({"item": stored.value, "revision": stored.revision, "updated_at": stored.updated_at}))
+    Ok(Json(api::StoredItem { item: stored.value, revision: stored.revision, updated_at: stored.updated_at })
         .into_response())
 }
 
@@ -986,8 +606,8 @@ fn live_or_503(s: &AppState) -> ApiResult<Arc<Live>> {
     s.live.load_full().ok_or_else(|| ApiError::unavailable("no model trained yet; retry shortly"))
 }
 
-fn listing(catalog: &Catalog, list: &[(u32, f32)], reason: Option<&Reason>) -> Value {
-    Value::Array(list.iter().map(|&(i, sc)| item_json(catalog, i, sc, reason)).collect())
+fn listing(catalog: &Catalog, list: &[(u32, f32)], reason: Option<&Reason>) -> Vec<api::ListedItem> {
+    list.iter().map(|&(i, sc)| item_json(catalog, i, sc, reason)).collect()
 }
 
 /// Items related to item `id` by `related(live, item, k)`, in stock, with `reason(item)`.
@@ -1010,7 +630,7 @@ fn related_items(
     let items = listing(&catalog, &list, Some(&reason(i)));
     // A rec_id here too, so clicks on "similar items" are attributed to this list.
     let rec_id = s.next_rec_id(id);
-    Ok(Json(json!({"item": id, "items": items, "model_version": live.version, "rec_id": rec_id})).into_response())
+    Ok(Json(api::Related { item: id.to_string(), items, model_version: live.version, rec_id }).into_response())
 }
 
 async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -1024,9 +644,8 @@ async fn bought_together(State(s): St, Path(id): Path<String>, RawQuery(raw): Ra
 
 fn categories_param(catalog: &Catalog, q: &HashMap<String, String>) -> ApiResult<Vec<u32>> {
     let Some(v) = q.get("category") else { return Ok(Vec::new()) };
+    // Exactly the names, comma-separated (the document's pattern says the same).
     v.split(',')
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
         .map(|c| {
             catalog.categories.iter().position(|x| x == c).map(|p| p as u32).ok_or_else(|| {
                 ApiError::invalid(
@@ -1058,7 +677,8 @@ async fn popular(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let reason = if categories.is_empty() { reason } else { Reason::PopularInCategory };
     let req = Request { k, categories, ..Request::default() };
     let list = ranked_plain(scores, &catalog, &req);
-    Ok(Json(json!({"items": listing(&catalog, &list, Some(&reason)), "model_version": live.version})).into_response())
+    Ok(Json(api::Listing { items: listing(&catalog, &list, Some(&reason)), model_version: live.version })
+        .into_response())
 }
 
 async fn trending(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -1068,7 +688,7 @@ async fn trending(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
     let live = live_or_503(&s)?;
     let req = Request { k, categories: categories_param(&catalog, &q)?, ..Request::default() };
     let list = ranked_plain(&live.trending, &catalog, &req);
-    Ok(Json(json!({"items": listing(&catalog, &list, Some(&Reason::Trending)), "model_version": live.version}))
+    Ok(Json(api::Listing { items: listing(&catalog, &list, Some(&Reason::Trending)), model_version: live.version })
         .into_response())
 }
 
@@ -1090,7 +710,7 @@ async fn segments(State(s): St) -> ApiResult<Response> {
     // Sizes now (members move between runs in real time), from the same memberships that
     // `/v1/segments/{name}/users` lists, beside each segment's size when the run was made.
     let state = s.clone();
-    let list: Vec<Value> = blocking(move || {
+    let segmentations = blocking(move || {
         latest
             .into_values()
             .map(|r| {
@@ -1099,15 +719,20 @@ async fn segments(State(s): St) -> ApiResult<Response> {
                     .iter()
                     .map(|d| {
                         let size = state.store.segment_members(&r.name, &d.name)?.len();
-                        Ok(json!({"name": d.name, "description": d.description, "size": size, "size_at_run": d.size}))
+                        Ok(api::SegmentOut {
+                            name: d.name.clone(),
+                            description: d.description.clone(),
+                            size,
+                            size_at_run: d.size as usize,
+                        })
                     })
-                    .collect::<ApiResult<Vec<Value>>>()?;
-                Ok(json!({"segmentation": r.name, "run": r.id, "created_at": r.created_at, "segments": segments}))
+                    .collect::<ApiResult<Vec<_>>>()?;
+                Ok(api::SegmentationOut { segmentation: r.name, run: r.id, created_at: r.created_at, segments })
             })
-            .collect::<ApiResult<Vec<Value>>>()
+            .collect::<ApiResult<Vec<_>>>()
     })
     .await?;
-    Ok(Json(json!({"segmentations": list})).into_response())
+    Ok(Json(api::Segmentations { segmentations }).into_response())
 }
 
 async fn segment_users(State(s): St, Path(name): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -1141,7 +766,7 @@ async fn segment_users(State(s): St, Path(name): Path<String>, RawQuery(raw): Ra
     let total = members.len();
     let start = (page - 1).saturating_mul(per_page).min(total);
     let users = &members[start..(start + per_page).min(total)];
-    Ok(Json(json!({"segment": name, "segmentation": segmentation, "total": total, "page": page, "per_page": per_page, "users": users}))
+    Ok(Json(api::SegmentUsers { segment: name, segmentation, total, page, per_page, users: users.to_vec() })
         .into_response())
 }
 
@@ -1160,9 +785,10 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
     }
     let catalog = s.catalog.load_full();
     let live = s.live.load_full();
-    let mut activity = json!({});
+    let mut activity = api::Activity::default();
     if let Some(sub) = &subject {
-        let counts: std::collections::BTreeMap<&str, u64> = sub.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let counts: std::collections::BTreeMap<String, u64> =
+            sub.counts.iter().map(|(k, v)| (k.as_str().to_string(), *v)).collect();
         let revenue: f64 = sub
             .events
             .iter()
@@ -1171,14 +797,23 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             // A float sum starts at -0.0: + 0.0 keeps "no revenue" from showing as -0.
             .sum::<f64>()
             + 0.0;
-        let recent: Vec<Value> = sub
+        let recent: Vec<api::RecentEvent> = sub
             .events
             .iter()
             .rev()
             .take(20)
-            .map(|r| json!({"kind": r.kind, "item": r.item.and_then(|i| catalog.names.get(i as usize)), "ts": r.ts}))
+            .map(|r| api::RecentEvent {
+                kind: r.kind,
+                item: r.item.and_then(|i| catalog.names.get(i as usize).cloned()),
+                ts: r.ts,
+            })
             .collect();
-        activity = json!({"counts": counts, "last_seen": sub.last_seen, "revenue_recent": revenue, "recent": recent});
+        activity = api::Activity {
+            counts: Some(counts),
+            last_seen: sub.last_seen,
+            revenue_recent: Some(revenue),
+            recent: Some(recent),
+        };
     }
     let has_vector = live.as_ref().is_some_and(|l| s.user_row(l, &id).is_some() && l.als.is_some());
     // The behaviour and demographic features segment rules see, as of now.
@@ -1189,24 +824,25 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             tailor_segment::features::table(&rows, Timestamp::now().0, Vec::new())
         };
         let t = s.online.with(&user_key(&id), |sub| table(&sub.activity)).unwrap_or_else(|| table(&Default::default()));
-        let mut f = serde_json::Map::new();
+        let mut f = std::collections::BTreeMap::new();
         for (n, v) in t.names.iter().zip(t.row(0)) {
             f.insert(n.clone(), if v.is_finite() { json!(v) } else { Value::Null });
         }
         for (n, col) in tailor_segment::features::CATEGORICAL.iter().zip(&t.categorical) {
             f.insert((*n).to_string(), json!(col.first().cloned().flatten()));
         }
-        Value::Object(f)
+        f
     };
-    let segs: Vec<Value> = segments.into_iter().map(|(k, v)| json!({"segmentation": k, "segments": v})).collect();
-    Ok(Json(json!({
-        "user": id,
-        "attributes": record.map(|r| r.value),
-        "segments": segs,
-        "features": features,
-        "activity": activity,
-        "model_vector": has_vector,
-    }))
+    let segments =
+        segments.into_iter().map(|(segmentation, segments)| api::Membership { segmentation, segments }).collect();
+    Ok(Json(api::Profile {
+        user: id,
+        attributes: record.map(|r| r.value),
+        segments,
+        features,
+        activity,
+        model_vector: has_vector,
+    })
     .into_response())
 }
 
@@ -1218,7 +854,7 @@ async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response>
         return Err(ApiError::not_found(format!("user {id:?} is not known")));
     }
     tracing::info!(events = erasure.events, "user erased");
-    Ok(Json(json!({"erased": erasure})).into_response())
+    Ok(Json(api::Erased { erased: erasure.into() }).into_response())
 }
 
 /// A second retraining or reload while one runs is refused rather than queued behind it.
@@ -1236,7 +872,7 @@ async fn reload(State(s): St) -> ApiResult<Response> {
     let _guard = training_guard(&s)?;
     let state = s.clone();
     let info = blocking(move || state.reload_blocking()).await?;
-    Ok(Json(json!({"live": info})).into_response())
+    Ok(Json(api::LiveVersion { live: info }).into_response())
 }
 
 async fn retrain(State(s): St) -> ApiResult<Response> {
@@ -1244,10 +880,8 @@ async fn retrain(State(s): St) -> ApiResult<Response> {
     let state = s.clone();
     let outcome = blocking(move || state.retrain_blocking()).await?;
     let live = s.live.load().as_ref().map(|l| l.info.clone());
-    Ok(Json(
-        json!({"candidate": outcome.candidate, "promoted": outcome.promoted, "reason": outcome.reason, "live": live}),
-    )
-    .into_response())
+    Ok(Json(api::Retrained { candidate: outcome.candidate, promoted: outcome.promoted, reason: outcome.reason, live })
+        .into_response())
 }
 
 async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -1269,14 +903,14 @@ async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
     })
     .await?;
     tracing::info!(version = to, "rolled back");
-    Ok(Json(json!({"live": info})).into_response())
+    Ok(Json(api::LiveVersion { live: info }).into_response())
 }
 
 async fn models(State(s): St) -> ApiResult<Response> {
     let live = live_or_503(&s)?;
     let state = s.clone();
     let reg = blocking(move || state.registry.read()).await?;
-    Ok(Json(json!({"live": live.info, "registered_live": reg.live, "versions": reg.versions})).into_response())
+    Ok(Json(api::Models { live: live.info.clone(), registered_live: reg.live, versions: reg.versions }).into_response())
 }
 
 // ---------------------------------------------------------------- recommendations
@@ -1320,6 +954,39 @@ fn with_variant(catalog: &Catalog, raw: Option<&str>, a: &Assigned) -> ApiResult
     })
 }
 
+/// An experiment's variant parameters must be recommendation query parameters with valid
+/// values for this catalog (else every list of the variant would fail): 422 naming
+/// `variants[i].params.KEY` otherwise.
+pub(crate) fn check_variant_params(catalog: &Catalog, spec: &tailor_experiment::ExperimentSpec) -> ApiResult<()> {
+    let doc = crate::table::ROUTES
+        .iter()
+        .find(|r| r.path == "/v1/users/{id}/recommendations")
+        .ok_or_else(|| ApiError::internal("the recommendations route is not in the table"))?;
+    for (i, v) in spec.variants.iter().enumerate() {
+        let field = |k: &str| format!("variants[{i}].params.{k}");
+        for (k, value) in &v.params {
+            let kind = match doc.query.iter().find(|p| p.name == k) {
+                Some(p) => p.kind,
+                None if k.starts_with("attr.") && k.len() > 5 => Kind::Text(4096),
+                None => {
+                    let known: Vec<&str> = doc.query.iter().map(|p| p.name).collect();
+                    return Err(ApiError::invalid(
+                        field(k),
+                        format!("{k:?} is not a recommendation parameter (known: {}, attr.KEY)", known.join(", ")),
+                    ));
+                }
+            };
+            kind.check(value).map_err(|why| ApiError::invalid(field(k), why))?;
+        }
+        let pairs: Vec<(String, String)> = v.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        rec_query_pairs(catalog, pairs).map_err(|e| {
+            let f = e.field.clone().unwrap_or_default();
+            ApiError::invalid(field(&f), e.message)
+        })?;
+    }
+    Ok(())
+}
+
 fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult<RecQuery> {
     let mut req = Request { k: 10, ..Request::default() };
     let (mut slot, mut context, mut decision) = (None, Vec::new(), None);
@@ -1336,8 +1003,8 @@ fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult
             "decision" => decision = Some(v.clone()),
             "category" => req.categories = categories_param(catalog, &HashMap::from([("category".into(), v.clone())]))?,
             "brand" => {
-                req.brands = split_list(v)
-                    .iter()
+                req.brands = v
+                    .split(',')
                     .map(|b| {
                         catalog
                             .brands
@@ -1408,12 +1075,11 @@ async fn user_recommendations(
     let generation = s.generation.load(Ordering::SeqCst);
     if let Some(hit) = s.cache.get(&key, &q.canonical, generation) {
         metrics::counter!("tailor_recommendation_cache_total", "result" => "hit").increment(1);
-        let mut v = (*hit).clone();
-        v["cached"] = json!(true);
         if q.shown {
-            served_from_cache(&s, &catalog, &key, &v, q.slot.as_deref(), start);
+            served_from_cache(&s, &catalog, &key, &hit, q.slot.as_deref(), start);
         }
-        return Ok(Json(v).into_response());
+        // The cached list as it was, marked: serialised with one field changed, no deep copy.
+        return Ok(Json(CachedList(&hit)).into_response());
     }
     metrics::counter!("tailor_recommendation_cache_total", "result" => if s.cache.enabled() { "miss" } else { "off" })
         .increment(1);
@@ -1435,17 +1101,33 @@ async fn user_recommendations(
     Ok(Json((*body).clone()).into_response())
 }
 
+/// A cached list answered again, with `cached: true`.
+struct CachedList<'a>(&'a api::Recommendations);
+
+impl Serialize for CachedList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        api::RecommendationsRef { cached: true, ..api::RecommendationsRef::of(r) }.serialize(s)
+    }
+}
+
 /// Records a list answered from the cache (the dashboard counts it as served).
-fn served_from_cache(s: &AppState, catalog: &Catalog, key: &str, v: &Value, slot: Option<&str>, start: Instant) {
-    let ids: Vec<&str> =
-        v["items"].as_array().map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect()).unwrap_or_default();
+fn served_from_cache(
+    s: &AppState,
+    catalog: &Catalog,
+    key: &str,
+    v: &api::Recommendations,
+    slot: Option<&str>,
+    start: Instant,
+) {
+    let ids: Vec<&str> = v.items.iter().map(|x| x.id.as_str()).collect();
     let indices: Vec<u32> = ids.iter().filter_map(|i| catalog.index.get(*i).copied()).collect();
     s.insights.served(&crate::insights::Served {
         subject: key,
         items: &indices,
         ids: &ids,
-        strategy: v["strategy"].as_str().unwrap_or("none"),
-        rec_id: v["rec_id"].as_str().unwrap_or(""),
+        strategy: &v.strategy,
+        rec_id: &v.rec_id,
         slot,
         latency_us: start.elapsed().as_micros() as u64,
         cached: true,
@@ -1464,15 +1146,22 @@ async fn session_recommendations(
     let extra: Vec<u32> = if body.is_empty() {
         Vec::new()
     } else {
+        // Malformed JSON is 400; JSON of the wrong shape names the field (422).
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("request body is not JSON: {e}")))?;
-        match v.get("items") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(a)) => {
-                a.iter().filter_map(|x| x.as_str()).filter_map(|i| catalog.index.get(i).copied()).collect()
-            }
-            Some(_) => return Err(ApiError::invalid("items", "`items` must be an array of item ids")),
+        let parsed: api::SessionItems = serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::invalid(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
+        })?;
+        if let Some(bad) =
+            parsed.items.iter().flatten().position(|i| i.as_str().is_empty() || i.as_str().chars().count() > 256)
+        {
+            return Err(ApiError::invalid(format!("items[{bad}]"), "an item id has 1 to 256 characters"));
         }
+        if parsed.items.as_ref().is_some_and(|i| i.len() > 1000) {
+            return Err(ApiError::invalid("items", "at most 1000 items"));
+        }
+        parsed.items.iter().flatten().filter_map(|i| catalog.index.get(i.as_str()).copied()).collect()
     };
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &[], Timestamp::now());
     let q = match &assigned {
@@ -1497,7 +1186,7 @@ fn recommend(
     q: &RecQuery,
     assigned: Option<&Assigned>,
     start: Instant,
-) -> ApiResult<Value> {
+) -> ApiResult<api::Recommendations> {
     let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
     let live = live_or_503(s)?;
     let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
@@ -1533,7 +1222,7 @@ fn recommend(
                     request.exclude.extend((0..catalog.len() as u32).filter(|&i| !catalog.premium[i as usize]));
                 }
             }
-            playbooks.push(json!({"segment": p.segment, "strategy": p.strategy}));
+            playbooks.push(api::PlaybookOut { segment: p.segment.clone(), strategy: p.strategy });
         }
     }
     for &i in extra {
@@ -1637,7 +1326,8 @@ fn recommend(
     if let Some(d) = q.decision.as_ref().filter(|_| q.shown) {
         s.experiments.bandits.link(&rec_id, d);
     }
-    let items_json: Vec<Value> = out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
+    let items_json: Vec<api::ListedItem> =
+        out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
     let latency_us = start.elapsed().as_micros() as u64;
     let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(String::as_str)).collect();
     tracing::info!(
@@ -1682,26 +1372,26 @@ fn recommend(
             if q.shown {
                 s.experiments.log_exposure(a, &exposure);
             }
-            json!({
-                "experiment": a.entry.exp.spec.name,
-                "variant": a.variant_name(),
-                "layout": variant.and_then(|v| v.layout),
+            Some(api::VariantOut {
+                experiment: a.entry.exp.spec.name.clone(),
+                variant: a.variant_name().to_string(),
+                layout: variant.and_then(|v| v.layout),
             })
         }
-        None => Value::Null,
+        None => None,
     };
-    Ok(json!({
-        "user": user,
-        "session": user.is_none().then(|| key.trim_start_matches("s:")),
-        "items": items_json,
-        "strategy": strategy,
-        "model_version": live.version,
-        "rec_id": rec_id,
-        "variant": variant_json,
-        "playbooks": playbooks,
-        "context": context_applied,
-        "cached": false,
-    }))
+    Ok(api::Recommendations {
+        user: user.map(str::to_string),
+        session: user.is_none().then(|| key.trim_start_matches("s:").to_string()),
+        items: items_json,
+        strategy: strategy.to_string(),
+        model_version: live.version,
+        rec_id,
+        variant: variant_json,
+        playbooks,
+        context: context_applied,
+        cached: false,
+    })
 }
 
 /// The context model's index of the request's `context.<field>` values, with its key, when

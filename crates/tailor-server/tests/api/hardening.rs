@@ -353,3 +353,59 @@ async fn times_follow_one_rule_everywhere() {
     let (_, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await;
     assert_eq!(v["stored"], 2, "{v}");
 }
+
+// Regression: issue #18 (a variant's params were not checked at creation, so every list of
+// the variant failed later; two different keys in one request used the valid one; unknown
+// query parameters were ignored by some routes).
+#[tokio::test]
+async fn contract_rules_found_by_the_fuzzer() {
+    let s = shop();
+    let bad = json!({"name": "p", "variants": [{"name": "a"}, {"name": "b", "params": {"colour": "red"}}]});
+    let (st, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(bad)).await;
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("variants[1].params.colour")),
+        "{v}"
+    );
+    let bad = json!({"name": "p", "variants": [{"name": "a"}, {"name": "b", "params": {"category": "Nowhere"}}]});
+    let (st, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(bad)).await;
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("variants[1].params.category")),
+        "{v}"
+    );
+    let req = Request::get("/v1/popular")
+        .header("authorization", format!("Bearer {READ}"))
+        .header("x-api-key", "wrong-key-0123456789")
+        .body(Body::empty())
+        .expect("req");
+    assert_eq!(send(&s.app, req).await.0, StatusCode::UNAUTHORIZED);
+    for uri in
+        ["/v1/popular?colour=red", "/v1/trending?k=5&segment=x", "/v1/items/SKU-00001/similar?n=3", "/v1/segments?x=1"]
+    {
+        let (st, v) = call(&s.app, "GET", uri, Some(READ), None).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap_or("").contains("unknown query parameter"), "{v}");
+    }
+    // Whole numbers may come as 146.0 (JSON Schema's integers); a session body is checked.
+    let ev = json!([{"user": "u-int", "item": "SKU-00001", "kind": "purchase", "quantity": 2.0}]);
+    assert_eq!(call(&s.app, "POST", "/v1/events", Some(WRITE), Some(ev)).await.1["stored"], 1);
+    let (st, _) =
+        call(&s.app, "POST", "/v1/sessions/s1/recommendations", Some(READ), Some(json!({"items": [1, 2]}))).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // The served document is this shop's: its categories and the clock's bound on events.
+    let (_, doc) = call(&s.app, "GET", "/openapi.json", None, None).await;
+    let cat = doc["paths"]["/v1/popular"]["get"]["parameters"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .find(|p| p["name"] == "category")
+        .expect("category")["schema"]["pattern"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(cat.starts_with("^(") && cat.contains('|'), "{cat}");
+    assert!(
+        doc["components"]["schemas"]["EventIn"]["properties"]["ts"]["anyOf"][0]["exclusiveMaximum"].as_f64().is_some()
+    );
+}
