@@ -37,11 +37,13 @@ pub struct Config {
 pub struct StoreConfig {
     /// Data directory of the embedded store.
     pub data_dir: PathBuf,
+    /// Page cache of the embedded store, MiB (1..=65536).
+    pub cache_mb: u32,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./tailor-data") }
+        Self { data_dir: PathBuf::from("./tailor-data"), cache_mb: (tailor_store::DEFAULT_CACHE_BYTES >> 20) as u32 }
     }
 }
 
@@ -263,6 +265,13 @@ impl Config {
         let src = |k: &str| sources.get(k).cloned().unwrap_or_else(|| "default".into());
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(format!("log.format = {:?} ({}): expected pretty or json", self.log.format, src("log.format")));
+        }
+        if !(1..=65_536).contains(&self.store.cache_mb) {
+            return Err(format!(
+                "store.cache_mb = {} ({}): must be in [1, 65536]",
+                self.store.cache_mb,
+                src("store.cache_mb")
+            ));
         }
         if self.import.max_line_bytes < 1024 {
             return Err(format!(

@@ -229,7 +229,7 @@ pub fn population(store: &dyn Store, as_of: Option<Timestamp>, top_n: usize) -> 
     store.for_each_user(&mut |_, s| {
         users.insert(s.value.id.0.clone(), s.value);
     })?;
-    store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {
+    store.scan_events(EventFilter { since: None, until: as_of, kinds: None }, &mut |_, e: Event| {
         pop.push(&e);
         std::ops::ControlFlow::Continue(())
     })?;
@@ -782,7 +782,7 @@ pub fn user_features(store: &dyn Store, user: &str, as_of: Option<Timestamp>, re
     // The data's end, as a run without --as-of measures it (not the wall clock, which for
     // a historical shop would make the user look long gone and contradict the run).
     let mut data_end = i64::MIN;
-    store.scan_events(EventFilter { since: None, until: as_of }, &mut |_, e: Event| {
+    store.scan_events(EventFilter { since: None, until: as_of, kinds: None }, &mut |_, e: Event| {
         data_end = data_end.max(e.ts.0);
         if e.user.as_ref().is_some_and(|u| u.as_str() == user) && features::counts(e.kind) {
             act.push(&e, e.item.as_ref().and_then(|i| catalog.get(&i.0)));

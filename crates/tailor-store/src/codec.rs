@@ -190,12 +190,24 @@ impl<'a> ChunkView<'a> {
         user_name: &dyn Fn(u32) -> Option<String>,
         item_name: &dyn Fn(u32) -> Option<String>,
     ) -> Result<Vec<(EventId, Event)>, Corrupt> {
+        self.decode_where(&|_| true, user_name, item_name)
+    }
+
+    /// Decodes the events `keep` (given an index) accepts; the others' strings are only
+    /// skipped over, not allocated.
+    pub fn decode_where(
+        &self,
+        keep: &dyn Fn(usize) -> bool,
+        user_name: &dyn Fn(u32) -> Option<String>,
+        item_name: &dyn Fn(u32) -> Option<String>,
+    ) -> Result<Vec<(EventId, Event)>, Corrupt> {
         let mut pos = HEADER + self.n * FIXED;
-        let mut out = Vec::with_capacity(self.n);
+        let mut out = Vec::new();
         for i in 0..self.n {
             let mask_bytes = self.bytes.get(pos..pos + 2).ok_or(Corrupt("string section is truncated"))?;
             let mask = u16::from_le_bytes([mask_bytes[0], mask_bytes[1]]);
             pos += 2;
+            let wanted = keep(i);
             let mut fields: [Option<String>; 12] = Default::default();
             for (f, slot) in fields.iter_mut().enumerate() {
                 if mask & (1 << f) == 0 {
@@ -216,8 +228,13 @@ impl<'a> ChunkView<'a> {
                     }
                 }
                 let raw = self.bytes.get(pos..pos + len).ok_or(Corrupt("string is truncated"))?;
-                *slot = Some(std::str::from_utf8(raw).map_err(|_| Corrupt("string is not UTF-8"))?.to_owned());
+                if wanted {
+                    *slot = Some(std::str::from_utf8(raw).map_err(|_| Corrupt("string is not UTF-8"))?.to_owned());
+                }
                 pos += len;
+            }
+            if !wanted {
+                continue;
             }
             let [session, order_id, rec_id, query, device, country, region, city, channel, page, slot, referrer] =
                 fields;

@@ -23,11 +23,13 @@ pub mod stats;
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
-use tailor_core::{Event, EventId, Interactions, InteractionsBuilder, Item, ItemIdx, Timestamp, User, UserIdx};
+use tailor_core::{
+    Event, EventId, EventKind, Interactions, InteractionsBuilder, Item, ItemIdx, Timestamp, User, UserIdx,
+};
 
 pub use codec::ChunkView;
 pub use error::{Result, StoreError};
-pub use redb_store::{RedbStore, SCHEMA_VERSION};
+pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore, SCHEMA_VERSION};
 
 /// How upserts treat an existing record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -155,12 +157,19 @@ pub struct EventFilter {
     pub since: Option<Timestamp>,
     /// Only events before this time.
     pub until: Option<Timestamp>,
+    /// Only events of these kinds (all when `None`). The others are not decoded.
+    pub kinds: Option<&'static [EventKind]>,
 }
 
 impl EventFilter {
     /// Whether `ts` passes.
     pub fn accepts(&self, ts: Timestamp) -> bool {
         self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts < u)
+    }
+
+    /// Whether an event of `kind` at `ts` passes.
+    pub fn accepts_event(&self, ts: Timestamp, kind: EventKind) -> bool {
+        self.accepts(ts) && self.kinds.is_none_or(|k| k.contains(&kind))
     }
 }
 

@@ -30,6 +30,10 @@ use crate::{
 /// Newest schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 5;
 /// Events per stored chunk.
+/// The page cache of a store opened with [`RedbStore::open`]: 64 MiB holds the interior
+/// pages of every table many times over; reads of old events stream through it.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 const CHUNK_EVENTS: usize = 8192;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -278,11 +282,18 @@ impl<T, E: Into<redb::Error>> Ctx<T> for std::result::Result<T, E> {
 }
 
 impl RedbStore {
-    /// Opens (creating if needed) the store in `data_dir`, migrating an older schema.
+    /// Opens (creating if needed) the store in `data_dir`, migrating an older schema, with
+    /// a page cache of [`DEFAULT_CACHE_BYTES`].
     pub fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`RedbStore::open`] with a page cache of at most `cache_bytes` (redb's own default is
+    /// 1 GiB, which a long-running server would fill with pages of old events).
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
         fs_err::create_dir_all(data_dir).map_err(|e| StoreError::Io { path: data_dir.to_owned(), source: e })?;
         let path = data_dir.join("tailor.redb");
-        let db = match Database::builder().create(&path) {
+        let db = match Database::builder().set_cache_size(cache_bytes.max(1 << 20)).create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(e) => return Err(e).ctx(&path),
@@ -728,15 +739,15 @@ impl Store for RedbStore {
                 ChunkView::new(bytes).map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
             // The time column alone says whether a chunk holds anything the filter wants;
             // decoding (strings, names) is the expensive part.
-            let filtered = filter.since.is_some() || filter.until.is_some();
-            if filtered && !(0..view.len()).any(|i| filter.accepts(Timestamp(view.ts(i)))) {
+            let keep = |i: usize| filter.accepts_event(Timestamp(view.ts(i)), view.kind(i));
+            if filter != EventFilter::default() && !(0..view.len()).any(keep) {
                 continue;
             }
             let events = view
-                .decode_all(&user_name, &item_name)
+                .decode_where(&keep, &user_name, &item_name)
                 .map_err(|e| self.corrupt(format!("event chunk {}: {}", k.value(), e.0)))?;
             for (id, e) in events {
-                if filter.accepts(e.ts) && f(id, e).is_break() {
+                if f(id, e).is_break() {
                     return Ok(());
                 }
             }

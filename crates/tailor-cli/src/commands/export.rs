@@ -37,7 +37,7 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ExportCmd) -> Result<()> {
     let parse_ts = |flag: &str, s: &Option<String>| -> Result<Option<Timestamp>> {
         s.as_deref().map(|v| Timestamp::parse_auto(v).map_err(|e| usage(format!("{flag}: {e}")))).transpose()
     };
-    let filter = EventFilter { since: parse_ts("--since", since)?, until: parse_ts("--until", until)? };
+    let filter = EventFilter { since: parse_ts("--since", since)?, until: parse_ts("--until", until)?, kinds: None };
     let store = open_store(config)?;
     let report = tailor_ingest::export::export_events(&store, format, out, filter)?;
     if cli.json {

@@ -67,7 +67,8 @@ fn export_time_window() {
     s.write(WriteBatch { events: shop.events.clone(), ..WriteBatch::default() }).expect("write");
     let mid = shop.events[shop.events.len() / 2].ts;
     let file = dir.path().join("late.jsonl");
-    let r = export_events(&s, Format::Jsonl, &file, EventFilter { since: Some(mid), until: None }).expect("export");
+    let r = export_events(&s, Format::Jsonl, &file, EventFilter { since: Some(mid), until: None, kinds: None })
+        .expect("export");
     assert_eq!(r.events as usize, shop.events.iter().filter(|e| e.ts >= mid).count());
 }
 

@@ -98,12 +98,27 @@ fn contract(s: &dyn Store) {
 
     // Time filter.
     let mut n = 0;
-    s.scan_events(EventFilter { since: Some(Timestamp(5_000_000)), until: Some(Timestamp(6_000_000)) }, &mut |_, _| {
-        n += 1;
+    s.scan_events(
+        EventFilter { since: Some(Timestamp(5_000_000)), until: Some(Timestamp(6_000_000)), kinds: None },
+        &mut |_, _| {
+            n += 1;
+            ControlFlow::Continue(())
+        },
+    )
+    .expect("scan");
+    assert_eq!(n, 1000);
+
+    // Kind filter: the same events as filtering the decoded ones, intact.
+    const KINDS: &[EventKind] = &[EventKind::Purchase, EventKind::Click];
+    let wanted: Vec<Event> = all_events(s).into_iter().filter(|e| KINDS.contains(&e.kind)).collect();
+    assert!(!wanted.is_empty() && wanted.len() < all_events(s).len());
+    let mut got = Vec::new();
+    s.scan_events(EventFilter { kinds: Some(KINDS), ..EventFilter::default() }, &mut |_, e| {
+        got.push(e);
         ControlFlow::Continue(())
     })
     .expect("scan");
-    assert_eq!(n, 1000);
+    assert_eq!(got, wanted);
 
     // CSR from the chunks equals one built from decoded events.
     let m = load_interactions(s, InteractionsBuilder::new(InteractionWeights::default())).expect("csr");
