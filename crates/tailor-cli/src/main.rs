@@ -19,6 +19,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
+
+/// mimalloc: a long-running server's RSS stays flat under mixed traffic, where glibc's
+/// per-thread arenas kept growing (scripts in docs/benchmarks.md, "Soak").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tailor_ingest::IngestError;
@@ -223,7 +228,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn open_store(config: &Config) -> Result<RedbStore> {
-    RedbStore::open(&config.store.data_dir)
+    RedbStore::open_with_cache(&config.store.data_dir, (config.store.cache_mb as usize) << 20)
         .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
 }
 

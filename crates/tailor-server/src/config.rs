@@ -77,6 +77,8 @@ pub struct ServeConfig {
     pub timeout_ms: u64,
     /// Lifetime of a cached recommendation list, seconds (0 turns the cache off).
     pub cache_ttl_seconds: u64,
+    /// Most recommendation lists cached at once.
+    pub cache_entries: usize,
     /// Which of a user's own events hide items (`purchase, add_to_cart:1d`).
     pub exclude: String,
     /// ALS parameters of the served model (`factors=64,iterations=15,...`).
@@ -85,6 +87,9 @@ pub struct ServeConfig {
     pub trending_half_life_days: f64,
     /// Most recent events kept in memory per user or session.
     pub history_per_user: usize,
+    /// Most anonymous sessions kept in memory; the least recently seen are forgotten first
+    /// (their events stay stored).
+    pub max_sessions: usize,
     /// Event context fields the context-aware model (iTALS) learns from, comma-separated
     /// (`device`, `country`, `region`, `city`, `channel`, `page`, `slot`, `referrer`); a
     /// request's `context.<field>=...` then conditions its list. Empty: no context model.
@@ -120,10 +125,12 @@ impl Default for ServeConfig {
             rate_limit_burst: 100.0,
             timeout_ms: 5_000,
             cache_ttl_seconds: 60,
+            cache_entries: 100_000,
             exclude: "purchase".into(),
             als_params: String::new(),
             trending_half_life_days: 7.0,
             history_per_user: 500,
+            max_sessions: 100_000,
             context_fields: "device".into(),
             retrain_every: String::new(),
             promote_tolerance: 0.01,
@@ -174,6 +181,8 @@ impl ServeConfig {
         in_range("serve.timeout_ms", self.timeout_ms as f64, 1.0, 3_600_000.0)?;
         in_range("serve.cache_ttl_seconds", self.cache_ttl_seconds as f64, 0.0, 86_400.0)?;
         in_range("serve.history_per_user", self.history_per_user as f64, 1.0, 100_000.0)?;
+        in_range("serve.cache_entries", self.cache_entries as f64, 1.0, 100_000_000.0)?;
+        in_range("serve.max_sessions", self.max_sessions as f64, 1.0, 100_000_000.0)?;
         in_range("serve.trending_half_life_days", self.trending_half_life_days, 1e-3, 3650.0)?;
         in_range("serve.keep_versions", self.keep_versions as f64, 1.0, 1000.0)?;
         in_range("serve.promote_tolerance", self.promote_tolerance, 0.0, 1.0)?;

@@ -114,6 +114,142 @@ pub struct Experiments {
     exposures: std::sync::mpsc::Sender<ExposureRow>,
     /// Layout bandits.
     pub bandits: Bandits,
+    /// Computed reports.
+    pub reports: Arc<Reports>,
+}
+
+/// How long a computed report is answered as it is. An older one is still answered at once
+/// (with its `Age`) while a fresh one is computed in the background, so a dashboard that
+/// polls never waits on a scan of every exposure, and at most one computation per report
+/// runs at a time, however many ask.
+pub const REPORT_FRESH: std::time::Duration = std::time::Duration::from_secs(10);
+/// Most reports (experiment and bootstrap) kept.
+const REPORT_KEYS: usize = 64;
+
+type ReportKey = (String, usize);
+type Waiter = tokio::sync::oneshot::Sender<ApiResult<Arc<Report>>>;
+
+#[derive(Default)]
+struct ReportSlot {
+    done: Option<(std::time::Instant, Arc<Report>)>,
+    computing: bool,
+    /// Bumped when the experiment changes: a computation started before is not kept.
+    generation: u64,
+    waiters: Vec<Waiter>,
+}
+
+/// Reports computed once and shared (see [`REPORT_FRESH`]).
+#[derive(Default)]
+pub struct Reports {
+    slots: Mutex<HashMap<ReportKey, ReportSlot>>,
+}
+
+impl Reports {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ReportKey, ReportSlot>> {
+        self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The report of `key` and its age: the kept one (refreshed in the background when
+    /// older than [`REPORT_FRESH`]), else the one `compute` makes now. `fresh` (the
+    /// request said `Cache-Control: no-cache`) computes a new one whatever is kept.
+    pub async fn get(
+        self: &Arc<Self>,
+        key: (String, usize),
+        fresh: bool,
+        compute: impl FnOnce() -> ApiResult<Report> + Send + 'static,
+    ) -> ApiResult<(Arc<Report>, std::time::Duration)> {
+        if fresh {
+            let generation = self.lock().get(&key).map_or(0, |s| s.generation);
+            let report = Arc::new(tokio::task::spawn_blocking(compute).await.map_err(ApiError::internal)??);
+            if let Some(slot) = self.lock().get_mut(&key)
+                && slot.generation == generation
+            {
+                slot.done = Some((std::time::Instant::now(), report.clone()));
+            }
+            return Ok((report, std::time::Duration::ZERO));
+        }
+        let rx = {
+            let mut slots = self.lock();
+            if !slots.contains_key(&key) && slots.len() >= REPORT_KEYS {
+                let oldest = slots
+                    .iter()
+                    .filter(|(_, s)| !s.computing)
+                    .min_by_key(|(_, s)| s.done.as_ref().map(|d| d.0))
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    slots.remove(&k);
+                }
+            }
+            let slot = slots.entry(key.clone()).or_default();
+            let start = !slot.computing;
+            if let Some((at, report)) = &slot.done {
+                let (report, age) = (report.clone(), at.elapsed());
+                if age >= REPORT_FRESH && start {
+                    slot.computing = true;
+                    self.spawn(key, slot.generation, compute);
+                }
+                return Ok((report, age));
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            slot.waiters.push(tx);
+            if start {
+                slot.computing = true;
+                self.spawn(key, slot.generation, compute);
+            }
+            rx
+        };
+        // The computation goes on if this request gives up (timeout): the next one gets it.
+        let report = rx.await.map_err(ApiError::internal)??;
+        Ok((report, std::time::Duration::ZERO))
+    }
+
+    /// Starts computing the report of `key` in the background unless one is kept or
+    /// being computed (the server warms its running experiments' reports at start, so the
+    /// dashboard's first look does not wait on a scan).
+    pub fn warm(self: &Arc<Self>, key: (String, usize), compute: impl FnOnce() -> ApiResult<Report> + Send + 'static) {
+        let mut slots = self.lock();
+        if slots.len() >= REPORT_KEYS && !slots.contains_key(&key) {
+            return;
+        }
+        let slot = slots.entry(key.clone()).or_default();
+        if slot.done.is_none() && !slot.computing {
+            slot.computing = true;
+            self.spawn(key, slot.generation, compute);
+        }
+    }
+
+    fn spawn(
+        self: &Arc<Self>,
+        key: ReportKey,
+        generation: u64,
+        compute: impl FnOnce() -> ApiResult<Report> + Send + 'static,
+    ) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = compute().map(Arc::new);
+            let mut slots = this.lock();
+            let Some(slot) = slots.get_mut(&key) else { return };
+            slot.computing = false;
+            if let Ok(r) = &result
+                && slot.generation == generation
+            {
+                slot.done = Some((std::time::Instant::now(), r.clone()));
+            }
+            for w in slot.waiters.drain(..) {
+                let _ = w.send(result.clone());
+            }
+        });
+    }
+
+    /// Forgets the reports of experiment `name` (it changed).
+    pub fn invalidate(&self, name: &str) {
+        for (k, slot) in self.lock().iter_mut() {
+            if k.0 == name {
+                slot.done = None;
+                slot.generation += 1;
+            }
+        }
+    }
 }
 
 fn entry(exp: Experiment) -> ApiResult<Arc<Entry>> {
@@ -213,7 +349,7 @@ fn with_warnings(store: &dyn Store, exp: Experiment) -> ApiResult<crate::api::Ex
 pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<Report> {
     let mut exposures: Vec<Exposure> = Vec::new();
     let mut bad = None;
-    store.scan_exposures(&exp.spec.name, &mut |_, record| match serde_json::from_slice::<Exposure>(record) {
+    store.scan_exposures(&exp.spec.name, &mut |_, record| match Exposure::from_json(record) {
         Ok(x) => {
             exposures.push(x);
             ControlFlow::Continue(())
@@ -230,11 +366,11 @@ pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<R
     let mut events = Vec::new();
     if let Some(since) = since {
         let units: std::collections::HashSet<&str> = exposures.iter().map(|x| x.unit.as_str()).collect();
-        store.scan_events(EventFilter { since: Some(since), until: None }, &mut |_, e| {
-            let relevant =
-                matches!(e.kind, EventKind::Click | EventKind::Impression | EventKind::Purchase | EventKind::AddToCart);
+        const KINDS: &[EventKind] =
+            &[EventKind::Click, EventKind::Impression, EventKind::Purchase, EventKind::AddToCart];
+        store.scan_events(EventFilter { since: Some(since), until: None, kinds: Some(KINDS) }, &mut |_, e| {
             let unit = e.user.as_ref().map(|u| u.as_str()).or(e.session.as_deref());
-            if relevant && unit.is_some_and(|u| units.contains(u)) {
+            if unit.is_some_and(|u| units.contains(u)) {
                 events.push(e);
             }
             ControlFlow::Continue(())
@@ -272,12 +408,30 @@ impl Experiments {
             list: ArcSwap::from_pointee(sorted(list)),
             exposures: tx,
             bandits: Bandits::open(bandits, data_dir.join("bandits.json"))?,
+            reports: Arc::default(),
         })
+    }
+
+    /// Warms the reports the dashboard opens on (those of the running experiments, without
+    /// bootstrap); call from within the runtime.
+    pub fn warm_reports(&self, store: &Arc<dyn Store>) {
+        for e in self.list.load().iter().filter(|e| e.exp.status == Status::Running) {
+            let (store, exp) = (store.clone(), e.exp.clone());
+            self.reports.warm((exp.spec.name.clone(), 0), move || {
+                report(store.as_ref(), &exp, Options { bootstrap: 0, ..Options::default() })
+            });
+        }
     }
 
     /// Re-reads the stored experiments (after a create or a status change).
     pub fn refresh(&self, store: &dyn Store) -> ApiResult<()> {
         let list = load(store)?.into_iter().map(entry).collect::<ApiResult<Vec<_>>>()?;
+        let old = self.list.load_full();
+        for e in &list {
+            if !old.iter().any(|o| o.exp == e.exp) {
+                self.reports.invalidate(&e.exp.spec.name);
+            }
+        }
         self.list.store(Arc::new(sorted(list)));
         Ok(())
     }
@@ -589,6 +743,7 @@ pub(crate) async fn report_route(
     State(s): St,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     let q = query_map(raw.as_deref())?;
     let bootstrap = match q.get("bootstrap") {
@@ -601,9 +756,20 @@ pub(crate) async fn report_route(
     };
     let entry = find(&s, &name)?;
     let state = s.clone();
-    let report =
-        blocking(move || report(state.store.as_ref(), &entry.exp, Options { bootstrap, ..Options::default() })).await?;
-    Ok(Json(report).into_response())
+    let fresh = headers
+        .get(axum::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|d| matches!(d.trim(), "no-cache" | "max-age=0")));
+    let (report, age) = s
+        .experiments
+        .reports
+        .get((name, bootstrap), fresh, move || {
+            report(state.store.as_ref(), &entry.exp, Options { bootstrap, ..Options::default() })
+        })
+        .await?;
+    let mut response = Json(report.as_ref()).into_response();
+    response.headers_mut().insert(axum::http::header::AGE, axum::http::HeaderValue::from(age.as_secs()));
+    Ok(response)
 }
 
 pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -637,4 +803,76 @@ pub(crate) async fn layout(State(s): St, Path(id): Path<String>, RawQuery(raw): 
         s.insights.decision(slot, &decision.layout);
     }
     Ok(Json(decision).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn sample() -> Report {
+        let spec: ExperimentSpec = serde_json::from_value(serde_json::json!({
+            "name": "x", "variants": [{"name": "a"}, {"name": "b"}]
+        }))
+        .expect("spec");
+        let exp = Experiment::create(spec, Timestamp(0), None).expect("create");
+        tailor_experiment::analyse(&exp, &[], &[], Options::default()).expect("report")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_report_is_computed_once_for_concurrent_readers_and_again_after_a_change() {
+        let reports = Arc::new(Reports::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let compute = |runs: Arc<AtomicUsize>| {
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Ok(sample())
+            }
+        };
+        // Eight readers at once: one computation, everyone gets its result.
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let (reports, c) = (reports.clone(), compute(runs.clone()));
+                tokio::spawn(async move { reports.get(("x".into(), 0), false, c).await })
+            })
+            .collect();
+        let mut first = None;
+        for r in readers {
+            let (report, age) = r.await.expect("join").expect("report");
+            assert_eq!(age, std::time::Duration::ZERO);
+            let first = first.get_or_insert_with(|| report.clone());
+            assert!(Arc::ptr_eq(first, &report));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A fresh one is answered as it is, with its age.
+        let (again, _) = reports.get(("x".into(), 0), false, compute(runs.clone())).await.expect("kept");
+        assert!(Arc::ptr_eq(first.as_ref().expect("first"), &again));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Another bootstrap is another report; warming a kept one does nothing.
+        reports.get(("x".into(), 100), false, compute(runs.clone())).await.expect("other");
+        reports.warm(("x".into(), 0), compute(runs.clone()));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // The experiment changed: computed again, and a computation that started before the
+        // change is not kept.
+        reports.invalidate("x");
+        let (fresh, _) = reports.get(("x".into(), 0), false, compute(runs.clone())).await.expect("fresh");
+        assert!(!Arc::ptr_eq(first.as_ref().expect("first"), &fresh));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        reports.invalidate("y");
+        reports.get(("x".into(), 0), false, compute(runs.clone())).await.expect("kept");
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        // Asked fresh (Cache-Control: no-cache): computed whatever is kept, and kept.
+        let (forced, age) = reports.get(("x".into(), 0), true, compute(runs.clone())).await.expect("forced");
+        assert_eq!((runs.load(Ordering::SeqCst), age), (4, std::time::Duration::ZERO));
+        let (kept, _) = reports.get(("x".into(), 0), false, compute(runs.clone())).await.expect("kept");
+        assert!(Arc::ptr_eq(&forced, &kept));
+        // A failure reaches every waiter and is not kept.
+        reports.invalidate("x");
+        let failed = reports.get(("x".into(), 0), false, || Err(ApiError::internal("scan failed"))).await;
+        assert!(failed.is_err());
+        reports.get(("x".into(), 0), false, compute(runs.clone())).await.expect("after failure");
+        assert_eq!(runs.load(Ordering::SeqCst), 5);
+    }
 }

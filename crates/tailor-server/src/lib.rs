@@ -126,6 +126,15 @@ fn metrics_handle() -> PrometheusHandle {
             // Another recorder may already be installed (tests, embedding): then ours only renders.
             if metrics::set_global_recorder(recorder).is_ok() {
                 describe_metrics();
+                // Histogram samples wait in buckets until drained: without upkeep (or a
+                // scrape) they would grow with every request.
+                let upkeep = handle.clone();
+                let _ = std::thread::Builder::new().name("tailor-metrics-upkeep".into()).spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                });
             }
             handle
         })
@@ -159,6 +168,7 @@ fn describe_metrics() {
     describe_gauge!("tailor_model_holdout_ndcg_at_10", "Holdout NDCG@10 of the served model version");
     describe_gauge!("tailor_model_age_seconds", Unit::Seconds, "Time since the served model version was trained");
     describe_gauge!("tailor_online_subjects", "Users and sessions with recent events in memory");
+    describe_gauge!("tailor_cached_lists", "Recommendation lists in the cache (at most serve.cache_entries)");
     describe_gauge!("tailor_segment_size", "Members of a segment now, by segmentation and segment");
 }
 
@@ -175,14 +185,14 @@ impl AppState {
         let exclusion: ExclusionPolicy = config.exclude.parse()?;
         let als = routes::parse_als(&config.als_params)?;
         let context_fields = config.context_field_indices()?;
-        let online = Online::new(config.history_per_user);
+        let online = Online::new(config.history_per_user, config.max_sessions);
         // The catalog once: its index and item features serve the scan below. New-arrival
         // flags use the wall clock until the first model version swaps in a catalog dated
         // by its data.
         let catalog = Catalog::load(store.as_ref(), Timestamp::now()).map_err(|e| e.message)?;
         let insights = insights::Insights::default();
         store
-            .scan_events(tailor_store::EventFilter::default(), &mut |id, e| {
+            .scan_events(tailor_store::EventFilter::default(), &mut |_, e| {
                 let rec = Rec {
                     item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
                     kind: e.kind,
@@ -193,9 +203,9 @@ impl AppState {
                 insights.event(&e, rec.item, false);
                 if let Some(u) = &e.user {
                     let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
-                    online.push_event(&online::user_key(u.as_str()), id.0, rec, false, Some((&e, info)));
+                    online.push_event(&online::user_key(u.as_str()), rec, false, Some((&e, info)));
                 } else if let Some(s) = &e.session {
-                    online.push(&online::session_key(s), id.0, rec, false);
+                    online.push(&online::session_key(s), rec, false);
                 }
                 std::ops::ControlFlow::Continue(())
             })
@@ -227,7 +237,7 @@ impl AppState {
             erased: Mutex::new(HashMap::new()),
             writer,
             scrubs,
-            cache: Cache::new(ttl),
+            cache: Cache::new(ttl, config.cache_entries),
             config,
             store,
             catalog: ArcSwap::from_pointee(catalog),
@@ -1015,6 +1025,7 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
+    state.experiments.warm_reports(&state.store);
     {
         // Segment sweep: users marked dirty by events are re-placed within a moment even if
         // nothing reads them.

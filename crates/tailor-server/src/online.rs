@@ -2,7 +2,7 @@
 //! updated as events arrive, so the next request sees them (read-your-writes); and the
 //! per-subject cache of served lists, invalidated by those events.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,6 @@ pub struct Rec {
 pub struct Subject {
     /// Oldest first, at most `history_per_user`.
     pub events: VecDeque<Rec>,
-    /// Ids of the remembered events (duplicates are not counted twice).
-    ids: HashSet<u128>,
     /// Events received through the API since the process started (0: only history).
     pub live_events: u64,
     /// Counts by kind over all remembered time.
@@ -80,38 +78,84 @@ impl Subject {
     }
 }
 
+/// One shard: known users, and anonymous sessions (bounded in number; the least recently
+/// seen are forgotten first — their events stay in the store).
+#[derive(Default)]
+struct Shard {
+    users: HashMap<String, Subject>,
+    sessions: HashMap<String, Subject>,
+}
+
+impl Shard {
+    fn map(&mut self, key: &str) -> &mut HashMap<String, Subject> {
+        if key.starts_with("s:") { &mut self.sessions } else { &mut self.users }
+    }
+
+    fn get(&self, key: &str) -> Option<&Subject> {
+        if key.starts_with("s:") { self.sessions.get(key) } else { self.users.get(key) }
+    }
+
+    /// Forgets the least recently seen eighth of the sessions.
+    fn evict_sessions(&mut self) {
+        let mut seen: Vec<(Option<Timestamp>, Option<Timestamp>)> =
+            self.sessions.values().map(|s| (s.updated_at, s.last_seen)).collect();
+        let drop = (seen.len() / 8).max(1);
+        let (_, cut, _) = seen.select_nth_unstable(drop - 1);
+        let cut = *cut;
+        let mut left = drop;
+        self.sessions.retain(|_, s| {
+            if left > 0 && (s.updated_at, s.last_seen) <= cut {
+                left -= 1;
+                return false;
+            }
+            true
+        });
+    }
+}
+
 /// Every subject's recent events, sharded by key.
 pub struct Online {
-    shards: Vec<Mutex<HashMap<String, Subject>>>,
+    shards: Vec<Mutex<Shard>>,
     cap: usize,
+    sessions_per_shard: usize,
 }
 
 impl Online {
-    /// Empty, keeping at most `cap` events per subject.
-    pub fn new(cap: usize) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), cap: cap.max(1) }
+    /// Empty, keeping at most `cap` events per subject and about `max_sessions` anonymous
+    /// sessions (the least recently seen are forgotten beyond that).
+    pub fn new(cap: usize, max_sessions: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            cap: cap.max(1),
+            sessions_per_shard: max_sessions.div_ceil(SHARDS).max(1),
+        }
     }
 
-    /// Records an event (by id: a repeat is ignored); `live` marks events received now.
-    /// Returns whether it was new.
-    pub fn push(&self, key: &str, id: u128, rec: Rec, live: bool) -> bool {
-        self.push_event(key, id, rec, live, None)
+    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records an event; `live` marks events received now. Events come from the store
+    /// (the start-up scan, or a write's report of what it stored), so each arrives once and
+    /// memory per subject stays bounded by the cap.
+    pub fn push(&self, key: &str, rec: Rec, live: bool) {
+        self.push_event(key, rec, live, None)
     }
 
     /// [`Online::push`] that also folds the full event into the subject's behaviour features.
     pub fn push_event(
         &self,
         key: &str,
-        id: u128,
         rec: Rec,
         live: bool,
         event: Option<(&tailor_core::Event, Option<&tailor_segment::features::ItemInfo>)>,
-    ) -> bool {
-        let mut shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let s = shard.entry(key.to_string()).or_default();
-        if !s.ids.insert(id) {
-            return false;
+    ) {
+        let mut shard = self.shard(key);
+        if key.starts_with("s:") && !shard.sessions.contains_key(key) && shard.sessions.len() >= self.sessions_per_shard
+        {
+            shard.evict_sessions();
         }
+        let s = shard.map(key).entry(key.to_string()).or_default();
         if let Some((e, info)) = event {
             s.activity.push(e, info);
         }
@@ -127,30 +171,32 @@ impl Online {
         if s.events.len() > self.cap {
             s.events.pop_front();
         }
-        true
     }
 
     /// Runs `f` on one subject's state under its shard's lock (no copy of the state).
     pub fn with<R>(&self, key: &str, f: impl FnOnce(&Subject) -> R) -> Option<R> {
-        let shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        shard.get(key).map(f)
+        self.shard(key).get(key).map(f)
     }
 
     /// A copy of one subject's state.
     pub fn get(&self, key: &str) -> Option<Subject> {
-        let shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        shard.get(key).cloned()
+        self.shard(key).get(key).cloned()
     }
 
     /// Forgets a subject entirely (erasure). Returns whether it was known.
     pub fn remove(&self, key: &str) -> bool {
-        let mut shard = self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        shard.remove(key).is_some()
+        self.shard(key).map(key).remove(key).is_some()
     }
 
-    /// Number of subjects.
+    /// Number of subjects (users and sessions).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()).sum()
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.users.len() + s.sessions.len()
+            })
+            .sum()
     }
 
     /// Whether there are none.
@@ -167,15 +213,42 @@ struct Entry {
 
 /// Served lists per subject and query, with a TTL; dropped when the subject's events change
 /// or when the models or catalog change (a new generation).
+/// At most `max_entries` lists in all: a full shard first drops what has expired, then
+/// half of its subjects.
 pub struct Cache {
-    shards: Vec<Mutex<HashMap<String, HashMap<String, Entry>>>>,
+    shards: Vec<Mutex<CacheShard>>,
     ttl: Duration,
+    per_shard: usize,
 }
 
+#[derive(Default)]
+struct CacheShard {
+    subjects: HashMap<String, HashMap<String, Entry>>,
+    entries: usize,
+}
+
+/// Most lists cached for one subject (different queries); more clear its lists.
+const PER_SUBJECT: usize = 32;
+
 impl Cache {
-    /// A cache whose entries live `ttl` (zero: disabled).
-    pub fn new(ttl: Duration) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), ttl }
+    /// A cache whose entries live `ttl` (zero: disabled), holding at most about
+    /// `max_entries` lists.
+    pub fn new(ttl: Duration, max_entries: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(CacheShard::default())).collect(),
+            ttl,
+            per_shard: max_entries.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// Lists held now.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entries).sum()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Whether it stores anything.
@@ -194,7 +267,7 @@ impl Cache {
             return None;
         }
         let shard = self.shards[shard_of(subject)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let e = shard.get(subject)?.get(query)?;
+        let e = shard.subjects.get(subject)?.get(query)?;
         (e.generation == generation && e.at.elapsed() < self.ttl).then(|| e.body.clone())
     }
 
@@ -204,17 +277,38 @@ impl Cache {
             return;
         }
         let mut shard = self.shards[shard_of(subject)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let per = shard.entry(subject.to_string()).or_default();
-        if per.len() >= 32 {
+        if shard.entries >= self.per_shard {
+            let ttl = self.ttl;
+            shard
+                .subjects
+                .values_mut()
+                .for_each(|per| per.retain(|_, e| e.generation == generation && e.at.elapsed() < ttl));
+            shard.subjects.retain(|_, per| !per.is_empty());
+            if shard.subjects.values().map(HashMap::len).sum::<usize>() >= self.per_shard {
+                let half = shard.subjects.len() / 2;
+                let drop: Vec<String> = shard.subjects.keys().take(half.max(1)).cloned().collect();
+                drop.iter().for_each(|k| {
+                    shard.subjects.remove(k);
+                });
+            }
+            shard.entries = shard.subjects.values().map(HashMap::len).sum();
+        }
+        let CacheShard { subjects, entries } = &mut *shard;
+        let per = subjects.entry(subject.to_string()).or_default();
+        if per.len() >= PER_SUBJECT {
+            *entries -= per.len();
             per.clear();
         }
-        per.insert(query.to_string(), Entry { body, at: Instant::now(), generation });
+        *entries +=
+            usize::from(per.insert(query.to_string(), Entry { body, at: Instant::now(), generation }).is_none());
     }
 
     /// Drops a subject's entries.
     pub fn invalidate(&self, subject: &str) {
         let mut shard = self.shards[shard_of(subject)].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        shard.remove(subject);
+        if let Some(per) = shard.subjects.remove(subject) {
+            shard.entries -= per.len();
+        }
     }
 }
 
@@ -228,12 +322,11 @@ mod tests {
 
     #[test]
     fn events_are_deduplicated_ordered_and_capped() {
-        let o = Online::new(3);
-        assert!(o.push("u:a", 1, rec(5, EventKind::View, 20), true));
-        assert!(!o.push("u:a", 1, rec(5, EventKind::View, 20), true), "same id twice");
-        assert!(o.push("u:a", 2, rec(6, EventKind::Purchase, 10), false));
-        assert!(o.push("u:a", 3, rec(5, EventKind::AddToCart, 30), true));
-        assert!(o.push("u:a", 4, rec(7, EventKind::View, 40), true));
+        let o = Online::new(3, 100);
+        o.push("u:a", rec(5, EventKind::View, 20), true);
+        o.push("u:a", rec(6, EventKind::Purchase, 10), false);
+        o.push("u:a", rec(5, EventKind::AddToCart, 30), true);
+        o.push("u:a", rec(7, EventKind::View, 40), true);
         let s = o.get("u:a").expect("known");
         assert_eq!(s.events.iter().map(|r| r.ts.0).collect::<Vec<_>>(), vec![20, 30, 40], "oldest dropped");
         assert_eq!(s.live_events, 3);
@@ -247,7 +340,7 @@ mod tests {
 
     #[test]
     fn cache_expires_by_generation_and_invalidation() {
-        let c = Cache::new(Duration::from_secs(60));
+        let c = Cache::new(Duration::from_secs(60), 1000);
         let v = std::sync::Arc::new(crate::api::Recommendations {
             user: Some("a".into()),
             session: None,
@@ -265,8 +358,53 @@ mod tests {
         assert!(c.get("u:a", "k=10", 2).is_none(), "new generation");
         c.invalidate("u:a");
         assert!(c.get("u:a", "k=10", 1).is_none());
-        let off = Cache::new(Duration::ZERO);
+        let off = Cache::new(Duration::ZERO, 1000);
         off.put("u:a", "k", 1, v);
         assert!(off.get("u:a", "k", 1).is_none());
+    }
+
+    #[test]
+    fn sessions_are_bounded_least_recently_seen_first_and_users_are_not() {
+        let o = Online::new(3, SHARDS * 4);
+        for i in 0..(SHARDS * 40) as i64 {
+            o.push(&session_key(&format!("s{i}")), rec(1, EventKind::View, i), false);
+            o.push(&user_key(&format!("u{i}")), rec(1, EventKind::View, i), false);
+        }
+        let sessions = o.len() - SHARDS * 40;
+        assert!(sessions <= SHARDS * 4, "{sessions} sessions kept");
+        assert!(sessions >= SHARDS * 3, "{sessions} sessions kept");
+        assert!(o.get(&session_key(&format!("s{}", SHARDS * 40 - 1))).is_some(), "the latest is kept");
+        assert!(o.get(&session_key("s0")).is_none(), "the oldest is forgotten");
+        assert!(o.get(&user_key("u0")).is_some(), "users are never forgotten");
+    }
+
+    #[test]
+    fn cache_holds_at_most_its_bound() {
+        let c = Cache::new(Duration::from_secs(60), SHARDS * 2);
+        let v = std::sync::Arc::new(crate::api::Recommendations {
+            user: None,
+            session: None,
+            items: Vec::new(),
+            strategy: "popular".into(),
+            model_version: 1,
+            rec_id: "r".into(),
+            variant: None,
+            playbooks: Vec::new(),
+            context: None,
+            cached: false,
+        });
+        for i in 0..SHARDS * 50 {
+            c.put(&format!("u:{i}"), "k=10", 1, v.clone());
+            c.put(&format!("u:{i}"), "k=5", 1, v.clone());
+        }
+        assert!(c.len() <= SHARDS * 3, "{} lists", c.len());
+        let last = format!("u:{}", SHARDS * 50 - 1);
+        assert!(c.get(&last, "k=5", 1).is_some(), "the newest entry is kept");
+        c.invalidate(&last);
+        assert!(c.get(&last, "k=5", 1).is_none());
+        let before = c.len();
+        c.put(&last, "k=5", 1, v.clone());
+        c.put(&last, "k=5", 1, v);
+        assert_eq!(c.len(), before + 1, "a replaced entry is counted once");
     }
 }

@@ -175,6 +175,7 @@ async fn metrics(State(s): St) -> Response {
         metrics::gauge!("tailor_segment_size", "segmentation" => segmentation, "segment" => segment).set(n as f64);
     }
     metrics::gauge!("tailor_online_subjects").set(s.online.len() as f64);
+    metrics::gauge!("tailor_cached_lists").set(s.cache.len() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render()).into_response()
 }
 
@@ -337,10 +338,10 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
             quantity: e.quantity,
             price: e.unit_price,
         };
-        let id = e.id.map_or(0, |i| i.0);
         let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
         let item = rec.item;
-        if s.online.push_event(&key, id, rec, true, Some((e, info))) {
+        s.online.push_event(&key, rec, true, Some((e, info)));
+        {
             // The feed shows the last rows of a batch only.
             s.insights.event(e, item, at >= feed_from);
             s.cache.invalidate(&key);

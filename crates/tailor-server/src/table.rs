@@ -708,7 +708,7 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "GET",
         path: "/v1/experiments/{name}/report",
         scope: Some(Scope::Read),
-        summary: "Per-variant and per-segment metrics, tests (z, chi-square, Welch, bootstrap, Holm, mSPRT), SRM and guardrail warnings, a verdict and the cumulative lift per day",
+        summary: "Per-variant and per-segment metrics, tests (z, chi-square, Welch, bootstrap, Holm, mSPRT), SRM and guardrail warnings, a verdict and the cumulative lift per day. Computed once for all readers and kept: one up to 10 s old is answered as it is, an older one too while a fresh one is computed in the background; the Age header gives its age in seconds, and a request with Cache-Control: no-cache waits for a new one",
         body: Body::None,
         query: &[q("bootstrap", "bootstrap resamples for money metrics (default 1000, 0: none)", Kind::Resamples)],
         reply: json::<tailor_experiment::report::Report>(),

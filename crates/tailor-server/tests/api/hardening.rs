@@ -63,7 +63,7 @@ async fn head_lists_are_not_exposures() {
     assert_eq!(shown["cached"], false, "a HEAD's list is not cached for the GET to reuse");
     let mut exposures = 0;
     for _ in 0..100 {
-        let (_, r) = call(&s.app, "GET", "/v1/experiments/heads/report?bootstrap=0", None, None).await;
+        let r = fresh_report(&s.app, "/v1/experiments/heads/report?bootstrap=0", None).await;
         exposures = r["variants"].as_array().expect("variants").iter().filter_map(|v| v["exposures"].as_u64()).sum();
         if exposures > 0 {
             break;
@@ -71,7 +71,7 @@ async fn head_lists_are_not_exposures() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let (_, r) = call(&s.app, "GET", "/v1/experiments/heads/report?bootstrap=0", None, None).await;
+    let r = fresh_report(&s.app, "/v1/experiments/heads/report?bootstrap=0", None).await;
     let after: u64 = r["variants"].as_array().expect("variants").iter().filter_map(|v| v["exposures"].as_u64()).sum();
     assert_eq!((exposures, after), (1, 1), "only the GET is an exposure: {r}");
 }

@@ -108,6 +108,20 @@ fn shop_with_home_bandit() -> Shop {
     shop_with(cfg)
 }
 
+/// A report read as a client that waits for its own writes reads it: computed now
+/// (`Cache-Control: no-cache`), so `Age: 0`.
+async fn fresh_report(app: &axum::Router, uri: &str, key: Option<&str>) -> Value {
+    let mut req = Request::get(uri).header("cache-control", "no-cache");
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
+    let resp = app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+    assert_eq!(resp.headers().get("age").and_then(|v| v.to_str().ok()), Some("0"), "{uri}");
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24).await.expect("body");
+    serde_json::from_slice(&bytes).expect("report JSON")
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -768,9 +782,7 @@ async fn experiment_variants_are_served_logged_and_reported() {
     // The exposure writer runs beside the requests: wait until it has caught up.
     let mut report = Value::Null;
     for _ in 0..200 {
-        let (st, r) = call(&s.app, "GET", "/v1/experiments/home-algo/report?bootstrap=200", Some(READ), None).await;
-        assert_eq!(st, StatusCode::OK, "{r}");
-        report = r;
+        report = fresh_report(&s.app, "/v1/experiments/home-algo/report?bootstrap=200", Some(READ)).await;
         let exposures: u64 =
             report["variants"].as_array().expect("variants").iter().filter_map(|v| v["exposures"].as_u64()).sum();
         if exposures >= 61 {
@@ -795,6 +807,9 @@ async fn experiment_variants_are_served_logged_and_reported() {
     let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?slot=home", Some(READ), None).await;
     assert_eq!(v["variant"], Value::Null, "a paused experiment assigns nobody");
     assert_eq!(call(&s.app, "POST", "/v1/experiments/home-algo/stop", Some(ADMIN), None).await.0, StatusCode::OK);
+    // The kept report is not answered across a status change.
+    let (st, v) = call(&s.app, "GET", "/v1/experiments/home-algo/report?bootstrap=200", Some(READ), None).await;
+    assert_eq!((st, v["status"].clone()), (StatusCode::OK, json!("stopped")), "{v}");
     let (st, v) = call(&s.app, "POST", "/v1/experiments/home-algo/start", Some(ADMIN), None).await;
     assert_eq!((st, error_code(&v)), (StatusCode::CONFLICT, "conflict"), "{v}");
     let (_, v) = call(&s.app, "GET", "/v1/experiments", Some(READ), None).await;
