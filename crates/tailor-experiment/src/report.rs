@@ -42,6 +42,14 @@ pub struct Exposure {
     pub segment: Option<String>,
 }
 
+impl Exposure {
+    /// Reads a stored exposure (JSON). Here rather than at the caller so that the decoder
+    /// is compiled with this crate's optimisation: a report reads every exposure.
+    pub fn from_json(bytes: &[u8]) -> std::result::Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
 /// Report options.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
