@@ -7,6 +7,7 @@ mod experiment;
 mod recommend;
 mod segment;
 mod serve;
+mod soak;
 
 use std::path::Path;
 use std::process::{Command, Output};
