@@ -15,7 +15,7 @@ pub mod stats;
 pub use assign::Assigner;
 pub use bandit::{Bandit, Policy};
 pub use error::{ExperimentError, Result};
-pub use report::{Exposure, Report, analyse};
+pub use report::{Attribution, Exposure, Report, analyse};
 pub use spec::{Experiment, ExperimentSpec, Layout, Metric, Status, Variant};
 
 /// Marks every number of a report's schema as possibly null: a statistic without data (no

@@ -48,6 +48,16 @@ impl Exposure {
     pub fn from_json(bytes: &[u8]) -> std::result::Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
     }
+
+    /// Reads only the time of a stored exposure (no allocation: the other fields are
+    /// skipped), for a first pass that finds where the events to attribute begin.
+    pub fn ts_from_json(bytes: &[u8]) -> std::result::Result<Timestamp, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Ts {
+            ts: Timestamp,
+        }
+        serde_json::from_slice::<Ts>(bytes).map(|t| t.ts)
+    }
 }
 
 /// Report options.
@@ -271,18 +281,56 @@ struct Acc {
     unit_rev_sq: f64,
 }
 
+/// A unit's state in the sweep.
 struct UnitState {
     variant: usize,
-    first: Timestamp,
-    segment: Option<String>,
+    first: i64,
+    segment: u32,
     revenue: f64,
     converted: bool,
-    /// Exposure indices, oldest first.
-    exposures: Vec<usize>,
 }
 
-/// Marks an event (not an exposure) in a sweep step's index.
-const EVENT: u32 = 1 << 31;
+/// "None" in an interned index.
+const NONE: u32 = u32::MAX;
+
+/// Strings interned to dense indices: the report keeps indices, never the strings.
+#[derive(Default)]
+struct Names(HashMap<Box<str>, u32>);
+
+impl Names {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.0.get(s) {
+            return i;
+        }
+        let i = self.0.len() as u32;
+        self.0.insert(s.into(), i);
+        i
+    }
+
+    fn get(&self, s: Option<&str>) -> u32 {
+        s.and_then(|s| self.0.get(s).copied()).unwrap_or(NONE)
+    }
+}
+
+/// An event the report reads, its strings interned (40 bytes instead of an [`Event`]).
+#[derive(Clone, Copy)]
+struct Ev {
+    ts: i64,
+    money: f64,
+    unit: u32,
+    item: u32,
+    rec: u32,
+    order: u32,
+    kind: EventKind,
+}
+
+/// A unit's first exposure.
+#[derive(Clone, Copy)]
+struct First {
+    ts: i64,
+    variant: u32,
+    segment: u32,
+}
 
 fn rate(num: u64, den: u64) -> f64 {
     if den == 0 { 0.0 } else { num as f64 / den as f64 }
@@ -292,302 +340,530 @@ fn unit_of(e: &Event) -> Option<&str> {
     e.user.as_ref().map(|u| u.as_str()).or(e.session.as_deref())
 }
 
-fn money(e: &Event) -> f64 {
-    e.unit_price.unwrap_or(0.0) * f64::from(e.quantity)
+fn day_of(ts: i64) -> i64 {
+    ts.div_euclid(DAY_MS) * DAY_MS
 }
 
-/// Attributes `events` to `exposures` and computes the report of `experiment`.
+/// Extends the union of view-through intervals `[t, t + window]` of one (unit, item) by an
+/// exposure at `t`. Exposures arrive nearly in time order, so the union stays a handful of
+/// intervals however often the item is shown; [`normalise`] fixes any disorder at the end.
+fn cover(v: &mut Vec<(i64, i64)>, t: i64, window: i64) {
+    let (s, e) = (t, t.saturating_add(window));
+    if let Some(last) = v.last_mut()
+        && s <= last.1
+        && e >= last.0
+    {
+        *last = (last.0.min(s), last.1.max(e));
+        return;
+    }
+    v.push((s, e));
+}
+
+/// Sorts and merges intervals into a disjoint, ordered union.
+fn normalise(v: &mut Vec<(i64, i64)>) {
+    if v.windows(2).all(|p| p[0].1 < p[1].0) {
+        return;
+    }
+    v.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(v.len());
+    for &(s, e) in v.iter() {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    *v = out;
+}
+
+/// Whether `t` lies in the (normalised) union.
+fn covered(v: &[(i64, i64)], t: i64) -> bool {
+    let i = v.partition_point(|iv| iv.0 <= t);
+    i > 0 && t <= v[i - 1].1
+}
+
+/// Attributes `events` to `exposures` and computes the report of `experiment` (both in
+/// any order). A shorthand for [`Attribution`], which takes them one at a time.
 pub fn analyse(experiment: &Experiment, exposures: &[Exposure], events: &[Event], opts: Options) -> Result<Report> {
-    let spec = &experiment.spec;
-    spec.validate()?;
-    let k = spec.variants.len();
-    if let Some(bad) = exposures.iter().find(|x| x.variant >= k) {
-        return Err(ExperimentError::invalid(
-            "exposures",
-            format!("rec_id {} names variant {} but the experiment has {k}", bad.rec_id, bad.variant),
-        ));
+    let mut a = Attribution::new(experiment)?;
+    for e in events {
+        a.event(e)?;
     }
-    let window = spec.attribution_window_hours as i64 * 3_600_000;
-    let mut by_rec: HashMap<&str, usize> = HashMap::with_capacity(exposures.len());
-    by_rec.extend(exposures.iter().enumerate().map(|(i, x)| (x.rec_id.as_str(), i)));
+    let mut x = a.exposures();
+    for e in exposures {
+        x.exposure(e)?;
+    }
+    x.finish(opts)
+}
 
-    if exposures.len() >= EVENT as usize || events.len() >= EVENT as usize {
-        return Err(ExperimentError::invalid("exposures", "at most 2^31 exposures and events per report"));
-    }
-    // Units interned to dense indices once; the sweep then indexes vectors.
-    let mut unit_ix: HashMap<&str, u32> = HashMap::with_capacity(exposures.len() / 2);
-    let x_unit: Vec<u32> = exposures
-        .iter()
-        .map(|x| {
-            let n = unit_ix.len() as u32;
-            *unit_ix.entry(x.unit.as_str()).or_insert(n)
+/// A report built from streamed inputs: first the events (any order), then the exposures
+/// (any order, [`Attribution::exposures`]). What it keeps is bounded by the units, the
+/// events and the distinct (unit, item) pairs shown, not by the exposures: a running
+/// experiment logs one per served list, and a report over millions of them reads them
+/// once without holding them.
+pub struct Attribution<'a> {
+    experiment: &'a Experiment,
+    units: Names,
+    items: Names,
+    recs: Names,
+    orders: Names,
+    events: Vec<Ev>,
+}
+
+impl<'a> Attribution<'a> {
+    /// The event kinds a report reads (others are ignored).
+    pub const KINDS: &'static [EventKind] =
+        &[EventKind::Impression, EventKind::Click, EventKind::Purchase, EventKind::AddToCart];
+
+    /// Starts a report of a validated experiment.
+    pub fn new(experiment: &'a Experiment) -> Result<Self> {
+        experiment.spec.validate()?;
+        Ok(Self {
+            experiment,
+            units: Names::default(),
+            items: Names::default(),
+            recs: Names::default(),
+            orders: Names::default(),
+            events: Vec::new(),
         })
-        .collect();
-    // One time-ordered sweep over exposures and the events of exposed units. A step is
-    // (2·ts + 0 for exposures / 1 for events, index, unit): exposures come first at equal
-    // instants, and 16-byte steps sort fast.
-    let mut steps: Vec<(i64, u32, u32)> = Vec::with_capacity(exposures.len() + events.len());
-    steps.extend(exposures.iter().enumerate().map(|(i, x)| (2 * x.ts.0, i as u32, x_unit[i])));
-    for (i, e) in events.iter().enumerate() {
-        let relevant =
-            matches!(e.kind, EventKind::Impression | EventKind::Click | EventKind::Purchase | EventKind::AddToCart);
-        if relevant && let Some(&u) = unit_of(e).and_then(|u| unit_ix.get(u)) {
-            steps.push((2 * e.ts.0 + 1, i as u32 | EVENT, u));
+    }
+
+    /// Reads one event (kinds other than [`Self::KINDS`] and events without a unit are
+    /// ignored).
+    pub fn event(&mut self, e: &Event) -> Result<()> {
+        if !Self::KINDS.contains(&e.kind) {
+            return Ok(());
+        }
+        let Some(unit) = unit_of(e) else { return Ok(()) };
+        if self.events.len() >= (NONE - 1) as usize {
+            return Err(ExperimentError::invalid("events", "at most 2^32 - 2 events per report"));
+        }
+        // Items matter for view-through only (purchases and carts); rec_ids for all.
+        let buys = matches!(e.kind, EventKind::Purchase | EventKind::AddToCart);
+        self.events.push(Ev {
+            ts: e.ts.0,
+            money: e.unit_price.unwrap_or(0.0) * f64::from(e.quantity),
+            unit: self.units.intern(unit),
+            item: match e.item.as_ref() {
+                Some(i) if buys => self.items.intern(i.as_str()),
+                _ => NONE,
+            },
+            rec: e.rec_id.as_deref().map_or(NONE, |r| self.recs.intern(r)),
+            order: match e.order_id.as_deref() {
+                Some(o) if e.kind == EventKind::Purchase => self.orders.intern(o),
+                _ => NONE,
+            },
+            kind: e.kind,
+        });
+        Ok(())
+    }
+
+    /// Done with the events: the exposures come next.
+    pub fn exposures(self) -> ExposureSweep<'a> {
+        let recs = self.recs.0.len();
+        ExposureSweep {
+            window: self.experiment.spec.attribution_window_hours as i64 * 3_600_000,
+            k: self.experiment.spec.variants.len(),
+            input: self,
+            first: Vec::new(),
+            per_variant: Vec::new(),
+            rec_unit: vec![NONE; recs],
+            shown: HashMap::new(),
+            days: std::collections::BTreeMap::new(),
+            segments: Names::default(),
+            segment_names: Vec::new(),
         }
     }
-    steps.sort_unstable_by_key(|s| s.0);
+}
 
-    let day0 = steps.first().map_or(0, |s| s.0.div_euclid(2).div_euclid(DAY_MS) * DAY_MS);
-    let mut acc = vec![Acc::default(); k];
-    let mut state: Vec<Option<UnitState>> = Vec::with_capacity(unit_ix.len());
-    state.resize_with(unit_ix.len(), || None);
-    let mut clicked = vec![false; exposures.len()];
-    let mut orders_seen: HashSet<(u32, &str)> = HashSet::new();
-    let mut mixed = 0u64;
-    let mut daily = Vec::new();
-    let primary = spec.primary_metric;
-    let mut msprt: Vec<Msprt> = vec![Msprt::new(0.0); k];
-    let mut day = day0;
-    let snapshot = |acc: &[Acc], day: i64, msprt: &mut [Msprt], daily: &mut Vec<DayPoint>| {
-        let totals = totals_of(spec, acc);
-        for v in 1..k {
-            let Look { lift, lift_ci, diff, variance: var, p_value } =
-                quick_compare(primary, &totals[0], &totals[v], &acc[0], &acc[v], spec.alpha);
-            if msprt[v].tau == 0.0 {
-                msprt[v] = Msprt::new(opts.msprt_relative_tau * totals[0].value(primary).max(0.0));
-            }
-            let p = match var {
-                Some(var) if msprt[v].tau > 0.0 => msprt[v].look(diff, var),
-                _ => msprt[v].p_value,
-            };
-            daily.push(DayPoint {
-                day: Timestamp(day),
-                variant: spec.variants[v].name.clone(),
-                users: acc.iter().map(|a| a.users).sum(),
-                lift,
-                lift_ci,
-                p_value,
-                p_always_valid: p,
-            });
+/// The second half of an [`Attribution`]: exposures, then [`ExposureSweep::finish`].
+pub struct ExposureSweep<'a> {
+    input: Attribution<'a>,
+    window: i64,
+    k: usize,
+    /// Each unit's first exposure (by unit index).
+    first: Vec<Option<First>>,
+    /// Exposures per unit and variant (`unit · k + variant`).
+    per_variant: Vec<u32>,
+    /// The unit of the exposure with each rec_id events carry (`NONE`: no such exposure).
+    rec_unit: Vec<u32>,
+    /// (unit, item) → when a view-through purchase of it is attributable.
+    shown: HashMap<u64, Vec<(i64, i64)>>,
+    /// Exposures per day and variant.
+    days: std::collections::BTreeMap<i64, Vec<u64>>,
+    segments: Names,
+    segment_names: Vec<String>,
+}
+
+impl ExposureSweep<'_> {
+    /// Reads one exposure.
+    pub fn exposure(&mut self, x: &Exposure) -> Result<()> {
+        let k = self.k;
+        if x.variant >= k {
+            return Err(ExperimentError::invalid(
+                "exposures",
+                format!("rec_id {} names variant {} but the experiment has {k}", x.rec_id, x.variant),
+            ));
         }
-    };
-    for &(key, index, unit) in &steps {
-        while key.div_euclid(2) >= day + DAY_MS {
-            snapshot(&acc, day, &mut msprt, &mut daily);
-            day += DAY_MS;
+        let unit = self.input.units.intern(&x.unit);
+        let u = unit as usize;
+        if self.first.len() <= u {
+            self.first.resize(u + 1, None);
+            self.per_variant.resize((u + 1) * k, 0);
         }
-        match index & EVENT {
-            0 => {
-                let i = index as usize;
-                let x = &exposures[i];
-                let st = state[unit as usize].get_or_insert_with(|| {
-                    acc[x.variant].users += 1;
-                    UnitState {
-                        variant: x.variant,
-                        first: x.ts,
-                        segment: x.segment.clone(),
-                        revenue: 0.0,
-                        converted: false,
-                        exposures: Vec::new(),
-                    }
-                });
-                if st.variant != x.variant {
-                    mixed += 1;
+        let segment = match &x.segment {
+            Some(s) => {
+                let before = self.segments.0.len();
+                let i = self.segments.intern(s);
+                if self.segments.0.len() > before {
+                    self.segment_names.push(s.clone());
                 }
-                st.exposures.push(i);
-                acc[x.variant].exposures += 1;
+                i
             }
-            _ => {
-                let e = &events[(index & !EVENT) as usize];
-                let Some(st) = state[unit as usize].as_mut() else { continue };
+            None => NONE,
+        };
+        let ts = x.ts.0;
+        if self.first[u].is_none_or(|f| ts < f.ts) {
+            self.first[u] = Some(First { ts, variant: x.variant as u32, segment });
+        }
+        self.per_variant[u * k + x.variant] += 1;
+        self.days.entry(day_of(ts)).or_insert_with(|| vec![0; k])[x.variant] += 1;
+        let rec = self.input.recs.get(Some(&x.rec_id));
+        if rec != NONE {
+            self.rec_unit[rec as usize] = unit;
+        }
+        if self.window > 0 {
+            for item in &x.items {
+                let it = self.input.items.get(Some(item));
+                if it != NONE {
+                    cover(self.shown.entry(u64::from(unit) << 32 | u64::from(it)).or_default(), ts, self.window);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Attributes the events to the exposures and computes the report. Every metric is
+    /// computed per day cumulatively in one time-ordered sweep over the events of exposed
+    /// units (an exposure counts from its instant on, before events of the same instant).
+    pub fn finish(mut self, opts: Options) -> Result<Report> {
+        let experiment = self.input.experiment;
+        let spec = &experiment.spec;
+        let k = self.k;
+        let events = std::mem::take(&mut self.input.events);
+        self.first.resize(self.input.units.0.len(), None);
+        for v in self.shown.values_mut() {
+            normalise(v);
+        }
+        let mut state: Vec<Option<UnitState>> = self
+            .first
+            .iter()
+            .map(|f| {
+                f.map(|f| UnitState {
+                    variant: f.variant as usize,
+                    first: f.ts,
+                    segment: f.segment,
+                    revenue: 0.0,
+                    converted: false,
+                })
+            })
+            .collect();
+        // New units per day and variant (by their first exposure); exposures in another
+        // variant than the unit's first.
+        let mut new_units: std::collections::BTreeMap<i64, Vec<u64>> = std::collections::BTreeMap::new();
+        let mut mixed = 0u64;
+        for (u, f) in self.first.iter().enumerate() {
+            let Some(f) = f else { continue };
+            new_units.entry(day_of(f.ts)).or_insert_with(|| vec![0; k])[f.variant as usize] += 1;
+            let row = &self.per_variant[u * k..(u + 1) * k];
+            mixed += row
+                .iter()
+                .enumerate()
+                .filter(|&(v, _)| v != f.variant as usize)
+                .map(|(_, &n)| u64::from(n))
+                .sum::<u64>();
+        }
+        let mut order: Vec<u32> =
+            (0..events.len() as u32).filter(|&i| state[events[i as usize].unit as usize].is_some()).collect();
+        order.sort_by_key(|&i| events[i as usize].ts);
+
+        let mut acc = vec![Acc::default(); k];
+        let mut clicked = vec![false; self.rec_unit.len()];
+        let mut orders_seen: HashSet<(u32, u32)> = HashSet::new();
+        let mut daily = Vec::new();
+        let primary = spec.primary_metric;
+        let mut msprt: Vec<Msprt> = vec![Msprt::new(0.0); k];
+        let (days, window, rec_unit, shown) = (&self.days, self.window, &self.rec_unit, &self.shown);
+        // The exposures and new units of `day` join the totals before its look.
+        let close_day = |acc: &mut [Acc], day: i64, msprt: &mut [Msprt], daily: &mut Vec<DayPoint>| {
+            for (a, n) in acc.iter_mut().zip(days.get(&day).into_iter().flatten()) {
+                a.exposures += n;
+            }
+            for (a, n) in acc.iter_mut().zip(new_units.get(&day).into_iter().flatten()) {
+                a.users += n;
+            }
+            let totals = totals_of(spec, acc);
+            for v in 1..k {
+                let Look { lift, lift_ci, diff, variance: var, p_value } =
+                    quick_compare(primary, &totals[0], &totals[v], &acc[0], &acc[v], spec.alpha);
+                if msprt[v].tau == 0.0 {
+                    msprt[v] = Msprt::new(opts.msprt_relative_tau * totals[0].value(primary).max(0.0));
+                }
+                let p = match var {
+                    Some(var) if msprt[v].tau > 0.0 => msprt[v].look(diff, var),
+                    _ => msprt[v].p_value,
+                };
+                daily.push(DayPoint {
+                    day: Timestamp(day),
+                    variant: spec.variants[v].name.clone(),
+                    users: acc.iter().map(|a| a.users).sum(),
+                    lift,
+                    lift_ci,
+                    p_value,
+                    p_always_valid: p,
+                });
+            }
+        };
+        if let (Some(&day0), Some(&last_x)) = (days.keys().next(), days.keys().next_back()) {
+            let mut day = day0;
+            for &i in &order {
+                let e = &events[i as usize];
+                while e.ts >= day + DAY_MS {
+                    close_day(&mut acc, day, &mut msprt, &mut daily);
+                    day += DAY_MS;
+                }
+                let Some(st) = state[e.unit as usize].as_mut() else { continue };
+                if e.ts < st.first {
+                    continue;
+                }
                 let v = st.variant;
-                let via_rec = e.rec_id.as_deref().and_then(|r| by_rec.get(r).copied());
+                let via_rec = (e.rec != NONE && rec_unit[e.rec as usize] != NONE).then_some(e.rec as usize);
                 match e.kind {
                     EventKind::Impression if via_rec.is_some() => acc[v].impression_events += 1,
                     EventKind::Click => {
-                        if let Some(i) = via_rec {
+                        if let Some(r) = via_rec {
                             acc[v].clicks += 1;
-                            if !clicked[i] {
-                                clicked[i] = true;
+                            if !clicked[r] {
+                                clicked[r] = true;
                                 acc[v].accepted += 1;
                             }
                         }
                     }
                     EventKind::Purchase | EventKind::AddToCart => {
-                        if e.ts < st.first {
-                            continue;
-                        }
                         let viewed = || {
-                            let item = e.item.as_ref().map(|i| i.as_str())?;
-                            st.exposures.iter().rev().copied().find(|&i| {
-                                let x = &exposures[i];
-                                window > 0 && e.ts.0 - x.ts.0 <= window && x.items.iter().any(|it| it == item)
-                            })
+                            window > 0
+                                && e.item != NONE
+                                && shown
+                                    .get(&(u64::from(e.unit) << 32 | u64::from(e.item)))
+                                    .is_some_and(|iv| covered(iv, e.ts))
                         };
-                        let attributed = via_rec.or_else(viewed);
+                        let attributed = via_rec.is_some() || viewed();
                         if e.kind == EventKind::AddToCart {
-                            acc[v].carts += u64::from(attributed.is_some());
+                            acc[v].carts += u64::from(attributed);
                             continue;
                         }
-                        let value = money(e);
-                        if let Some(_x) = attributed {
+                        if attributed {
                             acc[v].attributed += 1;
                             acc[v].click_through += u64::from(via_rec.is_some());
-                            acc[v].attributed_revenue += value;
+                            acc[v].attributed_revenue += e.money;
                         }
                         if !st.converted {
                             st.converted = true;
                             acc[v].converters += 1;
                         }
-                        let new_order = match e.order_id.as_deref() {
-                            Some(o) => orders_seen.insert((unit, o)),
-                            None => true,
-                        };
-                        if new_order {
+                        if e.order == NONE || orders_seen.insert((e.unit, e.order)) {
                             acc[v].orders += 1;
                         }
-                        acc[v].revenue += value;
-                        acc[v].unit_rev_sq += (st.revenue + value).powi(2) - st.revenue.powi(2);
-                        st.revenue += value;
+                        acc[v].revenue += e.money;
+                        acc[v].unit_rev_sq += (st.revenue + e.money).powi(2) - st.revenue.powi(2);
+                        st.revenue += e.money;
                     }
                     _ => {}
                 }
             }
+            let last = order.last().map_or(last_x, |&i| last_x.max(day_of(events[i as usize].ts)));
+            while day < last {
+                close_day(&mut acc, day, &mut msprt, &mut daily);
+                day += DAY_MS;
+            }
+            close_day(&mut acc, day, &mut msprt, &mut daily);
         }
-    }
-    if !steps.is_empty() {
-        snapshot(&acc, day, &mut msprt, &mut daily);
-    }
 
-    // Order values (lines of one order summed) for AOV.
-    let mut order_value: HashMap<(u32, &str), f64> = HashMap::new();
-    let mut loose_orders: Vec<Vec<f64>> = vec![Vec::new(); k];
-    for e in events.iter().filter(|e| e.kind == EventKind::Purchase) {
-        let Some(&unit) = unit_of(e).and_then(|u| unit_ix.get(u)) else { continue };
-        let Some(st) = state[unit as usize].as_ref() else { continue };
-        if e.ts < st.first {
-            continue;
+        // Order values (lines of one order summed, in the order first seen) for AOV.
+        let mut order_ix: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut grouped: Vec<(usize, f64)> = Vec::new();
+        let mut order_samples: Vec<Vec<f64>> = vec![Vec::new(); k];
+        for e in events.iter().filter(|e| e.kind == EventKind::Purchase) {
+            let Some(st) = state[e.unit as usize].as_ref() else { continue };
+            if e.ts < st.first {
+                continue;
+            }
+            if e.order == NONE {
+                order_samples[st.variant].push(e.money);
+                continue;
+            }
+            let n = grouped.len();
+            let i = *order_ix.entry((e.unit, e.order)).or_insert(n);
+            if i == n {
+                grouped.push((st.variant, 0.0));
+            }
+            grouped[i].1 += e.money;
         }
-        match e.order_id.as_deref() {
-            Some(o) => *order_value.entry((unit, o)).or_insert(0.0) += money(e),
-            None => loose_orders[st.variant].push(money(e)),
+        for (v, value) in grouped {
+            order_samples[v].push(value);
         }
-    }
-    let mut order_samples: Vec<Vec<f64>> = loose_orders;
-    for ((unit, _), v) in &order_value {
-        if let Some(st) = state[*unit as usize].as_ref() {
-            order_samples[st.variant].push(*v);
+        for (a, s) in acc.iter_mut().zip(&order_samples) {
+            a.order_values = Summary::of(s);
         }
-    }
-    for (a, s) in acc.iter_mut().zip(&order_samples) {
-        a.order_values = Summary::of(s);
-    }
 
-    let use_served = acc.iter().all(|a| a.impression_events == 0);
-    let totals = totals_of(spec, &acc);
-    let mut unit_revenue: Vec<SparseSample> = vec![SparseSample::default(); k];
-    for st in state.iter().flatten() {
-        if st.revenue != 0.0 {
-            unit_revenue[st.variant].values.push(st.revenue);
-        } else {
-            unit_revenue[st.variant].zeros += 1;
+        let use_served = acc.iter().all(|a| a.impression_events == 0);
+        let totals = totals_of(spec, &acc);
+        let mut unit_revenue: Vec<SparseSample> = vec![SparseSample::default(); k];
+        for st in state.iter().flatten() {
+            if st.revenue != 0.0 {
+                unit_revenue[st.variant].values.push(st.revenue);
+            } else {
+                unit_revenue[st.variant].zeros += 1;
+            }
         }
-    }
-    let compare_all = |metric: Metric, msprt: &[Msprt]| -> Vec<Comparison> {
-        let mut out: Vec<Comparison> = (1..k)
-            .filter_map(|v| {
-                compare(metric, spec, &totals, &acc, &order_samples, &unit_revenue, v, opts).ok().map(|mut c| {
-                    if metric == primary {
-                        c.p_always_valid = msprt[v].p_value;
-                    }
-                    c
+        let compare_all = |metric: Metric, msprt: &[Msprt]| -> Vec<Comparison> {
+            let mut out: Vec<Comparison> = (1..k)
+                .filter_map(|v| {
+                    compare(metric, spec, &totals, &acc, &order_samples, &unit_revenue, v, opts).ok().map(|mut c| {
+                        if metric == primary {
+                            c.p_always_valid = msprt[v].p_value;
+                        }
+                        c
+                    })
                 })
-            })
-            .collect();
-        let adjusted = stats::holm(&out.iter().map(|c| c.p_value).collect::<Vec<_>>());
-        for (c, p) in out.iter_mut().zip(adjusted) {
-            c.p_holm = p;
-            c.significant = p < spec.alpha;
-        }
-        out
-    };
-    let primary_cmp = compare_all(primary, &msprt);
-    let guardrails: Vec<Comparison> = spec.guardrails.iter().flat_map(|&m| compare_all(m, &msprt)).collect();
+                .collect();
+            let adjusted = stats::holm(&out.iter().map(|c| c.p_value).collect::<Vec<_>>());
+            for (c, p) in out.iter_mut().zip(adjusted) {
+                c.p_holm = p;
+                c.significant = p < spec.alpha;
+            }
+            out
+        };
+        let primary_cmp = compare_all(primary, &msprt);
+        let guardrails: Vec<Comparison> = spec.guardrails.iter().flat_map(|&m| compare_all(m, &msprt)).collect();
 
-    let (chi_square, chi_square_yates) = if primary.is_rate() {
-        let table: Vec<[u64; 2]> = totals
-            .iter()
-            .map(|t| {
-                let (x, n) = t.counts(primary);
-                [x, n - x]
-            })
-            .collect();
-        (
-            stats::chi2_independence(&table, false).ok(),
-            (k == 2).then(|| stats::chi2_independence(&table, true).ok()).flatten(),
-        )
-    } else {
-        (None, None)
-    };
-    let users: Vec<u64> = totals.iter().map(|t| t.users).collect();
-    let weights: Vec<f64> = spec.variants.iter().map(|v| v.weight).collect();
-    let srm = stats::goodness_of_fit(&users, &weights).ok();
+        let (chi_square, chi_square_yates) = if primary.is_rate() {
+            let table: Vec<[u64; 2]> = totals
+                .iter()
+                .map(|t| {
+                    let (x, n) = t.counts(primary);
+                    [x, n - x]
+                })
+                .collect();
+            (
+                stats::chi2_independence(&table, false).ok(),
+                (k == 2).then(|| stats::chi2_independence(&table, true).ok()).flatten(),
+            )
+        } else {
+            (None, None)
+        };
+        let users: Vec<u64> = totals.iter().map(|t| t.users).collect();
+        let weights: Vec<f64> = spec.variants.iter().map(|v| v.weight).collect();
+        let srm = stats::goodness_of_fit(&users, &weights).ok();
 
-    let mut warnings = Vec::new();
-    if let Some(s) = srm
-        && s.p_value < 0.001
-    {
-        warnings.push(format!(
-            "sample ratio mismatch: users per variant {users:?} do not match the weights {weights:?} (chi-square p = {:.2e}); the assignment or the exposure logging is broken, do not trust the result",
-            s.p_value
-        ));
-    }
-    for t in &totals {
-        if t.users < opts.min_units {
-            warnings.push(format!("too few users: variant {} has {} (fewer than {})", t.name, t.users, opts.min_units));
-        }
-    }
-    for g in &guardrails {
-        if g.p_value < spec.alpha && g.diff < 0.0 {
+        let mut warnings = Vec::new();
+        if let Some(s) = srm
+            && s.p_value < 0.001
+        {
             warnings.push(format!(
-                "guardrail worse: {} of {} is {} than the control ({}), p = {:.4}",
-                g.metric.name(),
-                g.variant,
-                "lower",
-                fmt_lift(g.lift),
-                g.p_value
+                "sample ratio mismatch: users per variant {users:?} do not match the weights {weights:?} (chi-square p = {:.2e}); the assignment or the exposure logging is broken, do not trust the result",
+                s.p_value
             ));
         }
-    }
-    if mixed > 0 {
-        warnings.push(format!(
-            "{mixed} exposures were logged under a different variant than their unit's first one (was the salt or a weight changed while running?)"
-        ));
-    }
-    if use_served && acc.iter().any(|a| a.exposures > 0) {
-        warnings.push("no impression events arrived: CTR is per served list, not per visible impression".into());
+        for t in &totals {
+            if t.users < opts.min_units {
+                warnings
+                    .push(format!("too few users: variant {} has {} (fewer than {})", t.name, t.users, opts.min_units));
+            }
+        }
+        for g in &guardrails {
+            if g.p_value < spec.alpha && g.diff < 0.0 {
+                warnings.push(format!(
+                    "guardrail worse: {} of {} is {} than the control ({}), p = {:.4}",
+                    g.metric.name(),
+                    g.variant,
+                    "lower",
+                    fmt_lift(g.lift),
+                    g.p_value
+                ));
+            }
+        }
+        if mixed > 0 {
+            warnings.push(format!(
+                "{mixed} exposures were logged under a different variant than their unit's first one (was the salt or a weight changed while running?)"
+            ));
+        }
+        if use_served && acc.iter().any(|a| a.exposures > 0) {
+            warnings.push("no impression events arrived: CTR is per served list, not per visible impression".into());
+        }
+
+        let verdict = primary_cmp.iter().map(|c| verdict_line(c, spec)).collect();
+        let segments = self.segment_rows(&state, &events);
+        Ok(Report {
+            experiment: spec.name.clone(),
+            status: experiment.status.name(),
+            primary_metric: primary,
+            alpha: spec.alpha,
+            impressions_from: if use_served { "served_lists" } else { "impression_events" },
+            variants: totals,
+            primary: primary_cmp,
+            guardrails,
+            chi_square,
+            chi_square_yates,
+            srm,
+            segments,
+            daily,
+            warnings,
+            verdict,
+        })
     }
 
-    let verdict = primary_cmp.iter().map(|c| verdict_line(c, spec)).collect();
-    Ok(Report {
-        experiment: spec.name.clone(),
-        status: experiment.status.name(),
-        primary_metric: primary,
-        alpha: spec.alpha,
-        impressions_from: if use_served { "served_lists" } else { "impression_events" },
-        variants: totals,
-        primary: primary_cmp,
-        guardrails,
-        chi_square,
-        chi_square_yates,
-        srm,
-        segments: segment_rows(spec, &x_unit, &by_rec, &state, events),
-        daily,
-        warnings,
-        verdict,
-    })
+    /// Per segment (of the unit's first exposure) and variant: units, CTR per served list,
+    /// conversion and revenue per unit.
+    fn segment_rows(&self, state: &[Option<UnitState>], events: &[Ev]) -> Vec<SegmentRow> {
+        #[derive(Default)]
+        struct S {
+            users: u64,
+            converters: u64,
+            revenue: f64,
+            clicks: u64,
+            impressions: u64,
+        }
+        let k = self.k;
+        let mut rows: std::collections::BTreeMap<(&str, usize), S> = std::collections::BTreeMap::new();
+        let seg = |st: &UnitState| self.segment_names.get(st.segment as usize).map_or("(none)", String::as_str);
+        for (u, st) in state.iter().enumerate() {
+            let Some(st) = st else { continue };
+            let r = rows.entry((seg(st), st.variant)).or_default();
+            r.users += 1;
+            r.converters += u64::from(st.converted);
+            r.revenue += st.revenue;
+            r.impressions += self.per_variant[u * k..(u + 1) * k].iter().map(|&n| u64::from(n)).sum::<u64>();
+        }
+        for e in events.iter().filter(|e| e.kind == EventKind::Click && e.rec != NONE) {
+            let unit = self.rec_unit[e.rec as usize];
+            if unit != NONE
+                && let Some(st) = state[unit as usize].as_ref()
+            {
+                rows.entry((seg(st), st.variant)).or_default().clicks += 1;
+            }
+        }
+        rows.into_iter()
+            .map(|((segment, v), s)| SegmentRow {
+                segment: segment.to_string(),
+                variant: self.input.experiment.spec.variants[v].name.clone(),
+                users: s.users,
+                ctr: rate(s.clicks, s.impressions),
+                conversion: rate(s.converters, s.users),
+                revenue_per_user: if s.users == 0 { 0.0 } else { s.revenue / s.users as f64 },
+            })
+            .collect()
+    }
 }
-
 /// Totals per variant; impressions are the served lists while no impression event arrived.
 fn totals_of(spec: &ExperimentSpec, acc: &[Acc]) -> Vec<VariantTotals> {
     let use_served = acc.iter().all(|a| a.impression_events == 0);
@@ -753,53 +1029,6 @@ fn compare(
     })
 }
 
-fn segment_rows(
-    spec: &ExperimentSpec,
-    x_unit: &[u32],
-    by_rec: &HashMap<&str, usize>,
-    state: &[Option<UnitState>],
-    events: &[Event],
-) -> Vec<SegmentRow> {
-    #[derive(Default)]
-    struct S {
-        users: u64,
-        converters: u64,
-        revenue: f64,
-        clicks: u64,
-        impressions: u64,
-    }
-    let mut rows: std::collections::BTreeMap<(String, usize), S> = std::collections::BTreeMap::new();
-    let seg = |st: &UnitState| st.segment.clone().unwrap_or_else(|| "(none)".into());
-    for st in state.iter().flatten() {
-        let r = rows.entry((seg(st), st.variant)).or_default();
-        r.users += 1;
-        r.converters += u64::from(st.converted);
-        r.revenue += st.revenue;
-    }
-    for &u in x_unit {
-        if let Some(st) = state[u as usize].as_ref() {
-            rows.entry((seg(st), st.variant)).or_default().impressions += 1;
-        }
-    }
-    for e in events.iter().filter(|e| e.kind == EventKind::Click) {
-        if let Some(&i) = e.rec_id.as_deref().and_then(|r| by_rec.get(r))
-            && let Some(st) = state[x_unit[i] as usize].as_ref()
-        {
-            rows.entry((seg(st), st.variant)).or_default().clicks += 1;
-        }
-    }
-    rows.into_iter()
-        .map(|((segment, v), s)| SegmentRow {
-            segment,
-            variant: spec.variants[v].name.clone(),
-            users: s.users,
-            ctr: rate(s.clicks, s.impressions),
-            conversion: rate(s.converters, s.users),
-            revenue_per_user: if s.users == 0 { 0.0 } else { s.revenue / s.users as f64 },
-        })
-        .collect()
-}
-
 fn fmt_lift(l: Option<f64>) -> String {
     l.map_or_else(|| "n/a".into(), |l| format!("{:+.1}%", 100.0 * l))
 }
@@ -914,6 +1143,68 @@ mod tests {
         assert_eq!(r.daily.len(), 2, "two days of looks: {:?}", r.daily);
         // A report names what it cannot conclude instead of failing.
         assert_eq!(r.primary.len(), 1);
+    }
+
+    #[test]
+    fn the_report_does_not_depend_on_the_order_of_its_inputs() {
+        let mut spec = ExperimentSpec::new("o", &["a", "b"]);
+        spec.guardrails = vec![Metric::RevenuePerUser, Metric::Aov];
+        let exp = Experiment::create(spec, Timestamp(T0), None).expect("spec");
+        let mut rng = tailor_core::rng::Rng::new(3);
+        let mut exposures = Vec::new();
+        let mut events = Vec::new();
+        for n in 0..3000i64 {
+            let u = n % 400;
+            let (unit, rec) = (format!("u{u}"), format!("r{n}"));
+            let at = n * 97_000 + rng.below(50_000) as i64;
+            let item = format!("i{}", rng.below(30));
+            exposures.push(exposure(
+                &rec,
+                &unit,
+                usize::from(u % 3 == 0),
+                at,
+                &[&item, "i0"],
+                ["x", "y"][(u % 2) as usize],
+            ));
+            if rng.chance(0.3) {
+                events.push(event(&unit, &item, EventKind::Click, at + 10, Some(&rec)));
+            }
+            if rng.chance(0.2) {
+                let order = format!("o{}", n / 2);
+                events.push(buy(&unit, &item, at + rng.below(40 * H as usize) as i64, None, 9.5, 1, Some(&order)));
+            }
+        }
+        let opts = Options { bootstrap: 0, ..Options::default() };
+        let a = analyse(&exp, &exposures, &events, opts).expect("report");
+        assert!(a.variants.iter().all(|v| v.attributed_purchases > 0 && v.clicks > 0), "{:?}", a.variants);
+        exposures.reverse();
+        events.reverse();
+        let b = analyse(&exp, &exposures, &events, opts).expect("report");
+        assert_eq!(a.variants, b.variants);
+        assert_eq!(a.daily, b.daily);
+        assert_eq!(a.segments, b.segments);
+        assert_eq!(serde_json::to_string(&a.primary).ok(), serde_json::to_string(&b.primary).ok());
+    }
+
+    proptest::proptest! {
+        /// The interval union answers "was the item shown within the window before t" as
+        /// a scan of every exposure does, in whatever order the exposures arrive.
+        #[test]
+        fn view_through_coverage_equals_a_scan_of_every_exposure(
+            shown in proptest::collection::vec(0i64..1000, 0..40),
+            window in 0i64..200,
+            probes in proptest::collection::vec(-50i64..1300, 1..40),
+        ) {
+            let mut v = Vec::new();
+            for &t in &shown {
+                cover(&mut v, t, window);
+            }
+            normalise(&mut v);
+            for &t in &probes {
+                let scan = shown.iter().any(|&x| x <= t && t - x <= window);
+                proptest::prop_assert_eq!(covered(&v, t), scan, "t = {} shown = {:?}", t, shown);
+            }
+        }
     }
 
     #[test]

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
+use tailor_core::Timestamp;
 use tailor_core::rng::Rng;
-use tailor_core::{EventKind, Timestamp};
-use tailor_experiment::report::{Exposure, Options, Report};
+use tailor_experiment::report::{Attribution, Exposure, Options, Report};
 use tailor_experiment::{Assigner, Bandit, Experiment, ExperimentSpec, Policy, Status};
 use tailor_store::{EventFilter, ExposureRow, Store};
 
@@ -345,38 +345,60 @@ fn with_warnings(store: &dyn Store, exp: Experiment) -> ApiResult<crate::api::Ex
     Ok(crate::api::ExperimentChanged { experiment: exp, warnings })
 }
 
-/// Computes a report from the stored exposures and the events since the experiment began.
+/// Computes a report from the stored exposures and the events since the first of them,
+/// read without holding the exposures ([`Attribution`]).
 pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<Report> {
-    let mut exposures: Vec<Exposure> = Vec::new();
-    let mut bad = None;
-    store.scan_exposures(&exp.spec.name, &mut |_, record| match Exposure::from_json(record) {
-        Ok(x) => {
-            exposures.push(x);
+    let mut input = Attribution::new(exp).map_err(experiment_error)?;
+    // Events before the first exposure attribute nothing: a first pass reads only the
+    // exposures' times (exposures may be backfilled, so the status history is not enough).
+    let mut since: Option<Timestamp> = None;
+    let mut unreadable = None;
+    store.scan_exposures(&exp.spec.name, &mut |_, record| match Exposure::ts_from_json(record) {
+        Ok(ts) => {
+            since = Some(since.map_or(ts, |s| s.min(ts)));
             ControlFlow::Continue(())
         }
         Err(e) => {
-            bad = Some(e.to_string());
+            unreadable = Some(e);
             ControlFlow::Break(())
         }
     })?;
-    if let Some(e) = bad {
+    if let Some(e) = unreadable {
         return Err(ApiError::internal(format!("a stored exposure of {:?} cannot be read: {e}", exp.spec.name)));
     }
-    let since = exposures.iter().map(|x| x.ts).min();
-    let mut events = Vec::new();
-    if let Some(since) = since {
-        let units: std::collections::HashSet<&str> = exposures.iter().map(|x| x.unit.as_str()).collect();
-        const KINDS: &[EventKind] =
-            &[EventKind::Click, EventKind::Impression, EventKind::Purchase, EventKind::AddToCart];
-        store.scan_events(EventFilter { since: Some(since), until: None, kinds: Some(KINDS) }, &mut |_, e| {
-            let unit = e.user.as_ref().map(|u| u.as_str()).or(e.session.as_deref());
-            if unit.is_some_and(|u| units.contains(u)) {
-                events.push(e);
-            }
-            ControlFlow::Continue(())
-        })?;
+    let Some(since) = since else {
+        return Attribution::new(exp).and_then(|a| a.exposures().finish(opts)).map_err(experiment_error);
+    };
+    let since = Some(since);
+    let mut failed = None;
+    let kinds = Some(Attribution::KINDS);
+    store.scan_events(EventFilter { since, until: None, kinds }, &mut |_, e| match input.event(&e) {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            failed = Some(experiment_error(e));
+            ControlFlow::Break(())
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
-    tailor_experiment::analyse(exp, &exposures, &events, opts).map_err(experiment_error)
+    let mut input = input.exposures();
+    store.scan_exposures(&exp.spec.name, &mut |_, record| {
+        let read = Exposure::from_json(record)
+            .map_err(|e| ApiError::internal(format!("a stored exposure of {:?} cannot be read: {e}", exp.spec.name)))
+            .and_then(|x| input.exposure(&x).map_err(experiment_error));
+        match read {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                failed = Some(e);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    input.finish(opts).map_err(experiment_error)
 }
 
 impl Experiments {

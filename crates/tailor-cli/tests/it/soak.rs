@@ -225,7 +225,8 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
     );
     assert!(errors.is_empty(), "{} server errors, e.g. {:?}", errors.len(), &errors[..errors.len().min(5)]);
     assert!(growth < 0.10, "RSS grew {:.1}% after warm-up: {samples:?}", growth * 100.0);
-    assert!(versions.is_some_and(|v| v as u64 > seconds / 120), "a retraining every 2 minutes: {versions:?}");
+    // The first model and one per 2 minutes after it (the last may fall at the very end).
+    assert!(versions.is_some_and(|v| v as u64 >= seconds / 120), "a retraining every 2 minutes: {versions:?}");
     // Every acknowledged event is stored, exactly once.
     use tailor_store::Store;
     let store = tailor_store::RedbStore::open(&data).expect("open");
