@@ -307,8 +307,8 @@ impl Names {
         i
     }
 
-    fn get(&self, s: Option<&str>) -> u32 {
-        s.and_then(|s| self.0.get(s).copied()).unwrap_or(NONE)
+    fn get(&self, s: &str) -> u32 {
+        self.0.get(s).copied().unwrap_or(NONE)
     }
 }
 
@@ -512,9 +512,8 @@ impl ExposureSweep<'_> {
         }
         let segment = match &x.segment {
             Some(s) => {
-                let before = self.segments.0.len();
                 let i = self.segments.intern(s);
-                if self.segments.0.len() > before {
+                if i as usize == self.segment_names.len() {
                     self.segment_names.push(s.clone());
                 }
                 i
@@ -527,13 +526,13 @@ impl ExposureSweep<'_> {
         }
         self.per_variant[u * k + x.variant] += 1;
         self.days.entry(day_of(ts)).or_insert_with(|| vec![0; k])[x.variant] += 1;
-        let rec = self.input.recs.get(Some(&x.rec_id));
+        let rec = self.input.recs.get(&x.rec_id);
         if rec != NONE {
             self.rec_unit[rec as usize] = unit;
         }
         if self.window > 0 {
             for item in &x.items {
-                let it = self.input.items.get(Some(item));
+                let it = self.input.items.get(item);
                 if it != NONE {
                     cover(self.shown.entry(u64::from(unit) << 32 | u64::from(it)).or_default(), ts, self.window);
                 }

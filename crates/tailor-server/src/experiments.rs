@@ -348,57 +348,46 @@ fn with_warnings(store: &dyn Store, exp: Experiment) -> ApiResult<crate::api::Ex
 /// Computes a report from the stored exposures and the events since the first of them,
 /// read without holding the exposures ([`Attribution`]).
 pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<Report> {
-    let mut input = Attribution::new(exp).map_err(experiment_error)?;
+    let name = &exp.spec.name;
+    let unreadable =
+        |e: serde_json::Error| ApiError::internal(format!("a stored exposure of {name:?} cannot be read: {e}"));
+    let mut failed = None;
     // Events before the first exposure attribute nothing: a first pass reads only the
     // exposures' times (exposures may be backfilled, so the status history is not enough).
     let mut since: Option<Timestamp> = None;
-    let mut unreadable = None;
-    store.scan_exposures(&exp.spec.name, &mut |_, record| match Exposure::ts_from_json(record) {
-        Ok(ts) => {
-            since = Some(since.map_or(ts, |s| s.min(ts)));
-            ControlFlow::Continue(())
-        }
-        Err(e) => {
-            unreadable = Some(e);
-            ControlFlow::Break(())
-        }
+    store.scan_exposures(name, &mut |_, record| {
+        let ts = Exposure::ts_from_json(record).map_err(unreadable);
+        visit(&mut failed, ts.map(|ts| since = Some(since.map_or(ts, |s| s.min(ts)))))
     })?;
-    if let Some(e) = unreadable {
-        return Err(ApiError::internal(format!("a stored exposure of {:?} cannot be read: {e}", exp.spec.name)));
-    }
-    let Some(since) = since else {
-        return Attribution::new(exp).and_then(|a| a.exposures().finish(opts)).map_err(experiment_error);
-    };
-    let since = Some(since);
-    let mut failed = None;
-    let kinds = Some(Attribution::KINDS);
-    store.scan_events(EventFilter { since, until: None, kinds }, &mut |_, e| match input.event(&e) {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(e) => {
-            failed = Some(experiment_error(e));
-            ControlFlow::Break(())
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
+    failed.take().map_or(Ok(()), Err)?;
+    let mut input = Attribution::new(exp).map_err(experiment_error)?;
+    if since.is_some() {
+        let filter = EventFilter { since, until: None, kinds: Some(Attribution::KINDS) };
+        store.scan_events(filter, &mut |_, e| visit(&mut failed, input.event(&e).map_err(experiment_error)))?;
+        failed.take().map_or(Ok(()), Err)?;
     }
     let mut input = input.exposures();
-    store.scan_exposures(&exp.spec.name, &mut |_, record| {
-        let read = Exposure::from_json(record)
-            .map_err(|e| ApiError::internal(format!("a stored exposure of {:?} cannot be read: {e}", exp.spec.name)))
-            .and_then(|x| input.exposure(&x).map_err(experiment_error));
-        match read {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(e) => {
-                failed = Some(e);
-                ControlFlow::Break(())
-            }
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
+    if since.is_some() {
+        store.scan_exposures(name, &mut |_, record| {
+            let read = Exposure::from_json(record)
+                .map_err(unreadable)
+                .and_then(|x| input.exposure(&x).map_err(experiment_error));
+            visit(&mut failed, read)
+        })?;
+        failed.take().map_or(Ok(()), Err)?;
     }
     input.finish(opts).map_err(experiment_error)
+}
+
+/// A store scan's step that can fail: the first failure is kept and stops the scan.
+fn visit(failed: &mut Option<ApiError>, step: ApiResult<()>) -> ControlFlow<()> {
+    match step {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            *failed = Some(e);
+            ControlFlow::Break(())
+        }
+    }
 }
 
 impl Experiments {
