@@ -3,7 +3,7 @@
 #   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]      (ONLY=<run name> for one run)
 # Prints one JSON line per run: recommendations with the cache off and on, then POST
 # /v1/events in batches of 100 (durable). CPU of the server process is sampled from
-# /proc for each run. Needs `wrk` (Debian: apt-get install wrk) and a release build.
+# /proc for each run, and its RSS at the end. Needs `wrk` (Debian: apt-get install wrk) and a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
@@ -11,7 +11,7 @@ EVSECS=${2:-60}
 BIN=${BIN:-target/release/tailor}
 PORT=${PORT:-18080}
 DATA=$(mktemp -d /tmp/tailor-load.XXXXXX)
-trap 'kill $SERVER 2>/dev/null || true; rm -rf "$DATA"' EXIT
+trap 'kill ${SERVER:-} 2>/dev/null || true; rm -rf "$DATA"' EXIT
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 [ -x "$BIN" ] || cargo build --release -q -p tailor-cli
 "$BIN" --data-dir "$DATA" demo --no-serve --json >/dev/null
@@ -38,14 +38,21 @@ run() { # name, cache ttl, command args... (wrk, or python3 for the freshness ch
   if [ -n "$swapper" ]; then kill $swapper; out="{\"swaps\": $(cat "$DATA/swaps" 2>/dev/null || echo 0), \"wrk\": $out}"; fi
   local cpu
   cpu=$(python3 -c "print(round(($c1 - $c0) / $(getconf CLK_TCK) / ($t1 - $t0), 2))")
-  echo "{\"run\": \"$name\", \"server_cpu_cores\": $cpu, \"result\": $out}"
+  local rss
+  rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$SERVER/status")
+  echo "{\"run\": \"$name\", \"server_cpu_cores\": $cpu, \"server_rss_mb\": $rss, \"result\": $out}"
   kill -TERM $SERVER; wait $SERVER 2>/dev/null || true
 }
 run event_to_recommendation 60 python3 scripts/load/freshness.py
 run recommendations_cache_off 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run recommendations_cache_on 60 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run recommendations_during_hot_swaps 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-# The same with every request in an A/B test (variant applied, rec_id tagged, exposure logged).
-"$BIN" --data-dir "$DATA" experiment create ${EXPERIMENT:-examples/experiment-home.toml} --start >/dev/null
+# The same with every request in an A/B test (variant applied, rec_id tagged, exposure logged):
+# the demo's running one on slot home, or EXPERIMENT (a spec file) created and started.
+if [ -n "${EXPERIMENT:-}" ]; then "$BIN" --data-dir "$DATA" experiment create "$EXPERIMENT" --start >/dev/null; fi
 SLOT=home run recommendations_in_experiment 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 run events_batch_100 0 wrk -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua
+# Every event names an item the catalog has never seen (issue 18, item 5), one per request
+# as the probe sent them, then in batches of 100.
+NEW_ITEMS=1 BATCH=1 run events_new_item_each 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/events.lua
+NEW_ITEMS=1 run events_new_items_batch_100 0 wrk -t1 -c32 -d${SECS}s --latency -s scripts/load/events.lua

@@ -1,9 +1,12 @@
 -- wrk script: POST /v1/events with batches of BATCH (env, default 100) new view events
--- (unique ids, so every event is stored: durable writes, not duplicates).
+-- (unique ids, so every event is stored: durable writes, not duplicates). NEW_ITEMS=1 names
+-- an item the catalog has never seen in every event (issue 18, item 5: each one must be
+-- added to the catalog incrementally, not by reloading it).
 local batch = tonumber(os.getenv("BATCH") or "100")
 local users = tonumber(os.getenv("USERS") or "5000")
 local items = tonumber(os.getenv("ITEMS") or "2000")
 local key = os.getenv("KEY")
+local new_items = os.getenv("NEW_ITEMS") == "1"
 local thread_id = 0
 local counter = 0
 setup = function(thread)
@@ -14,9 +17,11 @@ request = function()
   local rows = {}
   for i = 1, batch do
     counter = counter + 1
+    local item = new_items and string.format("NEW-%d-%d-%d", thread_id, os.time(), counter)
+      or string.format("SKU-%05d", math.random(1, items))
     rows[i] = string.format(
-      '{"id":"load-%d-%d-%d","user":"U%05d","item":"SKU-%05d","kind":"view","ts":%d}',
-      thread_id, os.time(), counter, math.random(1, users), math.random(1, items), 1790000000000 + counter)
+      '{"id":"load-%d-%d-%d","user":"U%05d","item":"%s","kind":"view","ts":%d}',
+      thread_id, os.time(), counter, math.random(1, users), item, 1790000000000 + counter)
   end
   local headers = {["Content-Type"] = "application/json"}
   if key then headers["X-Api-Key"] = key end

@@ -22,6 +22,8 @@ use anyhow::{Context as _, Result};
 
 /// mimalloc: a long-running server's RSS stays flat under mixed traffic, where glibc's
 /// per-thread arenas kept growing (scripts in docs/benchmarks.md, "Soak").
+/// The `system-alloc` feature leaves it out, for heap profilers.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};

@@ -166,15 +166,51 @@ fn saccumulate_block<S: pulp::Simd, const W: usize>(
     c + W
 }
 
-/// `YᵀY + λI` (k × k, row-major) of row-major factors, by faer's GEMM.
+/// `YᵀY + λI` (k × k, row-major) of row-major factors: rayon over blocks of rows, each
+/// block's upper triangle summed in f32 and the blocks added in f64.
+///
+/// Not faer's GEMM: it keeps two L3-sized packing buffers (64 MiB here) in a thread-local
+/// of every thread that ever calls it, and a server's retrainings run on whichever
+/// blocking-pool thread is free, so each new one held another 64 MiB for good (the soak
+/// test's heap grew by that at every retraining; docs/benchmarks.md, "Soak"). The Gram
+/// matrix is `n k² / 2` multiply-adds, small beside the `n k³ / 3` of the solves.
 pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
-    let n = y.len() / k.max(1);
-    let ym = faer::MatRef::from_row_major_slice(y, n, k);
-    let g: faer::Mat<f32> = ym.transpose() * ym;
+    const BLOCK: usize = 1024;
+    if k == 0 {
+        return Vec::new();
+    }
+    let sum = y
+        .par_chunks(BLOCK * k)
+        .fold(
+            || (vec![0f64; k * k], vec![0f32; k * k]),
+            |(mut total, mut block), rows| {
+                block.fill(0.0);
+                for row in rows.chunks_exact(k) {
+                    for (a, &ra) in row.iter().enumerate() {
+                        let out = &mut block[a * k + a..(a + 1) * k];
+                        for (o, &rb) in out.iter_mut().zip(&row[a..]) {
+                            *o += ra * rb;
+                        }
+                    }
+                }
+                total.iter_mut().zip(&block).for_each(|(t, &b)| *t += f64::from(b));
+                (total, block)
+            },
+        )
+        .map(|(total, _)| total)
+        .reduce(
+            || vec![0f64; k * k],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
     let mut out = vec![0f32; k * k];
     for a in 0..k {
-        for b in 0..k {
-            out[a * k + b] = g[(a, b)];
+        for b in a..k {
+            let v = sum[a * k + b] as f32;
+            out[a * k + b] = v;
+            out[b * k + a] = v;
         }
         out[a * k + a] += reg;
     }
@@ -739,6 +775,31 @@ mod tests {
                 prop_assert!((out[c] - want).abs() <= 1e-4 * (1.0 + want.abs()), "col {c}: {} vs {want}", out[c]);
             }
             prop_assert!((dot(&a, &rows[..k]) - naive_d).abs() <= 1e-4 * (1.0 + naive_d.abs()));
+        }
+
+        #[test]
+        fn gram_equals_the_naive_sum_in_f64(
+            k in 1usize..40,
+            n in 0usize..3000,
+            reg in 0f32..2.0,
+            seed in any::<u64>(),
+        ) {
+            let mut rng = Rng::new(seed);
+            let y: Vec<f32> = (0..n * k).map(|_| rng.normal() as f32).collect();
+            let g = gram(&y, k, reg);
+            prop_assert!(g.len() == k * k);
+            for a in 0..k {
+                for b in 0..k {
+                    let terms = (0..n).map(|r| f64::from(y[r * k + a]) * f64::from(y[r * k + b]));
+                    let want = terms.clone().sum::<f64>() + if a == b { f64::from(reg) } else { 0.0 };
+                    // f32 products summed in f32 within a block: the error scales with the
+                    // magnitude of the terms, not of their (possibly cancelling) sum.
+                    let scale = 1.0 + terms.map(f64::abs).sum::<f64>();
+                    let got = f64::from(g[a * k + b]);
+                    prop_assert!((got - want).abs() <= 1e-5 * scale, "({a}, {b}): {got} vs {want}");
+                    prop_assert!(g[a * k + b] == g[b * k + a]);
+                }
+            }
         }
     }
 }

@@ -51,9 +51,41 @@ struct EventHour {
     rec_purchases: u64,
     rec_revenue: f64,
     revenue: f64,
-    /// Distinct orders (order id, or user and time when there is none).
-    orders: HashSet<u64>,
-    rec_orders: HashSet<u64>,
+    /// Orders that began in this hour (order id, or user and time when there is none):
+    /// counted at their first line ([`RecentOrders`]), so hours add up.
+    orders: u64,
+    /// Of them, orders with a line from a recommendation (counted at the first such line).
+    rec_orders: u64,
+}
+
+/// Orders whose lines were seen lately, so that an order's other lines do not count it
+/// again: the last [`RECENT_ORDERS`] keys, oldest forgotten first. A set of every order
+/// ever seen grew with the shop's history (8 bytes and more per order, for good); an
+/// order's lines arrive together, so two lines of one order farther apart than this many
+/// other orders is a case this may count twice.
+#[derive(Debug, Default)]
+struct RecentOrders {
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+/// Order keys [`RecentOrders`] keeps (about 2 MiB with its set).
+pub const RECENT_ORDERS: usize = 65_536;
+
+impl RecentOrders {
+    /// Whether `key` is new (and now remembered).
+    fn first(&mut self, key: u64) -> bool {
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > RECENT_ORDERS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
 }
 
 /// Adds `from` to `into` element-wise.
@@ -70,8 +102,8 @@ impl EventHour {
         self.rec_purchases += h.rec_purchases;
         self.rec_revenue += h.rec_revenue;
         self.revenue += h.revenue;
-        self.orders.extend(&h.orders);
-        self.rec_orders.extend(&h.rec_orders);
+        self.orders += h.orders;
+        self.rec_orders += h.rec_orders;
     }
 }
 
@@ -158,6 +190,9 @@ struct Inner {
     events: BTreeMap<i64, EventHour>,
     serving: BTreeMap<i64, ServeHour>,
     decisions: BTreeMap<i64, DecisionHour>,
+    /// Orders lately seen, and orders lately seen with a line from a recommendation.
+    orders: RecentOrders,
+    rec_orders: RecentOrders,
     /// Times each catalog item was in a served list (since start).
     served_exposure: Vec<u64>,
     /// Impression events per catalog item (stored history and live).
@@ -215,7 +250,8 @@ impl Insights {
     /// Folds one stored event (new to this process) into the rollups; `item` is its
     /// catalog index. `live` events also go to the feed.
     pub fn event(&self, e: &Event, item: Option<u32>, live: bool) {
-        let mut g = self.lock();
+        let mut guard = self.lock();
+        let g = &mut *guard;
         let hour = e.ts.0.div_euclid(HOUR_MS);
         let h = g.events.entry(hour).or_default();
         h.kinds[e.kind as usize] += 1;
@@ -227,11 +263,11 @@ impl Insights {
                 let money = e.unit_price.unwrap_or(0.0) * f64::from(e.quantity.max(1));
                 let key = order_key(e);
                 h.revenue += money;
-                h.orders.insert(key);
+                h.orders += u64::from(g.orders.first(key));
                 if from_rec {
                     h.rec_purchases += 1;
                     h.rec_revenue += money;
-                    h.rec_orders.insert(key);
+                    h.rec_orders += u64::from(g.rec_orders.first(key));
                 }
             }
             _ => {}
@@ -259,7 +295,7 @@ impl Insights {
                 latency_us: None,
                 cached: false,
             };
-            push_feed(&mut g, entry);
+            push_feed(g, entry);
         }
     }
 
@@ -369,7 +405,13 @@ impl Insights {
     /// Exposure of catalog items (`n` of them) in served lists and impression events, with
     /// `popularity` (the serving popularity score per item) for the popularity bias; the
     /// most exposed items are named by id and by `title(index)`.
-    pub fn exposure(&self, n: usize, popularity: &[f32], names: &[String], title: &dyn Fn(u32) -> String) -> Value {
+    pub fn exposure(
+        &self,
+        n: usize,
+        popularity: &[f32],
+        names: &[std::sync::Arc<str>],
+        title: &dyn Fn(u32) -> String,
+    ) -> Value {
         let g = self.lock();
         let one = |counts: &[u64], what: &str| {
             let total: u64 = counts.iter().sum();
@@ -418,7 +460,7 @@ impl Insights {
                 "top_items": top
                     .iter()
                     .take(10)
-                    .map(|(i, c)| json!({"item": names.get(*i), "title": title(*i as u32), "exposures": c}))
+                    .map(|(i, c)| json!({"item": names.get(*i).map(|n| &**n), "title": title(*i as u32), "exposures": c}))
                     .collect::<Vec<_>>(),
             })
         };
@@ -465,8 +507,8 @@ fn point(t: i64, e: &EventHour, s: &ServeHour, d: &BTreeMap<String, BTreeMap<Str
         kinds.insert(k.to_string(), json!(e.kinds[k as usize]));
     }
     let total: u64 = e.kinds.iter().sum();
-    let orders = e.orders.len() as f64;
-    let rec_orders = e.rec_orders.len() as f64;
+    let orders = e.orders as f64;
+    let rec_orders = e.rec_orders as f64;
     let strategies: serde_json::Map<String, Value> =
         STRATEGIES.iter().zip(&s.strategies).map(|(n, c)| ((*n).to_string(), json!(c))).collect();
     json!({
@@ -474,12 +516,12 @@ fn point(t: i64, e: &EventHour, s: &ServeHour, d: &BTreeMap<String, BTreeMap<Str
         "events": total,
         "events_by_kind": kinds,
         "revenue": e.revenue,
-        "orders": e.orders.len(),
+        "orders": e.orders,
         "aov": ratio(e.revenue, orders),
         "rec_impressions": e.rec_impressions,
         "rec_clicks": e.rec_clicks,
         "rec_purchases": e.rec_purchases,
-        "rec_orders": e.rec_orders.len(),
+        "rec_orders": e.rec_orders,
         "rec_revenue": e.rec_revenue,
         "ctr": ratio(e.rec_clicks as f64, e.rec_impressions as f64),
         "conversion": ratio(e.rec_purchases as f64, e.rec_clicks as f64),
@@ -542,6 +584,30 @@ mod tests {
         let feed = x.feed(0);
         assert_eq!(feed.len(), 1);
         assert_eq!(feed[0].what, "purchase");
+    }
+
+    #[test]
+    fn orders_are_counted_once_with_bounded_memory() {
+        let x = Insights::default();
+        let t0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS;
+        let n = RECENT_ORDERS as i64 + 1000;
+        for i in 0..n {
+            let order = format!("o{i}");
+            // Two lines per order, the second from a recommendation; then the first line
+            // again (a re-sent line) after 500 other orders.
+            x.event(&ev(EventKind::Purchase, t0 + i, None, Some(1.0), Some(&order)), None, false);
+            x.event(&ev(EventKind::Purchase, t0 + i, Some("r"), Some(1.0), Some(&order)), None, false);
+            if i >= 500 {
+                let earlier = format!("o{}", i - 500);
+                x.event(&ev(EventKind::Purchase, t0 + i, None, Some(1.0), Some(&earlier)), None, false);
+            }
+        }
+        let g = x.lock();
+        assert!(g.orders.seen.len() <= RECENT_ORDERS && g.orders.order.len() <= RECENT_ORDERS);
+        assert!(g.rec_orders.seen.len() <= RECENT_ORDERS);
+        let (orders, rec_orders): (u64, u64) =
+            g.events.values().fold((0, 0), |(a, b), h| (a + h.orders, b + h.rec_orders));
+        assert_eq!((orders, rec_orders), (n as u64, n as u64));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! trained models of one version (refreshed on retraining).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -19,14 +20,20 @@ use crate::error::{ApiError, ApiResult};
 const NEW_ARRIVAL_DAYS: i64 = 30;
 
 /// The catalog as requests see it, indexed by the store's dense item index.
+///
+/// Copied whenever items are added or changed ([`Catalog::updated`]), so what it holds per
+/// item is shared rather than owned (ids as `Arc<str>`, records behind `Arc`): a copy is a
+/// few pointer-sized words per item, with no allocation per item. Owned strings made every
+/// batch of events naming new items deep-copy the catalog (3.4 GB of RSS after 146,000
+/// new items; docs/benchmarks.md, "Hardening").
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// External id per index.
-    pub names: Vec<String>,
+    pub names: Vec<Arc<str>>,
     /// Index per external id.
-    pub index: HashMap<String, u32>,
+    pub index: HashMap<Arc<str>, u32>,
     /// The stored record per index (`None` for items only mentioned by events).
-    pub items: Vec<Option<Item>>,
+    pub items: Vec<Option<Arc<Item>>>,
     /// Filters and boosts' view of it.
     pub view: CatalogView,
     /// Top-level category names; `view.category` holds indices into this.
@@ -38,7 +45,7 @@ pub struct Catalog {
     /// In the top fifth of its category's prices (the premium tier).
     pub premium: Vec<bool>,
     /// What user features need to know of items (category, brand, price percentile...).
-    pub features: tailor_segment::features::ItemTable,
+    pub features: Arc<tailor_segment::features::ItemTable>,
     /// The premium tier's lowest price per top-level category (as of the last full load).
     premium_cut: HashMap<Option<u32>, f32>,
     /// Items listed at or after this time are new arrivals.
@@ -58,7 +65,7 @@ fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) ->
 impl Catalog {
     /// Reads every item from the store; `now` decides what counts as a new arrival.
     pub fn load(store: &dyn Store, now: Timestamp) -> ApiResult<Self> {
-        let names = store.item_names()?;
+        let names: Vec<Arc<str>> = store.item_names()?.into_iter().map(Arc::from).collect();
         let n = names.len();
         let mut items: Vec<Option<Item>> = vec![None; n];
         store.for_each_item(&mut |idx, stored| {
@@ -99,8 +106,8 @@ impl Catalog {
         for i in 0..n {
             c.premium[i] = c.is_premium(i);
         }
-        c.features = tailor_segment::features::ItemTable::new(items.iter().flatten());
-        c.items = items;
+        c.features = Arc::new(tailor_segment::features::ItemTable::new(items.iter().flatten()));
+        c.items = items.into_iter().map(|i| i.map(Arc::new)).collect();
         Ok(c)
     }
 
@@ -129,6 +136,7 @@ impl Catalog {
         let mut c = self.clone();
         for name in fresh {
             let i = c.names.len();
+            let name: Arc<str> = Arc::from(name);
             c.index.insert(name.clone(), i as u32);
             c.names.push(name);
             c.items.push(None);
@@ -147,8 +155,8 @@ impl Catalog {
             let i = idx as usize;
             c.describe(i, &item);
             c.premium[i] = c.is_premium(i);
-            c.features.upsert(&item);
-            c.items[i] = Some(item);
+            Arc::make_mut(&mut c.features).upsert(&item);
+            c.items[i] = Some(Arc::new(item));
         }
         c
     }
@@ -168,7 +176,7 @@ impl Catalog {
         let item = self.items.get(i as usize).and_then(Option::as_ref);
         match item.and_then(|it| it.title.clone()) {
             Some(t) => t,
-            None => self.names.get(i as usize).cloned().unwrap_or_default(),
+            None => self.names.get(i as usize).map(|n| n.to_string()).unwrap_or_default(),
         }
     }
 }

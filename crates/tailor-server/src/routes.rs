@@ -541,12 +541,12 @@ fn item_index(catalog: &Catalog, id: &str) -> ApiResult<u32> {
 fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> api::ListedItem {
     let item = catalog.items.get(i as usize).and_then(Option::as_ref);
     api::ListedItem {
-        id: catalog.names.get(i as usize).cloned().unwrap_or_default(),
+        id: catalog.names.get(i as usize).map(|n| n.to_string()).unwrap_or_default(),
         title: catalog.title(i),
         score,
         price: item.and_then(|it| it.price),
         sale_price: item.and_then(|it| it.sale_price),
-        category: item.map(Item::category_path),
+        category: item.map(|it| it.category_path()),
         brand: item.and_then(|it| it.brand.clone()),
         in_stock: item.map(|it| it.in_stock),
         image: item.and_then(|it| it.attributes.get("image").cloned()),
@@ -555,7 +555,7 @@ fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> 
             text: r.text(|x| catalog.title(x)),
             item: match r {
                 Reason::BecauseYouViewed { item } | Reason::AlsoBought { item } => {
-                    catalog.names.get(*item as usize).cloned()
+                    catalog.names.get(*item as usize).map(|n| n.to_string())
                 }
                 _ => None,
             },
@@ -805,7 +805,7 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             .take(20)
             .map(|r| api::RecentEvent {
                 kind: r.kind,
-                item: r.item.and_then(|i| catalog.names.get(i as usize).cloned()),
+                item: r.item.and_then(|i| catalog.names.get(i as usize).map(|n| n.to_string())),
                 ts: r.ts,
             })
             .collect();
@@ -1018,7 +1018,9 @@ fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult
             }
             "min_price" => req.min_price = Some(float(k, v)?),
             "max_price" => req.max_price = Some(float(k, v)?),
-            "exclude" => req.exclude = split_list(v).iter().filter_map(|id| catalog.index.get(id).copied()).collect(),
+            "exclude" => {
+                req.exclude = split_list(v).iter().filter_map(|id| catalog.index.get(id.as_str()).copied()).collect()
+            }
             "diversity" => {
                 let d = float(k, v)?;
                 if !(0.0..=1.0).contains(&d) {
@@ -1330,7 +1332,7 @@ fn recommend(
     let items_json: Vec<api::ListedItem> =
         out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
     let latency_us = start.elapsed().as_micros() as u64;
-    let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(String::as_str)).collect();
+    let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(|n| &**n)).collect();
     tracing::info!(
         target: "tailor::served",
         rec_id = %rec_id,

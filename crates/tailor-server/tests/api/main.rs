@@ -309,7 +309,7 @@ async fn cold_start_chain_and_playbooks() {
     assert_eq!(v["playbooks"][0]["strategy"], "premium_only");
     let catalog = s.state.catalog.load();
     for id in ids(&v) {
-        let i = catalog.index[&id] as usize;
+        let i = catalog.index[id.as_str()] as usize;
         assert!(catalog.premium[i], "{id} is not in the premium tier");
     }
     // Nobody known: global popular; never empty while items are in stock.
