@@ -313,12 +313,25 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     // Committed: now the in-memory side. Items new to the catalog get their index first
     // (appended to it, not reloaded).
     let mut catalog = s.catalog.load_full();
-    let unknown_items = events.iter().any(|e| e.item.as_ref().is_some_and(|i| !catalog.index.contains_key(i.as_str())));
+    let missing: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.item.as_ref())
+        .filter(|i| !catalog.index.contains_key(i.as_str()))
+        .map(|i| i.as_str().to_string())
+        .collect();
+    let unknown_items = !missing.is_empty();
     if unknown_items {
         let state = s.clone();
         blocking(move || {
             let _writes = state.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            state.refresh_catalog(Vec::new())
+            // A request that refreshed while this one waited took in every item stored
+            // so far, these included: then no second copy of the catalog.
+            let current = state.catalog.load();
+            if missing.iter().any(|i| !current.index.contains_key(i.as_str())) {
+                state.refresh_catalog(Vec::new())
+            } else {
+                Ok(())
+            }
         })
         .await?;
         catalog = s.catalog.load_full();

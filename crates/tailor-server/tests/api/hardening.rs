@@ -225,6 +225,45 @@ async fn new_items_are_appended_to_the_catalog() {
     assert_eq!(p["activity"]["recent"][0]["item"], "NEW-7", "{p}");
 }
 
+// Regression: issue #18 (each batch naming new items deep-copied the catalog: concurrent
+// batches now share one copy, and the copy shares the records). Every item of every
+// concurrent batch must still be indexed and known to its user's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_of_new_items_are_all_indexed() {
+    let s = shop();
+    let before = s.state.catalog.load_full();
+    let mut tasks = Vec::new();
+    for b in 0..16 {
+        let app = s.app.clone();
+        tasks.push(tokio::spawn(async move {
+            let events: Vec<Value> = (0..5)
+                .map(|i| json!({"user": format!("c{b}"), "item": format!("CONC-{b}-{i}"), "kind": "view", "ts": 1_790_000_000_000i64 + i}))
+                .collect();
+            call(&app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await
+        }));
+    }
+    for t in tasks {
+        let (st, v) = t.await.expect("task");
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+    let after = s.state.catalog.load_full();
+    assert_eq!(after.len(), before.len() + 80);
+    for b in 0..16 {
+        for i in 0..5 {
+            assert!(after.index.contains_key(format!("CONC-{b}-{i}").as_str()), "CONC-{b}-{i} not indexed");
+        }
+        let (_, p) = call(&s.app, "GET", &format!("/v1/users/c{b}/profile"), Some(READ), None).await;
+        assert_eq!(p["activity"]["recent"][0]["item"], format!("CONC-{b}-4"), "{p}");
+    }
+    // The copies share the records of the items that were there (no deep copy).
+    let shared = (0..before.len()).filter(|&i| match (&before.items[i], &after.items[i]) {
+        (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    });
+    assert_eq!(shared.count(), before.len());
+}
+
 fn model_file_users(dir: &std::path::Path, version: u64) -> Vec<String> {
     use std::io::Read;
     let path = dir.join(format!("models/v{version:06}.json.gz"));
