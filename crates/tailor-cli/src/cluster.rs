@@ -169,10 +169,19 @@ pub enum Method {
     },
 }
 
+/// Column scaling before clustering (`tailor cluster --scale`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// The columns as they are.
+    None,
+    /// Each column to mean 0, standard deviation 1.
+    Zscore,
+}
+
 /// Options of `tailor cluster`.
 pub struct ClusterOptions {
-    /// `none` or `zscore`.
-    pub scale: String,
+    /// Column scaling.
+    pub scale: Scale,
     /// Algorithm.
     pub method: Method,
     /// Seed for the silhouette sample.
@@ -184,10 +193,9 @@ pub struct ClusterOptions {
 /// Runs the chosen algorithm on a matrix; labels are `None` for noise.
 pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(ClusterReport, Vec<Option<usize>>)> {
     let t = Instant::now();
-    match opts.scale.as_str() {
-        "none" => {}
-        "zscore" => ZScore::fit(&m.x, m.d)?.transform(&mut m.x),
-        other => bail!("--scale {other}: expected none or zscore"),
+    match opts.scale {
+        Scale::None => {}
+        Scale::Zscore => ZScore::fit(&m.x, m.d)?.transform(&mut m.x),
     }
     let mut k_scan = Vec::new();
     let (method, labels, k, inertia, iterations, eps) = match &opts.method {

@@ -436,7 +436,8 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             let d = enc.width();
             let method = cluster_method(o)?;
             let mut m = Matrix { x, d, columns: enc.names() };
-            let opts = cluster::ClusterOptions { scale: "none".into(), method, seed: o.seed, no_silhouette: false };
+            let opts =
+                cluster::ClusterOptions { scale: cluster::Scale::None, method, seed: o.seed, no_silhouette: false };
             let (report, labels) = cluster::run(&mut m, &opts, step)?;
             let k = report.k;
             let mut members = vec![Vec::new(); k];

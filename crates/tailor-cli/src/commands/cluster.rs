@@ -14,8 +14,8 @@ pub(crate) struct ClusterArgs {
     #[arg(long)]
     pub(crate) input: PathBuf,
     /// Algorithm.
-    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "minibatch", "dbscan", "ward"])]
-    pub(crate) method: String,
+    #[arg(long, value_enum, default_value_t = ClusterMethod::Kmeans)]
+    pub(crate) method: ClusterMethod,
     /// DBSCAN radius (default: suggested from the knee of the k-distance curve).
     #[arg(long)]
     pub(crate) eps: Option<f64>,
@@ -24,8 +24,8 @@ pub(crate) struct ClusterArgs {
     pub(crate) min_samples: usize,
     /// Number of clusters (k-means, ward); `auto` (k-means) scans 2..=10 and keeps the best
     /// silhouette.
-    #[arg(long, default_value = "8")]
-    pub(crate) k: String,
+    #[arg(long, default_value = "8", value_parser = parse_k)]
+    pub(crate) k: K,
     /// Restarts (best inertia wins).
     #[arg(long, default_value_t = 1)]
     pub(crate) n_init: usize,
@@ -36,8 +36,8 @@ pub(crate) struct ClusterArgs {
     #[arg(long, default_value_t = 1e-4)]
     pub(crate) tol: f64,
     /// Column scaling before clustering.
-    #[arg(long, default_value = "none", value_parser = ["none", "zscore"])]
-    pub(crate) scale: String,
+    #[arg(long, value_enum, default_value_t = cluster::Scale::None)]
+    pub(crate) scale: cluster::Scale,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
@@ -52,19 +52,47 @@ pub(crate) struct ClusterArgs {
     pub(crate) out: Option<PathBuf>,
 }
 
+/// `tailor cluster --method`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClusterMethod {
+    /// k-means (Lloyd, k-means++ seeding).
+    Kmeans,
+    /// Mini-batch k-means.
+    Minibatch,
+    /// DBSCAN.
+    Dbscan,
+    /// Ward's agglomerative clustering.
+    Ward,
+}
+
+/// `--k`: a number of clusters, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum K {
+    /// Scan 2..=10 and keep the best silhouette (k-means).
+    Auto,
+    /// This many.
+    N(usize),
+}
+
+fn parse_k(v: &str) -> std::result::Result<K, String> {
+    if v == "auto" {
+        return Ok(K::Auto);
+    }
+    v.parse::<usize>().map(K::N).map_err(|_| format!("{v:?}: expected a number or auto"))
+}
+
 pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
     let started = Instant::now();
-    let method = if a.method == "dbscan" {
+    let method = if a.method == ClusterMethod::Dbscan {
         let p = tailor_segment::dbscan::DbscanParams { eps: a.eps.unwrap_or(1.0), min_samples: a.min_samples };
         p.validate().map_err(|e| usage(e.to_string()))?;
         cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
     } else {
-        let k = if a.k == "auto" {
-            None
-        } else {
-            Some(a.k.parse::<usize>().map_err(|_| usage(format!("--k {}: expected a number or auto", a.k)))?)
+        let k = match a.k {
+            K::Auto => None,
+            K::N(k) => Some(k),
         };
-        if a.method == "minibatch" {
+        if a.method == ClusterMethod::Minibatch {
             match k {
                 Some(k) if k > 0 => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
                     k,
@@ -73,7 +101,7 @@ pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
                 }),
                 _ => return Err(usage("--k must be a number of at least 1 for minibatch")),
             }
-        } else if a.method == "ward" {
+        } else if a.method == ClusterMethod::Ward {
             match k {
                 Some(k) if k > 0 => cluster::Method::Ward { k },
                 _ => return Err(usage("--k must be a number of at least 1 for ward")),
@@ -91,7 +119,7 @@ pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         }
     };
     let mut m = cluster::read_matrix(&a.input, a.no_header)?;
-    let opts = cluster::ClusterOptions { scale: a.scale.clone(), method, seed: a.seed, no_silhouette: a.no_silhouette };
+    let opts = cluster::ClusterOptions { scale: a.scale, method, seed: a.seed, no_silhouette: a.no_silhouette };
     let (report, labels) = cluster::run(&mut m, &opts, started)?;
     if let Some(out) = &a.out {
         let mut w = csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;

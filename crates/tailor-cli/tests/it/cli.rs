@@ -238,6 +238,18 @@ fn cluster_a_numeric_csv() {
     assert!(stderr(&o).contains("x.csv:3: b: \"x\" is not a number"), "{}", stderr(&o));
     let o = tailor(&data, &["cluster", "--input", input.to_str().expect("utf8"), "--k", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Methods, scalings and k are parsed by clap into types: a bad one is refused before
+    // the file is read, naming the flag and what it accepts.
+    for (flag, bad, says) in [
+        ("--method", "kmedoids", "possible values: kmeans, minibatch, dbscan, ward"),
+        ("--scale", "minmax", "possible values: none, zscore"),
+        ("--k", "many", "expected a number or auto"),
+    ] {
+        let o = tailor(&data, &["cluster", "--input", "/nonexistent.csv", flag, bad]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(flag) && err.contains(bad) && err.contains(says), "{flag}: {err}");
+    }
 }
 
 // Regression: issue #18 (`tailor segment users NAME | head` panicked on the broken pipe,
