@@ -169,6 +169,23 @@ pub enum Method {
     },
 }
 
+/// `--k` of `cluster` and `segment run`: a number of clusters, or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum K {
+    /// Scan 2..=10 and keep the best silhouette (k-means).
+    Auto,
+    /// This many.
+    N(usize),
+}
+
+/// Parses `--k` (clap's value parser).
+pub fn parse_k(v: &str) -> std::result::Result<K, String> {
+    if v == "auto" {
+        return Ok(K::Auto);
+    }
+    v.parse::<usize>().map(K::N).map_err(|_| format!("{v:?}: expected a number or auto"))
+}
+
 /// Column scaling before clustering (`tailor cluster --scale`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scale {

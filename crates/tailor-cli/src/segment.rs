@@ -157,12 +157,43 @@ fn map_sample(labels: &[Option<usize>], budget: usize, min_per_group: usize) -> 
     out
 }
 
+/// How `segment run` segments.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SegmentMethod {
+    /// k-means over the encoded features.
+    Kmeans,
+    /// Mini-batch k-means.
+    Minibatch,
+    /// DBSCAN.
+    Dbscan,
+    /// Ward's agglomerative clustering.
+    Ward,
+    /// RFM scores and their named segments.
+    Rfm,
+    /// A rule file (`--rules`).
+    Rules,
+}
+
+impl SegmentMethod {
+    /// The name on the command line and in stored records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kmeans => "kmeans",
+            Self::Minibatch => "minibatch",
+            Self::Dbscan => "dbscan",
+            Self::Ward => "ward",
+            Self::Rfm => "rfm",
+            Self::Rules => "rules",
+        }
+    }
+}
+
 /// Options of `segment run`.
 pub struct RunOptions {
-    /// kmeans, minibatch, dbscan, ward, rfm, rules.
-    pub method: String,
-    /// `auto` or a number.
-    pub k: String,
+    /// How to segment.
+    pub method: SegmentMethod,
+    /// Number of clusters (clustering methods).
+    pub k: cluster::K,
     /// Feature choices (`name[:method][*weight]`, comma separated).
     pub features: Option<String>,
     /// Rule file.
@@ -191,8 +222,8 @@ impl Default for RunOptions {
     /// `segment run`'s defaults: k-means with k chosen by silhouette over every feature.
     fn default() -> Self {
         Self {
-            method: "kmeans".into(),
-            k: "auto".into(),
+            method: SegmentMethod::Kmeans,
+            k: cluster::K::Auto,
             features: None,
             rules: None,
             as_of: None,
@@ -383,8 +414,8 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
     let mut stored_rules = Vec::new();
     let mut compiled_rules = Vec::new();
     // Per segment: name, description, member rows.
-    let (names, descriptions, members): (Vec<String>, Vec<Option<String>>, Vec<Vec<usize>>) = match o.method.as_str() {
-        "rfm" => {
+    let (names, descriptions, members): (Vec<String>, Vec<Option<String>>, Vec<Vec<usize>>) = match o.method {
+        SegmentMethod::Rfm => {
             let (r, f, m) = (col(t, "recency_days")?, col(t, "frequency")?, col(t, "monetary")?);
             let buyers: Vec<usize> = (0..n).filter(|&i| t.row(i)[f] > 0.0).collect();
             if buyers.is_empty() {
@@ -407,7 +438,7 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             let desc = all.iter().map(|s| Some(s.definition().to_owned())).collect();
             (names, desc, members)
         }
-        "rules" => {
+        SegmentMethod::Rules => {
             let path = o.rules.as_ref().ok_or_else(|| crate::usage("--method rules needs --rules FILE"))?;
             let compiled = load_rules(path, t)?;
             let mut members = vec![Vec::new(); compiled.len()];
@@ -428,7 +459,7 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             (stored_rules, compiled_rules) = compiled.into_iter().unzip();
             (names, desc, members)
         }
-        "kmeans" | "minibatch" | "dbscan" | "ward" => {
+        SegmentMethod::Kmeans | SegmentMethod::Minibatch | SegmentMethod::Dbscan | SegmentMethod::Ward => {
             let spec = o.features.clone().unwrap_or_else(|| pipeline::DEFAULT_FEATURES.join(","));
             let choices = pipeline::parse_choices(&spec).map_err(|e| crate::usage(format!("--features: {e}")))?;
             let enc = Encoder::fit(&choices, t).map_err(|e| crate::usage(format!("--features: {e}")))?;
@@ -468,11 +499,6 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
             encoder = Some(enc);
             cluster_report = Some(report);
             (names, desc, members)
-        }
-        other => {
-            return Err(crate::usage(format!(
-                "--method {other}: expected kmeans, minibatch, dbscan, ward, rfm or rules"
-            )));
         }
     };
     let mut names = names;
@@ -523,9 +549,9 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
     timings.explain = step.elapsed().as_secs_f64();
 
     let step = Instant::now();
-    let name = o.name.clone().unwrap_or_else(|| o.method.clone());
+    let name = o.name.clone().unwrap_or_else(|| o.method.as_str().to_string());
     let mut record = Record {
-        method: o.method.clone(),
+        method: o.method.as_str().to_string(),
         as_of: t.as_of,
         users: n,
         feature_names: t.names.clone(),
@@ -581,17 +607,16 @@ fn col(t: &FeatureTable, name: &str) -> Result<usize> {
 }
 
 fn cluster_method(o: &RunOptions) -> Result<cluster::Method> {
-    let k = if o.k == "auto" {
-        None
-    } else {
-        Some(o.k.parse::<usize>().map_err(|_| crate::usage(format!("--k {}: expected a number or auto", o.k)))?)
+    let k = match o.k {
+        cluster::K::Auto => None,
+        cluster::K::N(k) => Some(k),
     };
-    Ok(match o.method.as_str() {
-        "dbscan" => cluster::Method::Dbscan { eps: o.eps, min_samples: o.min_samples },
-        "ward" => cluster::Method::Ward {
+    Ok(match o.method {
+        SegmentMethod::Dbscan => cluster::Method::Dbscan { eps: o.eps, min_samples: o.min_samples },
+        SegmentMethod::Ward => cluster::Method::Ward {
             k: k.filter(|k| *k > 0).ok_or_else(|| crate::usage("--k must be a number of at least 1 for ward"))?,
         },
-        "minibatch" => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
+        SegmentMethod::Minibatch => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
             k: k.filter(|k| *k > 0).ok_or_else(|| crate::usage("--k must be a number of at least 1 for minibatch"))?,
             seed: o.seed,
             ..Default::default()

@@ -46,8 +46,8 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
         /// k (or auto).
-        #[arg(long, default_value = "auto")]
-        k: String,
+        #[arg(long, default_value = "auto", value_parser = crate::cluster::parse_k)]
+        k: crate::cluster::K,
     },
     /// One user's top-10 over `--items` items with `--factors` f32 factors on one thread: exact scan,
     /// and the int8 index with exact re-ranking (time, recall@10 against exact); and the fold-in of a user with
@@ -145,7 +145,7 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
         BenchCmd::Segment { repeat, k } => {
             let store = open_store(config)?;
             let opts = segment::RunOptions {
-                k: k.clone(),
+                k: *k,
                 name: Some("bench".into()),
                 n_init: 4,
                 top_categories: config.segment.top_categories,

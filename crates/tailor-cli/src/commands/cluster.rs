@@ -24,8 +24,8 @@ pub(crate) struct ClusterArgs {
     pub(crate) min_samples: usize,
     /// Number of clusters (k-means, ward); `auto` (k-means) scans 2..=10 and keeps the best
     /// silhouette.
-    #[arg(long, default_value = "8", value_parser = parse_k)]
-    pub(crate) k: K,
+    #[arg(long, default_value = "8", value_parser = cluster::parse_k)]
+    pub(crate) k: cluster::K,
     /// Restarts (best inertia wins).
     #[arg(long, default_value_t = 1)]
     pub(crate) n_init: usize,
@@ -65,22 +65,6 @@ pub(crate) enum ClusterMethod {
     Ward,
 }
 
-/// `--k`: a number of clusters, or `auto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum K {
-    /// Scan 2..=10 and keep the best silhouette (k-means).
-    Auto,
-    /// This many.
-    N(usize),
-}
-
-fn parse_k(v: &str) -> std::result::Result<K, String> {
-    if v == "auto" {
-        return Ok(K::Auto);
-    }
-    v.parse::<usize>().map(K::N).map_err(|_| format!("{v:?}: expected a number or auto"))
-}
-
 pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
     let started = Instant::now();
     let method = if a.method == ClusterMethod::Dbscan {
@@ -89,8 +73,8 @@ pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
     } else {
         let k = match a.k {
-            K::Auto => None,
-            K::N(k) => Some(k),
+            cluster::K::Auto => None,
+            cluster::K::N(k) => Some(k),
         };
         if a.method == ClusterMethod::Minibatch {
             match k {

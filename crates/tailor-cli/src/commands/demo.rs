@@ -238,7 +238,7 @@ pub(crate) fn demo_segments(config: &Config) -> Result<()> {
     let rules = config.store.data_dir.join("demo-rules.toml");
     fs_err::write(&rules, include_str!("../../../../examples/demo-rules.toml"))?;
     let opts = segment::RunOptions {
-        method: "rules".into(),
+        method: segment::SegmentMethod::Rules,
         rules: Some(rules),
         top_categories: config.segment.top_categories,
         ..segment::RunOptions::default()
@@ -248,8 +248,8 @@ pub(crate) fn demo_segments(config: &Config) -> Result<()> {
     // And a behavioural clustering (k-means over the default features), for the dashboard's
     // map and explanations.
     let opts = segment::RunOptions {
-        method: "kmeans".into(),
-        k: "5".into(),
+        method: segment::SegmentMethod::Kmeans,
+        k: crate::cluster::K::N(5),
         rules: None,
         name: Some("behaviour".into()),
         ..opts

@@ -82,11 +82,11 @@ pub(crate) enum SegmentCmd {
 #[derive(Args, Debug)]
 pub(crate) struct SegmentRunArgs {
     /// How to segment.
-    #[arg(long, default_value = "kmeans", value_parser = ["kmeans", "minibatch", "dbscan", "ward", "rfm", "rules"])]
-    pub(crate) method: String,
+    #[arg(long, value_enum, default_value_t = segment::SegmentMethod::Kmeans)]
+    pub(crate) method: segment::SegmentMethod,
     /// Number of segments for kmeans/minibatch/ward; `auto` (kmeans) picks the best silhouette in 2..=10.
-    #[arg(long, default_value = "auto")]
-    pub(crate) k: String,
+    #[arg(long, default_value = "auto", value_parser = crate::cluster::parse_k)]
+    pub(crate) k: crate::cluster::K,
     /// Features: `name[:zscore|robust|log1p|minmax|none][*weight]`, comma separated; categorical names are one-hot encoded
     /// (default: value, engagement, price sensitivity, novelty, brand loyalty, evening share, mobile share, age).
     #[arg(long)]
@@ -140,7 +140,7 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
     match cmd {
         SegmentCmd::Run(a) => {
             if a.if_due {
-                let name = a.name.clone().unwrap_or_else(|| a.method.clone());
+                let name = a.name.clone().unwrap_or_else(|| a.method.as_str().to_string());
                 if let Some(last) = store.segmentation(&name, None)? {
                     let since = store.membership_history(&name, None)?;
                     let updates = since.iter().filter(|c| c.run.is_none() && c.at >= last.created_at).count() as u64;
@@ -159,8 +159,8 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &SegmentCmd) -> Result<()> {
                 }
             }
             let opts = segment::RunOptions {
-                method: a.method.clone(),
-                k: a.k.clone(),
+                method: a.method,
+                k: a.k,
                 features: a.features.clone(),
                 rules: a.rules.clone(),
                 as_of: a.as_of.as_deref().map(|s| parse_time("--as-of", s)).transpose()?,

@@ -250,6 +250,15 @@ fn cluster_a_numeric_csv() {
         let err = stderr(&o);
         assert!(err.contains(flag) && err.contains(bad) && err.contains(says), "{flag}: {err}");
     }
+    for (flag, bad, says) in [
+        ("--method", "kmedoids", "possible values: kmeans, minibatch, dbscan, ward, rfm, rules"),
+        ("--k", "three", "expected a number or auto"),
+    ] {
+        let o = tailor(&data, &["segment", "run", flag, bad]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(flag) && err.contains(bad) && err.contains(says), "segment run {flag}: {err}");
+    }
 }
 
 // Regression: issue #18 (`tailor segment users NAME | head` panicked on the broken pipe,
