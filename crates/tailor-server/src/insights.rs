@@ -69,7 +69,7 @@ struct RecentOrders {
     order: VecDeque<u64>,
 }
 
-/// Order keys [`RecentOrders`] keeps (about 2 MiB with its set).
+/// Order keys the dashboard keeps to count each order once (about 2 MiB with its set).
 pub const RECENT_ORDERS: usize = 65_536;
 
 impl RecentOrders {
