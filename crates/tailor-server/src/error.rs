@@ -90,6 +90,18 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    /// The message, and the field at fault when there is one (for logs and the CLI).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) if !self.message.contains(field.as_str()) => write!(f, "{} (field {field})", self.message),
+            _ => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 impl From<tailor_store::StoreError> for ApiError {
     fn from(e: tailor_store::StoreError) -> Self {
         Self::from_kind(e.kind(), e.to_string())
@@ -115,3 +127,20 @@ impl IntoResponse for ApiError {
 
 /// Result with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_error_is_a_std_error_that_names_its_field() {
+        let e = ApiError::invalid("unit_price", "must be at most 1000000");
+        assert_eq!(e.to_string(), "must be at most 1000000 (field unit_price)");
+        // A message that already names the field does not name it twice.
+        let e = ApiError::invalid("k", "k must be at least 1");
+        assert_eq!(e.to_string(), "k must be at least 1");
+        let any: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(ApiError::not_found("item \"x\" is not in the catalog"));
+        assert_eq!(any.to_string(), "item \"x\" is not in the catalog");
+    }
+}

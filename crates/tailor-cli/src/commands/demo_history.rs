@@ -8,6 +8,7 @@
 //! events stay, as organic ones): the control loses 15% of its attributed click-throughs,
 //! the bandit's arms keep 80% (carousel), 100% (grid) and 60% (list) of theirs' rewards.
 
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 
 use anyhow::Result;
@@ -122,8 +123,7 @@ pub(crate) fn simulate(events: &mut Vec<Event>, config: &Config, end: Timestamp)
     events.sort_by_key(|e| e.ts);
     let home: Vec<_> = config.serve.bandits.iter().filter(|b| b.slot == "home").cloned().collect();
     if !home.is_empty() {
-        let bandits = Bandits::open(&home, config.store.data_dir.join("bandits.json"))
-            .map_err(|e| anyhow::anyhow!("the demo's bandit: {}", e.message))?;
+        let bandits = Bandits::open(&home, config.store.data_dir.join("bandits.json")).context("the demo's bandit")?;
         let mut by_time: Vec<(&String, &List)> = lists.iter().collect();
         by_time.sort_by_key(|(_, l)| l.ts);
         for (rec, list) in by_time {
@@ -146,11 +146,11 @@ impl History {
     /// Stores the experiment, its exposures and the bandit state.
     pub(crate) fn store(&self, store: &dyn Store) -> Result<()> {
         if let Some(exp) = &self.experiment {
-            tailor_server::experiments::save(store, exp).map_err(|e| anyhow::anyhow!(e.message))?;
+            tailor_server::experiments::save(store, exp)?;
             store.append_exposures(&self.exposures)?;
         }
         if let Some(b) = &self.bandits {
-            b.persist().map_err(|e| anyhow::anyhow!("saving the demo's bandit state: {}", e.message))?;
+            b.persist().context("saving the demo's bandit state")?;
         }
         Ok(())
     }

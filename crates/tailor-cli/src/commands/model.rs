@@ -1,5 +1,6 @@
 //! `tailor train` and `tailor model list|rollback`: model versions.
 
+use anyhow::Context as _;
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -25,15 +26,15 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let state = server_state(config, store)?;
     // Load the live version first so the candidate is compared with it.
-    let reg = state.registry.read().map_err(|e| anyhow::anyhow!(e.message))?;
+    let reg = state.registry.read()?;
     if reg.live.is_some_and(|v| state.registry.has_model(v)) {
-        state.reload_blocking().map_err(|e| anyhow::anyhow!("loading the live version: {}", e.message))?;
+        state.reload_blocking().context("loading the live version")?;
     }
     let spinner = progress_bar(cli, 1);
     if let Some(s) = &spinner {
         s.set_message("training and measuring the candidate");
     }
-    let r = state.retrain_blocking().map_err(|e| anyhow::anyhow!("training: {}", e.message))?;
+    let r = state.retrain_blocking().context("training")?;
     if let Some(s) = &spinner {
         s.finish_and_clear();
     }
@@ -55,7 +56,7 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
 /// `tailor model list|rollback`.
 pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
     let registry = tailor_server::registry::Registry::new(config.store.data_dir.join("models"));
-    let mut reg = registry.read().map_err(|e| anyhow::anyhow!(e.message))?;
+    let mut reg = registry.read()?;
     match cmd {
         ModelCmd::List => {
             if cli.json {
@@ -96,7 +97,7 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
             }
             let from = reg.live;
             reg.live = Some(target);
-            registry.write(&reg).map_err(|e| anyhow::anyhow!(e.message))?;
+            registry.write(&reg)?;
             if cli.json {
                 println!("{}", serde_json::json!({"from": from, "live": target}));
             } else {

@@ -1,5 +1,6 @@
 //! `tailor serve`: the HTTP API over the stored data.
 
+use anyhow::Context as _;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -50,7 +51,7 @@ pub(crate) fn serve(config: &Config, listener: std::net::TcpListener) -> Result<
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let start = Instant::now();
     let state = server_state(config, store)?;
-    let info = state.start_blocking().map_err(|e| anyhow::anyhow!("loading the served models: {}", e.message))?;
+    let info = state.start_blocking().context("loading the served models")?;
     tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
     eprintln!(
         "models ready in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
