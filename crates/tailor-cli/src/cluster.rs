@@ -178,6 +178,16 @@ pub enum K {
     N(usize),
 }
 
+impl K {
+    /// The number asked for; `None` for `auto`.
+    pub fn fixed(self) -> Option<usize> {
+        match self {
+            K::Auto => None,
+            K::N(k) => Some(k),
+        }
+    }
+}
+
 /// Parses `--k` (clap's value parser).
 pub fn parse_k(v: &str) -> std::result::Result<K, String> {
     if v == "auto" {

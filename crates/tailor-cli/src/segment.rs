@@ -607,10 +607,7 @@ fn col(t: &FeatureTable, name: &str) -> Result<usize> {
 }
 
 fn cluster_method(o: &RunOptions) -> Result<cluster::Method> {
-    let k = match o.k {
-        cluster::K::Auto => None,
-        cluster::K::N(k) => Some(k),
-    };
+    let k = o.k.fixed();
     Ok(match o.method {
         SegmentMethod::Dbscan => cluster::Method::Dbscan { eps: o.eps, min_samples: o.min_samples },
         SegmentMethod::Ward => cluster::Method::Ward {

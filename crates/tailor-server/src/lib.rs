@@ -388,6 +388,18 @@ impl AppState {
         Ok(())
     }
 
+    /// Indexes the stored items `ids` that events named and the served catalog lacks. A
+    /// batch that refreshed while this one waited for the record-write lock took in every
+    /// item stored so far, these included: then no second copy of the catalog. Blocking.
+    pub fn index_new_items(&self, ids: &[String]) -> ApiResult<()> {
+        let _writes = self.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.catalog.load();
+        if ids.iter().any(|i| !current.index.contains_key(i.as_str())) {
+            self.refresh_catalog(Vec::new())?;
+        }
+        Ok(())
+    }
+
     /// Reloads the segmentations used for real-time reassignment and their memberships.
     pub fn load_segmenters(&self) -> ApiResult<()> {
         let mut latest: HashMap<String, tailor_store::SegmentationRun> = HashMap::new();

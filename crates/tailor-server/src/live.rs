@@ -176,8 +176,13 @@ impl Catalog {
         let item = self.items.get(i as usize).and_then(Option::as_ref);
         match item.and_then(|it| it.title.clone()) {
             Some(t) => t,
-            None => self.names.get(i as usize).map(|n| n.to_string()).unwrap_or_default(),
+            None => self.id(i).map(str::to_string).unwrap_or_default(),
         }
+    }
+
+    /// The external id of item `i`.
+    pub fn id(&self, i: u32) -> Option<&str> {
+        self.names.get(i as usize).map(|n| &**n)
     }
 }
 

@@ -322,18 +322,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     let unknown_items = !missing.is_empty();
     if unknown_items {
         let state = s.clone();
-        blocking(move || {
-            let _writes = state.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // A request that refreshed while this one waited took in every item stored
-            // so far, these included: then no second copy of the catalog.
-            let current = state.catalog.load();
-            if missing.iter().any(|i| !current.index.contains_key(i.as_str())) {
-                state.refresh_catalog(Vec::new())
-            } else {
-                Ok(())
-            }
-        })
-        .await?;
+        blocking(move || state.index_new_items(&missing)).await?;
         catalog = s.catalog.load_full();
     }
     let mut touched: Vec<String> = Vec::new();
@@ -554,7 +543,7 @@ fn item_index(catalog: &Catalog, id: &str) -> ApiResult<u32> {
 fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> api::ListedItem {
     let item = catalog.items.get(i as usize).and_then(Option::as_ref);
     api::ListedItem {
-        id: catalog.names.get(i as usize).map(|n| n.to_string()).unwrap_or_default(),
+        id: catalog.id(i).map(str::to_string).unwrap_or_default(),
         title: catalog.title(i),
         score,
         price: item.and_then(|it| it.price),
@@ -568,7 +557,7 @@ fn item_json(catalog: &Catalog, i: u32, score: f32, reason: Option<&Reason>) -> 
             text: r.text(|x| catalog.title(x)),
             item: match r {
                 Reason::BecauseYouViewed { item } | Reason::AlsoBought { item } => {
-                    catalog.names.get(*item as usize).map(|n| n.to_string())
+                    catalog.id(*item).map(str::to_string)
                 }
                 _ => None,
             },
@@ -818,7 +807,7 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             .take(20)
             .map(|r| api::RecentEvent {
                 kind: r.kind,
-                item: r.item.and_then(|i| catalog.names.get(i as usize).map(|n| n.to_string())),
+                item: r.item.and_then(|i| catalog.id(i).map(str::to_string)),
                 ts: r.ts,
             })
             .collect();
@@ -1345,7 +1334,7 @@ fn recommend(
     let items_json: Vec<api::ListedItem> =
         out.iter().map(|r| item_json(catalog, r.item, r.score, Some(&r.reason))).collect();
     let latency_us = start.elapsed().as_micros() as u64;
-    let ids: Vec<&str> = out.iter().filter_map(|r| catalog.names.get(r.item as usize).map(|n| &**n)).collect();
+    let ids: Vec<&str> = out.iter().filter_map(|r| catalog.id(r.item)).collect();
     tracing::info!(
         target: "tailor::served",
         rec_id = %rec_id,

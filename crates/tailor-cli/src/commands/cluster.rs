@@ -72,10 +72,7 @@ pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         p.validate().map_err(|e| usage(e.to_string()))?;
         cluster::Method::Dbscan { eps: a.eps, min_samples: a.min_samples }
     } else {
-        let k = match a.k {
-            cluster::K::Auto => None,
-            cluster::K::N(k) => Some(k),
-        };
+        let k = a.k.fixed();
         if a.method == ClusterMethod::Minibatch {
             match k {
                 Some(k) if k > 0 => cluster::Method::MiniBatch(tailor_segment::online::MiniBatchParams {
