@@ -71,7 +71,7 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Registered users.
     pub users: usize,
-    /// Catalog size.
+    /// Items in the demo catalog.
     pub items: usize,
     /// Days of history.
     pub days: u32,
@@ -254,7 +254,15 @@ impl Config {
             set_path(&mut table, &o.key, v);
             sources.insert(o.key.clone(), o.origin.clone());
         }
-        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        let mut config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            // toml names the key only in its display ("...\nin `serve.exclude`"): say it
+            // first, with where the value came from, like every other refusal here.
+            let text = e.to_string();
+            match text.split_once("in `").and_then(|(_, rest)| rest.split_once('`')).map(|(k, _)| k) {
+                Some(key) => format!("{key} ({}): {}", sources.get(key).map_or("default", String::as_str), e.message()),
+                None => text,
+            }
+        })?;
         config.serve.limits = config.limits.clone();
         config.validate(&sources)?;
         Ok((config, sources))
@@ -360,6 +368,14 @@ mod tests {
         let err = Config::load(None, &[], &[ov("log.format", "xml")]).unwrap_err();
         assert_eq!(err, "log.format = \"xml\" (--conf log.format): expected pretty or json");
         assert!(Config::load(Some(("t.toml", "[[")), &[], &[]).unwrap_err().starts_with("t.toml: "));
+        // Settings parsed into types are refused with their key and source too.
+        let err = Config::load(Some(("t.toml", "[serve]\nretrain_every = \"5ms\"")), &[], &[]).unwrap_err();
+        assert_eq!(err, "serve.retrain_every (file t.toml): \"5ms\": must be at least 1s");
+        let err = Config::load(None, &[], &[ov("serve.context_fields", "mood")]).unwrap_err();
+        assert!(
+            err.starts_with("serve.context_fields (--conf serve.context_fields): \"mood\": unknown field"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub struct ModelResult {
 /// How `--input` is split.
 #[derive(Debug, Clone, Copy)]
 pub struct SplitSpec {
-    /// Strategy.
+    /// How the data is split (temporal, leave-last-out, random).
     pub strategy: Strategy,
     /// Test share.
     pub fraction: Fraction,
@@ -387,7 +387,7 @@ fn space(model: &str) -> Result<Vec<Range>> {
 /// One tried setting.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trial {
-    /// Parameters.
+    /// The model's parameters as `key=value` pairs.
     pub params: String,
     /// Validation NDCG@K.
     pub validation_ndcg: f64,

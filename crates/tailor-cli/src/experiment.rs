@@ -22,7 +22,7 @@ pub enum ExperimentCmd {
     /// Create an experiment from a JSON or TOML file holding its definition (name, slots,
     /// traffic, variants, segments, start_at/stop_at, primary_metric, guardrails).
     Create {
-        /// The definition.
+        /// The definition file (TOML or JSON; see docs/experiments.md).
         file: PathBuf,
         /// Start it at once.
         #[arg(long)]
@@ -32,23 +32,23 @@ pub enum ExperimentCmd {
     List,
     /// Start (or resume) an experiment.
     Start {
-        /// Experiment name.
+        /// The experiment's name (see `tailor experiment list`).
         name: String,
     },
     /// Pause an experiment (assignments are kept for the resume).
     Pause {
-        /// Experiment name.
+        /// The experiment's name (see `tailor experiment list`).
         name: String,
     },
     /// Stop an experiment for good.
     Stop {
-        /// Experiment name.
+        /// The experiment's name (see `tailor experiment list`).
         name: String,
     },
     /// The report: metrics per variant and segment, tests, warnings, a verdict; `--chart`
     /// draws the cumulative lift with its interval per day (.svg or .png).
     Report {
-        /// Experiment name.
+        /// The experiment's name (see `tailor experiment list`).
         name: String,
         /// Chart file.
         #[arg(long)]
@@ -68,7 +68,7 @@ pub enum ExperimentCmd {
         /// Significance level (two-sided).
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
-        /// Power.
+        /// Chance of detecting the effect when it is real (0.8 is usual).
         #[arg(long, default_value_t = 0.8)]
         power: f64,
         /// Variants including the control (the level is Holm/Bonferroni-split over the
@@ -99,7 +99,7 @@ pub struct SimulateArgs {
     /// Bandit: runs averaged.
     #[arg(long, default_value_t = 20)]
     runs: usize,
-    /// Seed.
+    /// Seed of the simulated traffic.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// A/B: the report chart (cumulative lift per day) of the first simulated experiment;
@@ -121,10 +121,6 @@ fn bar(json: bool, len: u64, what: &str) -> Option<ProgressBar> {
     Some(b)
 }
 
-fn api(e: tailor_server::error::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{}", e.message)
-}
-
 fn read_spec(path: &Path) -> Result<ExperimentSpec> {
     let text = fs_err::read_to_string(path)?;
     let spec: ExperimentSpec = if path.extension().is_some_and(|e| e == "toml") {
@@ -141,7 +137,7 @@ fn read_spec(path: &Path) -> Result<ExperimentSpec> {
 /// Runs an experiment command over the store.
 /// Prints on stderr where `e` and another running experiment compete for a slot.
 fn warn_shadowing(store: &dyn tailor_store::Store, e: &tailor_experiment::Experiment) -> Result<()> {
-    let all = server::load(store).map_err(|x| anyhow::anyhow!(x.message))?;
+    let all = server::load(store)?;
     for w in server::shadowing(e, &all, tailor_core::Timestamp::now()) {
         eprintln!("warning: {w}");
     }
@@ -176,22 +172,22 @@ pub fn run(json: bool, store: Option<&dyn tailor_store::Store>, cmd: &Experiment
     match cmd {
         ExperimentCmd::Create { file, start } => {
             let spec = read_spec(file)?;
-            let mut e = server::create(store, spec, by.clone()).map_err(api)?;
+            let mut e = server::create(store, spec, by.clone())?;
             if *start {
-                e = server::transition(store, &e.spec.name, Status::Running, by).map_err(api)?;
+                e = server::transition(store, &e.spec.name, Status::Running, by)?;
             }
             warn_shadowing(store, &e)?;
             show(&e)
         }
         ExperimentCmd::Start { name } => {
-            let e = server::transition(store, name, Status::Running, by).map_err(api)?;
+            let e = server::transition(store, name, Status::Running, by)?;
             warn_shadowing(store, &e)?;
             show(&e)
         }
-        ExperimentCmd::Pause { name } => show(&server::transition(store, name, Status::Paused, by).map_err(api)?),
-        ExperimentCmd::Stop { name } => show(&server::transition(store, name, Status::Stopped, by).map_err(api)?),
+        ExperimentCmd::Pause { name } => show(&server::transition(store, name, Status::Paused, by)?),
+        ExperimentCmd::Stop { name } => show(&server::transition(store, name, Status::Stopped, by)?),
         ExperimentCmd::List => {
-            let list = server::load(store).map_err(api)?;
+            let list = server::load(store)?;
             if json {
                 println!("{}", serde_json::to_string(&list)?);
                 return Ok(());
@@ -213,14 +209,12 @@ pub fn run(json: bool, store: Option<&dyn tailor_store::Store>, cmd: &Experiment
             Ok(())
         }
         ExperimentCmd::Report { name, chart, bootstrap } => {
-            let exp = server::load(store)
-                .map_err(api)?
+            let exp = server::load(store)?
                 .into_iter()
                 .find(|e| e.spec.name == *name)
                 .with_context(|| format!("experiment {name:?} not found (see `tailor experiment list`)"))?;
             let started = Instant::now();
-            let report =
-                server::report(store, &exp, Options { bootstrap: *bootstrap, ..Options::default() }).map_err(api)?;
+            let report = server::report(store, &exp, Options { bootstrap: *bootstrap, ..Options::default() })?;
             if let Some(path) = chart {
                 lift_chart(path, &report)?;
             }
@@ -242,7 +236,7 @@ fn plan(json: bool, baseline: f64, mde: f64, alpha: f64, power: f64, variants: u
     }
     // Several treatments share the level (Bonferroni, which Holm's first step equals).
     let level = alpha / (variants - 1) as f64;
-    let p = stats::plan(baseline, mde, level, power).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = stats::plan(baseline, mde, level, power)?;
     if json {
         println!(
             "{}",
@@ -363,14 +357,13 @@ pub fn simulate_cmd(json: bool, a: &SimulateArgs) -> Result<()> {
                 }
                 r
             })
-            .collect::<Result<_, _>>()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .collect::<Result<_, _>>()?;
         if let Some(b) = progress {
             b.finish_and_clear();
         }
         let o = simulate::ab_outcome(&s, &runs);
         if let Some(path) = &a.chart {
-            lift_chart(path, &simulate::ab_report(&s, 0).map_err(|e| anyhow::anyhow!("{e}"))?)?;
+            lift_chart(path, &simulate::ab_report(&s, 0)?)?;
         }
         if json {
             println!("{}", serde_json::to_string(&o)?);
@@ -399,10 +392,9 @@ pub fn simulate_cmd(json: bool, a: &SimulateArgs) -> Result<()> {
     let mut outcomes: Vec<(String, simulate::BanditOutcome)> = policies
         .par_iter()
         .map(|&p| simulate::bandit_run(&plain, p, false).map(|o| ("same best arm everywhere".to_string(), o)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .collect::<Result<_, _>>()?;
     for per_segment in [false, true] {
-        let o = simulate::bandit_run(&segmented, Policy::Thompson, per_segment).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let o = simulate::bandit_run(&segmented, Policy::Thompson, per_segment)?;
         outcomes.push(("best arm differs by segment".to_string(), o));
     }
     if let Some(path) = &a.chart {
@@ -487,7 +479,7 @@ pub fn bench(json: bool, n: usize, exposures: usize) -> Result<()> {
     // a fifth of clicks bought; the treatment clicks 10% more.
     let mut spec = ExperimentSpec::new("bench-report", &["control", "treatment"]);
     spec.guardrails = vec![tailor_experiment::Metric::RevenuePerUser, tailor_experiment::Metric::Aov];
-    let exp = tailor_experiment::Experiment::create(spec, Timestamp(0), None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let exp = tailor_experiment::Experiment::create(spec, Timestamp(0), None)?;
     let assign = Assigner::from_parts("bench-report", 1.0, &[1.0, 1.0]);
     let mut rng = Rng::new(42);
     let t0 = 1_790_000_000_000i64;
@@ -518,9 +510,7 @@ pub fn bench(json: bool, n: usize, exposures: usize) -> Result<()> {
     let mut report = None;
     for _ in 0..3 {
         let t = Instant::now();
-        report = Some(
-            tailor_experiment::analyse(&exp, &xs, &events, Options::default()).map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+        report = Some(tailor_experiment::analyse(&exp, &xs, &events, Options::default())?);
         times.push(t.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);

@@ -126,8 +126,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            use tailor_server::segmentation::Error as SegmentationError;
             let usage = e.downcast_ref::<IngestError>().is_some_and(|i| matches!(i, IngestError::Usage(_)))
-                || e.downcast_ref::<UsageError>().is_some();
+                || e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<SegmentationError>()
+                    .is_some_and(|s| matches!(s, SegmentationError::Usage(_) | SegmentationError::NotFound(_)));
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }

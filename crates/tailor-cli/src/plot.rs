@@ -35,13 +35,13 @@ fn register_font() {
 
 /// A scatter plot of a 2-D map.
 pub struct Scatter<'a> {
-    /// Title.
+    /// Title above the chart.
     pub title: &'a str,
-    /// Axis titles.
+    /// Horizontal axis title (with its unit).
     pub x_label: String,
-    /// Axis titles.
+    /// Vertical axis title (with its unit).
     pub y_label: String,
-    /// Points.
+    /// (x, y) pairs in data units, in drawing order.
     pub points: &'a [(f64, f64)],
     /// Group of each point (`None`: unassigned / noise, drawn grey).
     pub groups: &'a [Option<usize>],
@@ -301,11 +301,11 @@ pub fn scatter(path: &Path, s: &Scatter<'_>) -> Result<()> {
 
 /// A line chart of one series with marked points.
 pub struct Line<'a> {
-    /// Title.
+    /// Title above the chart.
     pub title: &'a str,
-    /// Axis titles.
+    /// Horizontal axis title (with its unit).
     pub x_label: &'a str,
-    /// Axis titles.
+    /// Vertical axis title (with its unit).
     pub y_label: &'a str,
     /// Points in x order.
     pub points: &'a [(f64, f64)],
@@ -344,11 +344,11 @@ pub fn line(path: &Path, l: &Line<'_>) -> Result<()> {
 
 /// Several named series on one chart, with a legend.
 pub struct Lines<'a> {
-    /// Title.
+    /// Title above the chart.
     pub title: &'a str,
-    /// Axis title.
+    /// Horizontal axis title (with its unit).
     pub x_label: &'a str,
-    /// Axis title.
+    /// Vertical axis title (with its unit).
     pub y_label: &'a str,
     /// (name, points in x order).
     pub series: &'a [(String, Vec<(f64, f64)>)],
@@ -452,11 +452,11 @@ pub type BandSeries = (String, Vec<(f64, f64, f64, f64)>);
 
 /// Series with a shaded interval around each, and a dashed zero line (lift over time).
 pub struct Bands<'a> {
-    /// Title.
+    /// Title above the chart.
     pub title: &'a str,
-    /// Axis title.
+    /// Horizontal axis title (with its unit).
     pub x_label: &'a str,
-    /// Axis title.
+    /// Vertical axis title (with its unit).
     pub y_label: &'a str,
     /// (name, points (x, value, low, high) in x order).
     pub series: &'a [BandSeries],

@@ -187,29 +187,7 @@ pub fn als_params(p: &mut HashMap<String, String>) -> Result<AlsParams> {
 /// BPR parameters from `key=value` pairs (factors, learning_rate, regularization, epochs,
 /// negatives=uniform|popularity, loss=bpr|warp, max_trials, seed), removing the keys it uses.
 pub fn bpr_params(p: &mut HashMap<String, String>) -> Result<tailor_recommend::bpr::BprParams> {
-    use tailor_recommend::bpr::{BprParams, Loss, Negatives};
-    let d = BprParams::default();
-    let negatives = match p.remove("negatives").as_deref() {
-        None | Some("uniform") => Negatives::Uniform,
-        Some("popularity") => Negatives::Popularity,
-        Some(other) => return Err(crate::usage(format!("--params negatives={other}: expected uniform or popularity"))),
-    };
-    let loss = match p.remove("loss").as_deref() {
-        None | Some("bpr") => Loss::Bpr,
-        Some("warp") => Loss::Warp { max_trials: take(p, "max_trials", 100)? },
-        Some(other) => return Err(crate::usage(format!("--params loss={other}: expected bpr or warp"))),
-    };
-    let params = BprParams {
-        factors: take(p, "factors", d.factors)?,
-        learning_rate: take(p, "learning_rate", d.learning_rate)?,
-        regularization: take(p, "regularization", d.regularization)?,
-        epochs: take(p, "epochs", d.epochs)?,
-        negatives,
-        loss,
-        seed: take(p, "seed", d.seed)?,
-    };
-    params.validate().map_err(|e| crate::usage(e.to_string()))?;
-    Ok(params)
+    tailor_recommend::bpr::BprParams::from_pairs(p).map_err(|e| crate::usage(format!("--params {e}")))
 }
 
 fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, default: T) -> Result<T> {
@@ -331,13 +309,13 @@ pub fn train(
 /// What `tailor recommend` prints.
 #[derive(Debug, Serialize)]
 pub struct BatchReport {
-    /// Model.
+    /// The model's name (`als`, `ease`...).
     pub model: String,
     /// Train users, items, pairs.
     pub train_users: usize,
-    /// Items.
+    /// Items in the training matrix.
     pub train_items: usize,
-    /// Pairs.
+    /// Distinct user-item pairs in the training matrix.
     pub train_pairs: usize,
     /// Users written.
     pub users: usize,

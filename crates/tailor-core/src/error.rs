@@ -15,6 +15,19 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// What every crate's error tells its caller: how to treat it, and which input field it is
+/// about when it is about one. The server turns any `Classified` error into its HTTP
+/// answer with one blanket `From` (`tailor_server::ApiError`); the CLI turns the kind into
+/// an exit code.
+pub trait Classified: std::error::Error + Send + Sync + 'static {
+    /// How a caller should treat the error.
+    fn kind(&self) -> ErrorKind;
+    /// The input field at fault (`price`, `context.device`, `serve.exclude`), if one is.
+    fn field(&self) -> Option<&str> {
+        None
+    }
+}
+
 /// An invalid value in a domain object, naming the field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CoreError {
@@ -40,12 +53,17 @@ impl CoreError {
             Self::Invalid { field, .. } => field,
         }
     }
+}
 
-    /// Classification for callers.
-    pub fn kind(&self) -> ErrorKind {
+impl Classified for CoreError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } => ErrorKind::User,
         }
+    }
+
+    fn field(&self) -> Option<&str> {
+        Some(CoreError::field(self))
     }
 }
 

@@ -123,7 +123,7 @@ pub struct Context {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub region: Option<String>,
-    /// City.
+    /// City the visitor browses from, as the shop reports it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_ID_CHARS), pattern(crate::schema::NON_BLANK))]
     pub city: Option<String>,
@@ -236,7 +236,7 @@ pub struct Event {
     /// The item concerned; optional for page views and searches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<ItemId>,
-    /// What happened.
+    /// The event's kind.
     pub kind: EventKind,
     /// When it happened.
     pub ts: Timestamp,

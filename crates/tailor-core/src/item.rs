@@ -32,7 +32,7 @@ pub struct Item {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_LIST_LEN), inner(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK)))]
     pub category: Vec<String>,
-    /// Brand.
+    /// Brand as the catalog gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub brand: Option<String>,

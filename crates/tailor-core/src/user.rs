@@ -66,7 +66,7 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub gender: Option<String>,
-    /// Country.
+    /// Country (ISO 3166-1 alpha-2 or the shop's own names).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub country: Option<String>,
@@ -74,7 +74,7 @@ pub struct User {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub region: Option<String>,
-    /// City.
+    /// City of the shopper's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = MAX_NAME_CHARS), pattern(crate::schema::NON_BLANK))]
     pub city: Option<String>,

@@ -28,7 +28,7 @@ pub struct Report {
     /// lists of near-duplicates, 1 for items nobody has used together.
     #[serde(default)]
     pub diversity: Option<f64>,
-    /// K.
+    /// List length the metrics are cut at (NDCG@k, recall@k).
     pub k: usize,
     /// Users scored (with a test item).
     pub n_users: usize,

@@ -14,6 +14,9 @@ pub enum ExperimentError {
     /// A statistic is undefined for these data (e.g. no variance, an empty variant).
     #[error("{0}")]
     Undefined(String),
+    /// The experiment's state does not allow the step (stopping a stopped experiment).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ExperimentError {
@@ -26,8 +29,21 @@ impl ExperimentError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid { field, .. } => Some(field),
-            Self::Undefined(_) => None,
+            Self::Undefined(_) | Self::Conflict(_) => None,
         }
+    }
+}
+
+impl tailor_core::Classified for ExperimentError {
+    fn kind(&self) -> tailor_core::ErrorKind {
+        match self {
+            Self::Invalid { .. } | Self::Undefined(_) => tailor_core::ErrorKind::User,
+            Self::Conflict(_) => tailor_core::ErrorKind::Conflict,
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        ExperimentError::field(self)
     }
 }
 

@@ -85,7 +85,7 @@ impl Default for Options {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 #[schemars(transform = crate::nullable_numbers)]
 pub struct VariantTotals {
-    /// Variant name.
+    /// Variant name, as in the spec.
     pub name: String,
     /// Configured weight.
     pub weight: f64,
@@ -193,7 +193,7 @@ pub struct Comparison {
 pub struct SegmentRow {
     /// Segment (`(none)` for units without one).
     pub segment: String,
-    /// Variant name.
+    /// The variant compared with the control.
     pub variant: String,
     /// Exposed units.
     pub users: u64,
@@ -229,11 +229,11 @@ pub struct DayPoint {
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[schemars(transform = crate::nullable_numbers)]
 pub struct Report {
-    /// Experiment name.
+    /// The experiment reported on.
     pub experiment: String,
     /// Current status.
     pub status: &'static str,
-    /// Primary metric.
+    /// The metric the decision is taken on (the spec's first).
     pub primary_metric: Metric,
     /// Significance level.
     pub alpha: f64,

@@ -18,7 +18,7 @@ const START: i64 = 1_790_000_000_000 - 1_790_000_000_000 % DAY_MS;
 /// A group of shoppers with its own rates.
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentTruth {
-    /// Name.
+    /// Variant name, as in the report.
     pub name: String,
     /// Share of the population.
     pub share: f64,
@@ -47,7 +47,7 @@ pub struct AbScenario {
     pub metric: Metric,
     /// Significance level.
     pub alpha: f64,
-    /// Seed.
+    /// Seed of the simulated traffic (same seed, same outcome).
     pub seed: u64,
 }
 
@@ -221,7 +221,7 @@ pub struct BanditScenario {
     pub decisions: usize,
     /// Independent runs averaged.
     pub runs: usize,
-    /// Seed.
+    /// Seed of the simulated traffic (same seed, same outcome).
     pub seed: u64,
 }
 

@@ -151,7 +151,7 @@ impl Status {
 /// One recorded lifecycle change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StatusChange {
-    /// When.
+    /// When the status changed (server clock, ms).
     pub at: Timestamp,
     /// The new status.
     pub status: Status,
@@ -391,7 +391,7 @@ impl ExperimentSpec {
 /// A spec with its lifecycle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Experiment {
-    /// The definition.
+    /// The definition as created (name, variants, metrics, schedule).
     #[serde(flatten)]
     pub spec: ExperimentSpec,
     /// Current status.
@@ -416,10 +416,12 @@ impl Experiment {
             (Draft | Paused, Running) | (Running, Paused) | (Draft | Running | Paused, Stopped)
         );
         if !ok {
-            return Err(ExperimentError::invalid(
-                "status",
-                format!("cannot go from {} to {}", self.status.name(), to.name()),
-            ));
+            return Err(ExperimentError::Conflict(format!(
+                "experiment {:?} cannot go from {} to {}",
+                self.spec.name,
+                self.status.name(),
+                to.name()
+            )));
         }
         self.status = to;
         self.history.push(StatusChange { at, status: to, by });

@@ -230,7 +230,7 @@ pub fn two_proportion_z(x1: u64, n1: u64, x2: u64, n2: u64, alpha: f64) -> Resul
 pub struct Summary {
     /// Observations.
     pub n: u64,
-    /// Mean.
+    /// Sample mean of the metric per unit.
     pub mean: f64,
     m2: f64,
 }

@@ -145,7 +145,7 @@ pub struct DemoParams {
     pub seed: u64,
     /// Registered users.
     pub users: usize,
-    /// Catalog size.
+    /// Items in the generated catalog.
     pub items: usize,
     /// Days of history.
     pub days: u32,

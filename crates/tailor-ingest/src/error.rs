@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tailor_core::ErrorKind;
+use tailor_core::{Classified, ErrorKind};
 use tailor_store::StoreError;
 
 /// One bad input row: `path:line: field: reason`.
@@ -91,9 +91,8 @@ fn rejected_message(path: &str, errors: &[RowError], total: u64) -> String {
     s
 }
 
-impl IngestError {
-    /// Classification for callers.
-    pub fn kind(&self) -> ErrorKind {
+impl Classified for IngestError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::File { .. } | Self::Header { .. } | Self::Usage(_) | Self::Rejected { .. } => ErrorKind::User,
             Self::Store(e) => e.kind(),

@@ -113,7 +113,7 @@ pub struct ImportReport {
     pub parse_seconds: f64,
     /// Time after parsing until the durable commit.
     pub write_seconds: f64,
-    /// Rows per second.
+    /// Rows read per second of wall time (parsing, validation and the write).
     pub rows_per_second: f64,
 }
 

@@ -39,7 +39,7 @@ enum EvField {
     Ctx(usize),
 }
 
-/// Item fields.
+/// A column an item file can map (`id`, `price`, `category`, ...).
 #[derive(Debug, Clone, PartialEq)]
 enum ItemField {
     Id,
@@ -57,7 +57,7 @@ enum ItemField {
     Attr(String),
 }
 
-/// User fields.
+/// A column a user file can map (`id`, `country`, `age`, ...).
 #[derive(Debug, Clone, PartialEq)]
 enum UserField {
     Id,

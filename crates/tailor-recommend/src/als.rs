@@ -31,7 +31,7 @@ pub enum Solver {
 /// Parameters of [`AlsModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlsParams {
-    /// Latent factors.
+    /// Length of each user and item vector (1 to 1,024).
     pub factors: usize,
     /// L2 regularisation λ.
     pub regularization: f32,
@@ -54,7 +54,7 @@ impl Default for AlsParams {
 /// Fitted factors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlsModel {
-    /// Parameters used.
+    /// The parameters it was fitted with.
     pub params: AlsParams,
     /// Factors per row.
     pub k: usize,
@@ -559,16 +559,7 @@ impl AlsParams {
     /// solver=cg|cholesky, cg_steps, seed), removing the keys it uses; unset keys keep their
     /// defaults. The error names the key and value.
     pub fn from_pairs(p: &mut std::collections::HashMap<String, String>) -> std::result::Result<Self, String> {
-        fn take<T: std::str::FromStr>(
-            p: &mut std::collections::HashMap<String, String>,
-            key: &str,
-            default: T,
-        ) -> std::result::Result<T, String> {
-            match p.remove(key) {
-                Some(v) => v.parse().map_err(|_| format!("{key}={v}: not a valid value")),
-                None => Ok(default),
-            }
-        }
+        use crate::error::take_param as take;
         let d = Self::default();
         let solver = match p.remove("solver").as_deref() {
             None | Some("cg") => Solver::Cg { steps: take(p, "cg_steps", 3)? },
@@ -728,6 +719,27 @@ impl Model for AlsModel {
             }
         };
         pulp::Arch::new().dispatch(ScoreAll { x, items: &self.item_factors, out });
+    }
+}
+
+/// `factors=64,iterations=15,...` (the keys of [`AlsParams::from_pairs`]; empty: defaults),
+/// as `serve.als_params` writes it. Unknown keys are refused.
+impl std::str::FromStr for AlsParams {
+    type Err = String;
+
+    fn from_str(spec: &str) -> std::result::Result<Self, String> {
+        let mut pairs = std::collections::HashMap::new();
+        for kv in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').ok_or_else(|| format!("{kv:?} is not key=value"))?;
+            pairs.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let p = Self::from_pairs(&mut pairs)?;
+        match pairs.keys().next() {
+            Some(k) => Err(format!(
+                "unknown key {k:?} (expected factors, regularization, alpha, iterations, solver, cg_steps, seed)"
+            )),
+            None => Ok(p),
+        }
     }
 }
 

@@ -29,7 +29,7 @@ impl Default for BiasParams {
 /// Fitted biases.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BiasModel {
-    /// Parameters used.
+    /// The parameters it was fitted with.
     pub params: BiasParams,
     /// Global mean rating.
     pub mean: f32,

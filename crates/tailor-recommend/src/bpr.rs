@@ -51,7 +51,7 @@ pub enum Loss {
 /// Parameters of [`BprModel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BprParams {
-    /// Latent factors.
+    /// Length of each user and item vector (1 to 1,024).
     pub factors: usize,
     /// SGD step.
     pub learning_rate: f32,
@@ -64,7 +64,7 @@ pub struct BprParams {
     /// Loss: BPR's log-sigmoid of pairwise differences, or WARP's rank-weighted hinge.
     #[serde(default)]
     pub loss: Loss,
-    /// Seed.
+    /// Seed of the initial factors and the sampled triples.
     pub seed: u64,
 }
 
@@ -85,7 +85,7 @@ impl Default for BprParams {
 /// Fitted BPR factors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BprModel {
-    /// Parameters used.
+    /// The parameters it was fitted with.
     pub params: BprParams,
     /// Factors per row.
     pub k: usize,
@@ -267,6 +267,35 @@ fn two_rows(v: &mut [f32], a: usize, b: usize, k: usize) -> (&mut [f32], &mut [f
 }
 
 impl BprParams {
+    /// Parameters from `key=value` pairs (factors, learning_rate, regularization, epochs,
+    /// negatives=uniform|popularity, loss=bpr|warp, max_trials, seed), removing the keys it
+    /// uses; unset keys keep their defaults. The error names the key and value.
+    pub fn from_pairs(p: &mut std::collections::HashMap<String, String>) -> std::result::Result<Self, String> {
+        use crate::error::take_param as take;
+        let d = Self::default();
+        let negatives = match p.remove("negatives").as_deref() {
+            None | Some("uniform") => Negatives::Uniform,
+            Some("popularity") => Negatives::Popularity,
+            Some(other) => return Err(format!("negatives={other}: expected uniform or popularity")),
+        };
+        let loss = match p.remove("loss").as_deref() {
+            None | Some("bpr") => Loss::Bpr,
+            Some("warp") => Loss::Warp { max_trials: take(p, "max_trials", 100)? },
+            Some(other) => return Err(format!("loss={other}: expected bpr or warp")),
+        };
+        let params = Self {
+            factors: take(p, "factors", d.factors)?,
+            learning_rate: take(p, "learning_rate", d.learning_rate)?,
+            regularization: take(p, "regularization", d.regularization)?,
+            epochs: take(p, "epochs", d.epochs)?,
+            negatives,
+            loss,
+            seed: take(p, "seed", d.seed)?,
+        };
+        params.validate().map_err(|e| e.to_string())?;
+        Ok(params)
+    }
+
     /// Checks the parameters.
     pub fn validate(&self) -> Result<()> {
         check((1..=1024).contains(&self.factors), "factors", self.factors, "must be in 1..=1024")?;

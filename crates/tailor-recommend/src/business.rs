@@ -156,7 +156,7 @@ pub struct Recommendation {
     pub item: u32,
     /// Final score (normalised model score plus boosts).
     pub score: f32,
-    /// Why.
+    /// Why the item is in the list (which rule or signal put it there).
     pub reason: Reason,
 }
 

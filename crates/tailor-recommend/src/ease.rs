@@ -33,7 +33,7 @@ impl Default for EaseParams {
 /// The fitted item × item matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EaseModel {
-    /// Parameters used.
+    /// The parameters it was fitted with.
     pub params: EaseParams,
     n: usize,
     /// Row-major `n × n`, zero diagonal.

@@ -30,7 +30,7 @@ pub enum Weighting {
 /// Parameters of [`ItemKnn`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnnParams {
-    /// Weighting.
+    /// How co-occurrences are weighted before cosine (none, TF-IDF, BM25).
     pub weighting: Weighting,
     /// Neighbours kept per item.
     pub neighbours: usize,
@@ -47,7 +47,7 @@ impl Default for KnnParams {
 /// The fitted neighbourhoods: for each item, its neighbours and similarities (CSR).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemKnn {
-    /// Parameters.
+    /// The parameters it was fitted with.
     pub params: KnnParams,
     indptr: Vec<usize>,
     neighbours: Vec<u32>,

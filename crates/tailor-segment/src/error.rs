@@ -1,6 +1,6 @@
 //! Errors of the segmentation algorithms.
 
-use tailor_core::ErrorKind;
+use tailor_core::{Classified, ErrorKind};
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -20,10 +20,16 @@ pub enum SegmentError {
     InvalidData(String),
 }
 
-impl SegmentError {
-    /// Classification for callers.
-    pub fn kind(&self) -> ErrorKind {
+impl Classified for SegmentError {
+    fn kind(&self) -> ErrorKind {
         ErrorKind::User
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::InvalidParam { param, .. } => Some(param),
+            Self::InvalidData(_) => None,
+        }
     }
 }
 

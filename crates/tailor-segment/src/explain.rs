@@ -323,7 +323,7 @@ pub fn standardized_centroids(x: &[f64], d: usize, labels: &[usize], k: usize) -
 /// What a segment looks like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SegmentSummary {
-    /// Segment name.
+    /// The segment summarised.
     pub name: String,
     /// Members.
     pub size: usize,

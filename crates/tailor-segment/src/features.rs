@@ -54,7 +54,7 @@ const DAY_MS: i64 = 86_400_000;
 pub struct FeatureDef {
     /// Column name (used in `--features` and rule files).
     pub name: &'static str,
-    /// Unit.
+    /// Unit of the values (`days`, `currency`, `share`, `count`).
     pub unit: &'static str,
     /// One-line formula.
     pub formula: &'static str,
@@ -102,7 +102,7 @@ pub const CATEGORICAL: &[&str] = &["main_device", "gender", "country", "region",
 pub struct ItemInfo {
     /// Top-level category.
     pub category: Option<String>,
-    /// Brand.
+    /// Brand as the catalog gives it.
     pub brand: Option<String>,
     /// List price.
     pub price: Option<f64>,

@@ -45,7 +45,7 @@ impl Default for KMeansParams {
 pub struct KMeansModel {
     /// Number of clusters.
     pub k: usize,
-    /// Columns.
+    /// Columns of each row.
     pub d: usize,
     /// Centres, row-major `k × d`.
     pub centroids: Vec<f64>,

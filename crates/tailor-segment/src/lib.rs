@@ -30,6 +30,7 @@
 //! ```
 
 pub mod assign;
+pub mod cluster;
 pub mod dbscan;
 pub mod error;
 pub mod explain;

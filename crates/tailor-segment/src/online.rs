@@ -12,7 +12,7 @@ use crate::sq_dist;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MiniBatchParams {
-    /// Clusters.
+    /// Number of clusters (at least 1).
     pub k: usize,
     /// Rows per mini-batch.
     pub batch_size: usize,
@@ -20,7 +20,7 @@ pub struct MiniBatchParams {
     pub steps: usize,
     /// Rows of the sample the k-means++ seeds are drawn from.
     pub init_size: usize,
-    /// Seed.
+    /// Seed of the initial centres and the mini-batch draws.
     pub seed: u64,
 }
 
@@ -76,7 +76,7 @@ fn nearest(row: &[f64], centers: &[f64], d: usize) -> usize {
 /// follow slow drift between full reclusterings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OnlineKMeans {
-    /// Columns.
+    /// Columns of each row.
     pub d: usize,
     /// Centres, row-major.
     pub centroids: Vec<f64>,

@@ -748,7 +748,7 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentRule {
-    /// Segment name.
+    /// The segment's name, unique in the rule file.
     pub name: String,
     /// The condition.
     pub when: String,

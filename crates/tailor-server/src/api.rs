@@ -46,7 +46,7 @@ pub struct RowError {
     /// Field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// Why.
+    /// Why the row was refused, naming the rule it broke.
     pub message: String,
 }
 
@@ -122,13 +122,13 @@ pub struct ListedItem {
     /// Regular price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<f64>,
-    /// Sale price.
+    /// Discounted price while on sale (below `price`), in the shop's currency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sale_price: Option<f64>,
     /// Category path, `A > B`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    /// Brand.
+    /// Brand as the catalog gives it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brand: Option<String>,
     /// Whether it can be bought now.
@@ -145,9 +145,9 @@ pub struct ListedItem {
 /// The experiment a list was served in.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct VariantOut {
-    /// Experiment name.
+    /// The experiment that decided the variant.
     pub experiment: String,
-    /// Variant name.
+    /// The variant this user sees.
     pub variant: String,
     /// The variant's layout, if it sets one.
     pub layout: Option<tailor_experiment::Layout>,
@@ -238,7 +238,7 @@ pub struct Related {
     pub item: String,
     /// Related items, best first.
     pub items: Vec<ListedItem>,
-    /// Model version.
+    /// Registry version of the model that ranked the list.
     pub model_version: u64,
     /// The list's id, for attribution.
     pub rec_id: String,
@@ -249,14 +249,14 @@ pub struct Related {
 pub struct Listing {
     /// The items, best first.
     pub items: Vec<ListedItem>,
-    /// Model version.
+    /// Registry version of the model that ranked the list.
     pub model_version: u64,
 }
 
 /// A segment with its size now and when its run was made.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SegmentOut {
-    /// Name.
+    /// Segment name, unique within its segmentation.
     pub name: String,
     /// What it means, if the run says.
     pub description: Option<String>,
@@ -269,7 +269,7 @@ pub struct SegmentOut {
 /// One segmentation's latest run.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct SegmentationOut {
-    /// Segmentation name.
+    /// The segmentation (a `tailor segment run --name`).
     pub segmentation: String,
     /// Run id.
     pub run: u64,
@@ -306,7 +306,7 @@ pub struct SegmentUsers {
 /// A user's segments in one segmentation.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct Membership {
-    /// Segmentation name.
+    /// The segmentation (a `tailor segment run --name`).
     pub segmentation: String,
     /// Segments the user is in.
     pub segments: Vec<String>,
@@ -315,11 +315,11 @@ pub struct Membership {
 /// One remembered event of a profile.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct RecentEvent {
-    /// What happened.
+    /// The event's kind (`view`, `purchase`...).
     pub kind: EventKind,
     /// The item, if any.
     pub item: Option<String>,
-    /// When.
+    /// Event time as sent (ms since the epoch).
     pub ts: Timestamp,
 }
 

@@ -1,6 +1,9 @@
 //! `[serve]` settings: address, API keys with scopes, limits, cache, exclusions, playbooks.
 
 use serde::{Deserialize, Serialize};
+use tailor_core::Parsed;
+use tailor_recommend::als::AlsParams;
+use tailor_recommend::business::ExclusionPolicy;
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -79,10 +82,12 @@ pub struct ServeConfig {
     pub cache_ttl_seconds: u64,
     /// Most recommendation lists cached at once.
     pub cache_entries: usize,
-    /// Which of a user's own events hide items (`purchase, add_to_cart:1d`).
-    pub exclude: String,
-    /// ALS parameters of the served model (`factors=64,iterations=15,...`).
-    pub als_params: String,
+    /// Which of a user's own events hide items (`purchase, add_to_cart:1d`: a kind, and
+    /// for how long after the event; no window is for ever).
+    pub exclude: Parsed<ExclusionPolicy>,
+    /// ALS parameters of the served model (`factors=64,iterations=15,...`; unset keys keep
+    /// their defaults).
+    pub als_params: Parsed<AlsParams>,
     /// Half-life of the trending list, days.
     pub trending_half_life_days: f64,
     /// Most recent events kept in memory per user or session.
@@ -93,9 +98,9 @@ pub struct ServeConfig {
     /// Event context fields the context-aware model (iTALS) learns from, comma-separated
     /// (`device`, `country`, `region`, `city`, `channel`, `page`, `slot`, `referrer`); a
     /// request's `context.<field>=...` then conditions its list. Empty: no context model.
-    pub context_fields: String,
-    /// Retrain in the background this often (`1h`, `30m`...; empty: never).
-    pub retrain_every: String,
+    pub context_fields: Parsed<ContextFields>,
+    /// Retrain in the background this often (`1h`, `30m`..., at least `1s`; empty: never).
+    pub retrain_every: Parsed<Period>,
     /// A retrained model is promoted unless its holdout NDCG@10 is below the live one's by
     /// more than this (absolute).
     pub promote_tolerance: f64,
@@ -126,13 +131,13 @@ impl Default for ServeConfig {
             timeout_ms: 5_000,
             cache_ttl_seconds: 60,
             cache_entries: 100_000,
-            exclude: "purchase".into(),
-            als_params: String::new(),
+            exclude: parsed("purchase"),
+            als_params: parsed(""),
             trending_half_life_days: 7.0,
             history_per_user: 500,
             max_sessions: 100_000,
-            context_fields: "device".into(),
-            retrain_every: String::new(),
+            context_fields: parsed("device"),
+            retrain_every: parsed(""),
             promote_tolerance: 0.01,
             keep_versions: 5,
             playbooks: Vec::new(),
@@ -143,30 +148,59 @@ impl Default for ServeConfig {
     }
 }
 
-impl ServeConfig {
-    /// The context fields as positions in [`tailor_core::Context::FIELDS`], in order.
-    pub fn context_field_indices(&self) -> Result<Vec<usize>, String> {
-        self.context_fields
-            .split(',')
+/// A default written as text; the defaults are checked by a test.
+fn parsed<T: std::str::FromStr>(text: &str) -> Parsed<T>
+where
+    T::Err: std::fmt::Display,
+{
+    Parsed::new(text).unwrap_or_else(|e| panic!("the default {e}"))
+}
+
+/// Event context fields (`device, country`): their positions in
+/// [`tailor_core::Context::FIELDS`], in the order written.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContextFields(pub Vec<usize>);
+
+impl std::str::FromStr for ContextFields {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let fields = tailor_core::Context::FIELDS;
+        s.split(',')
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .map(|f| {
-                tailor_core::Context::FIELDS.iter().position(|x| *x == f).ok_or_else(|| {
-                    format!(
-                        "serve.context_fields: unknown field {f:?} (expected some of {})",
-                        tailor_core::Context::FIELDS.join(", ")
-                    )
-                })
+                fields
+                    .iter()
+                    .position(|x| *x == f)
+                    .ok_or_else(|| format!("unknown field {f:?} (expected some of {})", fields.join(", ")))
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(ContextFields)
     }
+}
 
-    /// The retraining period, if any.
-    pub fn retrain_period(&self) -> Option<std::time::Duration> {
-        let ms = tailor_core::time::parse_duration_millis(&self.retrain_every).ok()?;
-        (ms > 0).then(|| std::time::Duration::from_millis(ms as u64))
+/// How often something runs in the background: `1h`, `30m`, `90s` (at least one second);
+/// empty: never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Period(pub Option<std::time::Duration>);
+
+impl std::str::FromStr for Period {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().is_empty() {
+            return Ok(Period(None));
+        }
+        let ms = tailor_core::time::parse_duration_millis(s)?;
+        if ms < 1000 {
+            return Err("must be at least 1s".into());
+        }
+        Ok(Period(Some(std::time::Duration::from_millis(ms as u64))))
     }
+}
 
+impl ServeConfig {
     /// Whether `cors_origins` allows every origin (`"*"`).
     pub fn any_origin(&self) -> bool {
         self.cors_origins.iter().any(|o| o == "*")
@@ -230,17 +264,6 @@ impl ServeConfig {
                 return Err(format!("serve.playbooks[{i}].weight = {}: expected 0 to 10", p.weight));
             }
         }
-        self.exclude
-            .parse::<tailor_recommend::business::ExclusionPolicy>()
-            .map_err(|e| format!("serve.exclude: {e}"))?;
-        if !self.retrain_every.trim().is_empty() {
-            let ms = tailor_core::time::parse_duration_millis(&self.retrain_every)
-                .map_err(|e| format!("serve.retrain_every: {e}"))?;
-            if ms < 1000 {
-                return Err("serve.retrain_every must be at least 1s".into());
-            }
-        }
-        self.context_field_indices()?;
         for (i, e) in self.experiments.iter().enumerate() {
             e.validate().map_err(|err| format!("serve.experiments[{i}] ({}): {err}", e.name))?;
         }
@@ -301,11 +324,7 @@ mod tests {
             f(&mut c);
             c.validate().unwrap_err()
         };
-        assert!(bad(&|c| c.retrain_every = "1x".into()).starts_with("serve.retrain_every"));
-        assert!(bad(&|c| c.retrain_every = "10ms".into()).contains("at least 1s"));
         assert!(bad(&|c| c.keep_versions = 0).contains("keep_versions"));
-        assert!(bad(&|c| c.context_fields = "device,mood".into()).contains("unknown field \"mood\""));
-        assert!(bad(&|c| c.exclude = "purchase:soon".into()).starts_with("serve.exclude"));
         // Regression: issue #18 (each of these was accepted silently, or panicked at start).
         assert!(bad(&|c| c.cors_origins = vec!["*".into()]).contains("needs API keys"));
         assert!(bad(&|c| c.cors_origins = vec!["https://a b".into()]).starts_with("serve.cors_origins[0]"));
@@ -336,9 +355,26 @@ mod tests {
         any.api_keys = vec![key("site", "k-0123456789abcdef", Scope::Read)];
         assert_eq!(any.validate(), Ok(()));
         assert!(any.any_origin());
-        let mut c = ServeConfig { context_fields: " country , device".into(), ..ServeConfig::default() };
-        assert_eq!(c.context_field_indices(), Ok(vec![1, 0]));
-        c.retrain_every = "30m".into();
-        assert_eq!(c.retrain_period(), Some(std::time::Duration::from_secs(1800)));
+    }
+
+    #[test]
+    fn text_settings_are_parsed_when_read() {
+        let read = |json: &str| serde_json::from_str::<ServeConfig>(json).map_err(|e| e.to_string());
+        let c = read(r#"{"context_fields": " country , device", "retrain_every": "30m", "als_params": "factors=8"}"#)
+            .expect("valid");
+        assert_eq!((c.context_fields.0.as_slice(), c.context_fields.text()), ([1, 0].as_slice(), " country , device"));
+        assert_eq!(c.retrain_every.0, Some(std::time::Duration::from_secs(1800)));
+        assert_eq!((c.als_params.factors, c.als_params.iterations), (8, AlsParams::default().iterations));
+        assert_eq!(ServeConfig::default().retrain_every.0, None);
+        let err = |json: &str| read(json).expect_err(json);
+        assert!(err(r#"{"retrain_every": "1x"}"#).starts_with("\"1x\": "));
+        assert!(err(r#"{"retrain_every": "10ms"}"#).contains("at least 1s"));
+        assert!(err(r#"{"context_fields": "device,mood"}"#).contains("unknown field \"mood\""));
+        assert!(err(r#"{"exclude": "purchase:soon"}"#).starts_with("\"purchase:soon\": "));
+        assert!(err(r#"{"als_params": "factors=8,speed=9"}"#).contains("unknown key \"speed\""));
+        assert!(err(r#"{"als_params": "factors=0"}"#).contains("factors"));
+        // Written back as written.
+        let json = serde_json::to_value(&c).expect("json");
+        assert_eq!(json["context_fields"], " country , device");
     }
 }

@@ -1,10 +1,12 @@
 //! API errors: one type, one mapping to status codes, one JSON shape
-//! (`{"error": {"code", "message", "field"}}`).
+//! (`{"error": {"code", "message", "field"}}`). Every crate's error implements
+//! [`tailor_core::Classified`] and converts with the one blanket `From` here; a 5xx is
+//! logged once, with its cause, by the `guard` middleware (the body never shows the cause).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tailor_core::ErrorKind;
+use tailor_core::{Classified, ErrorKind};
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +21,14 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503.
     pub retry_after: Option<u64>,
+    /// The cause of an internal error: logged and shown by `Display`, never sent.
+    pub cause: Option<String>,
 }
+
+/// The cause of a 5xx answer, left in the response's extensions for the middleware that
+/// logs it.
+#[derive(Debug, Clone)]
+pub struct Cause(pub String);
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -37,7 +46,7 @@ struct Inner<'a> {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, retry_after: None }
+        Self { status, code, message: message.into(), field: None, retry_after: None, cause: None }
     }
 
     /// Names the field at fault.
@@ -67,15 +76,22 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    /// 409: the current state does not allow the request.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 503: not ready (no model yet, store unavailable).
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
-    /// 500 without internals in the body (they are logged).
-    pub fn internal(message: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %message, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+    /// 500 without internals in the body (the cause is logged when it is answered).
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+        }
     }
 
     /// The status and code of a library error kind: the one exhaustive mapping.
@@ -83,7 +99,7 @@ impl ApiError {
         match kind {
             ErrorKind::User => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message),
             ErrorKind::NotFound => Self::not_found(message),
-            ErrorKind::Conflict => Self::new(StatusCode::CONFLICT, "conflict", message),
+            ErrorKind::Conflict => Self::conflict(message),
             ErrorKind::Unavailable => Self::unavailable(message),
             ErrorKind::Internal => Self::internal(message),
         }
@@ -91,8 +107,12 @@ impl ApiError {
 }
 
 impl std::fmt::Display for ApiError {
-    /// The message, and the field at fault when there is one (for logs and the CLI).
+    /// The message (the cause, for an internal error), and the field at fault when there
+    /// is one: for logs and the CLI.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(cause) = &self.cause {
+            return f.write_str(cause);
+        }
         match &self.field {
             Some(field) if !self.message.contains(field.as_str()) => write!(f, "{} (field {field})", self.message),
             _ => f.write_str(&self.message),
@@ -102,15 +122,18 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-impl From<tailor_store::StoreError> for ApiError {
-    fn from(e: tailor_store::StoreError) -> Self {
-        Self::from_kind(e.kind(), e.to_string())
-    }
-}
-
-impl From<tailor_core::CoreError> for ApiError {
-    fn from(e: tailor_core::CoreError) -> Self {
-        Self { field: Some(e.field().to_string()), ..Self::from_kind(e.kind(), e.to_string()) }
+/// Any crate's error: its kind decides the status, its field is named.
+impl<E: Classified> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        let kind = e.kind();
+        let mut out = Self::from_kind(kind, e.to_string());
+        if let Some(field) = e.field() {
+            out.field = Some(field.to_string());
+            if kind == ErrorKind::User {
+                out.code = "invalid_field";
+            }
+        }
+        out
     }
 }
 
@@ -121,9 +144,45 @@ impl IntoResponse for ApiError {
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
         }
+        if self.status.is_server_error() {
+            r.extensions_mut().insert(Cause(self.cause.unwrap_or(self.message)));
+        }
         r
     }
 }
+
+/// Errors of the server's parts that know nothing of HTTP: the model registry, training,
+/// the live state. Handlers turn them into [`ApiError`]s with `?`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] tailor_store::StoreError),
+    /// A model could not be fitted.
+    #[error("training: {0}")]
+    Model(#[from] tailor_recommend::RecommendError),
+    /// A file of the model registry cannot be read or written.
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl Classified for ServerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Store(e) => e.kind(),
+            // Parameters were validated with the configuration: a failing fit is ours.
+            Self::Model(_) | Self::File { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result with [`ServerError`].
+pub type ServerResult<T> = Result<T, ServerError>;
 
 /// Result with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -142,5 +201,21 @@ mod tests {
         let any: Box<dyn std::error::Error + Send + Sync> =
             Box::new(ApiError::not_found("item \"x\" is not in the catalog"));
         assert_eq!(any.to_string(), "item \"x\" is not in the catalog");
+        // An internal error shows its cause to logs and the CLI, never to clients.
+        let e = ApiError::internal("disk full");
+        assert_eq!((e.to_string().as_str(), e.message.as_str()), ("disk full", "internal error; see the server log"));
+    }
+
+    #[test]
+    fn crate_errors_convert_by_kind_and_field() {
+        let e = ApiError::from(tailor_core::CoreError::invalid("price", "must be finite"));
+        assert_eq!(
+            (e.status, e.code, e.field.as_deref()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", Some("price"))
+        );
+        let e = ApiError::from(tailor_experiment::ExperimentError::Conflict("stopped".into()));
+        assert_eq!((e.status, e.code, e.field), (StatusCode::CONFLICT, "conflict", None));
+        let e = ApiError::from(tailor_experiment::ExperimentError::Undefined("no observations".into()));
+        assert_eq!((e.status, e.code), (StatusCode::UNPROCESSABLE_ENTITY, "invalid"));
     }
 }

@@ -253,7 +253,7 @@ impl Reports {
 }
 
 fn entry(exp: Experiment) -> ApiResult<Arc<Entry>> {
-    let assigner = Assigner::new(&exp.spec).map_err(experiment_error)?;
+    let assigner = Assigner::new(&exp.spec)?;
     let exposures = exp
         .spec
         .variants
@@ -263,14 +263,6 @@ fn entry(exp: Experiment) -> ApiResult<Arc<Entry>> {
         })
         .collect();
     Ok(Arc::new(Entry { exp, assigner, exposures }))
-}
-
-/// Maps the experiment crate's errors to API errors.
-pub fn experiment_error(e: tailor_experiment::ExperimentError) -> ApiError {
-    match e.field() {
-        Some(f) => ApiError::invalid(f.to_string(), e.to_string()),
-        None => ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "undefined", e.to_string()),
-    }
 }
 
 /// Reads the stored experiments.
@@ -295,13 +287,9 @@ pub fn save(store: &dyn Store, exp: &Experiment) -> ApiResult<()> {
 /// Creates a stored draft; 409 when the name is taken.
 pub fn create(store: &dyn Store, spec: ExperimentSpec, by: Option<String>) -> ApiResult<Experiment> {
     if load(store)?.iter().any(|e| e.spec.name == spec.name) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "conflict",
-            format!("an experiment named {:?} already exists", spec.name),
-        ));
+        return Err(ApiError::conflict(format!("an experiment named {:?} already exists", spec.name)));
     }
-    let exp = Experiment::create(spec, Timestamp::now(), by).map_err(experiment_error)?;
+    let exp = Experiment::create(spec, Timestamp::now(), by)?;
     save(store, &exp)?;
     Ok(exp)
 }
@@ -312,8 +300,7 @@ pub fn transition(store: &dyn Store, name: &str, to: Status, by: Option<String>)
         .into_iter()
         .find(|e| e.spec.name == name)
         .ok_or_else(|| ApiError::not_found(format!("experiment {name:?} not found")))?;
-    exp.transition(to, Timestamp::now(), by)
-        .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, "conflict", e.to_string()))?;
+    exp.transition(to, Timestamp::now(), by)?;
     save(store, &exp)?;
     Ok(exp)
 }
@@ -360,10 +347,10 @@ pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<R
         visit(&mut failed, ts.map(|ts| since = Some(since.map_or(ts, |s| s.min(ts)))))
     })?;
     failed.take().map_or(Ok(()), Err)?;
-    let mut input = Attribution::new(exp).map_err(experiment_error)?;
+    let mut input = Attribution::new(exp)?;
     if since.is_some() {
         let filter = EventFilter { since, until: None, kinds: Some(Attribution::KINDS) };
-        store.scan_events(filter, &mut |_, e| visit(&mut failed, input.event(&e).map_err(experiment_error)))?;
+        store.scan_events(filter, &mut |_, e| visit(&mut failed, input.event(&e).map_err(ApiError::from)))?;
         failed.take().map_or(Ok(()), Err)?;
     }
     let mut input = input.exposures();
@@ -371,12 +358,12 @@ pub fn report(store: &dyn Store, exp: &Experiment, opts: Options) -> ApiResult<R
         store.scan_exposures(name, &mut |_, record| {
             let read = Exposure::from_json(record)
                 .map_err(unreadable)
-                .and_then(|x| input.exposure(&x).map_err(experiment_error));
+                .and_then(|x| input.exposure(&x).map_err(ApiError::from));
             visit(&mut failed, read)
         })?;
         failed.take().map_or(Ok(()), Err)?;
     }
-    input.finish(opts).map_err(experiment_error)
+    Ok(input.finish(opts)?)
 }
 
 /// A store scan's step that can fail: the first failure is kept and stops the scan.
@@ -402,9 +389,8 @@ impl Experiments {
         let mut stored = load(store.as_ref())?;
         for spec in configured {
             if !stored.iter().any(|e| e.spec.name == spec.name) {
-                let mut exp = Experiment::create(spec.clone(), Timestamp::now(), Some("config".into()))
-                    .map_err(experiment_error)?;
-                exp.transition(Status::Running, Timestamp::now(), Some("config".into())).map_err(experiment_error)?;
+                let mut exp = Experiment::create(spec.clone(), Timestamp::now(), Some("config".into()))?;
+                exp.transition(Status::Running, Timestamp::now(), Some("config".into()))?;
                 save(store.as_ref(), &exp)?;
                 stored.push(exp);
             }

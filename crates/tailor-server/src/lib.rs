@@ -24,6 +24,7 @@ pub mod online;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
+pub mod segmentation;
 pub mod table;
 pub mod web;
 
@@ -41,18 +42,16 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use subtle::ConstantTimeEq;
 use tailor_core::{Event, InteractionWeights, Timestamp};
-use tailor_recommend::als::AlsParams;
-use tailor_recommend::business::ExclusionPolicy;
 use tailor_store::{Store, WriteBatch, WriteReport};
 
 use crate::config::{Scope, ServeConfig};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ServerError};
 use crate::live::{Catalog, Live};
 use crate::online::{Cache, Online, Rec};
 
 /// Everything the handlers share.
 pub struct AppState {
-    /// Settings.
+    /// The `[serve]` settings, validated; read-only while serving.
     pub config: ServeConfig,
     /// The system of record.
     pub store: Arc<dyn Store>,
@@ -66,12 +65,8 @@ pub struct AppState {
     pub cache: Cache,
     /// Bumped on every model or catalog swap; cached lists of older generations are stale.
     pub generation: AtomicU64,
-    /// Which events hide items.
-    pub exclusion: ExclusionPolicy,
     /// Event weights (as in training).
     pub weights: InteractionWeights,
-    /// ALS parameters for retraining.
-    pub als: AlsParams,
     /// Serialises retraining.
     pub training: tokio::sync::Mutex<()>,
     /// Serialises read-modify-writes of item and user records and of the catalog (PATCH,
@@ -79,8 +74,6 @@ pub struct AppState {
     record_writes: Mutex<()>,
     /// Registered model versions.
     pub registry: registry::Registry,
-    /// The configured context fields (positions in `Context::FIELDS`).
-    pub context_fields: Vec<usize>,
     /// Segmentations that can place single users (latest run of each), for real-time
     /// reassignment.
     segmenters: ArcSwap<Vec<Segmenter>>,
@@ -182,24 +175,15 @@ impl AppState {
         models_dir: std::path::PathBuf,
     ) -> Result<Self, String> {
         config.validate()?;
-        let exclusion: ExclusionPolicy = config.exclude.parse()?;
-        let als = routes::parse_als(&config.als_params)?;
-        let context_fields = config.context_field_indices()?;
         let online = Online::new(config.history_per_user, config.max_sessions);
         // The catalog once: its index and item features serve the scan below. New-arrival
         // flags use the wall clock until the first model version swaps in a catalog dated
         // by its data.
-        let catalog = Catalog::load(store.as_ref(), Timestamp::now()).map_err(|e| e.message)?;
+        let catalog = Catalog::load(store.as_ref(), Timestamp::now()).map_err(|e| e.to_string())?;
         let insights = insights::Insights::default();
         store
             .scan_events(tailor_store::EventFilter::default(), &mut |_, e| {
-                let rec = Rec {
-                    item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
-                    kind: e.kind,
-                    ts: e.ts,
-                    quantity: e.quantity,
-                    price: e.unit_price,
-                };
+                let rec = Rec::of(&e, &catalog);
                 insights.event(&e, rec.item, false);
                 if let Some(u) = &e.user {
                     let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
@@ -219,7 +203,7 @@ impl AppState {
             .map_err(|e| format!("starting the segment writer: {e}"))?;
         let data_dir = models_dir.parent().map_or_else(|| models_dir.clone(), std::path::Path::to_path_buf);
         let experiments = experiments::Experiments::open(store.clone(), &config.experiments, &config.bandits, data_dir)
-            .map_err(|e| e.message)?;
+            .map_err(|e| e.to_string())?;
         let (writer, jobs) = std::sync::mpsc::sync_channel(1024);
         let writer_store = store.clone();
         std::thread::Builder::new()
@@ -244,13 +228,10 @@ impl AppState {
             live: ArcSwapOption::empty(),
             online,
             generation: AtomicU64::new(1),
-            exclusion,
             weights,
-            als,
             training: tokio::sync::Mutex::new(()),
             record_writes: Mutex::new(()),
             registry,
-            context_fields,
             segmenters: ArcSwap::from_pointee(Vec::new()),
             memberships: Mutex::new(HashMap::new()),
             dirty: Mutex::new(std::collections::HashSet::new()),
@@ -296,7 +277,7 @@ impl AppState {
             live::AlsSource::Loaded(Box::new(model), recorded, context),
             self.config.trending_half_life_days,
             v,
-            &self.context_fields,
+            &self.config.context_fields.0,
         )?;
         let info = live.info.clone();
         self.swap(live)?;
@@ -313,10 +294,10 @@ impl AppState {
         let mut live = live::train(
             self.store.as_ref(),
             &self.weights,
-            live::AlsSource::Fit(&self.als),
+            live::AlsSource::Fit(&self.config.als_params),
             self.config.trending_half_life_days,
             version,
-            &self.context_fields,
+            &self.config.context_fields.0,
         )?;
         let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;
@@ -647,12 +628,12 @@ fn model_scrubber(store: &dyn Store, registry: &registry::Registry, wakes: &std:
     while wakes.recv().is_ok() {
         std::thread::sleep(Duration::from_millis(500));
         while wakes.try_recv().is_ok() {}
-        let outcome = store.user_names().map_err(ApiError::from).and_then(|names| registry.scrub_all(&names));
+        let outcome = store.user_names().map_err(ServerError::from).and_then(|names| registry.scrub_all(&names));
         match outcome {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "erased users forgotten in kept model versions"),
             Err(e) => {
-                tracing::error!(error = %e.message, "scrubbing kept model versions failed; retried at the next erasure")
+                tracing::error!(error = %e, "scrubbing kept model versions failed; retried at the next erasure")
             }
         }
     }
@@ -768,7 +749,17 @@ async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
             Ok(()) => next.run(req).await,
         },
     };
-    let status = response.status().as_u16().to_string();
+    let code = response.status();
+    if code.is_server_error() {
+        // The one place a 5xx is logged, with its cause (the body only says "see the log").
+        let cause = response.extensions().get::<error::Cause>().map_or("no cause recorded", |c| c.0.as_str());
+        if code == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%method, %route, status = code.as_u16(), error = cause, "request failed");
+        } else {
+            tracing::warn!(%method, %route, status = code.as_u16(), error = cause, "request not served");
+        }
+    }
+    let status = code.as_u16().to_string();
     metrics::histogram!("tailor_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string(), "status" => status)
         .record(start.elapsed().as_secs_f64());
     response
@@ -1050,18 +1041,18 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                 n += 1;
                 let s = state.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.settle_all()).await {
-                    tracing::error!(error = %e.message, "segment sweep failed");
+                    tracing::error!(error = %e, "segment sweep failed");
                 }
                 // Bandit state reaches the disk every 10 s (and at shutdown).
                 if n.is_multiple_of(10)
                     && let Err(e) = state.experiments.bandits.persist()
                 {
-                    tracing::error!(error = %e.message, "saving the bandit state failed");
+                    tracing::error!(error = %e, "saving the bandit state failed");
                 }
             }
         });
     }
-    if let Some(period) = state.config.retrain_period() {
+    if let Some(period) = state.config.retrain_every.0 {
         let state = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
@@ -1074,7 +1065,7 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                     Ok(Ok(r)) => {
                         tracing::info!(version = r.candidate.version, promoted = r.promoted, reason = %r.reason, "scheduled retrain")
                     }
-                    Ok(Err(e)) => tracing::error!(error = %e.message, "scheduled retrain failed; the live model stays"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "scheduled retrain failed; the live model stays"),
                     Err(e) => tracing::error!(error = %e, "scheduled retrain panicked; the live model stays"),
                 }
             }
@@ -1082,7 +1073,7 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
     }
     let served = axum::serve(listener, router(state.clone())).with_graceful_shutdown(shutdown_signal()).await;
     if let Err(e) = state.experiments.bandits.persist() {
-        tracing::error!(error = %e.message, "saving the bandit state at shutdown failed");
+        tracing::error!(error = %e, "saving the bandit state at shutdown failed");
     }
     served
 }

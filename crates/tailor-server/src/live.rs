@@ -14,7 +14,7 @@ use tailor_recommend::together::BoughtTogether;
 use tailor_recommend::validation;
 use tailor_store::{EventFilter, Store, load_interactions};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ServerResult;
 
 /// Items listed within this many days of the latest event are new arrivals.
 const NEW_ARRIVAL_DAYS: i64 = 30;
@@ -64,7 +64,7 @@ fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) ->
 
 impl Catalog {
     /// Reads every item from the store; `now` decides what counts as a new arrival.
-    pub fn load(store: &dyn Store, now: Timestamp) -> ApiResult<Self> {
+    pub fn load(store: &dyn Store, now: Timestamp) -> ServerResult<Self> {
         let names: Vec<Arc<str>> = store.item_names()?.into_iter().map(Arc::from).collect();
         let n = names.len();
         let mut items: Vec<Option<Item>> = vec![None; n];
@@ -239,7 +239,7 @@ pub struct LiveInfo {
     pub train_seconds: f64,
     /// Users and items and pairs it was trained on.
     pub users: usize,
-    /// Items.
+    /// Items the model was trained on.
     pub items: usize,
     /// Stored (user, item) pairs.
     pub pairs: usize,
@@ -284,7 +284,7 @@ pub fn train(
     half_life_days: f64,
     version: u64,
     context_fields: &[usize],
-) -> ApiResult<Live> {
+) -> ServerResult<Live> {
     let start = Instant::now();
     let snapshot_at = Timestamp::now();
     let m = load_interactions(store, InteractionsBuilder::new(weights.clone()))?;
@@ -368,7 +368,6 @@ pub fn train(
             }
         }
     }
-    let fail = |e: tailor_recommend::RecommendError| ApiError::internal(format!("training ALS: {e}"));
     // The context model uses the served ALS model's parameters, with at most 8 sweeps (its
     // three factor matrices make each sweep dearer than ALS's).
     let (params, kept_context) = match &als {
@@ -382,10 +381,10 @@ pub fn train(
         AlsSource::Fit(params) => {
             // Quality on a holdout (each user's latest 20%) by a fit without it; then the
             // served model is fitted on everything.
-            let (fit, held) = validation::carve(&m, &pair_times, 0.2).map_err(fail)?;
-            let probe = params.fit(&fit).map_err(fail)?;
+            let (fit, held) = validation::carve(&m, &pair_times, 0.2)?;
+            let probe = params.fit(&fit)?;
             let h = validation::holdout(&probe, &fit, &held, 10);
-            (Some(params.fit(&m).map_err(fail)?), (Some(h.ndcg), Some(h)))
+            (Some(params.fit(&m)?), (Some(h.ndcg), Some(h)))
         }
     };
     // Summed per (user, item, context) like the matrix, in a deterministic order.
@@ -402,7 +401,7 @@ pub fn train(
     } else {
         triples.n_users = triples.n_users.max(m.n_users());
         triples.n_items = triples.n_items.max(m.n_items());
-        let model = tailor_recommend::context::fit(&params, &triples).map_err(fail)?;
+        let model = tailor_recommend::context::fit(&params, &triples)?;
         Some((model, context_index))
     };
     let train_seconds = start.elapsed().as_secs_f64();

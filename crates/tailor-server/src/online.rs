@@ -29,14 +29,28 @@ pub fn session_key(id: &str) -> String {
 pub struct Rec {
     /// Item index in the catalog.
     pub item: Option<u32>,
-    /// What happened.
+    /// The event's kind.
     pub kind: EventKind,
-    /// When.
+    /// Event time (ms since the epoch).
     pub ts: Timestamp,
-    /// Units.
+    /// Units bought, carted or returned (1 for views and clicks).
     pub quantity: u32,
     /// Unit price.
     pub price: Option<f64>,
+}
+
+impl Rec {
+    /// The event as remembered, its item as a catalog index (`None` when the catalog does
+    /// not know it yet).
+    pub fn of(e: &tailor_core::Event, catalog: &crate::live::Catalog) -> Self {
+        Rec {
+            item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
+            kind: e.kind,
+            ts: e.ts,
+            quantity: e.quantity,
+            price: e.unit_price,
+        }
+    }
 }
 
 /// A user's or session's recent events.

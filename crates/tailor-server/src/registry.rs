@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tailor_recommend::als::AlsModel;
 use tailor_recommend::file::{AnyModel, ModelFile};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServerError, ServerResult};
 use crate::live::LiveInfo;
 
 /// `registry.json`.
@@ -44,8 +44,8 @@ pub struct Registry {
     files: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
-fn io(path: &Path, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("{}: {e}", path.display()))
+fn io(path: &Path, e: impl std::fmt::Display) -> ServerError {
+    ServerError::File { path: path.to_path_buf(), reason: e.to_string() }
 }
 
 impl Registry {
@@ -72,7 +72,7 @@ impl Registry {
     }
 
     /// The registry (empty when none was written yet).
-    pub fn read(&self) -> ApiResult<RegistryFile> {
+    pub fn read(&self) -> ServerResult<RegistryFile> {
         let path = self.file();
         match fs_err::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| io(&path, format!("corrupt registry: {e}"))),
@@ -81,7 +81,7 @@ impl Registry {
         }
     }
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> ApiResult<()> {
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> ServerResult<()> {
         fs_err::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let tmp = path.with_extension("tmp");
         let mut f = fs_err::File::create(&tmp).map_err(|e| io(&tmp, e))?;
@@ -90,19 +90,20 @@ impl Registry {
     }
 
     /// Replaces the registry.
-    pub fn write(&self, r: &RegistryFile) -> ApiResult<()> {
-        let bytes = serde_json::to_vec_pretty(r).map_err(ApiError::internal)?;
-        self.write_atomic(&self.file(), &bytes)
+    pub fn write(&self, r: &RegistryFile) -> ServerResult<()> {
+        let path = self.file();
+        let bytes = serde_json::to_vec_pretty(r).map_err(|e| io(&path, e))?;
+        self.write_atomic(&path, &bytes)
     }
 
-    fn write_gz(&self, path: &Path, json: &[u8]) -> ApiResult<()> {
+    fn write_gz(&self, path: &Path, json: &[u8]) -> ServerResult<()> {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(json).map_err(ApiError::internal)?;
-        let bytes = gz.finish().map_err(ApiError::internal)?;
+        gz.write_all(json).map_err(|e| io(path, e))?;
+        let bytes = gz.finish().map_err(|e| io(path, e))?;
         self.write_atomic(path, &bytes)
     }
 
-    fn read_gz(path: &Path) -> ApiResult<Vec<u8>> {
+    fn read_gz(path: &Path) -> ServerResult<Vec<u8>> {
         let f = fs_err::File::open(path).map_err(|e| io(path, e))?;
         let mut json = Vec::new();
         flate2::read::GzDecoder::new(f).read_to_end(&mut json).map_err(|e| io(path, e))?;
@@ -110,9 +111,10 @@ impl Registry {
     }
 
     /// Stores a version's model.
-    pub fn save_model(&self, version: u64, file: &ModelFile) -> ApiResult<()> {
+    pub fn save_model(&self, version: u64, file: &ModelFile) -> ServerResult<()> {
         let _files = self.lock_files();
-        self.write_gz(&self.model_path(version), &file.to_json().map_err(ApiError::internal)?)
+        let path = self.model_path(version);
+        self.write_gz(&path, &file.to_json().map_err(|e| io(&path, e))?)
     }
 
     /// Forgets erased users in the kept files of version `v` (its model and its context
@@ -120,7 +122,7 @@ impl Registry {
     /// (`current`, the store's user names now) belongs to an erased user; its id becomes a
     /// tombstone and its factors zeros, and the files are rewritten. Returns the rows
     /// forgotten.
-    pub fn scrub(&self, v: u64, current: &[String]) -> ApiResult<usize> {
+    pub fn scrub(&self, v: u64, current: &[String]) -> ServerResult<usize> {
         let _files = self.lock_files();
         let path = self.model_path(v);
         if !path.exists() {
@@ -131,7 +133,7 @@ impl Registry {
         if rows.is_empty() {
             return Ok(0);
         }
-        self.write_gz(&path, &file.to_json().map_err(ApiError::internal)?)?;
+        self.write_gz(&path, &file.to_json().map_err(|e| io(&path, e))?)?;
         if let Some((mut cm, index)) = self.load_context(v)? {
             let k = cm.k;
             for &r in &rows {
@@ -140,13 +142,14 @@ impl Registry {
                 }
             }
             let part = (cm, index);
-            self.write_gz(&self.context_path(v), &serde_json::to_vec(&part).map_err(ApiError::internal)?)?;
+            let path = self.context_path(v);
+            self.write_gz(&path, &serde_json::to_vec(&part).map_err(|e| io(&path, e))?)?;
         }
         Ok(rows.len())
     }
 
     /// [`Registry::scrub`] of every version with a kept model file.
-    pub fn scrub_all(&self, current: &[String]) -> ApiResult<usize> {
+    pub fn scrub_all(&self, current: &[String]) -> ServerResult<usize> {
         let reg = self.read()?;
         let mut n = 0;
         for v in reg.versions.iter().map(|v| v.version) {
@@ -160,13 +163,14 @@ impl Registry {
     }
 
     /// Stores a version's context model.
-    pub fn save_context(&self, version: u64, part: &crate::live::ContextPart) -> ApiResult<()> {
+    pub fn save_context(&self, version: u64, part: &crate::live::ContextPart) -> ServerResult<()> {
         let _files = self.lock_files();
-        self.write_gz(&self.context_path(version), &serde_json::to_vec(part).map_err(ApiError::internal)?)
+        let path = self.context_path(version);
+        self.write_gz(&path, &serde_json::to_vec(part).map_err(|e| io(&path, e))?)
     }
 
     /// A version's context model, if one was kept.
-    pub fn load_context(&self, version: u64) -> ApiResult<Option<crate::live::ContextPart>> {
+    pub fn load_context(&self, version: u64) -> ServerResult<Option<crate::live::ContextPart>> {
         let path = self.context_path(version);
         if !path.exists() {
             return Ok(None);
@@ -176,7 +180,7 @@ impl Registry {
     }
 
     /// A version's ALS model.
-    pub fn load_model(&self, version: u64) -> ApiResult<AlsModel> {
+    pub fn load_model(&self, version: u64) -> ServerResult<AlsModel> {
         let path = self.model_path(version);
         let json = Self::read_gz(&path)?;
         match ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model {
@@ -187,7 +191,7 @@ impl Registry {
 
     /// Deletes model files of all but the newest `keep` promoted versions (never the live
     /// one), so rollback has `keep - 1` versions to go back to.
-    pub fn prune(&self, r: &RegistryFile, keep: usize) -> ApiResult<()> {
+    pub fn prune(&self, r: &RegistryFile, keep: usize) -> ServerResult<()> {
         let _files = self.lock_files();
         let promoted: Vec<u64> = r.versions.iter().filter(|v| v.promoted).map(|v| v.version).collect();
         let cut = promoted.len().saturating_sub(keep.max(1));

@@ -16,7 +16,6 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tailor_core::{Event, EventKind, Item, Timestamp, User};
 use tailor_recommend::Model;
-use tailor_recommend::als::AlsParams;
 use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
 use tailor_store::{UpsertMode, WriteBatch};
 
@@ -124,20 +123,6 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/experiments/{name}/report") => get(crate::experiments::report_route),
         ("GET", "/v1/users/{id}/layout") => get(crate::experiments::layout),
         _ => get(|| async { ApiError::internal("route without handler") }),
-    }
-}
-
-/// ALS parameters from `key=value,...` (empty: defaults).
-pub fn parse_als(spec: &str) -> Result<AlsParams, String> {
-    let mut pairs = HashMap::new();
-    for kv in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("serve.als_params: {kv:?} is not key=value"))?;
-        pairs.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    let p = AlsParams::from_pairs(&mut pairs).map_err(|e| format!("serve.als_params: {e}"))?;
-    match pairs.keys().next() {
-        Some(k) => Err(format!("serve.als_params: unknown key {k:?}")),
-        None => Ok(p),
     }
 }
 
@@ -333,13 +318,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
             (None, Some(sid)) => session_key(sid),
             (None, None) => continue,
         };
-        let rec = Rec {
-            item: e.item.as_ref().and_then(|i| catalog.index.get(i.as_str()).copied()),
-            kind: e.kind,
-            ts: e.ts,
-            quantity: e.quantity,
-            price: e.unit_price,
-        };
+        let rec = Rec::of(e, &catalog);
         let info = e.item.as_ref().and_then(|i| catalog.features.get(i.as_str()));
         let item = rec.item;
         s.online.push_event(&key, rec, true, Some((e, info)));
@@ -862,13 +841,9 @@ async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response>
 
 /// A second retraining or reload while one runs is refused rather than queued behind it.
 fn training_guard(s: &AppState) -> ApiResult<tokio::sync::MutexGuard<'_, ()>> {
-    s.training.try_lock().map_err(|_| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "a retraining or reload is already running; try again when it finishes",
-        )
-    })
+    s.training
+        .try_lock()
+        .map_err(|_| ApiError::conflict("a retraining or reload is already running; try again when it finishes"))
 }
 
 async fn reload(State(s): St) -> ApiResult<Response> {
@@ -912,7 +887,7 @@ async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
 async fn models(State(s): St) -> ApiResult<Response> {
     let live = live_or_503(&s)?;
     let state = s.clone();
-    let reg = blocking(move || state.registry.read()).await?;
+    let reg = blocking(move || Ok(state.registry.read()?)).await?;
     Ok(Json(api::Models { live: live.info.clone(), registered_live: reg.live, versions: reg.versions }).into_response())
 }
 
@@ -1203,7 +1178,8 @@ fn recommend(
         .with(key, |sub| {
             let (items, weights) = sub.history(&s.weights, n_model);
             // The user's own events hide items (purchases, by default) at once.
-            let hidden = s.exclusion.excluded(sub.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now);
+            let hidden =
+                s.config.exclude.excluded(sub.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now);
             let bought: Vec<u32> =
                 sub.events.iter().filter(|r| r.kind == EventKind::Purchase).filter_map(|r| r.item).collect();
             (items, weights, hidden, bought, sub.updated_at)
@@ -1403,7 +1379,7 @@ fn recommend(
 /// the request names at least one configured field and the value was seen in training.
 fn request_context(s: &AppState, live: &Live, given: &[(String, String)]) -> Option<(String, u32)> {
     let (_, index) = live.context.as_ref()?;
-    let at = &s.context_fields;
+    let at = &s.config.context_fields.0;
     let mut ctx = tailor_core::Context::default();
     let mut any = false;
     for (name, value) in given {

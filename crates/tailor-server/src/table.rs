@@ -185,7 +185,7 @@ impl Kind {
 /// One documented query parameter.
 #[derive(Debug, Clone, Copy)]
 pub struct Param {
-    /// Name.
+    /// The parameter as written in the query string.
     pub name: &'static str,
     /// What it does.
     pub description: &'static str,

@@ -49,7 +49,7 @@ async fn api(origin: &str) -> Api {
             ApiKey { name: "ops".into(), key: ADMIN.into(), scopes: vec![Scope::Admin] },
         ],
         cors_origins: vec![origin.to_string()],
-        als_params: "factors=16,iterations=5".into(),
+        als_params: "factors=16,iterations=5".parse().expect("ALS parameters"),
         // A layout bandit on a slot no widget test uses, for the dashboard's bandit view.
         bandits: vec![tailor_server::experiments::BanditConfig {
             slot: "sidebar".into(),

@@ -166,7 +166,7 @@ impl<'a> ChunkView<'a> {
         ts, i64, 25, 8
     );
     column!(
-        /// Quantity.
+        /// Units in the line (1 for events without a quantity).
         quantity, u32, 33, 4
     );
     column!(

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tailor_core::{CoreError, ErrorKind};
+use tailor_core::{Classified, CoreError, ErrorKind};
 
 /// What went wrong while reading or writing the store.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +64,8 @@ pub enum StoreError {
     },
 }
 
-impl StoreError {
-    /// Classification for callers.
-    pub fn kind(&self) -> ErrorKind {
+impl Classified for StoreError {
+    fn kind(&self) -> ErrorKind {
         match self {
             Self::Invalid { .. } | Self::Aborted(_) => ErrorKind::User,
             Self::Locked { .. } => ErrorKind::Unavailable,

@@ -75,11 +75,11 @@ pub struct WriteReport {
     pub skipped: Vec<u32>,
     /// Items created.
     pub items_inserted: u64,
-    /// Items updated.
+    /// Items whose stored record was replaced by a newer one.
     pub items_updated: u64,
     /// Users created.
     pub users_inserted: u64,
-    /// Users updated.
+    /// Users whose stored record was replaced by a newer one.
     pub users_updated: u64,
 }
 
@@ -114,7 +114,7 @@ pub struct Erasure {
 /// erasure can find it) and the record, JSON owned by the experiment crate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExposureRow {
-    /// Experiment name.
+    /// The experiment the unit was exposed in (its unique name).
     pub experiment: String,
     /// User or session id.
     pub unit: String,
@@ -140,7 +140,7 @@ pub fn map_key(id: &str) -> u64 {
 /// A record with its bookkeeping.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stored<T> {
-    /// The record.
+    /// The record as last written.
     pub value: T,
     /// When it was first stored (wall clock).
     pub created_at: Timestamp,
@@ -176,7 +176,7 @@ impl EventFilter {
 /// Sizes of what is stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Events.
+    /// Events stored (all kinds, erased users excluded).
     pub events: u64,
     /// Distinct users (mentioned by events or upserted).
     pub users: u64,
@@ -355,7 +355,7 @@ pub struct MembershipChange {
     pub from: Vec<String>,
     /// Segments after (empty: none).
     pub to: Vec<String>,
-    /// When.
+    /// When the membership changed (server clock, ms).
     pub at: Timestamp,
     /// The run that moved them (`None` for real-time reassignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,14 +21,14 @@ pub(crate) enum BenchCmd {
         /// Preset of the file (e.g. online-retail).
         #[arg(long)]
         preset: Option<String>,
-        /// Runs.
+        /// Timed repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
     },
     /// Online segment assignment: nearest of `--k` k-means centroids for one user's
     /// `--dim` standardised features, timed over `--n` users.
     Assign {
-        /// Clusters.
+        /// Number of clusters of the timed k-means.
         #[arg(long, default_value_t = 8)]
         k: usize,
         /// Features per user.
@@ -42,7 +42,7 @@ pub(crate) enum BenchCmd {
     /// store) `--repeat` times, then time the online assignment of every user with the
     /// stored encoder and centres (features already computed).
     Segment {
-        /// Runs.
+        /// Timed repetitions (the median is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
         /// k (or auto).
@@ -53,10 +53,10 @@ pub(crate) enum BenchCmd {
     /// and the int8 index with exact re-ranking (time, recall@10 against exact); and the fold-in of a user with
     /// `--history` items (ALS, Cholesky).
     Topk {
-        /// Catalog size.
+        /// Items in the synthetic catalog.
         #[arg(long, default_value_t = 100_000)]
         items: usize,
-        /// Factors.
+        /// Latent factors of the timed ALS model.
         #[arg(long, default_value_t = 64)]
         factors: usize,
         /// Items in the folded-in user's history.
@@ -79,7 +79,7 @@ pub(crate) enum BenchCmd {
     },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
-        /// Runs.
+        /// Timed repetitions (the median is reported).
         #[arg(long, default_value_t = 5)]
         repeat: usize,
     },

@@ -13,7 +13,7 @@ pub(crate) struct ClusterArgs {
     /// Input matrix: .csv/.tsv with a header row of column names, or .npy (float64).
     #[arg(long)]
     pub(crate) input: PathBuf,
-    /// Algorithm.
+    /// Which algorithm clusters the rows.
     #[arg(long, value_enum, default_value_t = ClusterMethod::Kmeans)]
     pub(crate) method: ClusterMethod,
     /// DBSCAN radius (default: suggested from the knee of the k-distance curve).
@@ -38,7 +38,7 @@ pub(crate) struct ClusterArgs {
     /// Column scaling before clustering.
     #[arg(long, value_enum, default_value_t = cluster::Scale::None)]
     pub(crate) scale: cluster::Scale,
-    /// Seed.
+    /// Seed of k-means++ and the silhouette sample.
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// The CSV/TSV has no header row.
@@ -100,7 +100,12 @@ pub(crate) fn run(cli: &Cli, a: &ClusterArgs) -> Result<()> {
         }
     };
     let mut m = cluster::read_matrix(&a.input, a.no_header)?;
-    let opts = cluster::ClusterOptions { scale: a.scale, method, seed: a.seed, no_silhouette: a.no_silhouette };
+    let opts = cluster::ClusterOptions {
+        standardize: a.scale == cluster::Scale::Zscore,
+        method,
+        seed: a.seed,
+        no_silhouette: a.no_silhouette,
+    };
     let (report, labels) = cluster::run(&mut m, &opts, started)?;
     if let Some(out) = &a.out {
         let mut w = csv::Writer::from_path(out).with_context(|| format!("writing {}", out.display()))?;

@@ -24,7 +24,7 @@ pub(crate) enum SegmentCmd {
     },
     /// Print the members of a segment, one user id per line.
     Users {
-        /// Segment name.
+        /// The segment's name in that segmentation.
         name: String,
         /// Segmentation (default: the most recent one).
         #[arg(long, short = 's')]
@@ -112,7 +112,7 @@ pub(crate) struct SegmentRunArgs {
     /// k-means restarts.
     #[arg(long, default_value_t = 4)]
     pub(crate) n_init: usize,
-    /// Seed.
+    /// Seed of k-means++, samples and the silhouette (same seed, same segments).
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Categories whose shares become features [config: segment.top_categories].

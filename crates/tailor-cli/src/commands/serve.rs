@@ -15,8 +15,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, visible_alias = "listen", value_name = "HOST:PORT")]
     pub(crate) addr: Option<String>,
     /// Retrain in the background this often, e.g. `1h` [config: serve.retrain_every].
-    #[arg(long)]
-    pub(crate) retrain_every: Option<String>,
+    #[arg(long, value_name = "PERIOD")]
+    pub(crate) retrain_every: Option<tailor_core::Parsed<tailor_server::config::Period>>,
 }
 
 pub(crate) fn server_state(
@@ -70,7 +70,6 @@ pub(crate) fn run(config: &Config, args: &ServeArgs) -> Result<()> {
     let mut config = config.clone();
     if let Some(every) = &args.retrain_every {
         config.serve.retrain_every = every.clone();
-        config.serve.validate().map_err(usage)?;
     }
     let listener = listen(&config, args.addr.as_deref())?;
     serve(&config, listener)

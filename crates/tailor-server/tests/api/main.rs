@@ -87,7 +87,7 @@ fn config() -> ServeConfig {
     ServeConfig {
         api_keys: keys(),
         cors_origins: vec!["https://shop.example".into()],
-        als_params: "factors=16,iterations=5".into(),
+        als_params: "factors=16,iterations=5".parse().expect("ALS parameters"),
         ..ServeConfig::default()
     }
 }
@@ -523,7 +523,7 @@ async fn versions_promotion_rollback_and_restart() {
     // A candidate made worse (1 factor, 1 iteration) with no tolerance is rejected; the live
     // version stays.
     let mut worse = config();
-    worse.als_params = "factors=1,iterations=1".into();
+    worse.als_params = "factors=1,iterations=1".parse().expect("ALS parameters");
     worse.promote_tolerance = 0.0;
     let dyn_store: Arc<dyn Store> = s.store.clone();
     let models = s.state.registry.dir().to_path_buf();
