@@ -11,11 +11,10 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tailor_core::{Interactions, Interner};
 use tailor_recommend::als::AlsParams;
-use tailor_recommend::ease::EaseParams;
 use tailor_recommend::file::{AnyModel, ModelFile};
-use tailor_recommend::knn::{KnnParams, Weighting};
 use tailor_recommend::popularity::Popularity;
-use tailor_recommend::{Filter, History, Model};
+use tailor_recommend::zoo::{self, ModelKind};
+use tailor_recommend::{Filter, History, Model, RecommendError};
 
 /// A training file read into a matrix.
 pub struct TrainSet {
@@ -190,14 +189,7 @@ pub fn bpr_params(p: &mut HashMap<String, String>) -> Result<tailor_recommend::b
     tailor_recommend::bpr::BprParams::from_pairs(p).map_err(|e| crate::usage(format!("--params {e}")))
 }
 
-fn take<T: std::str::FromStr>(p: &mut HashMap<String, String>, key: &str, default: T) -> Result<T> {
-    match p.remove(key) {
-        Some(v) => v.parse().map_err(|_| crate::usage(format!("--params {key}={v}: not a valid value"))),
-        None => Ok(default),
-    }
-}
-
-/// Trains the named model with `key=value` parameters.
+/// Trains the named model with `key=value` parameters (see [`tailor_recommend::zoo`]).
 pub fn train(
     name: &str,
     spec: Option<&str>,
@@ -205,105 +197,16 @@ pub fn train(
     times: &[f64],
     features: Option<&[Vec<String>]>,
 ) -> Result<AnyModel> {
+    let kind: ModelKind = name.parse().map_err(|e| crate::usage(format!("--model {e}")))?;
     let mut p = params(spec)?;
     p.remove("recency");
-    let model = match name {
-        "popular" => AnyModel::Popular(Popularity::fit(m)),
-        "content" => {
-            let f = features.ok_or_else(|| crate::usage("--model content needs --item-features FILE"))?;
-            let mut tokens = f.to_vec();
-            tokens.resize(m.n_items(), Vec::new());
-            AnyModel::Content(tailor_recommend::content::ContentModel::fit(&tokens))
+    zoo::fit(kind, &mut p, zoo::Inputs { matrix: m, times, features }).map_err(|e| match e {
+        RecommendError::InvalidSpec(why) if why.contains("needs item features") => {
+            crate::usage(format!("--model {name} needs --item-features FILE"))
         }
-        "trending" => {
-            let now = times.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let days: f64 = take(&mut p, "half_life_days", 7.0)?;
-            AnyModel::Trending(
-                tailor_recommend::popularity::Trending::fit(m, times, now, days * 86_400.0)
-                    .map_err(|e| crate::usage(e.to_string()))?,
-            )
-        }
-        "als" => {
-            let params = als_params(&mut p)?;
-            AnyModel::Als(params.fit(m)?)
-        }
-        "bpr" => {
-            let patience: Option<usize> = p
-                .remove("patience")
-                .map(|v| v.parse())
-                .transpose()
-                .map_err(|_| crate::usage("--params patience: expected a number of epochs"))?;
-            let mut params = bpr_params(&mut p)?;
-            if let Some(patience) = patience {
-                let stop = tailor_recommend::validation::early_stopping(m, times, patience, 10, |fit, cb| {
-                    params.fit_with(fit, |e, model| cb(e, model)).map(|_| ())
-                })?;
-                tracing::info!(
-                    best_epoch = stop.best_epoch,
-                    validation_ndcg = stop.best_ndcg,
-                    epochs_run = stop.curve.len(),
-                    "bpr early stopping"
-                );
-                params.epochs = stop.best_epoch;
-            }
-            AnyModel::Bpr(params.fit(m)?)
-        }
-        "ease" => {
-            let d = EaseParams::default();
-            let params =
-                EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
-            AnyModel::Ease(params.fit(m)?)
-        }
-        "biases" => {
-            let d = tailor_recommend::biases::BiasParams::default();
-            let params = tailor_recommend::biases::BiasParams {
-                reg_user: take(&mut p, "reg_user", d.reg_user)?,
-                reg_item: take(&mut p, "reg_item", d.reg_item)?,
-                iterations: take(&mut p, "iterations", d.iterations)?,
-            };
-            AnyModel::Biases(params.fit(m).map_err(|e| crate::usage(e.to_string()))?)
-        }
-        "hybrid" => {
-            let f = features.ok_or_else(|| crate::usage("--model hybrid needs --item-features FILE"))?;
-            let d = EaseParams::default();
-            let ease =
-                EaseParams { lambda: take(&mut p, "lambda", d.lambda)?, binary: take(&mut p, "binary", d.binary)? };
-            let beta = p
-                .remove("beta")
-                .map(|v| v.parse::<f32>())
-                .transpose()
-                .map_err(|_| crate::usage("--params beta: expected a number >= 0 (or leave it out to learn it)"))?;
-            let params = tailor_recommend::hybrid::HybridParams { ease, beta };
-            AnyModel::Hybrid(params.fit(m, times, f).map_err(|e| crate::usage(e.to_string()))?)
-        }
-        "itemknn" => {
-            let d = KnnParams::default();
-            let weighting = match p.remove("weighting").as_deref() {
-                None | Some("cosine") => Weighting::Cosine,
-                Some("tfidf") => Weighting::Tfidf,
-                Some("bm25") => Weighting::Bm25 { k1: take(&mut p, "k1", 1.2)?, b: take(&mut p, "b", 0.75)? },
-                Some(other) => {
-                    return Err(crate::usage(format!("--params weighting={other}: expected cosine, tfidf or bm25")));
-                }
-            };
-            let params = KnnParams {
-                weighting,
-                neighbours: take(&mut p, "neighbours", d.neighbours)?,
-                shrink: take(&mut p, "shrink", d.shrink)?,
-            };
-            params.validate().map_err(|e| crate::usage(e.to_string()))?;
-            AnyModel::Itemknn(params.fit(m)?)
-        }
-        other => {
-            return Err(crate::usage(format!(
-                "--model {other}: expected popular, trending, itemknn, als, bpr, ease, content, hybrid or biases"
-            )));
-        }
-    };
-    if let Some(k) = p.keys().next() {
-        return Err(crate::usage(format!("--params {k}: not a parameter of {name}")));
-    }
-    Ok(model)
+        RecommendError::InvalidSpec(why) => crate::usage(format!("--params {why}")),
+        other => other.into(),
+    })
 }
 
 /// What `tailor recommend` prints.

@@ -16,6 +16,9 @@ pub enum RecommendError {
     /// The data cannot be used as asked.
     #[error("invalid data: {0}")]
     InvalidData(String),
+    /// A model name or its `key=value` parameters are wrong.
+    #[error("{0}")]
+    InvalidSpec(String),
 }
 
 impl tailor_core::Classified for RecommendError {
@@ -26,7 +29,7 @@ impl tailor_core::Classified for RecommendError {
     fn field(&self) -> Option<&str> {
         match self {
             Self::InvalidParam { param, .. } => Some(param),
-            Self::InvalidData(_) => None,
+            Self::InvalidData(_) | Self::InvalidSpec(_) => None,
         }
     }
 }

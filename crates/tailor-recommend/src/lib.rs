@@ -40,6 +40,7 @@ pub mod rerank;
 pub mod together;
 pub mod topk;
 pub mod validation;
+pub mod zoo;
 
 pub use error::{RecommendError, Result};
 pub use topk::{Filter, top_k};

@@ -11,8 +11,19 @@ use crate::{History, Model};
 /// The most recent `fraction` of each user's interactions (users with at least five) as a
 /// validation set: (fit matrix, held-out items per user, sorted).
 pub fn carve(m: &Interactions, times: &[f64], fraction: f64) -> Result<(Interactions, Vec<Vec<u32>>)> {
+    carve_with_times(m, times, fraction).map(|(fit, _, held)| (fit, held))
+}
+
+/// [`carve`], also returning the kept pairs' times aligned with the carved matrix (for fits
+/// that read times: trending, early stopping, the hybrid's blend).
+pub fn carve_with_times(
+    m: &Interactions,
+    times: &[f64],
+    fraction: f64,
+) -> Result<(Interactions, Vec<f64>, Vec<Vec<u32>>)> {
     let ip = m.indptr();
     let (mut indptr, mut indices, mut data) = (vec![0usize], Vec::new(), Vec::new());
+    let mut kept_times = Vec::new();
     let mut held = vec![Vec::new(); m.n_users()];
     for (u, h) in held.iter_mut().enumerate() {
         let (a, b) = (ip[u], ip[u + 1]);
@@ -30,12 +41,13 @@ pub fn carve(m: &Interactions, times: &[f64], fraction: f64) -> Result<(Interact
         for p in keep {
             indices.push(m.indices()[p]);
             data.push(m.data()[p]);
+            kept_times.push(times.get(p).copied().unwrap_or(0.0));
         }
         indptr.push(indices.len());
     }
     let fit = Interactions::from_csr(m.n_users(), m.n_items(), indptr, indices, data)
         .map_err(|e| crate::RecommendError::InvalidData(e.to_string()))?;
-    Ok((fit, held))
+    Ok((fit, kept_times, held))
 }
 
 /// Mean NDCG@`k` (binary gains) over users with held-out items: each user's top `k`
@@ -57,10 +69,14 @@ pub fn ndcg(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) 
 
 /// What a holdout says of a model beyond NDCG: the same top-`k` lists as [`ndcg`], with
 /// the exposure metrics `tailor-eval` reports.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Holdout {
     /// Mean NDCG@k.
     pub ndcg: f64,
+    /// Mean share of each user's held-out items in their top k (versions recorded before
+    /// it was measured read 0).
+    #[serde(default)]
+    pub recall: f64,
     /// Distinct recommended items / items.
     pub coverage: f64,
     /// Mean self-information −log2(users of the item / users) of recommended items (higher:
@@ -79,7 +95,7 @@ pub const DIVERSITY_USERS: usize = 500;
 pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) -> Holdout {
     let audience = fit.transpose();
     let n_users = fit.n_users().max(1) as f64;
-    let (mut total, mut users) = (0f64, 0usize);
+    let (mut total, mut users, mut recall) = (0f64, 0usize, 0f64);
     let mut shown = vec![false; model.n_items()];
     let (mut novelty, mut novelty_n) = (0f64, 0usize);
     let (mut diversity, mut diversity_n) = (0f64, 0usize);
@@ -98,6 +114,7 @@ pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usiz
         model.score(Some(u as u32), h, &mut scores);
         let top = top_k(&scores, k, |i| h.items.binary_search(&i).is_err());
         total += ndcg_of_top(&top, relevant, k);
+        recall += top.iter().filter(|(i, _)| relevant.binary_search(i).is_ok()).count() as f64 / relevant.len() as f64;
         users += 1;
         for &(i, _) in &top {
             shown[i as usize] = true;
@@ -125,6 +142,7 @@ pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usiz
     let mean = |s: f64, n: usize| if n == 0 { 0.0 } else { s / n as f64 };
     Holdout {
         ndcg: mean(total, users),
+        recall: mean(recall, users),
         coverage: shown.iter().filter(|&&s| s).count() as f64 / shown.len().max(1) as f64,
         novelty: mean(novelty, novelty_n),
         diversity: mean(diversity, diversity_n),

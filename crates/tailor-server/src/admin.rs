@@ -61,8 +61,10 @@ pub(crate) async fn catalog_health(State(s): St) -> ApiResult<Response> {
     let listed = catalog.items.iter().flatten().count();
     let in_stock = catalog.items.iter().flatten().filter(|i| i.in_stock).count();
     // Items the live model can recommend by collaborative filtering (it saw them in training).
-    let modelled =
-        live.as_ref().and_then(|l| l.als.as_ref()).map(|m| (0..n as u32).filter(|&i| m.item(i).is_some()).count());
+    let modelled = live.as_ref().and_then(|l| match (l.als(), l.scorer()) {
+        (Some(m), _) => Some((0..n as u32).filter(|&i| m.item(i).is_some()).count()),
+        (None, m) => m.map(|m| m.n_items().min(n)),
+    });
     v["listed_items"] = json!(listed);
     v["in_stock_items"] = json!(in_stock);
     v["model_items"] = json!(modelled);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use tailor_core::Parsed;
 use tailor_recommend::als::AlsParams;
 use tailor_recommend::business::ExclusionPolicy;
+use tailor_recommend::zoo::ModelKind;
 
 /// What an API key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,9 +86,20 @@ pub struct ServeConfig {
     /// Which of a user's own events hide items (`purchase, add_to_cart:1d`: a kind, and
     /// for how long after the event; no window is for ever).
     pub exclude: Parsed<ExclusionPolicy>,
-    /// ALS parameters of the served model (`factors=64,iterations=15,...`; unset keys keep
-    /// their defaults).
+    /// The personalised model: `auto` (the candidates fitted on a holdout of each user's
+    /// latest 20%, the best by NDCG@10 served) or one of `als`, `ease`, `itemknn`, `bpr`,
+    /// `warp`, `hybrid`, `content`.
+    pub model: Parsed<ModelChoice>,
+    /// The models `auto` compares (comma-separated; `hybrid` and `content` only when items
+    /// have titles, categories, brands or attributes).
+    pub candidates: Parsed<Candidates>,
+    /// ALS parameters (`factors=64,iterations=15,...`; unset keys keep their defaults); the
+    /// context model (iTALS) uses them too.
     pub als_params: Parsed<AlsParams>,
+    /// Parameters of the other models, each key prefixed by its model
+    /// (`ease.lambda=300, itemknn.weighting=bm25, bpr.epochs=40`); unset keys keep their
+    /// defaults.
+    pub model_params: Parsed<ModelParams>,
     /// Half-life of the trending list, days.
     pub trending_half_life_days: f64,
     /// Most recent events kept in memory per user or session.
@@ -132,7 +144,10 @@ impl Default for ServeConfig {
             cache_ttl_seconds: 60,
             cache_entries: 100_000,
             exclude: parsed("purchase"),
+            model: parsed("auto"),
+            candidates: parsed("als, ease, itemknn, warp, hybrid"),
             als_params: parsed(""),
+            model_params: parsed("itemknn.weighting=bm25"),
             trending_half_life_days: 7.0,
             history_per_user: 500,
             max_sessions: 100_000,
@@ -154,6 +169,100 @@ where
     T::Err: std::fmt::Display,
 {
     Parsed::new(text).unwrap_or_else(|e| panic!("the default {e}"))
+}
+
+/// The served personalised model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// The best of `serve.candidates` on the holdout, at every training.
+    Auto,
+    /// This one.
+    One(ModelKind),
+}
+
+/// Models that can serve personalised lists (the others are the cold-start chain's lists
+/// or rating predictors).
+const SERVABLE: [ModelKind; 7] = [
+    ModelKind::Als,
+    ModelKind::Ease,
+    ModelKind::Itemknn,
+    ModelKind::Bpr,
+    ModelKind::Warp,
+    ModelKind::Hybrid,
+    ModelKind::Content,
+];
+
+fn servable(name: &str) -> Result<ModelKind, String> {
+    let kind: ModelKind = name.parse()?;
+    if SERVABLE.contains(&kind) {
+        Ok(kind)
+    } else {
+        let names: Vec<&str> = SERVABLE.iter().map(|k| k.as_str()).collect();
+        Err(format!("{kind} cannot serve personalised lists (expected {})", names.join(", ")))
+    }
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            other => servable(other).map(Self::One),
+        }
+    }
+}
+
+/// The models `auto` compares, in the order written, without repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidates(pub Vec<ModelKind>);
+
+impl std::str::FromStr for Candidates {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out: Vec<ModelKind> = Vec::new();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let kind = servable(name)?;
+            if !out.contains(&kind) {
+                out.push(kind);
+            }
+        }
+        if out.is_empty() {
+            return Err("name at least one model".into());
+        }
+        Ok(Candidates(out))
+    }
+}
+
+/// `model.key=value` pairs: each model's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelParams(pub std::collections::HashMap<ModelKind, std::collections::HashMap<String, String>>);
+
+impl ModelParams {
+    /// The parameters given for `kind` (empty when none).
+    pub fn of(&self, kind: ModelKind) -> std::collections::HashMap<String, String> {
+        self.0.get(&kind).cloned().unwrap_or_default()
+    }
+}
+
+impl std::str::FromStr for ModelParams {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut out = ModelParams::default();
+        for (key, value) in tailor_recommend::zoo::parse_pairs(s)? {
+            let (model, param) = key
+                .split_once('.')
+                .ok_or_else(|| format!("{key:?}: prefix the parameter with its model (ease.lambda)"))?;
+            let kind = servable(model)?;
+            if kind == ModelKind::Als {
+                return Err(format!("{key:?}: ALS parameters go in serve.als_params"));
+            }
+            out.0.entry(kind).or_default().insert(param.trim().to_string(), value);
+        }
+        Ok(out)
+    }
 }
 
 /// Event context fields (`device, country`): their positions in
@@ -373,6 +482,16 @@ mod tests {
         assert!(err(r#"{"exclude": "purchase:soon"}"#).starts_with("\"purchase:soon\": "));
         assert!(err(r#"{"als_params": "factors=8,speed=9"}"#).contains("unknown key \"speed\""));
         assert!(err(r#"{"als_params": "factors=0"}"#).contains("factors"));
+        let m = read(r#"{"model": "ease", "candidates": "ease, als, ease", "model_params": "ease.lambda=300"}"#)
+            .expect("valid");
+        assert_eq!(*m.model, ModelChoice::One(ModelKind::Ease));
+        assert_eq!(m.candidates.0, vec![ModelKind::Ease, ModelKind::Als]);
+        assert_eq!(m.model_params.of(ModelKind::Ease).get("lambda").map(String::as_str), Some("300"));
+        assert!(err(r#"{"model": "biases"}"#).contains("cannot serve personalised lists"));
+        assert!(err(r#"{"model": "lightfm"}"#).contains("unknown model"));
+        assert!(err(r#"{"candidates": ""}"#).contains("at least one"));
+        assert!(err(r#"{"model_params": "lambda=3"}"#).contains("prefix the parameter"));
+        assert!(err(r#"{"model_params": "als.factors=3"}"#).contains("serve.als_params"));
         // Written back as written.
         let json = serde_json::to_value(&c).expect("json");
         assert_eq!(json["context_fields"], " country , device");

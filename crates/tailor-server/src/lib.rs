@@ -269,15 +269,23 @@ impl AppState {
         // Users erased since this version was trained are forgotten before it loads.
         self.registry.scrub(v, &self.store.user_names()?)?;
         let model = self.registry.load_model(v)?;
-        let context = self.registry.load_context(v)?.map(Box::new);
-        let recorded = reg.get(v).map_or((None, None), |i| (i.holdout_ndcg, i.holdout));
+        let context = self.registry.load_context(v)?;
+        let info = reg.get(v);
+        let recorded = live::Recorded {
+            model,
+            holdout_ndcg: info.and_then(|i| i.holdout_ndcg),
+            holdout: info.and_then(|i| i.holdout),
+            candidates: info.map(|i| i.candidates.clone()).unwrap_or_default(),
+            context,
+        };
         let live = live::train(
             self.store.as_ref(),
             &self.weights,
-            live::AlsSource::Loaded(Box::new(model), recorded, context),
+            live::ModelSource::Loaded(Box::new(recorded)),
             self.config.trending_half_life_days,
             v,
             &self.config.context_fields.0,
+            &self.config.als_params,
         )?;
         let info = live.info.clone();
         self.swap(live)?;
@@ -294,10 +302,11 @@ impl AppState {
         let mut live = live::train(
             self.store.as_ref(),
             &self.weights,
-            live::AlsSource::Fit(&self.config.als_params),
+            live::ModelSource::Fit(&live::ModelPlan::of(&self.config)),
             self.config.trending_half_life_days,
             version,
             &self.config.context_fields.0,
+            &self.config.als_params,
         )?;
         let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;
@@ -315,9 +324,9 @@ impl AppState {
         live.info.promoted = promote;
         let info = live.info.clone();
         if promote {
-            if let Some(m) = &live.als {
+            if let Some(m) = &live.model {
                 let mut file = tailor_recommend::file::ModelFile::with_fingerprint(
-                    tailor_recommend::file::AnyModel::Als(m.clone()),
+                    m.clone(),
                     live.fingerprint.clone(),
                     self.store.user_names()?,
                     self.store.item_names()?,

@@ -9,9 +9,11 @@ use serde::Serialize;
 use tailor_core::{EventKind, InteractionWeights, InteractionsBuilder, Item, Timestamp};
 use tailor_recommend::als::{AlsModel, AlsParams};
 use tailor_recommend::business::CatalogView;
+use tailor_recommend::file::AnyModel;
 use tailor_recommend::popularity::Popularity;
 use tailor_recommend::together::BoughtTogether;
 use tailor_recommend::validation;
+use tailor_recommend::zoo::{self, ModelKind};
 use tailor_store::{EventFilter, Store, load_interactions};
 
 use crate::error::ServerResult;
@@ -199,8 +201,9 @@ pub struct Live {
     pub data_until: Timestamp,
     /// Seconds the training took.
     pub train_seconds: f64,
-    /// The personalised model (`None` before any interaction exists).
-    pub als: Option<AlsModel>,
+    /// The personalised model (`None` before any interaction exists): the one configured, or
+    /// the best candidate of `auto`.
+    pub model: Option<AnyModel>,
     /// Model row per user id.
     pub user_rows: HashMap<String, u32>,
     /// Users per item.
@@ -221,6 +224,28 @@ pub struct Live {
 }
 
 impl Live {
+    /// The personalised model as a trait object.
+    pub fn scorer(&self) -> Option<&dyn tailor_recommend::Model> {
+        self.model.as_ref().map(AnyModel::as_model)
+    }
+
+    /// The ALS model, when ALS is the served one (fold-in explanations, item vectors).
+    pub fn als(&self) -> Option<&AlsModel> {
+        match &self.model {
+            Some(AnyModel::Als(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Item `i`'s latent vector, for factor models (ALS, BPR).
+    pub fn item_vector(&self, i: u32) -> Option<&[f32]> {
+        match &self.model {
+            Some(AnyModel::Als(m)) => m.item(i),
+            Some(AnyModel::Bpr(m)) => m.item_factors.get(i as usize * m.k..(i as usize + 1) * m.k),
+            _ => None,
+        }
+    }
+
     /// "Now" for trending and new arrivals: the latest event time of its data (historical
     /// data keeps its own present), the wall clock when it had none.
     pub fn reference_time(&self) -> Timestamp {
@@ -253,6 +278,37 @@ pub struct LiveInfo {
     pub holdout: Option<tailor_recommend::validation::Holdout>,
     /// Whether it passed the promotion check (see [`crate::AppState::retrain_blocking`]).
     pub promoted: bool,
+    /// The personalised model's name (`als`, `ease`...; versions trained before other
+    /// models were served were ALS).
+    #[serde(default = "als_name")]
+    pub model: String,
+    /// Every model `auto` compared on the holdout, the served one marked (one entry for a
+    /// configured model).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<CandidateInfo>,
+}
+
+fn als_name() -> String {
+    "als".into()
+}
+
+/// One model compared on a version's holdout.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct CandidateInfo {
+    /// Its name (`ease`, `itemknn`...).
+    pub model: String,
+    /// Its parameters as `key=value` pairs (empty: the defaults).
+    pub params: String,
+    /// NDCG@10, recall, coverage, novelty and diversity of its holdout lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<tailor_recommend::validation::Holdout>,
+    /// Seconds its fit on the holdout's training part took.
+    pub fit_seconds: f64,
+    /// Whether it is the served model.
+    pub chosen: bool,
+    /// Why it could not be fitted, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The context value of an event or request: the configured fields' values joined by `|`
@@ -265,13 +321,158 @@ pub fn context_key(c: &tailor_core::Context, fields: &[usize]) -> String {
 /// A context model with its context values (`value|value` → index).
 pub type ContextPart = (tailor_recommend::context::ContextModel, HashMap<String, u32>);
 
+/// What to fit as a version's personalised model.
+#[derive(Debug, Clone)]
+pub struct ModelPlan {
+    /// One model, or `auto` over `candidates`.
+    pub choice: crate::config::ModelChoice,
+    /// The models `auto` compares.
+    pub candidates: Vec<ModelKind>,
+    /// ALS's parameters as written (`serve.als_params`).
+    pub als_params: String,
+    /// The other models' parameters.
+    pub params: crate::config::ModelParams,
+}
+
+impl ModelPlan {
+    /// The plan of a `[serve]` configuration.
+    pub fn of(config: &crate::config::ServeConfig) -> Self {
+        Self {
+            choice: *config.model,
+            candidates: config.candidates.0.clone(),
+            als_params: config.als_params.text().to_string(),
+            params: config.model_params.value().clone(),
+        }
+    }
+
+    fn params_of(&self, kind: ModelKind) -> ServerResult<HashMap<String, String>> {
+        if kind == ModelKind::Als {
+            Ok(zoo::parse_pairs(&self.als_params).map_err(tailor_recommend::RecommendError::InvalidSpec)?)
+        } else {
+            Ok(self.params.of(kind))
+        }
+    }
+
+    fn params_text(&self, kind: ModelKind) -> String {
+        if kind == ModelKind::Als {
+            return self.als_params.clone();
+        }
+        let mut pairs: Vec<String> = self.params.of(kind).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.sort();
+        pairs.join(",")
+    }
+}
+
+/// What a registered version kept: its model, the figures recorded when it was trained,
+/// and its context model.
+pub struct Recorded {
+    /// The personalised model.
+    pub model: AnyModel,
+    /// Its holdout NDCG@10.
+    pub holdout_ndcg: Option<f64>,
+    /// Its holdout figures.
+    pub holdout: Option<validation::Holdout>,
+    /// The candidates compared when it was trained.
+    pub candidates: Vec<CandidateInfo>,
+    /// The context model, when one was kept.
+    pub context: Option<ContextPart>,
+}
+
 /// Where the personalised model of a version comes from.
-pub enum AlsSource<'a> {
-    /// Fit with these parameters (and measure NDCG@10 on a holdout of each user's latest 20%).
-    Fit(&'a AlsParams),
-    /// A registered version's model, with its recorded holdout metrics and its context
-    /// model when one was kept.
-    Loaded(Box<AlsModel>, (Option<f64>, Option<validation::Holdout>), Option<Box<ContextPart>>),
+pub enum ModelSource<'a> {
+    /// Fit it (and measure it on a holdout of each user's latest 20%).
+    Fit(&'a ModelPlan),
+    /// A registered version's.
+    Loaded(Box<Recorded>),
+}
+
+/// Tokens of each item for the content side (title and description words, categories,
+/// brand, attributes, tags), `None` when no item has any.
+fn item_tokens(store: &dyn Store, n_items: usize) -> ServerResult<Option<Vec<Vec<String>>>> {
+    let mut tokens = vec![Vec::new(); n_items];
+    let mut any = false;
+    store.for_each_item(&mut |idx, stored| {
+        let item = &stored.value;
+        let Some(t) = tokens.get_mut(idx.0 as usize) else { return };
+        for text in item.title.iter().chain(&item.description) {
+            t.extend(
+                text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 2).map(|w| w.to_lowercase()),
+            );
+        }
+        t.extend(item.category.iter().map(|c| format!("category:{}", c.to_lowercase())));
+        t.extend(item.brand.iter().map(|b| format!("brand:{}", b.to_lowercase())));
+        t.extend(item.attributes.iter().map(|(k, v)| format!("{}:{}", k.to_lowercase(), v.to_lowercase())));
+        t.extend(item.tags.iter().map(|g| format!("tag:{}", g.to_lowercase())));
+        any |= !t.is_empty();
+    })?;
+    Ok(any.then_some(tokens))
+}
+
+fn plan_needs_features(plan: &ModelPlan) -> bool {
+    match plan.choice {
+        crate::config::ModelChoice::One(k) => k.needs_features(),
+        crate::config::ModelChoice::Auto => plan.candidates.iter().any(|k| k.needs_features()),
+    }
+}
+
+/// Fits the plan's model(s): with `auto` every candidate on the carve, the best by holdout
+/// NDCG@10 refitted on everything. Returns the model, its holdout and every candidate's
+/// figures.
+fn fit_plan(
+    plan: &ModelPlan,
+    m: &tailor_core::Interactions,
+    times: &[f64],
+    features: Option<&[Vec<String>]>,
+) -> ServerResult<(AnyModel, validation::Holdout, Vec<CandidateInfo>)> {
+    let kinds: Vec<ModelKind> = match plan.choice {
+        crate::config::ModelChoice::One(k) => vec![k],
+        crate::config::ModelChoice::Auto => {
+            plan.candidates.iter().copied().filter(|k| !k.needs_features() || features.is_some()).collect()
+        }
+    };
+    let (fit, fit_times, held) = validation::carve_with_times(m, times, 0.2)?;
+    let mut candidates = Vec::new();
+    let mut best: Option<(usize, validation::Holdout)> = None;
+    for &kind in &kinds {
+        let started = Instant::now();
+        let probe =
+            zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: &fit, times: &fit_times, features });
+        let fit_seconds = started.elapsed().as_secs_f64();
+        let (holdout, error) = match &probe {
+            Ok(model) => (Some(validation::holdout(model.as_model(), &fit, &held, 10)), None),
+            // One model failing (a configured parameter it refuses) must not stop the others
+            // under `auto`; a single configured model's failure is the training's.
+            Err(e) if kinds.len() > 1 => (None, Some(e.to_string())),
+            Err(e) => return Err(e.clone().into()),
+        };
+        if let Some(h) = holdout
+            && best.as_ref().is_none_or(|(_, b)| h.ndcg > b.ndcg)
+        {
+            best = Some((candidates.len(), h));
+        }
+        tracing::info!(model = %kind, ndcg = holdout.map(|h| h.ndcg), fit_seconds, error = error.as_deref(), "candidate");
+        candidates.push(CandidateInfo {
+            model: kind.to_string(),
+            params: plan.params_text(kind),
+            holdout,
+            fit_seconds,
+            chosen: false,
+            error,
+        });
+    }
+    let Some((at, holdout)) = best else {
+        let why: Vec<String> =
+            candidates.iter().filter_map(|c| c.error.clone().map(|e| format!("{}: {e}", c.model))).collect();
+        return Err(tailor_recommend::RecommendError::InvalidSpec(format!(
+            "no candidate model could be fitted ({})",
+            why.join("; ")
+        ))
+        .into());
+    };
+    candidates[at].chosen = true;
+    let kind = kinds[at];
+    let model = zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: m, times, features })?;
+    Ok((model, holdout, candidates))
 }
 
 /// Builds a version of every served model from the store (blocking; run it off the
@@ -280,10 +481,11 @@ pub enum AlsSource<'a> {
 pub fn train(
     store: &dyn Store,
     weights: &InteractionWeights,
-    als: AlsSource<'_>,
+    source: ModelSource<'_>,
     half_life_days: f64,
     version: u64,
     context_fields: &[usize],
+    context_params: &AlsParams,
 ) -> ServerResult<Live> {
     let start = Instant::now();
     let snapshot_at = Timestamp::now();
@@ -298,8 +500,8 @@ pub fn train(
     let user_index: HashMap<&str, u32> = user_names.iter().enumerate().map(|(i, s)| (s.as_str(), i as u32)).collect();
     // Only a fit needs the holdout's pair times, and only a context model not kept with a
     // loaded version needs the (user, item, context) observations.
-    let need_times = matches!(als, AlsSource::Fit(_));
-    let need_context = !context_fields.is_empty() && !matches!(als, AlsSource::Loaded(_, _, Some(_)));
+    let need_times = matches!(source, ModelSource::Fit(_));
+    let need_context = !context_fields.is_empty() && !matches!(&source, ModelSource::Loaded(r) if r.context.is_some());
     // Latest time of every stored (user, item) pair, for the holdout of the latest 20%.
     let mut pair_times = vec![f64::NEG_INFINITY; if need_times { m.nnz() } else { 0 }];
     let ip = m.indptr();
@@ -317,7 +519,8 @@ pub fn train(
                     && let Ok(p) = m.row(tailor_core::UserIdx(u)).0.binary_search(i)
                 {
                     if let Some(t) = pair_times.get_mut(ip[u as usize] + p) {
-                        *t = t.max(e.ts.0 as f64);
+                        // Seconds, as the models' fits read pair times.
+                        *t = t.max(e.ts.0 as f64 / 1000.0);
                     }
                     if need_context {
                         let key = context_key(&e.context, field_at);
@@ -368,25 +571,23 @@ pub fn train(
             }
         }
     }
-    // The context model uses the served ALS model's parameters, with at most 8 sweeps (its
-    // three factor matrices make each sweep dearer than ALS's).
-    let (params, kept_context) = match &als {
-        AlsSource::Fit(p) => ((*p).clone(), None),
-        AlsSource::Loaded(m, _, c) => (m.params.clone(), c.clone()),
-    };
-    let params = AlsParams { iterations: params.iterations.min(8), ..params };
-    let (model, (holdout_ndcg, holdout)) = match als {
-        AlsSource::Loaded(model, recorded, _) => (Some(*model), recorded),
-        AlsSource::Fit(_) if m.nnz() == 0 => (None, (None, None)),
-        AlsSource::Fit(params) => {
-            // Quality on a holdout (each user's latest 20%) by a fit without it; then the
-            // served model is fitted on everything.
-            let (fit, held) = validation::carve(&m, &pair_times, 0.2)?;
-            let probe = params.fit(&fit)?;
-            let h = validation::holdout(&probe, &fit, &held, 10);
-            (Some(params.fit(&m)?), (Some(h.ndcg), Some(h)))
+    // The context model uses the ALS parameters, with at most 8 sweeps (its three factor
+    // matrices make each sweep dearer than ALS's).
+    let params = AlsParams { iterations: context_params.iterations.min(8), ..context_params.clone() };
+    let (model, holdout, candidates, kept_context) = match source {
+        ModelSource::Loaded(r) => {
+            let r = *r;
+            let holdout = r.holdout.or(r.holdout_ndcg.map(|ndcg| validation::Holdout { ndcg, ..Default::default() }));
+            (Some(r.model), holdout, r.candidates, r.context)
+        }
+        ModelSource::Fit(_) if m.nnz() == 0 => (None, None, Vec::new(), None),
+        ModelSource::Fit(plan) => {
+            let features = if plan_needs_features(plan) { item_tokens(store, m.n_items())? } else { None };
+            let (model, h, candidates) = fit_plan(plan, &m, &pair_times, features.as_deref())?;
+            (Some(model), Some(h), candidates, None)
         }
     };
+    let holdout_ndcg = holdout.map(|h| h.ndcg);
     // Summed per (user, item, context) like the matrix, in a deterministic order.
     let mut cells: Vec<((u32, u32, u32), f32)> = observed.into_iter().filter(|(_, w)| *w > 0.0).collect();
     cells.sort_unstable_by_key(|c| c.0);
@@ -395,7 +596,7 @@ pub fn train(
         triples.push(u, i, c, w);
     }
     let context = if let Some(kept) = kept_context {
-        Some(*kept)
+        Some(kept)
     } else if triples.is_empty() {
         None
     } else {
@@ -415,8 +616,10 @@ pub fn train(
         pairs: m.nnz(),
         segments: segment_popular.len(),
         holdout_ndcg,
-        holdout,
+        holdout: holdout.filter(|h| h.coverage > 0.0 || h.recall > 0.0 || h.novelty > 0.0),
         promoted: true,
+        model: model.as_ref().map_or_else(|| "none".into(), |m| m.as_model().name().to_string()),
+        candidates,
     };
     Ok(Live {
         version,
@@ -424,7 +627,7 @@ pub fn train(
         snapshot_at,
         data_until,
         train_seconds,
-        als: model,
+        model,
         user_rows,
         popular,
         trending,

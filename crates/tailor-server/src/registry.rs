@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tailor_recommend::als::AlsModel;
 use tailor_recommend::file::{AnyModel, ModelFile};
 
 use crate::error::{ServerError, ServerResult};
@@ -179,14 +178,11 @@ impl Registry {
         serde_json::from_slice(&json).map(Some).map_err(|e| io(&path, format!("corrupt context model: {e}")))
     }
 
-    /// A version's ALS model.
-    pub fn load_model(&self, version: u64) -> ServerResult<AlsModel> {
+    /// A version's personalised model.
+    pub fn load_model(&self, version: u64) -> ServerResult<AnyModel> {
         let path = self.model_path(version);
         let json = Self::read_gz(&path)?;
-        match ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model {
-            AnyModel::Als(m) => Ok(m),
-            other => Err(io(&path, format!("holds a {} model, not ALS", other.as_model().name()))),
-        }
+        Ok(ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model)
     }
 
     /// Deletes model files of all but the newest `keep` promoted versions (never the live

@@ -15,7 +15,6 @@ use axum::routing::{MethodRouter, get, post, put};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tailor_core::{Event, EventKind, Item, Timestamp, User};
-use tailor_recommend::Model;
 use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
 use tailor_store::{UpsertMode, WriteBatch};
 
@@ -616,7 +615,7 @@ fn related_items(
 }
 
 async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let similar = |l: &Live, i: u32, k: usize| l.als.as_ref().map(|m| m.similar_items(i, k * 2)).unwrap_or_default();
+    let similar = |l: &Live, i: u32, k: usize| l.scorer().map(|m| m.similar_items(i, k * 2)).unwrap_or_default();
     related_items(&s, &id, raw.as_deref(), similar, |item| Reason::BecauseYouViewed { item })
 }
 
@@ -797,7 +796,7 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
             recent: Some(recent),
         };
     }
-    let has_vector = live.as_ref().is_some_and(|l| s.user_row(l, &id).is_some() && l.als.is_some());
+    let has_vector = live.as_ref().is_some_and(|l| s.user_row(l, &id).is_some() && l.model.is_some());
     // The behaviour and demographic features segment rules see, as of now.
     let features = {
         let record_ref = record.as_ref().map(|r| &r.value);
@@ -1169,7 +1168,8 @@ fn recommend(
 ) -> ApiResult<api::Recommendations> {
     let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
     let live = live_or_503(s)?;
-    let n_model = live.als.as_ref().map_or(0, |m| m.n_items());
+    let scorer = live.scorer();
+    let n_model = scorer.map_or(0, |m| m.n_items());
     let now = Timestamp::now();
     let mut request = q.request.clone();
     // What the request needs of the subject, copied out under the shard lock.
@@ -1234,12 +1234,14 @@ fn recommend(
         cm.score(r, Some(*c), &mut scores);
         personal = Some(scores);
         context_applied = Some(key.clone());
-    } else if let Some(model) = &live.als
-        && (row.is_some_and(|r| model.user(r).is_some()) || !items.is_empty())
-    {
-        let mut scores = vec![0f32; model.n_items()];
-        model.score(row.filter(|&r| model.user(r).is_some()), history, &mut scores);
-        personal = Some(scores);
+    } else if let Some(model) = scorer {
+        // ALS keeps no vector for users whose rows were empty at training: they fold in.
+        let row = row.filter(|&r| live.als().is_none_or(|m| m.user(r).is_some()));
+        if row.is_some() || !items.is_empty() {
+            let mut scores = vec![0f32; model.n_items()];
+            model.score(row, history, &mut scores);
+            personal = Some(scores);
+        }
     }
     let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
     // The cold-start chain, first list that passes the filters wins (borrowed, not copied).
@@ -1258,12 +1260,17 @@ fn recommend(
         }
     }
     sources.push(("popular", &live.popular, popular_reason.clone()));
-    let similarity = |a: u32, b: u32| match &live.als {
-        Some(m) => match (m.item(a), m.item(b)) {
-            (Some(x), Some(y)) => cosine(x, y),
-            _ => 0.0,
-        },
-        None => f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize))),
+    // Likeness for diversification: item vectors of factor models, else the category.
+    let vectors = live.item_vector(0).is_some();
+    let similarity = |a: u32, b: u32| {
+        if vectors {
+            match (live.item_vector(a), live.item_vector(b)) {
+                (Some(x), Some(y)) => cosine(x, y),
+                _ => 0.0,
+            }
+        } else {
+            f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize)))
+        }
     };
     let mut out: Vec<Recommendation> = Vec::new();
     let mut strategy = "none";
@@ -1282,15 +1289,20 @@ fn recommend(
             strategy = "catalog";
         }
     }
-    // "Because you viewed X": the history item contributing most to each personalised item,
-    // all from one factorisation of the user's system.
+    // "Because you viewed X": the history item contributing most to each personalised item
+    // (ALS: all from one factorisation of the user's system; item-to-item models: each
+    // history item's own contribution).
     if strategy == "personalized"
         && !items.is_empty()
-        && let Some(m) = &live.als
+        && let Some(m) = scorer
     {
         let plain: Vec<usize> = (0..out.len()).filter(|&p| out[p].reason == Reason::Personalized).collect();
         let targets: Vec<u32> = plain.iter().map(|&p| out[p].item).collect();
-        for (p, why) in plain.into_iter().zip(m.explain_many(history, &targets)) {
+        let reasons = match live.als() {
+            Some(als) => als.explain_many(history, &targets),
+            None => targets.iter().map(|&t| m.explain(history, t)).collect(),
+        };
+        for (p, why) in plain.into_iter().zip(reasons) {
             if let Some(&(h, _)) = why.first() {
                 out[p].reason = if bought.contains(&h) {
                     Reason::AlsoBought { item: h }

@@ -523,6 +523,7 @@ async fn versions_promotion_rollback_and_restart() {
     // A candidate made worse (1 factor, 1 iteration) with no tolerance is rejected; the live
     // version stays.
     let mut worse = config();
+    worse.model = "als".parse().expect("model");
     worse.als_params = "factors=1,iterations=1".parse().expect("ALS parameters");
     worse.promote_tolerance = 0.0;
     let dyn_store: Arc<dyn Store> = s.store.clone();
