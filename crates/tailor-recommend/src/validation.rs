@@ -93,6 +93,19 @@ pub const DIVERSITY_USERS: usize = 500;
 /// [`ndcg`] with coverage, novelty and intra-list diversity of the same lists (diversity
 /// over an even sample of [`DIVERSITY_USERS`] of them).
 pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usize) -> Holdout {
+    holdout_with_recency(model, fit, held, k, None)
+}
+
+/// [`holdout`] with query-side recency multipliers (aligned with `fit`'s values, from
+/// [`crate::recency_weights`]) in every user's history.
+pub fn holdout_with_recency(
+    model: &dyn Model,
+    fit: &Interactions,
+    held: &[Vec<u32>],
+    k: usize,
+    recency: Option<&[f32]>,
+) -> Holdout {
+    let ip = fit.indptr();
     let audience = fit.transpose();
     let n_users = fit.n_users().max(1) as f64;
     let (mut total, mut users, mut recall) = (0f64, 0usize, 0f64);
@@ -110,7 +123,8 @@ pub fn holdout(model: &dyn Model, fit: &Interactions, held: &[Vec<u32>], k: usiz
         if relevant.is_empty() || u >= fit.n_users() {
             continue;
         }
-        let h = History::of(fit, UserIdx(u as u32));
+        let mut h = History::of(fit, UserIdx(u as u32));
+        h.recency = recency.and_then(|r| r.get(ip[u]..ip[u + 1]));
         model.score(Some(u as u32), h, &mut scores);
         let top = top_k(&scores, k, |i| h.items.binary_search(&i).is_err());
         total += ndcg_of_top(&top, relevant, k);

@@ -96,6 +96,10 @@ pub struct ServeConfig {
     /// ALS parameters (`factors=64,iterations=15,...`; unset keys keep their defaults); the
     /// context model (iTALS) uses them too.
     pub als_params: Parsed<AlsParams>,
+    /// Half-life, in interactions, of query-side recency multipliers (a user's newest item
+    /// counts 1, the one before 0.5^(1/h)...): each candidate is measured with and without
+    /// them and served the better way; 0 turns them off.
+    pub recency_half_life: f64,
     /// Parameters of the other models, each key prefixed by its model
     /// (`ease.lambda=300, itemknn.weighting=bm25, bpr.epochs=40`); unset keys keep their
     /// defaults.
@@ -147,6 +151,7 @@ impl Default for ServeConfig {
             model: parsed("auto"),
             candidates: parsed("als, ease, itemknn, warp, hybrid"),
             als_params: parsed(""),
+            recency_half_life: 5.0,
             model_params: parsed("itemknn.weighting=bm25"),
             trending_half_life_days: 7.0,
             history_per_user: 500,
@@ -329,6 +334,7 @@ impl ServeConfig {
         in_range("serve.trending_half_life_days", self.trending_half_life_days, 1e-3, 3650.0)?;
         in_range("serve.keep_versions", self.keep_versions as f64, 1.0, 1000.0)?;
         in_range("serve.promote_tolerance", self.promote_tolerance, 0.0, 1.0)?;
+        in_range("serve.recency_half_life", self.recency_half_life, 0.0, 100_000.0)?;
         self.limits.validate()?;
         for (i, k) in self.api_keys.iter().enumerate() {
             let at = format!("serve.api_keys[{i}] ({:?})", k.name);

@@ -204,6 +204,9 @@ pub struct Live {
     /// The personalised model (`None` before any interaction exists): the one configured, or
     /// the best candidate of `auto`.
     pub model: Option<AnyModel>,
+    /// Half-life (in interactions) of the query-side recency multipliers the model is
+    /// served with, when its holdout was better with them.
+    pub recency: Option<f32>,
     /// Model row per user id.
     pub user_rows: HashMap<String, u32>,
     /// Users per item.
@@ -306,6 +309,9 @@ pub struct CandidateInfo {
     pub fit_seconds: f64,
     /// Whether it is the served model.
     pub chosen: bool,
+    /// The recency half-life its holdout was better with (none: better without).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recency_half_life: Option<f32>,
     /// Why it could not be fitted, when it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -332,6 +338,8 @@ pub struct ModelPlan {
     pub als_params: String,
     /// The other models' parameters.
     pub params: crate::config::ModelParams,
+    /// Recency half-life to try on the holdout (0: none).
+    pub recency_half_life: f32,
 }
 
 impl ModelPlan {
@@ -342,6 +350,7 @@ impl ModelPlan {
             candidates: config.candidates.0.clone(),
             als_params: config.als_params.text().to_string(),
             params: config.model_params.value().clone(),
+            recency_half_life: config.recency_half_life as f32,
         }
     }
 
@@ -431,6 +440,8 @@ fn fit_plan(
         }
     };
     let (fit, fit_times, held) = validation::carve_with_times(m, times, 0.2)?;
+    let h = plan.recency_half_life;
+    let recency = (h > 0.0).then(|| tailor_recommend::recency_weights(&fit, &fit_times, h));
     let mut candidates = Vec::new();
     let mut best: Option<(usize, validation::Holdout)> = None;
     for &kind in &kinds {
@@ -438,11 +449,20 @@ fn fit_plan(
         let probe =
             zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: &fit, times: &fit_times, features });
         let fit_seconds = started.elapsed().as_secs_f64();
-        let (holdout, error) = match &probe {
-            Ok(model) => (Some(validation::holdout(model.as_model(), &fit, &held, 10)), None),
+        let (holdout, recency_half_life, error) = match &probe {
+            Ok(model) => {
+                let plain = validation::holdout(model.as_model(), &fit, &held, 10);
+                let recent = recency
+                    .as_deref()
+                    .map(|r| validation::holdout_with_recency(model.as_model(), &fit, &held, 10, Some(r)));
+                match recent {
+                    Some(r) if r.ndcg > plain.ndcg => (Some(r), Some(h), None),
+                    _ => (Some(plain), None, None),
+                }
+            }
             // One model failing (a configured parameter it refuses) must not stop the others
             // under `auto`; a single configured model's failure is the training's.
-            Err(e) if kinds.len() > 1 => (None, Some(e.to_string())),
+            Err(e) if kinds.len() > 1 => (None, None, Some(e.to_string())),
             Err(e) => return Err(e.clone().into()),
         };
         if let Some(h) = holdout
@@ -457,6 +477,7 @@ fn fit_plan(
             holdout,
             fit_seconds,
             chosen: false,
+            recency_half_life,
             error,
         });
     }
@@ -588,6 +609,7 @@ pub fn train(
         }
     };
     let holdout_ndcg = holdout.map(|h| h.ndcg);
+    let recency = candidates.iter().find(|c| c.chosen).and_then(|c| c.recency_half_life);
     // Summed per (user, item, context) like the matrix, in a deterministic order.
     let mut cells: Vec<((u32, u32, u32), f32)> = observed.into_iter().filter(|(_, w)| *w > 0.0).collect();
     cells.sort_unstable_by_key(|c| c.0);
@@ -628,6 +650,7 @@ pub fn train(
         data_until,
         train_seconds,
         model,
+        recency,
         user_rows,
         popular,
         trending,

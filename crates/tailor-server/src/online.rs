@@ -53,6 +53,17 @@ impl Rec {
     }
 }
 
+/// A subject's history as a model reads it (see [`Subject::history`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryBuf {
+    /// Item indices, ascending.
+    pub items: Vec<u32>,
+    /// Summed event weights per item.
+    pub weights: Vec<f32>,
+    /// Recency multipliers per item (empty: none).
+    pub recency: Vec<f32>,
+}
+
 /// A user's or session's recent events.
 #[derive(Debug, Clone, Default)]
 pub struct Subject {
@@ -71,19 +82,46 @@ pub struct Subject {
 }
 
 impl Subject {
-    /// Item history as sorted indices and summed positive weights, only items below `n`.
-    pub fn history(&self, weights: &InteractionWeights, n: usize) -> (Vec<u32>, Vec<f32>) {
-        let mut w: HashMap<u32, f32> = HashMap::new();
-        for r in &self.events {
-            if let Some(i) = r.item
-                && (i as usize) < n
-            {
-                *w.entry(i).or_insert(0.0) += weights.weight(r.kind);
+    /// Item history as sorted indices and summed positive weights, only items below `n`;
+    /// with a recency half-life `h` (in interactions), also each item's multiplier
+    /// `0.5^(age / h)`, where `age` counts the items the subject touched more recently (as
+    /// [`tailor_recommend::recency_weights`] does for training rows).
+    pub fn history(&self, weights: &InteractionWeights, n: usize, half_life: Option<f32>) -> HistoryBuf {
+        // (item, weight, latest time), merged per item after one sort: no map per request.
+        let mut v: Vec<(u32, f32, i64)> = self
+            .events
+            .iter()
+            .filter_map(|r| r.item.filter(|&i| (i as usize) < n).map(|i| (i, weights.weight(r.kind), r.ts.0)))
+            .collect();
+        v.sort_unstable_by_key(|p| p.0);
+        let mut merged: Vec<(u32, f32, i64)> = Vec::with_capacity(v.len());
+        for (i, w, t) in v {
+            match merged.last_mut() {
+                Some(last) if last.0 == i => {
+                    last.1 += w;
+                    last.2 = last.2.max(t);
+                }
+                _ => merged.push((i, w, t)),
             }
         }
-        let mut v: Vec<(u32, f32)> = w.into_iter().filter(|(_, x)| *x > 0.0).collect();
-        v.sort_unstable_by_key(|p| p.0);
-        v.into_iter().unzip()
+        merged.retain(|p| p.1 > 0.0);
+        let recency = match half_life {
+            Some(h) if h > 0.0 => {
+                let mut order: Vec<usize> = (0..merged.len()).collect();
+                order.sort_by(|&a, &b| merged[b].2.cmp(&merged[a].2).then(a.cmp(&b)));
+                let mut r = vec![1f32; merged.len()];
+                for (age, &p) in order.iter().enumerate() {
+                    r[p] = 0.5f32.powf(age as f32 / h);
+                }
+                r
+            }
+            _ => Vec::new(),
+        };
+        HistoryBuf {
+            items: merged.iter().map(|p| p.0).collect(),
+            weights: merged.iter().map(|p| p.1).collect(),
+            recency,
+        }
     }
 
     /// Items the subject bought.
@@ -344,10 +382,17 @@ mod tests {
         let s = o.get("u:a").expect("known");
         assert_eq!(s.events.iter().map(|r| r.ts.0).collect::<Vec<_>>(), vec![20, 30, 40], "oldest dropped");
         assert_eq!(s.live_events, 3);
-        let (items, weights) = s.history(&InteractionWeights::default(), 100);
+        let h = s.history(&InteractionWeights::default(), 100, None);
+        let (items, weights) = (h.items, h.weights);
         assert_eq!(items, vec![5, 7]);
         assert_eq!(weights, vec![4.0, 1.0]);
-        assert_eq!(s.history(&InteractionWeights::default(), 6).0, vec![5], "items unknown to the model are left out");
+        assert_eq!(
+            s.history(&InteractionWeights::default(), 6, None).items,
+            vec![5],
+            "items unknown to the model are left out"
+        );
+        // Recency by order of the latest touch: 7 (ts 40) is newest, then 5 (ts 30).
+        assert_eq!(s.history(&InteractionWeights::default(), 100, Some(1.0)).recency, vec![0.5, 1.0]);
         assert!(o.remove("u:a"));
         assert!(o.get("u:a").is_none());
     }

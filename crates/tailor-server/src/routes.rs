@@ -1173,16 +1173,16 @@ fn recommend(
     let now = Timestamp::now();
     let mut request = q.request.clone();
     // What the request needs of the subject, copied out under the shard lock.
-    let (mut items, mut weights, hidden, bought, updated_at) = s
+    let (mut h, hidden, bought, updated_at) = s
         .online
         .with(key, |sub| {
-            let (items, weights) = sub.history(&s.weights, n_model);
+            let h = sub.history(&s.weights, n_model, live.recency);
             // The user's own events hide items (purchases, by default) at once.
             let hidden =
                 s.config.exclude.excluded(sub.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now);
             let bought: Vec<u32> =
                 sub.events.iter().filter(|r| r.kind == EventKind::Purchase).filter_map(|r| r.item).collect();
-            (items, weights, hidden, bought, sub.updated_at)
+            (h, hidden, bought, sub.updated_at)
         })
         .unwrap_or_default();
     request.exclude.extend(hidden);
@@ -1206,22 +1206,31 @@ fn recommend(
             playbooks.push(api::PlaybookOut { segment: p.segment.clone(), strategy: p.strategy });
         }
     }
+    // Items the request names (a session's basket) count as the newest touches.
     for &i in extra {
         if (i as usize) < n_model {
-            match items.binary_search(&i) {
-                Ok(p) => weights[p] += 1.0,
+            match h.items.binary_search(&i) {
+                Ok(p) => h.weights[p] += 1.0,
                 Err(p) => {
-                    items.insert(p, i);
-                    weights.insert(p, 1.0);
+                    h.items.insert(p, i);
+                    h.weights.insert(p, 1.0);
+                    if !h.recency.is_empty() {
+                        h.recency.insert(p, 1.0);
+                    }
                 }
             }
         }
     }
-    let history = tailor_recommend::History { items: &items, weights: &weights, recency: None };
+    let items = &h.items;
+    let history = tailor_recommend::History {
+        items,
+        weights: &h.weights,
+        recency: (!h.recency.is_empty()).then_some(h.recency.as_slice()),
+    };
     // A row trained before the user's latest events arrived is stale: fold in instead.
     let row = user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
     // History items are never recommended back.
-    request.exclude.extend_from_slice(&items);
+    request.exclude.extend_from_slice(items);
     // The request's context, when the context model knows it and the user's trained row is
     // current: the list is conditioned on it (iTALS).
     let context = request_context(s, &live, &q.context);

@@ -42,13 +42,35 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
         println!("{}", serde_json::to_string(&r)?);
     } else {
         println!(
-            "version {}: {} in {:.2} s, holdout NDCG@10 {} — {}",
+            "version {}: {} ({}) in {:.2} s, holdout NDCG@10 {} — {}",
             r.candidate.version,
             if r.promoted { "promoted" } else { "rejected" },
+            r.candidate.model,
             r.candidate.train_seconds,
             r.candidate.holdout_ndcg.map_or("-".into(), |n| format!("{n:.4}")),
             r.reason
         );
+        if r.candidate.candidates.len() > 1 {
+            println!(
+                "{:<10} {:>9} {:>7} {:>9} {:>8} {:>7} {:>8}",
+                "model", "NDCG@10", "recall", "coverage", "novelty", "fit s", "recency"
+            );
+            for c in &r.candidate.candidates {
+                let h = c.holdout.unwrap_or_default();
+                let cell = |v: f64, d: usize| if c.holdout.is_some() { format!("{v:.d$}") } else { "-".into() };
+                println!(
+                    "{:<10} {:>9} {:>7} {:>9} {:>8} {:>7.2} {:>8}{}",
+                    c.model,
+                    cell(h.ndcg, 4),
+                    cell(h.recall, 4),
+                    cell(h.coverage, 3),
+                    cell(h.novelty, 2),
+                    c.fit_seconds,
+                    c.recency_half_life.map_or("-".into(), |h| h.to_string()),
+                    if c.chosen { "  served".to_string() } else { c.error.as_deref().map_or(String::new(), |e| format!("  {e}")) }
+                );
+            }
+        }
     }
     Ok(())
 }
