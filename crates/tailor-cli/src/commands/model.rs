@@ -67,7 +67,11 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
                     cell(h.novelty, 2),
                     c.fit_seconds,
                     c.recency_half_life.map_or("-".into(), |h| h.to_string()),
-                    if c.chosen { "  served".to_string() } else { c.error.as_deref().map_or(String::new(), |e| format!("  {e}")) }
+                    if c.chosen {
+                        "  served".to_string()
+                    } else {
+                        c.error.as_deref().map_or(String::new(), |e| format!("  {e}"))
+                    }
                 );
             }
         }

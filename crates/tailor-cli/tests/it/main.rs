@@ -7,6 +7,7 @@ mod experiment;
 mod recommend;
 mod segment;
 mod serve;
+mod served;
 mod soak;
 
 use std::path::Path;
