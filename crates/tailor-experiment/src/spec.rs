@@ -108,6 +108,12 @@ pub struct Variant {
     /// Page layout of the slot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<Layout>,
+    /// The personalised model this variant's lists come from (`als`, `ease`, `itemknn`,
+    /// `bpr`, `warp`, `hybrid`, `content`); the server keeps it trained beside the chosen
+    /// one. Unset: the served model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    pub model: Option<String>,
     /// Request parameters this variant sets (e.g. `diversity = "0.3"`, `category`,
     /// `max_per_category`), as the recommendations route takes them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -118,7 +124,15 @@ pub struct Variant {
 impl Variant {
     /// A variant with weight 1 and nothing changed.
     pub fn named(name: &str) -> Self {
-        Self { name: name.into(), weight: 1.0, strategy: None, playbook: None, layout: None, params: BTreeMap::new() }
+        Self {
+            name: name.into(),
+            weight: 1.0,
+            strategy: None,
+            playbook: None,
+            layout: None,
+            model: None,
+            params: BTreeMap::new(),
+        }
     }
 }
 

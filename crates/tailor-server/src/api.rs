@@ -176,6 +176,9 @@ pub struct Recommendations {
     pub strategy: String,
     /// Model version that produced it.
     pub model_version: u64,
+    /// The personalised model that ranked it (`ease`, `als`...; an experiment variant may
+    /// name another than the served one), `none` before any training.
+    pub model: String,
     /// Send it back with clicks, carts and purchases (`rec_id`) to attribute them.
     pub rec_id: String,
     /// The experiment and variant, when the request took part in one.

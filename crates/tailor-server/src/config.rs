@@ -197,7 +197,8 @@ const SERVABLE: [ModelKind; 7] = [
     ModelKind::Content,
 ];
 
-fn servable(name: &str) -> Result<ModelKind, String> {
+/// `name` as a model that can serve personalised lists.
+pub fn servable(name: &str) -> Result<ModelKind, String> {
     let kind: ModelKind = name.parse()?;
     if SERVABLE.contains(&kind) {
         Ok(kind)

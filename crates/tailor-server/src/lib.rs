@@ -271,11 +271,13 @@ impl AppState {
         let model = self.registry.load_model(v)?;
         let context = self.registry.load_context(v)?;
         let info = reg.get(v);
+        let candidates = info.map(|i| i.candidates.clone()).unwrap_or_default();
         let recorded = live::Recorded {
             model,
             holdout_ndcg: info.and_then(|i| i.holdout_ndcg),
             holdout: info.and_then(|i| i.holdout),
-            candidates: info.map(|i| i.candidates.clone()).unwrap_or_default(),
+            others: self.registry.load_others(v, &candidates)?,
+            candidates,
             context,
         };
         let live = live::train(
@@ -292,6 +294,27 @@ impl AppState {
         Ok(info)
     }
 
+    /// The models experiment variants name (experiments not stopped, stored or configured),
+    /// which a version keeps beside its served one.
+    fn experiment_models(&self) -> ApiResult<Vec<tailor_recommend::zoo::ModelKind>> {
+        let stored = experiments::load(self.store.as_ref())?;
+        let specs = stored
+            .iter()
+            .filter(|e| e.status != tailor_experiment::Status::Stopped)
+            .map(|e| &e.spec)
+            .chain(self.config.experiments.iter());
+        let mut out = Vec::new();
+        for spec in specs {
+            for name in spec.variants.iter().filter_map(|v| v.model.as_deref()) {
+                let kind = crate::config::servable(name).map_err(|e| ApiError::invalid("model", e))?;
+                if !out.contains(&kind) {
+                    out.push(kind);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Trains a candidate version from the store, measures it on a holdout, and promotes
     /// it (registers, keeps the last `keep_versions`, swaps it in while requests in flight
     /// finish on the old one) unless its holdout NDCG@10 is worse than the live version's
@@ -302,7 +325,10 @@ impl AppState {
         let mut live = live::train(
             self.store.as_ref(),
             &self.weights,
-            live::ModelSource::Fit(&live::ModelPlan::of(&self.config)),
+            live::ModelSource::Fit(&live::ModelPlan {
+                keep: self.experiment_models()?,
+                ..live::ModelPlan::of(&self.config)
+            }),
             self.config.trending_half_life_days,
             version,
             &self.config.context_fields.0,
@@ -334,6 +360,16 @@ impl AppState {
                 );
                 file.metrics.extend(info.holdout_ndcg.map(|n| ("holdout_ndcg_at_10".to_string(), n)));
                 self.registry.save_model(version, &file)?;
+                for o in &live.others {
+                    let file = tailor_recommend::file::ModelFile::with_fingerprint(
+                        o.model.clone(),
+                        live.fingerprint.clone(),
+                        file.users.clone(),
+                        file.items.clone(),
+                        info.trained_at.clone(),
+                    );
+                    self.registry.save_other(version, o.kind, &file)?;
+                }
                 if let Some(part) = &live.context {
                     self.registry.save_context(version, part)?;
                 }

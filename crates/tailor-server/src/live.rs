@@ -207,6 +207,8 @@ pub struct Live {
     /// Half-life (in interactions) of the query-side recency multipliers the model is
     /// served with, when its holdout was better with them.
     pub recency: Option<f32>,
+    /// Models kept beside the served one for experiment variants that name them.
+    pub others: Vec<Other>,
     /// Model row per user id.
     pub user_rows: HashMap<String, u32>,
     /// Users per item.
@@ -242,17 +244,31 @@ impl Live {
 
     /// Item `i`'s latent vector, for factor models (ALS, BPR).
     pub fn item_vector(&self, i: u32) -> Option<&[f32]> {
-        match &self.model {
-            Some(AnyModel::Als(m)) => m.item(i),
-            Some(AnyModel::Bpr(m)) => m.item_factors.get(i as usize * m.k..(i as usize + 1) * m.k),
-            _ => None,
+        self.model.as_ref().and_then(|m| item_vector(m, i))
+    }
+
+    /// The model that serves a list: the one an experiment variant names when this version
+    /// keeps it, else the served one; with its recency half-life.
+    pub fn model_for(&self, name: Option<&str>) -> Option<(&AnyModel, Option<f32>)> {
+        if let Some(o) = name.and_then(|n| self.others.iter().find(|o| o.kind.as_str() == n)) {
+            return Some((&o.model, o.recency));
         }
+        self.model.as_ref().map(|m| (m, self.recency))
     }
 
     /// "Now" for trending and new arrivals: the latest event time of its data (historical
     /// data keeps its own present), the wall clock when it had none.
     pub fn reference_time(&self) -> Timestamp {
         if self.data_until.0 > 0 { Timestamp::reference(self.data_until) } else { Timestamp::now() }
+    }
+}
+
+/// Item `i`'s latent vector in a factor model (ALS, BPR).
+pub fn item_vector(m: &AnyModel, i: u32) -> Option<&[f32]> {
+    match m {
+        AnyModel::Als(m) => m.item(i),
+        AnyModel::Bpr(m) => m.item_factors.get(i as usize * m.k..(i as usize + 1) * m.k),
+        _ => None,
     }
 }
 
@@ -309,6 +325,9 @@ pub struct CandidateInfo {
     pub fit_seconds: f64,
     /// Whether it is the served model.
     pub chosen: bool,
+    /// Whether it is kept beside the served model for experiment variants that name it.
+    #[serde(default)]
+    pub kept: bool,
     /// The recency half-life its holdout was better with (none: better without).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recency_half_life: Option<f32>,
@@ -340,6 +359,8 @@ pub struct ModelPlan {
     pub params: crate::config::ModelParams,
     /// Recency half-life to try on the holdout (0: none).
     pub recency_half_life: f32,
+    /// Models to keep beside the served one (experiment variants name them).
+    pub keep: Vec<ModelKind>,
 }
 
 impl ModelPlan {
@@ -351,6 +372,7 @@ impl ModelPlan {
             als_params: config.als_params.text().to_string(),
             params: config.model_params.value().clone(),
             recency_half_life: config.recency_half_life as f32,
+            keep: Vec::new(),
         }
     }
 
@@ -385,6 +407,8 @@ pub struct Recorded {
     pub candidates: Vec<CandidateInfo>,
     /// The context model, when one was kept.
     pub context: Option<ContextPart>,
+    /// The models kept beside it.
+    pub others: Vec<Other>,
 }
 
 /// Where the personalised model of a version comes from.
@@ -418,33 +442,58 @@ fn item_tokens(store: &dyn Store, n_items: usize) -> ServerResult<Option<Vec<Vec
 }
 
 fn plan_needs_features(plan: &ModelPlan) -> bool {
-    match plan.choice {
-        crate::config::ModelChoice::One(k) => k.needs_features(),
-        crate::config::ModelChoice::Auto => plan.candidates.iter().any(|k| k.needs_features()),
-    }
+    plan.keep.iter().any(|k| k.needs_features())
+        || match plan.choice {
+            crate::config::ModelChoice::One(k) => k.needs_features(),
+            crate::config::ModelChoice::Auto => plan.candidates.iter().any(|k| k.needs_features()),
+        }
+}
+
+/// A model kept beside the served one, for experiment variants that name it.
+#[derive(Clone)]
+pub struct Other {
+    /// Which model.
+    pub kind: ModelKind,
+    /// The fitted model.
+    pub model: AnyModel,
+    /// The recency half-life it is served with (as measured on the holdout).
+    pub recency: Option<f32>,
+}
+
+/// What [`fit_plan`] fitted.
+struct Fitted {
+    model: AnyModel,
+    holdout: validation::Holdout,
+    candidates: Vec<CandidateInfo>,
+    others: Vec<Other>,
 }
 
 /// Fits the plan's model(s): with `auto` every candidate on the carve, the best by holdout
-/// NDCG@10 refitted on everything. Returns the model, its holdout and every candidate's
-/// figures.
+/// NDCG@10 refitted on everything; models experiments name (`plan.keep`) are measured the
+/// same way and refitted too, but never chosen unless they are candidates.
 fn fit_plan(
     plan: &ModelPlan,
     m: &tailor_core::Interactions,
     times: &[f64],
     features: Option<&[Vec<String>]>,
-) -> ServerResult<(AnyModel, validation::Holdout, Vec<CandidateInfo>)> {
-    let kinds: Vec<ModelKind> = match plan.choice {
+) -> ServerResult<Fitted> {
+    let fits = |k: &ModelKind| !k.needs_features() || features.is_some();
+    let choosable: Vec<ModelKind> = match plan.choice {
         crate::config::ModelChoice::One(k) => vec![k],
-        crate::config::ModelChoice::Auto => {
-            plan.candidates.iter().copied().filter(|k| !k.needs_features() || features.is_some()).collect()
-        }
+        crate::config::ModelChoice::Auto => plan.candidates.iter().copied().filter(fits).collect(),
     };
+    let mut kinds = choosable.clone();
+    for k in plan.keep.iter().filter(|k| fits(k)) {
+        if !kinds.contains(k) {
+            kinds.push(*k);
+        }
+    }
     let (fit, fit_times, held) = validation::carve_with_times(m, times, 0.2)?;
     let h = plan.recency_half_life;
     let recency = (h > 0.0).then(|| tailor_recommend::recency_weights(&fit, &fit_times, h));
     let mut candidates = Vec::new();
     let mut best: Option<(usize, validation::Holdout)> = None;
-    for &kind in &kinds {
+    for (at, &kind) in kinds.iter().enumerate() {
         let started = Instant::now();
         let probe =
             zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: &fit, times: &fit_times, features });
@@ -460,15 +509,16 @@ fn fit_plan(
                     _ => (Some(plain), None, None),
                 }
             }
-            // One model failing (a configured parameter it refuses) must not stop the others
-            // under `auto`; a single configured model's failure is the training's.
+            // One model failing (a configured parameter it refuses) must not stop the
+            // others; a single configured model's failure is the training's.
             Err(e) if kinds.len() > 1 => (None, None, Some(e.to_string())),
             Err(e) => return Err(e.clone().into()),
         };
         if let Some(h) = holdout
+            && at < choosable.len()
             && best.as_ref().is_none_or(|(_, b)| h.ndcg > b.ndcg)
         {
-            best = Some((candidates.len(), h));
+            best = Some((at, h));
         }
         tracing::info!(model = %kind, ndcg = holdout.map(|h| h.ndcg), fit_seconds, error = error.as_deref(), "candidate");
         candidates.push(CandidateInfo {
@@ -477,6 +527,7 @@ fn fit_plan(
             holdout,
             fit_seconds,
             chosen: false,
+            kept: false,
             recency_half_life,
             error,
         });
@@ -493,7 +544,16 @@ fn fit_plan(
     candidates[at].chosen = true;
     let kind = kinds[at];
     let model = zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: m, times, features })?;
-    Ok((model, holdout, candidates))
+    let mut others = Vec::new();
+    for (i, &k) in kinds.iter().enumerate() {
+        if k == kind || !plan.keep.contains(&k) || candidates[i].error.is_some() {
+            continue;
+        }
+        let model = zoo::fit(k, &mut plan.params_of(k)?, zoo::Inputs { matrix: m, times, features })?;
+        candidates[i].kept = true;
+        others.push(Other { kind: k, model, recency: candidates[i].recency_half_life });
+    }
+    Ok(Fitted { model, holdout, candidates, others })
 }
 
 /// Builds a version of every served model from the store (blocking; run it off the
@@ -595,17 +655,17 @@ pub fn train(
     // The context model uses the ALS parameters, with at most 8 sweeps (its three factor
     // matrices make each sweep dearer than ALS's).
     let params = AlsParams { iterations: context_params.iterations.min(8), ..context_params.clone() };
-    let (model, holdout, candidates, kept_context) = match source {
+    let (model, holdout, candidates, kept_context, others) = match source {
         ModelSource::Loaded(r) => {
             let r = *r;
             let holdout = r.holdout.or(r.holdout_ndcg.map(|ndcg| validation::Holdout { ndcg, ..Default::default() }));
-            (Some(r.model), holdout, r.candidates, r.context)
+            (Some(r.model), holdout, r.candidates, r.context, r.others)
         }
-        ModelSource::Fit(_) if m.nnz() == 0 => (None, None, Vec::new(), None),
+        ModelSource::Fit(_) if m.nnz() == 0 => (None, None, Vec::new(), None, Vec::new()),
         ModelSource::Fit(plan) => {
             let features = if plan_needs_features(plan) { item_tokens(store, m.n_items())? } else { None };
-            let (model, h, candidates) = fit_plan(plan, &m, &pair_times, features.as_deref())?;
-            (Some(model), Some(h), candidates, None)
+            let f = fit_plan(plan, &m, &pair_times, features.as_deref())?;
+            (Some(f.model), Some(f.holdout), f.candidates, None, f.others)
         }
     };
     let holdout_ndcg = holdout.map(|h| h.ndcg);
@@ -651,6 +711,7 @@ pub fn train(
         train_seconds,
         model,
         recency,
+        others,
         user_rows,
         popular,
         trending,

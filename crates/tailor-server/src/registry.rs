@@ -11,6 +11,7 @@ use tailor_recommend::file::{AnyModel, ModelFile};
 
 use crate::error::{ServerError, ServerResult};
 use crate::live::LiveInfo;
+use tailor_recommend::zoo::ModelKind;
 
 /// `registry.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -133,6 +134,12 @@ impl Registry {
             return Ok(0);
         }
         self.write_gz(&path, &file.to_json().map_err(|e| io(&path, e))?)?;
+        for other in self.other_paths(v) {
+            let mut file = ModelFile::from_json(&Self::read_gz(&other)?).map_err(|e| io(&other, e))?;
+            if !file.forget_users_at(|r, id| current.get(r).is_none_or(|now| now != id)).is_empty() {
+                self.write_gz(&other, &file.to_json().map_err(|e| io(&other, e))?)?;
+            }
+        }
         if let Some((mut cm, index)) = self.load_context(v)? {
             let k = cm.k;
             for &r in &rows {
@@ -193,7 +200,7 @@ impl Registry {
         let cut = promoted.len().saturating_sub(keep.max(1));
         for &v in &promoted[..cut] {
             if Some(v) != r.live {
-                for path in [self.model_path(v), self.context_path(v)] {
+                for path in [self.model_path(v), self.context_path(v)].into_iter().chain(self.other_paths(v)) {
                     if path.exists() {
                         fs_err::remove_file(&path).map_err(|e| io(&path, e))?;
                     }
@@ -201,6 +208,40 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    fn other_path(&self, version: u64, kind: ModelKind) -> PathBuf {
+        self.dir.join(format!("v{version:06}-{kind}.json.gz"))
+    }
+
+    /// The files of the models version `v` keeps beside its served one.
+    fn other_paths(&self, v: u64) -> Vec<PathBuf> {
+        ModelKind::ALL.iter().map(|&k| self.other_path(v, k)).filter(|p| p.exists()).collect()
+    }
+
+    /// Stores a model version `version` keeps beside its served one.
+    pub fn save_other(&self, version: u64, kind: ModelKind, file: &ModelFile) -> ServerResult<()> {
+        let _files = self.lock_files();
+        let path = self.other_path(version, kind);
+        self.write_gz(&path, &file.to_json().map_err(|e| io(&path, e))?)
+    }
+
+    /// The models version `v` keeps beside its served one (the candidates marked kept),
+    /// each with the recency it was measured with.
+    pub fn load_others(
+        &self,
+        v: u64,
+        candidates: &[crate::live::CandidateInfo],
+    ) -> ServerResult<Vec<crate::live::Other>> {
+        let mut out = Vec::new();
+        for c in candidates.iter().filter(|c| c.kept) {
+            let kind: ModelKind = c.model.parse().map_err(|e| io(&self.dir, e))?;
+            let path = self.other_path(v, kind);
+            let json = Self::read_gz(&path)?;
+            let model = ModelFile::from_json(&json).map_err(|e| io(&path, e))?.model;
+            out.push(crate::live::Other { kind, model, recency: c.recency_half_life });
+        }
+        Ok(out)
     }
 
     /// Whether version `v`'s model file is on disk.

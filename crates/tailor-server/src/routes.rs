@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tailor_core::{Event, EventKind, Item, Timestamp, User};
 use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
+use tailor_recommend::file::AnyModel;
 use tailor_store::{UpsertMode, WriteBatch};
 
 use crate::AppState;
@@ -955,6 +956,9 @@ pub(crate) fn check_variant_params(catalog: &Catalog, spec: &tailor_experiment::
             };
             kind.check(value).map_err(|why| ApiError::invalid(field(k), why))?;
         }
+        if let Some(m) = &v.model {
+            crate::config::servable(m).map_err(|why| ApiError::invalid(format!("variants[{i}].model"), why))?;
+        }
         let pairs: Vec<(String, String)> = v.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         rec_query_pairs(catalog, pairs).map_err(|e| {
             let f = e.field.clone().unwrap_or_default();
@@ -1168,7 +1172,16 @@ fn recommend(
 ) -> ApiResult<api::Recommendations> {
     let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
     let live = live_or_503(s)?;
-    let scorer = live.scorer();
+    // The variant's model when it names one this version keeps, else the served one.
+    let variant_model = variant.and_then(|v| v.model.as_deref());
+    let chosen = live.model_for(variant_model);
+    let (any_model, recency) = (chosen.map(|c| c.0), chosen.and_then(|c| c.1));
+    let scorer = any_model.map(AnyModel::as_model);
+    let als = match any_model {
+        Some(AnyModel::Als(m)) => Some(m),
+        _ => None,
+    };
+    let model_name = scorer.map_or("none", |m| m.name());
     let n_model = scorer.map_or(0, |m| m.n_items());
     let now = Timestamp::now();
     let mut request = q.request.clone();
@@ -1176,7 +1189,7 @@ fn recommend(
     let (mut h, hidden, bought, updated_at) = s
         .online
         .with(key, |sub| {
-            let h = sub.history(&s.weights, n_model, live.recency);
+            let h = sub.history(&s.weights, n_model, recency);
             // The user's own events hide items (purchases, by default) at once.
             let hidden =
                 s.config.exclude.excluded(sub.events.iter().filter_map(|r| r.item.map(|i| (i, r.kind, r.ts))), now);
@@ -1236,7 +1249,7 @@ fn recommend(
     let context = request_context(s, &live, &q.context);
     let mut context_applied: Option<String> = None;
     let mut personal: Option<Vec<f32>> = None;
-    if let (Some((cm, _)), Some((key, c)), Some(r)) = (&live.context, &context, row)
+    if let (None, Some((cm, _)), Some((key, c)), Some(r)) = (variant_model, &live.context, &context, row)
         && (r as usize) < cm.users.len() / cm.k.max(1)
     {
         let mut scores = vec![0f32; cm.n_items()];
@@ -1245,7 +1258,7 @@ fn recommend(
         context_applied = Some(key.clone());
     } else if let Some(model) = scorer {
         // ALS keeps no vector for users whose rows were empty at training: they fold in.
-        let row = row.filter(|&r| live.als().is_none_or(|m| m.user(r).is_some()));
+        let row = row.filter(|&r| als.is_none_or(|m| m.user(r).is_some()));
         if row.is_some() || !items.is_empty() {
             let mut scores = vec![0f32; model.n_items()];
             model.score(row, history, &mut scores);
@@ -1270,10 +1283,11 @@ fn recommend(
     }
     sources.push(("popular", &live.popular, popular_reason.clone()));
     // Likeness for diversification: item vectors of factor models, else the category.
-    let vectors = live.item_vector(0).is_some();
+    let vector = |i: u32| any_model.and_then(|m| crate::live::item_vector(m, i));
+    let vectors = vector(0).is_some();
     let similarity = |a: u32, b: u32| {
         if vectors {
-            match (live.item_vector(a), live.item_vector(b)) {
+            match (vector(a), vector(b)) {
                 (Some(x), Some(y)) => cosine(x, y),
                 _ => 0.0,
             }
@@ -1307,7 +1321,7 @@ fn recommend(
     {
         let plain: Vec<usize> = (0..out.len()).filter(|&p| out[p].reason == Reason::Personalized).collect();
         let targets: Vec<u32> = plain.iter().map(|&p| out[p].item).collect();
-        let reasons = match live.als() {
+        let reasons = match als {
             Some(als) => als.explain_many(history, &targets),
             None => targets.iter().map(|&t| m.explain(history, t)).collect(),
         };
@@ -1388,6 +1402,7 @@ fn recommend(
         items: items_json,
         strategy: strategy.to_string(),
         model_version: live.version,
+        model: model_name.to_string(),
         rec_id,
         variant: variant_json,
         playbooks,

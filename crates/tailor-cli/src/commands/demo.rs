@@ -46,8 +46,8 @@ pub(crate) struct DemoArgs {
     pub(crate) truth_out: Option<PathBuf>,
 }
 
-/// The demo's serving preset: playbooks for its rule segments, an A/B test of diversified
-/// home lists and a layout bandit on the home slot (each only where the configuration
+/// The demo's serving preset: playbooks for its rule segments, an A/B test of two models
+/// on the home slot (collaborative filtering against the hybrid) and a layout bandit on the home slot (each only where the configuration
 /// gives none).
 pub(crate) fn preset(config: &Config) -> Config {
     use tailor_server::config::{Playbook, Strategy};
@@ -61,10 +61,15 @@ pub(crate) fn preset(config: &Config) -> Config {
         ];
     }
     if config.serve.experiments.is_empty() {
-        let mut e = tailor_experiment::ExperimentSpec::new("home-diversity", &["control", "diverse"]);
-        e.description = Some("Does a more diverse home list get more clicks without losing revenue?".into());
+        let mut e = tailor_experiment::ExperimentSpec::new("collaborative-vs-hybrid", &["collaborative", "hybrid"]);
+        e.description = Some(
+            "Do home lists from the hybrid (collaborative + content) get more clicks than collaborative filtering \
+             (EASE) alone, without losing revenue?"
+                .into(),
+        );
         e.slots = vec!["home".into()];
-        e.variants[1].params.insert("diversity".into(), "0.3".into());
+        e.variants[0].model = Some("ease".into());
+        e.variants[1].model = Some("hybrid".into());
         e.guardrails = vec![tailor_experiment::Metric::RevenuePerUser];
         config.serve.experiments = vec![e];
     }
@@ -140,8 +145,10 @@ pub(crate) fn run(cli: &Cli, config: &Config, args: &DemoArgs) -> Result<()> {
     println!("  open http://{addr}/dashboard   the dashboard: traffic, segments, models, experiments");
     println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5'");
     println!("  curl 'http://{addr}/v1/users/{user}/layout?slot=home'");
-    println!("  curl 'http://{addr}/v1/users/{user}/recommendations?k=5&slot=home'   # in the home-diversity A/B test");
-    println!("  curl http://{addr}/v1/experiments/home-diversity/report");
+    println!(
+        "  curl 'http://{addr}/v1/users/{user}/recommendations?k=5&slot=home'   # in the collaborative-vs-hybrid A/B test"
+    );
+    println!("  curl http://{addr}/v1/experiments/collaborative-vs-hybrid/report");
     println!("  curl 'http://{addr}/v1/popular?k=5'");
     println!(
         "  curl -X POST http://{addr}/v1/events -H 'Content-Type: application/json' -d '{{\"user\":\"{user}\",\"item\":\"<an item id>\",\"kind\":\"purchase\"}}'"

@@ -320,7 +320,7 @@ fn demo_history_ends_now_with_experiment_data_and_reruns_reuse_the_shop() {
     let last = tailor_core::Timestamp::parse_auto(&last).expect("time");
     let age_h = (tailor_core::Timestamp::now().0 - last.0) as f64 / 3.6e6;
     assert!((0.0..3.0).contains(&age_h), "the history ends {age_h:.1} h ago");
-    let o = tailor(&data, &["experiment", "report", "home-diversity", "--json"]);
+    let o = tailor(&data, &["experiment", "report", "collaborative-vs-hybrid", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     for v in r["variants"].as_array().expect("variants") {

@@ -105,7 +105,7 @@ async fn demo_dashboard_pages_render_the_demo_data() {
         ),
         (
             "experiments",
-            "var p=document.getElementById('report-panel'); var b=document.querySelector('.bandit'); return !!p && p.textContent.indexOf('home-diversity') >= 0 && !!b && b.querySelectorAll('svg rect').length === 3 && b.querySelectorAll('svg circle').length >= 1",
+            "var p=document.getElementById('report-panel'); var b=document.querySelector('.bandit'); return !!p && p.textContent.indexOf('collaborative-vs-hybrid') >= 0 && !!b && b.querySelectorAll('svg rect').length === 3 && b.querySelectorAll('svg circle').length >= 1",
         ),
         (
             "catalog",

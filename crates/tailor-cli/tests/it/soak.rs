@@ -159,7 +159,7 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
                     tally.answer("PUT /v1/items", http(port, "PUT", "/v1/items", &new));
                 }
                 if n.is_multiple_of(4) {
-                    let path = "/v1/experiments/home-diversity/report?bootstrap=0";
+                    let path = "/v1/experiments/collaborative-vs-hybrid/report?bootstrap=0";
                     tally.answer(path, http(port, "GET", path, ""));
                     tally.answer("GET /v1/experiments", http(port, "GET", "/v1/experiments", ""));
                 }

@@ -1045,3 +1045,71 @@ async fn retraining_is_not_cut_by_the_request_timeout() {
     let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
 }
+
+/// An experiment whose variants name models (ALS against EASE): the next training keeps
+/// both, each variant's lists come from its model, and the report counts them per variant.
+#[tokio::test]
+async fn model_variants_are_trained_served_and_reported() {
+    let s = shop();
+    let bad = json!({"name": "m", "variants": [{"name": "a"}, {"name": "b", "model": "biases"}]});
+    let (st, v) = call(&s.app, "POST", "/v1/experiments", Some(ADMIN), Some(bad)).await;
+    assert_eq!(
+        (st, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("variants[1].model")),
+        "{v}"
+    );
+    let spec = json!({
+        "name": "als-vs-ease",
+        "slots": ["home"],
+        "variants": [{"name": "als", "model": "als"}, {"name": "ease", "model": "ease"}],
+        "primary_metric": "ctr"
+    });
+    let (st, v) = call(&s.app, "POST", "/v1/experiments?start=true", Some(ADMIN), Some(spec)).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (st, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let live = s.state.live.load_full().expect("live");
+    let served = live.info.model.clone();
+    let mut kept: Vec<&str> = live.others.iter().map(|o| o.kind.as_str()).collect();
+    kept.sort_unstable();
+    let mut want: Vec<&str> = ["als", "ease"].into_iter().filter(|m| *m != served).collect();
+    want.sort_unstable();
+    assert_eq!(kept, want, "the version keeps the variants' models beside {served}");
+    let names = s.store.user_names().expect("names");
+    let mut per = std::collections::HashMap::<String, u64>::new();
+    let mut events = Vec::new();
+    for u in names.iter().take(60) {
+        let (st, v) =
+            call(&s.app, "GET", &format!("/v1/users/{u}/recommendations?slot=home&k=5"), Some(READ), None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let variant = v["variant"]["variant"].as_str().expect("variant").to_string();
+        if v["strategy"] == "personalized" {
+            assert_eq!(v["model"].as_str(), Some(variant.as_str()), "{v}");
+        }
+        let first = ids(&v).into_iter().next().expect("an item");
+        events.push(json!({"user": u, "item": first, "kind": "click", "rec_id": v["rec_id"]}));
+        *per.entry(variant).or_default() += 1;
+    }
+    assert!(per.get("als").is_some_and(|n| *n > 10) && per.get("ease").is_some_and(|n| *n > 10), "{per:?}");
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let mut report = Value::Null;
+    for _ in 0..200 {
+        report = fresh_report(&s.app, "/v1/experiments/als-vs-ease/report?bootstrap=0", Some(READ)).await;
+        let n: u64 =
+            report["variants"].as_array().expect("variants").iter().filter_map(|v| v["exposures"].as_u64()).sum();
+        if n >= 60 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    for (i, name) in ["als", "ease"].iter().enumerate() {
+        let v = &report["variants"][i];
+        assert_eq!((v["name"].as_str(), v["users"].as_u64()), (Some(*name), per.get(*name).copied()), "{v}");
+        assert_eq!(v["clicks"].as_u64(), per.get(*name).copied(), "{v}");
+    }
+    // A restart serves the kept models too.
+    s.state.reload_blocking().expect("reload");
+    let again = s.state.live.load_full().expect("live");
+    assert_eq!(again.others.len(), want.len());
+}
