@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test of `tailor serve` on the default demo shop, on loopback, with wrk beside it.
-#   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]      (ONLY=<run name> for one run)
+#   scripts/load_test.sh [SECONDS] [EVENT_SECONDS]      (ONLY=<run name> for one run, MODEL=als for one model)
 # Prints one JSON line per run: recommendations with the cache off and on, then POST
 # /v1/events in batches of 100 (durable). CPU of the server process is sampled from
 # /proc for each run, and its RSS at the end. Needs `wrk` (Debian: apt-get install wrk) and a release build.
@@ -16,6 +16,8 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 [ -x "$BIN" ] || cargo build --release -q -p tailor-cli
 "$BIN" --data-dir "$DATA" demo --no-serve --json >/dev/null
 "$BIN" --data-dir "$DATA" --conf segment.top_categories=8 segment run --method rules --rules examples/demo-rules.toml --json >/dev/null
+# MODEL=als (or any servable model) retrains the demo's version with that model instead of auto's choice.
+if [ -n "${MODEL:-}" ]; then "$BIN" --data-dir "$DATA" --conf serve.model="$MODEL" --conf serve.promote_tolerance=1 train >/dev/null; fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() { # name, cache ttl, command args... (wrk, or python3 for the freshness check)
@@ -44,15 +46,16 @@ run() { # name, cache ttl, command args... (wrk, or python3 for the freshness ch
   kill -TERM $SERVER; wait $SERVER 2>/dev/null || true
 }
 run event_to_recommendation 60 python3 scripts/load/freshness.py
-run recommendations_cache_off 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-run recommendations_cache_on 60 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-run recommendations_during_hot_swaps 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run new_item_to_similar 60 python3 scripts/load/new_item.py
+run recommendations_cache_off 0 wrk -t${WRK_T:-1} -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run recommendations_cache_on 60 wrk -t${WRK_T:-1} -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run recommendations_during_hot_swaps 0 wrk -t${WRK_T:-1} -c16 -d${SECS}s --latency -s scripts/load/recs.lua
 # The same with every request in an A/B test (variant applied, rec_id tagged, exposure logged):
 # the demo's running one on slot home, or EXPERIMENT (a spec file) created and started.
 if [ -n "${EXPERIMENT:-}" ]; then "$BIN" --data-dir "$DATA" experiment create "$EXPERIMENT" --start >/dev/null; fi
-SLOT=home run recommendations_in_experiment 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/recs.lua
-run events_batch_100 0 wrk -t1 -c32 -d${EVSECS}s -s scripts/load/events.lua
+SLOT=home run recommendations_in_experiment 0 wrk -t${WRK_T:-1} -c16 -d${SECS}s --latency -s scripts/load/recs.lua
+run events_batch_100 0 wrk -t${WRK_T:-1} -c32 -d${EVSECS}s -s scripts/load/events.lua
 # Every event names an item the catalog has never seen (issue 18, item 5), one per request
 # as the probe sent them, then in batches of 100.
-NEW_ITEMS=1 BATCH=1 run events_new_item_each 0 wrk -t1 -c16 -d${SECS}s --latency -s scripts/load/events.lua
-NEW_ITEMS=1 run events_new_items_batch_100 0 wrk -t1 -c32 -d${SECS}s --latency -s scripts/load/events.lua
+NEW_ITEMS=1 BATCH=1 run events_new_item_each 0 wrk -t${WRK_T:-1} -c16 -d${SECS}s --latency -s scripts/load/events.lua
+NEW_ITEMS=1 run events_new_items_batch_100 0 wrk -t${WRK_T:-1} -c32 -d${SECS}s --latency -s scripts/load/events.lua

@@ -113,6 +113,153 @@ impl ContentModel {
     }
 }
 
+/// Item feature vectors that take new and changed items one at a time: TF-IDF with the
+/// document frequencies of the items indexed so far, for content "similar items" answers and
+/// cold-item scores between trainings (an item listed after the model was trained has no
+/// interactions, but it has a title, a category and a brand from its first minute).
+///
+/// The serving catalog is copied on every upsert: the parts are shared behind `Arc`s, so a
+/// copy costs two pointers per item and term, and a change copies only what it touches.
+#[derive(Debug, Clone, Default)]
+pub struct ContentIndex {
+    vocab: std::sync::Arc<HashMap<String, u32>>,
+    df: Vec<u32>,
+    /// Raw term frequencies per item, sorted by term.
+    docs: Vec<std::sync::Arc<[(u32, f32)]>>,
+    /// Items per term.
+    postings: Vec<std::sync::Arc<Vec<u32>>>,
+    /// Items with at least one token.
+    n: usize,
+}
+
+impl ContentIndex {
+    /// Indexes `tokens[i]` as item `i`'s features.
+    pub fn new(tokens: &[Vec<String>]) -> Self {
+        let mut c = Self::default();
+        for (i, t) in tokens.iter().enumerate() {
+            c.set(i, t);
+        }
+        c
+    }
+
+    /// Replaces item `i`'s features.
+    pub fn set(&mut self, i: usize, tokens: &[String]) {
+        if self.docs.len() <= i {
+            self.docs.resize(i + 1, std::sync::Arc::from(Vec::new()));
+        }
+        let old = self.docs[i].clone();
+        for &(t, _) in old.iter() {
+            self.df[t as usize] -= 1;
+            std::sync::Arc::make_mut(&mut self.postings[t as usize]).retain(|&j| j as usize != i);
+        }
+        if !old.is_empty() {
+            self.n -= 1;
+        }
+        let mut tf: HashMap<u32, f32> = HashMap::new();
+        for tok in tokens {
+            let id = match self.vocab.get(tok.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.vocab.len() as u32;
+                    std::sync::Arc::make_mut(&mut self.vocab).insert(tok.clone(), id);
+                    self.df.push(0);
+                    self.postings.push(Default::default());
+                    id
+                }
+            };
+            *tf.entry(id).or_default() += 1.0;
+        }
+        let mut doc: Vec<(u32, f32)> = tf.into_iter().collect();
+        doc.sort_unstable_by_key(|e| e.0);
+        for &(t, _) in &doc {
+            self.df[t as usize] += 1;
+            std::sync::Arc::make_mut(&mut self.postings[t as usize]).push(i as u32);
+        }
+        if !doc.is_empty() {
+            self.n += 1;
+        }
+        self.docs[i] = std::sync::Arc::from(doc);
+    }
+
+    fn idf(&self, t: u32) -> f32 {
+        (self.n.max(1) as f32 / self.df[t as usize].max(1) as f32).ln() + 1.0
+    }
+
+    fn norm(&self, i: usize) -> f32 {
+        let doc: &[(u32, f32)] = self.docs.get(i).map_or(&[], |d| d);
+        doc.iter().map(|&(t, f)| (f * self.idf(t)).powi(2)).sum::<f32>().sqrt()
+    }
+
+    /// Cosine of two items' TF-IDF vectors (0 when either has no features).
+    pub fn similarity(&self, a: u32, b: u32) -> f32 {
+        let (Some(da), Some(db)) = (self.docs.get(a as usize), self.docs.get(b as usize)) else { return 0.0 };
+        let (mut p, mut q, mut dot) = (0, 0, 0f32);
+        while p < da.len() && q < db.len() {
+            match da[p].0.cmp(&db[q].0) {
+                std::cmp::Ordering::Less => p += 1,
+                std::cmp::Ordering::Greater => q += 1,
+                std::cmp::Ordering::Equal => {
+                    let idf = self.idf(da[p].0);
+                    dot += da[p].1 * idf * db[q].1 * idf;
+                    p += 1;
+                    q += 1;
+                }
+            }
+        }
+        let n = self.norm(a as usize) * self.norm(b as usize);
+        if n > 0.0 { dot / n } else { 0.0 }
+    }
+
+    /// The `k` items most like `item` by features, best first, among those `allow` lets
+    /// through (never `item` itself), with their cosines.
+    pub fn similar(&self, item: u32, k: usize, allow: impl Fn(u32) -> bool) -> Vec<(u32, f32)> {
+        let Some(doc) = self.docs.get(item as usize) else { return Vec::new() };
+        let mut acc: HashMap<u32, f32> = HashMap::new();
+        for &(t, f) in doc.iter() {
+            let idf = self.idf(t);
+            for &j in self.postings[t as usize].iter() {
+                if j != item && allow(j) {
+                    let fj = self.docs[j as usize]
+                        .binary_search_by_key(&t, |e| e.0)
+                        .map_or(0.0, |p| self.docs[j as usize][p].1);
+                    *acc.entry(j).or_default() += f * idf * fj * idf;
+                }
+            }
+        }
+        let ni = self.norm(item as usize);
+        let mut out: Vec<(u32, f32)> = acc
+            .into_iter()
+            .map(|(j, dot)| {
+                let n = ni * self.norm(j as usize);
+                (j, if n > 0.0 { dot / n } else { 0.0 })
+            })
+            .filter(|e| e.1 > 0.0)
+            .collect();
+        crate::topk::best_first(&mut out);
+        out.truncate(k);
+        out
+    }
+
+    /// How much `item` is like a weighted history: the weighted mean cosine to its items.
+    pub fn affinity(&self, history: &[(u32, f32)], item: u32) -> f32 {
+        let total: f32 = history.iter().map(|h| h.1).sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        history.iter().map(|&(h, w)| w * self.similarity(h, item)).sum::<f32>() / total
+    }
+
+    /// Items indexed (with or without features).
+    pub fn len(&self) -> usize {
+        self.docs.len()
+    }
+
+    /// Whether no item is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+    }
+}
+
 impl Model for ContentModel {
     fn name(&self) -> &'static str {
         "content"
@@ -143,6 +290,31 @@ impl Model for ContentModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_index_takes_items_one_at_a_time_and_agrees_with_the_fitted_model() {
+        let tokens =
+            vec![words("cat:shoes brand:a word:red"), words("cat:shoes brand:b word:blue"), words("cat:hats brand:a")];
+        let mut index = ContentIndex::new(&tokens[..2]);
+        index.set(2, &tokens[2]);
+        let fitted = ContentModel::fit(&tokens);
+        for a in 0..3u32 {
+            for b in 0..3u32 {
+                assert!((index.similarity(a, b) - fitted.similarity(a, b)).abs() < 1e-5, "{a} {b}");
+            }
+        }
+        // A new item like item 0 is its nearest neighbour; replacing its features moves it.
+        index.set(3, &words("cat:shoes brand:a word:red word:new"));
+        assert_eq!(index.similar(0, 1, |_| true).first().map(|e| e.0), Some(3));
+        assert!(index.affinity(&[(0, 1.0)], 3) > index.affinity(&[(2, 1.0)], 3));
+        index.set(3, &words("cat:hats"));
+        assert_eq!(index.similar(2, 1, |_| true).first().map(|e| e.0), Some(3));
+        assert!(index.similar(3, 5, |j| j != 2).iter().all(|e| e.0 != 2));
+    }
 
     fn toks(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()

@@ -9,6 +9,7 @@ use serde::Serialize;
 use tailor_core::{EventKind, InteractionWeights, InteractionsBuilder, Item, Timestamp};
 use tailor_recommend::als::{AlsModel, AlsParams};
 use tailor_recommend::business::CatalogView;
+use tailor_recommend::content;
 use tailor_recommend::file::AnyModel;
 use tailor_recommend::popularity::Popularity;
 use tailor_recommend::together::BoughtTogether;
@@ -52,6 +53,20 @@ pub struct Catalog {
     premium_cut: HashMap<Option<u32>, f32>,
     /// Items listed at or after this time are new arrivals.
     new_after: i64,
+    /// Item features (title words, categories, brand, tags, price tier, attributes) as
+    /// TF-IDF vectors, updated with every upsert: content likeness for items the model has
+    /// not seen.
+    pub content: Arc<tailor_recommend::content::ContentIndex>,
+    /// The price tiers' bounds (quartiles of the catalog's prices at the last full load).
+    price_quartiles: [f64; 3],
+}
+
+/// Quartiles of the items' prices (the content tokens' price tiers).
+fn price_quartiles<'a>(items: impl Iterator<Item = &'a Item>) -> [f64; 3] {
+    let mut prices: Vec<f64> = items.filter_map(Item::effective_price).collect();
+    prices.sort_by(f64::total_cmp);
+    let at = |q: f64| prices.get(((prices.len() as f64 * q) as usize).min(prices.len().saturating_sub(1))).copied();
+    [at(0.25).unwrap_or(0.0), at(0.5).unwrap_or(0.0), at(0.75).unwrap_or(0.0)]
 }
 
 fn intern(names: &mut Vec<String>, index: &mut HashMap<String, u32>, s: &str) -> u32 {
@@ -109,6 +124,12 @@ impl Catalog {
             c.premium[i] = c.is_premium(i);
         }
         c.features = Arc::new(tailor_segment::features::ItemTable::new(items.iter().flatten()));
+        c.price_quartiles = price_quartiles(items.iter().flatten());
+        let tokens: Vec<Vec<String>> = items
+            .iter()
+            .map(|i| i.as_ref().map(|i| content::item_tokens(i, &c.price_quartiles)).unwrap_or_default())
+            .collect();
+        c.content = Arc::new(content::ContentIndex::new(&tokens));
         c.items = items.into_iter().map(|i| i.map(Arc::new)).collect();
         Ok(c)
     }
@@ -158,6 +179,8 @@ impl Catalog {
             c.describe(i, &item);
             c.premium[i] = c.is_premium(i);
             Arc::make_mut(&mut c.features).upsert(&item);
+            let tokens = content::item_tokens(&item, &c.price_quartiles);
+            Arc::make_mut(&mut c.content).set(i, &tokens);
             c.items[i] = Some(Arc::new(item));
         }
         c
@@ -419,26 +442,19 @@ pub enum ModelSource<'a> {
     Loaded(Box<Recorded>),
 }
 
-/// Tokens of each item for the content side (title and description words, categories,
-/// brand, attributes, tags), `None` when no item has any.
+/// Tokens of each item for the content side ([`content::item_tokens`], as the serving
+/// catalog's index has them), `None` when no item has any.
 fn item_tokens(store: &dyn Store, n_items: usize) -> ServerResult<Option<Vec<Vec<String>>>> {
-    let mut tokens = vec![Vec::new(); n_items];
-    let mut any = false;
+    let mut items: Vec<Option<Item>> = vec![None; n_items];
     store.for_each_item(&mut |idx, stored| {
-        let item = &stored.value;
-        let Some(t) = tokens.get_mut(idx.0 as usize) else { return };
-        for text in item.title.iter().chain(&item.description) {
-            t.extend(
-                text.split(|c: char| !c.is_alphanumeric()).filter(|w| w.chars().count() >= 2).map(|w| w.to_lowercase()),
-            );
+        if let Some(slot) = items.get_mut(idx.0 as usize) {
+            *slot = Some(stored.value);
         }
-        t.extend(item.category.iter().map(|c| format!("category:{}", c.to_lowercase())));
-        t.extend(item.brand.iter().map(|b| format!("brand:{}", b.to_lowercase())));
-        t.extend(item.attributes.iter().map(|(k, v)| format!("{}:{}", k.to_lowercase(), v.to_lowercase())));
-        t.extend(item.tags.iter().map(|g| format!("tag:{}", g.to_lowercase())));
-        any |= !t.is_empty();
     })?;
-    Ok(any.then_some(tokens))
+    let q = price_quartiles(items.iter().flatten());
+    let tokens: Vec<Vec<String>> =
+        items.iter().map(|i| i.as_ref().map(|i| content::item_tokens(i, &q)).unwrap_or_default()).collect();
+    Ok(tokens.iter().any(|t| !t.is_empty()).then_some(tokens))
 }
 
 fn plan_needs_features(plan: &ModelPlan) -> bool {

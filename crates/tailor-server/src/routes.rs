@@ -616,8 +616,40 @@ fn related_items(
 }
 
 async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let similar = |l: &Live, i: u32, k: usize| l.scorer().map(|m| m.similar_items(i, k * 2)).unwrap_or_default();
+    let catalog = s.catalog.load_full();
+    let similar = |l: &Live, i: u32, k: usize| similar_items(l, &catalog, i, k * 2);
     related_items(&s, &id, raw.as_deref(), similar, |item| Reason::BecauseYouViewed { item })
+}
+
+/// Items like `item`: the model's neighbours (scores scaled to the best one), merged with
+/// the items the model has not seen (listed since it was trained) by their content cosine,
+/// so a new item is similar to its kin from its first minute; an item the model has not
+/// seen gets content neighbours only.
+pub(crate) fn similar_items(live: &Live, catalog: &Catalog, item: u32, k: usize) -> Vec<(u32, f32)> {
+    let n_model = live.scorer().map_or(0, |m| m.n_items()) as u32;
+    if item >= n_model {
+        return catalog.content.similar(item, k, |_| true);
+    }
+    let mut out = live.scorer().map(|m| m.similar_items(item, k)).unwrap_or_default();
+    let cold =
+        if (catalog.len() as u32) > n_model { catalog.content.similar(item, k, |j| j >= n_model) } else { Vec::new() };
+    if cold.is_empty() {
+        return out;
+    }
+    // Model neighbours keep their order; each gets the key of half its scaled model score
+    // and half its content cosine (never above the one before it), and the new items, by
+    // content alone, go where their cosine ranks among those keys.
+    let best = out.iter().map(|e| e.1).fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+    let mut ceiling = f32::INFINITY;
+    for e in out.iter_mut() {
+        let key = 0.5 * e.1 / best + 0.5 * catalog.content.similarity(item, e.0);
+        ceiling = ceiling.min(key);
+        e.1 = ceiling;
+    }
+    out.extend(cold);
+    tailor_recommend::topk::best_first(&mut out);
+    out.truncate(k);
+    out
 }
 
 async fn bought_together(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -1264,6 +1296,31 @@ fn recommend(
             model.score(row, history, &mut scores);
             personal = Some(scores);
         }
+    }
+    // Items listed since training (beyond the model's columns) enter the personal list by
+    // their content affinity to the history, scaled so one as like the history as the
+    // model's own top items are scores like them (the hybrid's cold path, between trainings).
+    if let Some(p) = personal.as_mut()
+        && catalog.len() > p.len()
+        && !items.is_empty()
+    {
+        let weighted: Vec<(u32, f32)> =
+            items.iter().enumerate().map(|(at, &i)| (i, history.weights[at] * history.recency_at(at))).collect();
+        let top = tailor_recommend::top_k(p, 10, |i| items.binary_search(&i).is_err());
+        let reference =
+            top.iter().map(|&(i, _)| catalog.content.affinity(&weighted, i)).sum::<f32>() / top.len().max(1) as f32;
+        let hi = top.first().map_or(0.0, |e| e.1);
+        let n = p.len();
+        p.extend((n as u32..catalog.len() as u32).map(|j| {
+            let a = catalog.content.affinity(&weighted, j);
+            if a <= 0.0 || hi <= 0.0 {
+                f32::NAN
+            } else if reference > 0.0 {
+                hi * (a / reference).min(1.0)
+            } else {
+                hi * a
+            }
+        }));
     }
     let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
     // The cold-start chain, first list that passes the filters wins (borrowed, not copied).

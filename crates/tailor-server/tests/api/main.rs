@@ -1113,3 +1113,35 @@ async fn model_variants_are_trained_served_and_reported() {
     let again = s.state.live.load_full().expect("live");
     assert_eq!(again.others.len(), want.len());
 }
+
+/// An item listed after training is recommendable at once (issue #14): it is among the
+/// `similar` items of its kin and enters the list of a user whose history is like it,
+/// without a retraining.
+#[tokio::test]
+async fn new_items_are_similar_and_recommended_before_any_retraining() {
+    let s = shop();
+    let (_, kin) = call(&s.app, "GET", "/v1/items/SKU-00010", Some(READ), None).await;
+    let mut record = kin["item"].clone();
+    if record.is_null() {
+        record = kin.clone();
+    }
+    record["id"] = json!("SKU-NEW-1");
+    record["title"] = json!(format!("{} II", record["title"].as_str().unwrap_or("item")));
+    record["created_at"] = json!(tailor_core::Timestamp::now().0);
+    let trained = s.state.live.load_full().expect("live").version;
+    let (st, v) = call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(json!([record]))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = call(&s.app, "GET", "/v1/items/SKU-00010/similar?k=10", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(ids(&v).contains(&"SKU-NEW-1".to_string()), "{v}");
+    let (_, v) = call(&s.app, "GET", "/v1/items/SKU-NEW-1/similar?k=5", Some(READ), None).await;
+    assert_eq!(ids(&v).first().map(String::as_str), Some("SKU-00010"), "a new item's nearest kin: {v}");
+    // A shopper who looked at its kin three times gets it in their list.
+    let views: Vec<Value> = (0..3).map(|_| json!({"user": "fan-1", "item": "SKU-00010", "kind": "view"})).collect();
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(views))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let (_, v) = call(&s.app, "GET", "/v1/users/fan-1/recommendations?k=10", Some(READ), None).await;
+    assert_eq!(v["strategy"], "personalized", "{v}");
+    assert!(ids(&v).contains(&"SKU-NEW-1".to_string()), "{v}");
+    assert_eq!(s.state.live.load_full().expect("live").version, trained, "no retraining happened");
+}
