@@ -13,6 +13,7 @@ mod experiment;
 mod plot;
 mod recommend;
 mod segment;
+mod sessions;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

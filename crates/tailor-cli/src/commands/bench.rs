@@ -77,6 +77,26 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         exposures: usize,
     },
+    /// Next-item quality of session lists on real click sessions (HR@k, MRR@k of each
+    /// test session's last click from the clicks before it), per model, with and without
+    /// recency weights; the served path for anonymous visitors.
+    Sessions {
+        /// `yoochoose` or `diginetica` (from `--data`).
+        #[arg(long, default_value = "yoochoose")]
+        dataset: String,
+        /// The shared datasets' folder.
+        #[arg(long, default_value = "../shared/data")]
+        data: PathBuf,
+        /// Models as `name:key=value;key=value`, comma-separated.
+        #[arg(long, default_value = "popular,itemknn,itemknn:weighting=bm25,ease:lambda=50,als:factors=64")]
+        models: String,
+        /// List length.
+        #[arg(long, default_value_t = 20)]
+        k: usize,
+        /// Recency half-life in clicks for the runs with recency.
+        #[arg(long, default_value_t = 1.0)]
+        recency: f32,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Timed repetitions (the median is reported).
@@ -280,6 +300,37 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             v
         }
         BenchCmd::Experiment { n, exposures } => return experiment::bench(cli.json, *n, *exposures),
+        BenchCmd::Sessions { dataset, data, models, k, recency } => {
+            let mut specs = Vec::new();
+            for m in models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+                let (name, params) = m.split_once(':').unwrap_or((m, ""));
+                let kind = name.parse().map_err(|e| crate::usage(format!("--models {e}")))?;
+                specs.push((kind, params.replace(';', ",")));
+            }
+            let sessions = crate::sessions::read(data, dataset)?;
+            let report = crate::sessions::bench(&sessions, dataset, &specs, *k, *recency)?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{}: {} train sessions, {} items, {} test sessions; HR@{k} and MRR@{k} of the last click",
+                    report.dataset, report.train_sessions, report.items, report.test_sessions
+                );
+                println!("{:<28} {:>8} {:>8} {:>8} {:>8} {:>10}", "model", "recency", "HR", "MRR", "fit s", "µs/list");
+                for r in &report.rows {
+                    println!(
+                        "{:<28} {:>8} {:>8.4} {:>8.4} {:>8.2} {:>10.1}",
+                        r.model,
+                        r.recency.map_or("-".into(), |h| h.to_string()),
+                        r.hit_rate,
+                        r.mrr,
+                        r.fit_seconds,
+                        r.micros_per_list
+                    );
+                }
+            }
+            return Ok(());
+        }
         BenchCmd::Csr { repeat } => {
             let store = open_store(config)?;
             let mut times = Vec::new();
