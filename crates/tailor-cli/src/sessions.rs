@@ -136,6 +136,15 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
+/// One test session: its history (items ascending, summed clicks, recency multipliers) and
+/// the last click.
+struct Case {
+    items: Vec<u32>,
+    weights: Vec<f32>,
+    recency: Vec<f32>,
+    target: u32,
+}
+
 /// Fits each `model:params` on the train sessions and scores the test sessions' last clicks.
 pub fn bench(data: &Sessions, dataset: &str, models: &[(ModelKind, String)], k: usize, recency: f32) -> Result<Report> {
     let mut items = Interner::new();
@@ -157,7 +166,7 @@ pub fn bench(data: &Sessions, dataset: &str, models: &[(ModelKind, String)], k: 
         indptr[s + 1] += indptr[s];
     }
     let m = Interactions::from_csr(data.train.len(), items.len(), indptr, indices, values)?;
-    let tests: Vec<(Vec<u32>, Vec<f32>, Vec<f32>, u32)> = data
+    let tests: Vec<Case> = data
         .test
         .iter()
         .filter_map(|seq| {
@@ -181,7 +190,12 @@ pub fn bench(data: &Sessions, dataset: &str, models: &[(ModelKind, String)], k: 
             for (age, &p) in newest.iter().enumerate() {
                 r[p] = 0.5f32.powf(age as f32 / recency.max(1e-6));
             }
-            Some((h.iter().map(|e| e.0).collect(), h.iter().map(|e| e.1).collect(), r, target))
+            Some(Case {
+                items: h.iter().map(|e| e.0).collect(),
+                weights: h.iter().map(|e| e.1).collect(),
+                recency: r,
+                target,
+            })
         })
         .collect();
     let times = vec![0.0; m.nnz()];
@@ -196,11 +210,15 @@ pub fn bench(data: &Sessions, dataset: &str, models: &[(ModelKind, String)], k: 
             let t = Instant::now();
             let (mut hits, mut rr) = (0usize, 0f64);
             let mut scores = vec![0f32; model.n_items()];
-            for (items, weights, rec, target) in &tests {
-                let h = History { items, weights, recency: with_recency.then_some(rec.as_slice()) };
+            for c in &tests {
+                let h = History {
+                    items: &c.items,
+                    weights: &c.weights,
+                    recency: with_recency.then_some(c.recency.as_slice()),
+                };
                 model.score(None, h, &mut scores);
-                let top = top_k(&scores, k, |i| items.binary_search(&i).is_err());
-                if let Some(rank) = top.iter().position(|e| e.0 == *target) {
+                let top = top_k(&scores, k, |i| c.items.binary_search(&i).is_err());
+                if let Some(rank) = top.iter().position(|e| e.0 == c.target) {
                     hits += 1;
                     rr += 1.0 / (rank + 1) as f64;
                 }
