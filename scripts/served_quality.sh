@@ -92,12 +92,12 @@ train = json.load(open(sys.argv[1]))
 info = train.get("candidate", train)
 served, offline = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print(f"dataset {sys.argv[7]}: served model {sys.argv[4]} ({sys.argv[5] or 'defaults'}), training {sys.argv[6]} s")
-print(f"{'candidate':<10} {'holdout NDCG@10':>16} {'recall':>7} {'fit s':>6} {'recency':>8}")
+print(f"{'candidate':<10} {'holdout NDCG@10':>16} {'recall':>7} {'fit s':>6} {'recency':>8} {'trials':>7}  params")
 for c in info.get("candidates", []):
     h = c.get("holdout") or {}
     mark = " *" if c.get("chosen") else ""
     print(f"{c['model']:<10} {h.get('ndcg', float('nan')):>16.4f} {h.get('recall', float('nan')):>7.4f} "
-          f"{c['fit_seconds']:>6.2f} {str(c.get('recency_half_life') or '-'):>8}{mark}")
+          f"{c['fit_seconds']:>6.2f} {str(c.get('recency_half_life') or '-'):>8} {c.get('trials', 1):>7}  {c['params'] or '-'}{mark}")
 print(f"served over HTTP: NDCG@10 {served['ndcg']:.4f}  recall {served['recall']:.4f}  users {served['n_users']}  "
       f"without recs {served['users_without_recs']}  train leaks {served['train_leaks']}")
 print(f"offline (tailor recommend): NDCG@10 {offline['ndcg']:.4f}  recall {offline['recall']:.4f}")

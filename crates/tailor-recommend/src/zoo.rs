@@ -210,6 +210,46 @@ fn ease_params(p: &mut HashMap<String, String>) -> Result<crate::ease::EaseParam
     })
 }
 
+/// One searched parameter: name, low, high, log scale, integer.
+pub type Range = (&'static str, f64, f64, bool, bool);
+
+/// The ranges a random search draws `kind`'s parameters from (empty: nothing to tune).
+pub fn search_space(kind: ModelKind) -> Vec<Range> {
+    match kind {
+        ModelKind::Als => vec![
+            ("factors", 16.0, 128.0, true, true),
+            ("regularization", 0.01, 50.0, true, false),
+            ("alpha", 0.1, 20.0, true, false),
+            ("iterations", 5.0, 20.0, false, true),
+        ],
+        ModelKind::Ease | ModelKind::Hybrid => vec![("lambda", 10.0, 5000.0, true, false)],
+        ModelKind::Itemknn => vec![("neighbours", 10.0, 500.0, true, true), ("shrink", 0.0, 100.0, false, false)],
+        ModelKind::Bpr | ModelKind::Warp => vec![
+            ("factors", 16.0, 128.0, true, true),
+            ("learning_rate", 0.01, 0.2, true, false),
+            ("regularization", 0.0001, 0.1, true, false),
+            ("epochs", 10.0, 60.0, false, true),
+        ],
+        ModelKind::Popular | ModelKind::Trending | ModelKind::Content | ModelKind::Biases => Vec::new(),
+    }
+}
+
+/// A setting drawn from [`search_space`] over `base` (the configured parameters, which
+/// the drawn ones replace).
+pub fn sample(
+    kind: ModelKind,
+    base: &HashMap<String, String>,
+    rng: &mut tailor_core::rng::Rng,
+) -> HashMap<String, String> {
+    let mut p = base.clone();
+    for (name, lo, hi, log, int) in search_space(kind) {
+        let u = rng.f64();
+        let v = if log { (lo.ln() + u * (hi.ln() - lo.ln())).exp() } else { lo + u * (hi - lo) };
+        p.insert(name.to_string(), if int { format!("{}", v.round() as i64) } else { format!("{v:.4}") });
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +287,23 @@ mod tests {
         let err = fit(ModelKind::Hybrid, &mut HashMap::new(), input).expect_err("features");
         assert!(err.to_string().contains("needs item features"));
         assert!(parse_pairs("lambda").unwrap_err().contains("expected key=value"));
+    }
+
+    #[test]
+    fn sampled_settings_fit_and_stay_in_their_ranges() {
+        let m = matrix();
+        let times = vec![0.0; m.nnz()];
+        let input = Inputs { matrix: &m, times: &times, features: None };
+        let mut rng = tailor_core::rng::Rng::new(7);
+        for kind in [ModelKind::Als, ModelKind::Ease, ModelKind::Itemknn, ModelKind::Warp] {
+            for _ in 0..5 {
+                let mut p = sample(kind, &HashMap::new(), &mut rng);
+                for (name, lo, hi, _, _) in search_space(kind) {
+                    let v: f64 = p[name].parse().expect("number");
+                    assert!(v >= lo - 0.5 && v <= hi + 0.5, "{kind} {name}={v}");
+                }
+                fit(kind, &mut p, input).unwrap_or_else(|e| panic!("{kind}: {e}"));
+            }
+        }
     }
 }

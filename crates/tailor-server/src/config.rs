@@ -100,6 +100,10 @@ pub struct ServeConfig {
     /// counts 1, the one before 0.5^(1/h)...): each candidate is measured with and without
     /// them and served the better way; 0 turns them off.
     pub recency_half_life: f64,
+    /// Most time a random search of the candidates' parameters may take at each training
+    /// (`30s`, `2m`; empty: none); it also stops once it has taken as long again as fitting
+    /// the configured settings did, so a small shop's training stays short.
+    pub tune_budget: Parsed<Period>,
     /// Parameters of the other models, each key prefixed by its model
     /// (`ease.lambda=300, itemknn.weighting=bm25, bpr.epochs=40`); unset keys keep their
     /// defaults.
@@ -152,6 +156,7 @@ impl Default for ServeConfig {
             candidates: parsed("als, ease, itemknn, warp, hybrid"),
             als_params: parsed(""),
             recency_half_life: 5.0,
+            tune_budget: parsed("30s"),
             model_params: parsed("itemknn.weighting=bm25"),
             trending_half_life_days: 7.0,
             history_per_user: 500,

@@ -330,6 +330,10 @@ pub struct LiveInfo {
     pub candidates: Vec<CandidateInfo>,
 }
 
+fn one() -> usize {
+    1
+}
+
 fn als_name() -> String {
     "als".into()
 }
@@ -348,6 +352,10 @@ pub struct CandidateInfo {
     pub fit_seconds: f64,
     /// Whether it is the served model.
     pub chosen: bool,
+    /// Settings measured (1: the configured one; more: a random search ran, and `params`
+    /// is the best found).
+    #[serde(default = "one")]
+    pub trials: usize,
     /// Whether it is kept beside the served model for experiment variants that name it.
     #[serde(default)]
     pub kept: bool,
@@ -384,6 +392,10 @@ pub struct ModelPlan {
     pub recency_half_life: f32,
     /// Models to keep beside the served one (experiment variants name them).
     pub keep: Vec<ModelKind>,
+    /// Most wall time a random search of the candidates' parameters may take after their
+    /// configured settings were measured (it also stops once it has taken as long again as
+    /// those fits did); `None`: no search.
+    pub tune_budget: Option<std::time::Duration>,
 }
 
 impl ModelPlan {
@@ -396,6 +408,7 @@ impl ModelPlan {
             params: config.model_params.value().clone(),
             recency_half_life: config.recency_half_life as f32,
             keep: Vec::new(),
+            tune_budget: config.tune_budget.0,
         }
     }
 
@@ -406,15 +419,13 @@ impl ModelPlan {
             Ok(self.params.of(kind))
         }
     }
+}
 
-    fn params_text(&self, kind: ModelKind) -> String {
-        if kind == ModelKind::Als {
-            return self.als_params.clone();
-        }
-        let mut pairs: Vec<String> = self.params.of(kind).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        pairs.sort();
-        pairs.join(",")
-    }
+/// `key=value` pairs in key order.
+fn pairs_text(p: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<String> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// What a registered version kept: its model, the figures recorded when it was trained,
@@ -507,47 +518,91 @@ fn fit_plan(
     let (fit, fit_times, held) = validation::carve_with_times(m, times, 0.2)?;
     let h = plan.recency_half_life;
     let recency = (h > 0.0).then(|| tailor_recommend::recency_weights(&fit, &fit_times, h));
-    let mut candidates = Vec::new();
-    let mut best: Option<(usize, validation::Holdout)> = None;
-    for (at, &kind) in kinds.iter().enumerate() {
-        let started = Instant::now();
-        let probe =
-            zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: &fit, times: &fit_times, features });
-        let fit_seconds = started.elapsed().as_secs_f64();
-        let (holdout, recency_half_life, error) = match &probe {
-            Ok(model) => {
+    // Fits `kind` with `p` on the carve and measures it, with and without recency.
+    let measure =
+        |kind: ModelKind, p: &HashMap<String, String>| -> (f64, Result<(validation::Holdout, Option<f32>), String>) {
+            let started = Instant::now();
+            let probe = zoo::fit(kind, &mut p.clone(), zoo::Inputs { matrix: &fit, times: &fit_times, features });
+            let fit_seconds = started.elapsed().as_secs_f64();
+            let outcome = probe.map_err(|e| e.to_string()).map(|model| {
                 let plain = validation::holdout(model.as_model(), &fit, &held, 10);
                 let recent = recency
                     .as_deref()
                     .map(|r| validation::holdout_with_recency(model.as_model(), &fit, &held, 10, Some(r)));
                 match recent {
-                    Some(r) if r.ndcg > plain.ndcg => (Some(r), Some(h), None),
-                    _ => (Some(plain), None, None),
+                    Some(r) if r.ndcg > plain.ndcg => (r, Some(h)),
+                    _ => (plain, None),
                 }
-            }
+            });
+            (fit_seconds, outcome)
+        };
+    let started = Instant::now();
+    let mut params: Vec<HashMap<String, String>> = Vec::new();
+    let mut candidates = Vec::new();
+    for &kind in &kinds {
+        let p = plan.params_of(kind)?;
+        let (fit_seconds, outcome) = measure(kind, &p);
+        let (holdout, recency_half_life, error) = match outcome {
+            Ok((h, r)) => (Some(h), r, None),
             // One model failing (a configured parameter it refuses) must not stop the
             // others; a single configured model's failure is the training's.
-            Err(e) if kinds.len() > 1 => (None, None, Some(e.to_string())),
-            Err(e) => return Err(e.clone().into()),
+            Err(e) if kinds.len() > 1 => (None, None, Some(e)),
+            Err(e) => return Err(tailor_recommend::RecommendError::InvalidSpec(e).into()),
         };
-        if let Some(h) = holdout
-            && at < choosable.len()
-            && best.as_ref().is_none_or(|(_, b)| h.ndcg > b.ndcg)
-        {
-            best = Some((at, h));
-        }
         tracing::info!(model = %kind, ndcg = holdout.map(|h| h.ndcg), fit_seconds, error = error.as_deref(), "candidate");
         candidates.push(CandidateInfo {
             model: kind.to_string(),
-            params: plan.params_text(kind),
+            params: pairs_text(&p),
             holdout,
             fit_seconds,
             chosen: false,
+            trials: 1,
             kept: false,
             recency_half_life,
             error,
         });
+        params.push(p);
     }
+    // A seeded random search around the configured settings, round-robin over the models
+    // that have parameters to tune, for as long again as the configured fits took (at most
+    // the budget); a model whose one fit takes over a quarter of it sits out.
+    if let Some(budget) = plan.tune_budget {
+        let budget = budget.as_secs_f64().min(started.elapsed().as_secs_f64());
+        let deadline = Instant::now() + std::time::Duration::from_secs_f64(budget);
+        let tunable: Vec<usize> = (0..kinds.len())
+            .filter(|&i| {
+                candidates[i].error.is_none()
+                    && !zoo::search_space(kinds[i]).is_empty()
+                    && candidates[i].fit_seconds <= budget / 4.0
+            })
+            .collect();
+        let mut rng = tailor_core::rng::Rng::new(0x007A_110E);
+        'search: while !tunable.is_empty() {
+            for &i in &tunable {
+                if Instant::now() >= deadline {
+                    break 'search;
+                }
+                let p = zoo::sample(kinds[i], &params[i], &mut rng);
+                let (fit_seconds, outcome) = measure(kinds[i], &p);
+                let c = &mut candidates[i];
+                c.trials += 1;
+                if let Ok((h, r)) = outcome
+                    && c.holdout.is_none_or(|b| h.ndcg > b.ndcg)
+                {
+                    (c.holdout, c.recency_half_life, c.params, c.fit_seconds) =
+                        (Some(h), r, pairs_text(&p), fit_seconds);
+                    params[i] = p;
+                }
+            }
+        }
+    }
+    let best = (0..choosable.len()).filter_map(|i| candidates[i].holdout.map(|h| (i, h))).fold(
+        None::<(usize, validation::Holdout)>,
+        |b, (i, h)| match b {
+            Some((_, bh)) if bh.ndcg >= h.ndcg => b,
+            _ => Some((i, h)),
+        },
+    );
     let Some((at, holdout)) = best else {
         let why: Vec<String> =
             candidates.iter().filter_map(|c| c.error.clone().map(|e| format!("{}: {e}", c.model))).collect();
@@ -559,13 +614,13 @@ fn fit_plan(
     };
     candidates[at].chosen = true;
     let kind = kinds[at];
-    let model = zoo::fit(kind, &mut plan.params_of(kind)?, zoo::Inputs { matrix: m, times, features })?;
+    let model = zoo::fit(kind, &mut params[at].clone(), zoo::Inputs { matrix: m, times, features })?;
     let mut others = Vec::new();
     for (i, &k) in kinds.iter().enumerate() {
         if k == kind || !plan.keep.contains(&k) || candidates[i].error.is_some() {
             continue;
         }
-        let model = zoo::fit(k, &mut plan.params_of(k)?, zoo::Inputs { matrix: m, times, features })?;
+        let model = zoo::fit(k, &mut params[i].clone(), zoo::Inputs { matrix: m, times, features })?;
         candidates[i].kept = true;
         others.push(Other { kind: k, model, recency: candidates[i].recency_half_life });
     }
