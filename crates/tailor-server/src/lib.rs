@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod registry;
 pub mod routes;
 pub mod segmentation;
+pub mod serving;
 pub mod table;
 pub mod web;
 

@@ -15,13 +15,11 @@ use axum::routing::{MethodRouter, get, post, put};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tailor_core::{Event, EventKind, Item, Timestamp, User};
-use tailor_recommend::business::{Boost, Reason, Recommendation, Request, rank};
-use tailor_recommend::file::AnyModel;
+use tailor_recommend::business::{Reason, Request};
 use tailor_store::{UpsertMode, WriteBatch};
 
 use crate::AppState;
 use crate::api;
-use crate::config::{Playbook, Strategy};
 use crate::error::{ApiError, ApiResult};
 use crate::experiments::Assigned;
 use crate::live::{Catalog, Live};
@@ -1204,21 +1202,11 @@ fn recommend(
 ) -> ApiResult<api::Recommendations> {
     let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
     let live = live_or_503(s)?;
-    // The variant's model when it names one this version keeps, else the served one.
-    let variant_model = variant.and_then(|v| v.model.as_deref());
-    let chosen = live.model_for(variant_model);
-    let (any_model, recency) = (chosen.map(|c| c.0), chosen.and_then(|c| c.1));
-    let scorer = any_model.map(AnyModel::as_model);
-    let als = match any_model {
-        Some(AnyModel::Als(m)) => Some(m),
-        _ => None,
-    };
-    let model_name = scorer.map_or("none", |m| m.name());
-    let n_model = scorer.map_or(0, |m| m.n_items());
+    let (model, recency) = crate::serving::model_of(&live, variant);
+    let n_model = model.map_or(0, |m| m.as_model().n_items());
     let now = Timestamp::now();
-    let mut request = q.request.clone();
-    // What the request needs of the subject, copied out under the shard lock.
-    let (mut h, hidden, bought, updated_at) = s
+    // What the list needs of the subject, copied out under the shard lock.
+    let (history, hidden, bought, updated_at) = s
         .online
         .with(key, |sub| {
             let h = sub.history(&s.weights, n_model, recency);
@@ -1230,168 +1218,19 @@ fn recommend(
             (h, hidden, bought, sub.updated_at)
         })
         .unwrap_or_default();
-    request.exclude.extend(hidden);
-    // Playbooks of the user's segments, or the one an experiment variant imposes.
-    let mut playbooks = Vec::new();
-    let override_name = variant.and_then(|v| v.playbook.as_deref());
-    // `none` parses to no strategy: the variant switches the playbooks off.
-    let imposed: Option<Playbook> = override_name
-        .and_then(|name| serde_json::from_value::<Strategy>(json!(name)).ok())
-        .map(|strategy| Playbook { segment: "(experiment)".into(), strategy, weight: 0.3 });
-    let configured: &[Playbook] = if override_name.is_some() { imposed.as_slice() } else { &s.config.playbooks };
-    for p in configured {
-        if segments.contains(&p.segment) || imposed.is_some() {
-            match p.strategy {
-                Strategy::BoostDiscounted => request.boosts.push(Boost::Discounted(p.weight)),
-                Strategy::BoostNewArrivals => request.boosts.push(Boost::NewArrivals(p.weight)),
-                Strategy::PremiumOnly => {
-                    request.exclude.extend((0..catalog.len() as u32).filter(|&i| !catalog.premium[i as usize]));
-                }
-            }
-            playbooks.push(api::PlaybookOut { segment: p.segment.clone(), strategy: p.strategy });
-        }
-    }
-    // Items the request names (a session's basket) count as the newest touches.
-    for &i in extra {
-        if (i as usize) < n_model {
-            match h.items.binary_search(&i) {
-                Ok(p) => h.weights[p] += 1.0,
-                Err(p) => {
-                    h.items.insert(p, i);
-                    h.weights.insert(p, 1.0);
-                    if !h.recency.is_empty() {
-                        h.recency.insert(p, 1.0);
-                    }
-                }
-            }
-        }
-    }
-    let items = &h.items;
-    let history = tailor_recommend::History {
-        items,
-        weights: &h.weights,
-        recency: (!h.recency.is_empty()).then_some(h.recency.as_slice()),
+    let subject = crate::serving::Subject {
+        history,
+        hidden,
+        bought,
+        // A row trained before the user's latest events arrived is stale: fold in instead.
+        row: user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at)),
+        segments: segments.to_vec(),
+        extra: extra.to_vec(),
     };
-    // A row trained before the user's latest events arrived is stale: fold in instead.
-    let row = user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at));
-    // History items are never recommended back.
-    request.exclude.extend_from_slice(items);
-    // The request's context, when the context model knows it and the user's trained row is
-    // current: the list is conditioned on it (iTALS).
-    let context = request_context(s, &live, &q.context);
-    let mut context_applied: Option<String> = None;
-    let mut personal: Option<Vec<f32>> = None;
-    if let (None, Some((cm, _)), Some((key, c)), Some(r)) = (variant_model, &live.context, &context, row)
-        && (r as usize) < cm.users.len() / cm.k.max(1)
-    {
-        let mut scores = vec![0f32; cm.n_items()];
-        cm.score(r, Some(*c), &mut scores);
-        personal = Some(scores);
-        context_applied = Some(key.clone());
-    } else if let Some(model) = scorer {
-        // ALS keeps no vector for users whose rows were empty at training: they fold in.
-        let row = row.filter(|&r| als.is_none_or(|m| m.user(r).is_some()));
-        if row.is_some() || !items.is_empty() {
-            let mut scores = vec![0f32; model.n_items()];
-            model.score(row, history, &mut scores);
-            personal = Some(scores);
-        }
-    }
-    // Items listed since training (beyond the model's columns) enter the personal list by
-    // their content affinity to the history, scaled so one as like the history as the
-    // model's own top items are scores like them (the hybrid's cold path, between trainings).
-    if let Some(p) = personal.as_mut()
-        && catalog.len() > p.len()
-        && !items.is_empty()
-    {
-        let weighted: Vec<(u32, f32)> =
-            items.iter().enumerate().map(|(at, &i)| (i, history.weights[at] * history.recency_at(at))).collect();
-        let top = tailor_recommend::top_k(p, 10, |i| items.binary_search(&i).is_err());
-        let reference =
-            top.iter().map(|&(i, _)| catalog.content.affinity(&weighted, i)).sum::<f32>() / top.len().max(1) as f32;
-        let hi = top.first().map_or(0.0, |e| e.1);
-        let n = p.len();
-        p.extend((n as u32..catalog.len() as u32).map(|j| {
-            let a = catalog.content.affinity(&weighted, j);
-            if a <= 0.0 || hi <= 0.0 {
-                f32::NAN
-            } else if reference > 0.0 {
-                hi * (a / reference).min(1.0)
-            } else {
-                hi * a
-            }
-        }));
-    }
-    let popular_reason = if request.categories.is_empty() { Reason::Popular } else { Reason::PopularInCategory };
-    // The cold-start chain, first list that passes the filters wins (borrowed, not copied).
-    let mut sources: Vec<(&'static str, &[f32], Reason)> = Vec::new();
-    // An experiment variant may replace the personalised part of the chain.
-    match variant.and_then(|v| v.strategy.as_deref()) {
-        Some("popular") => {}
-        Some("trending") => sources.push(("trending", &live.trending, Reason::Trending)),
-        _ => {
-            if let Some(p) = &personal {
-                sources.push(("personalized", p, Reason::Personalized));
-            }
-            if let Some(c) = segments.iter().find_map(|seg| live.segment_popular.get(seg)) {
-                sources.push(("segment_popular", c, Reason::PopularInSegment));
-            }
-        }
-    }
-    sources.push(("popular", &live.popular, popular_reason.clone()));
-    // Likeness for diversification: item vectors of factor models, else the category.
-    let vector = |i: u32| any_model.and_then(|m| crate::live::item_vector(m, i));
-    let vectors = vector(0).is_some();
-    let similarity = |a: u32, b: u32| {
-        if vectors {
-            match (vector(a), vector(b)) {
-                (Some(x), Some(y)) => cosine(x, y),
-                _ => 0.0,
-            }
-        } else {
-            f32::from(u8::from(catalog.view.category.get(a as usize) == catalog.view.category.get(b as usize)))
-        }
-    };
-    let mut out: Vec<Recommendation> = Vec::new();
-    let mut strategy = "none";
-    for (name, scores, base) in sources {
-        out = rank(scores, &catalog.view, &request, similarity, |_| None, base);
-        if !out.is_empty() {
-            strategy = name;
-            break;
-        }
-    }
-    if out.is_empty() {
-        // Last resort: any in-stock item the filters allow (never empty while there is one),
-        // items added since training included.
-        out = rank(&vec![0f32; catalog.len()], &catalog.view, &request, similarity, |_| None, popular_reason);
-        if !out.is_empty() {
-            strategy = "catalog";
-        }
-    }
-    // "Because you viewed X": the history item contributing most to each personalised item
-    // (ALS: all from one factorisation of the user's system; item-to-item models: each
-    // history item's own contribution).
-    if strategy == "personalized"
-        && !items.is_empty()
-        && let Some(m) = scorer
-    {
-        let plain: Vec<usize> = (0..out.len()).filter(|&p| out[p].reason == Reason::Personalized).collect();
-        let targets: Vec<u32> = plain.iter().map(|&p| out[p].item).collect();
-        let reasons = match als {
-            Some(als) => als.explain_many(history, &targets),
-            None => targets.iter().map(|&t| m.explain(history, t)).collect(),
-        };
-        for (p, why) in plain.into_iter().zip(reasons) {
-            if let Some(&(h, _)) = why.first() {
-                out[p].reason = if bought.contains(&h) {
-                    Reason::AlsoBought { item: h }
-                } else {
-                    Reason::BecauseYouViewed { item: h }
-                };
-            }
-        }
-    }
+    let snapshot = crate::serving::Snapshot { live: &live, catalog };
+    let served = crate::serving::recommend(snapshot, &subject, &q.request, &q.context, variant, &s.config);
+    let (out, strategy, model_name) = (&served.items, served.source.as_str(), served.model);
+    let (playbooks, context_applied) = (served.playbooks.clone(), served.context.clone());
     let mut rec_id = s.next_rec_id(key);
     if let Some(a) = assigned {
         rec_id.push_str(&a.tag());
@@ -1466,36 +1305,4 @@ fn recommend(
         context: context_applied,
         cached: false,
     })
-}
-
-/// The context model's index of the request's `context.<field>` values, with its key, when
-/// the request names at least one configured field and the value was seen in training.
-fn request_context(s: &AppState, live: &Live, given: &[(String, String)]) -> Option<(String, u32)> {
-    let (_, index) = live.context.as_ref()?;
-    let at = &s.config.context_fields.0;
-    let mut ctx = tailor_core::Context::default();
-    let mut any = false;
-    for (name, value) in given {
-        if let Some(p) = tailor_core::Context::FIELDS.iter().position(|x| x == name)
-            && at.contains(&p)
-        {
-            *ctx.fields_mut()[p] = Some(value.clone());
-            any = true;
-        }
-    }
-    if !any {
-        return None;
-    }
-    let key = crate::live::context_key(&ctx, at);
-    index.get(&key).map(|&c| (key, c))
-}
-
-fn cosine(x: &[f32], y: &[f32]) -> f32 {
-    let (mut d, mut a, mut b) = (0f32, 0f32, 0f32);
-    for (p, q) in x.iter().zip(y) {
-        d += p * q;
-        a += p * p;
-        b += q * q;
-    }
-    if a == 0.0 || b == 0.0 { 0.0 } else { (d / (a.sqrt() * b.sqrt())).clamp(0.0, 1.0) }
 }

@@ -432,7 +432,7 @@ async fn dashboard_pages_render_their_data_and_charts() {
         ),
         (
             "models",
-            "return document.querySelectorAll('#versions tr').length >= 3 && document.querySelectorAll('svg polyline').length === 4",
+            "return document.querySelectorAll('#versions tr').length >= 3 && document.querySelectorAll('#candidates tr').length >= 4 && !!document.querySelector('#candidates b.good') && document.querySelectorAll('svg polyline').length === 4",
         ),
         (
             "catalog",
