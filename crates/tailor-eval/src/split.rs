@@ -51,6 +51,26 @@ impl Fraction {
     }
 }
 
+/// MovieLens-100K's `u.data` (user, item, rating, timestamp; tab-separated) as rows whose
+/// weight is the rating, as `split.py --format ml100k` reads it. The error names the file
+/// and line.
+pub fn read_ml100k(path: &std::path::Path) -> Result<Vec<Row>, String> {
+    let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let bad = |what: &str| format!("{}:{}: {what}", path.display(), n + 1);
+        let f: Vec<&str> = line.split('\t').collect();
+        let [user, item, rating, ts] = f[..] else { return Err(bad("expected user, item, rating, timestamp")) };
+        rows.push(Row {
+            user: user.into(),
+            item: item.into(),
+            ts: ts.parse().map_err(|_| bad("timestamp is not a number"))?,
+            weight: rating.parse().map_err(|_| bad("rating is not a number"))?,
+        });
+    }
+    Ok(rows)
+}
+
 /// Merges repeated pairs and drops invalid rows, as `split.py`'s `collapse`.
 pub fn collapse(rows: impl IntoIterator<Item = Row>) -> Vec<Row> {
     let mut out: Vec<Row> = Vec::new();

@@ -34,10 +34,16 @@ pub fn free_port() -> u16 {
 
 /// Starts `tailor serve` and waits until it is ready.
 pub fn start(data: &Path, port: u16) -> Child {
+    let addr = format!("serve.addr=127.0.0.1:{port}");
+    start_with(data, port, &["--conf", &addr, "--conf", "serve.als_params=factors=8,iterations=3"])
+}
+
+/// Starts `tailor serve` with these global arguments and waits until it answers on `port`.
+pub fn start_with(data: &Path, port: u16, args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tailor"))
         .arg("--data-dir")
         .arg(data)
-        .args(["--conf", &format!("serve.addr=127.0.0.1:{port}"), "--conf", "serve.als_params=factors=8,iterations=3"])
+        .args(args)
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tailor_eval::split::{Fraction, Row, collapse, temporal};
@@ -16,19 +14,7 @@ use crate::{stderr, tailor};
 
 fn ml100k() -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ml-100k/u.data");
-    let text = fs_err::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Row {
-                user: f[0].into(),
-                item: f[1].into(),
-                ts: f[3].parse().expect("ts"),
-                weight: f[2].parse().expect("rating"),
-            }
-        })
-        .collect()
+    tailor_eval::split::read_ml100k(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -111,20 +97,7 @@ fn auto_serves_ease_on_ml100k_and_the_served_list_is_the_offline_one() {
     }
 
     // Served: the registered version over HTTP.
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tailor"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(conf)
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    let t = Instant::now();
-    while !http(port, "GET", "/readyz", "").is_ok_and(|(st, _)| st == 200) {
-        assert!(t.elapsed() < Duration::from_secs(120), "not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut server = crate::serve::start_with(&data, port, &conf);
     let mut compared = 0;
     for u in &users {
         let (st, body) = http(port, "GET", &format!("/v1/users/{u}/recommendations?k=10"), "").expect("GET");

@@ -21,19 +21,7 @@ fn golden() -> Value {
 
 fn rows() -> Vec<Row> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ml-100k/u.data");
-    let text = fs_err::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            Row {
-                user: f[0].into(),
-                item: f[1].into(),
-                ts: f[3].parse().expect("ts"),
-                weight: f[2].parse().expect("rating"),
-            }
-        })
-        .collect()
+    tailor_eval::split::read_ml100k(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The train rows as the matrix `tailor recommend` builds from train.tsv (ids interned in
