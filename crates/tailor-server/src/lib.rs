@@ -21,6 +21,7 @@ pub mod experiments;
 pub mod guard;
 pub mod insights;
 pub mod live;
+pub mod memberships;
 pub mod online;
 pub mod openapi;
 pub mod registry;
@@ -75,16 +76,9 @@ pub struct AppState {
     record_writes: Mutex<()>,
     /// Registered model versions.
     pub registry: registry::Registry,
-    /// Segmentations that can place single users (latest run of each), for real-time
-    /// reassignment.
-    segmenters: ArcSwap<Vec<Segmenter>>,
-    /// Current segments per user and segmentation: authoritative for serving, persisted to
-    /// the store by [`segment_writer`] right after each change.
-    memberships: Mutex<HashMap<String, HashMap<String, Vec<String>>>>,
-    /// Users whose features changed since they were last placed in segments.
-    dirty: Mutex<std::collections::HashSet<String>>,
-    /// Queue of membership changes to persist.
-    segment_changes: std::sync::mpsc::Sender<MembershipBatch>,
+    /// Real-time segment memberships: the segmentations that can place one user, every
+    /// user's current segments, who needs re-placing, the queue to the store.
+    pub memberships: memberships::Memberships,
     /// Who may call what, and how often: API keys with scopes and the per-key rate limit.
     pub guard: guard::Guard,
     /// Counter mixed into recommendation ids.
@@ -200,7 +194,7 @@ impl AppState {
         let seg_store = store.clone();
         std::thread::Builder::new()
             .name("tailor-segment-writer".into())
-            .spawn(move || segment_writer(seg_store.as_ref(), &changes_rx))
+            .spawn(move || memberships::segment_writer(seg_store.as_ref(), &changes_rx))
             .map_err(|e| format!("starting the segment writer: {e}"))?;
         let data_dir = models_dir.parent().map_or_else(|| models_dir.clone(), std::path::Path::to_path_buf);
         let experiments = experiments::Experiments::open(store.clone(), &config.experiments, &config.bandits, data_dir)
@@ -234,10 +228,7 @@ impl AppState {
             training: tokio::sync::Mutex::new(()),
             record_writes: Mutex::new(()),
             registry,
-            segmenters: ArcSwap::from_pointee(Vec::new()),
-            memberships: Mutex::new(HashMap::new()),
-            dirty: Mutex::new(std::collections::HashSet::new()),
-            segment_changes,
+            memberships: memberships::Memberships::new(segment_changes),
             rec_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             metrics: metrics_handle(),
@@ -429,45 +420,20 @@ impl AppState {
 
     /// Reloads the segmentations used for real-time reassignment and their memberships.
     pub fn load_segmenters(&self) -> ApiResult<()> {
-        let mut latest: HashMap<String, tailor_store::SegmentationRun> = HashMap::new();
-        for run in self.store.segmentation_runs()? {
-            latest.insert(run.name.clone(), run);
-        }
-        let mut segmenters = Vec::new();
-        let mut members: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
-        for run in latest.into_values() {
-            for seg in &run.segments {
-                for u in self.store.segment_members(&run.name, &seg.name)? {
-                    members.entry(u).or_default().entry(run.name.clone()).or_default().push(seg.name.clone());
-                }
-            }
-            match serde_json::from_value::<tailor_segment::assign::Assigner>(run.record.clone()) {
-                Ok(a) if a.can_assign() => segmenters.push(Segmenter { name: run.name.clone(), assigner: a }),
-                _ => {
-                    tracing::info!(segmentation = %run.name, "not reassigned in real time (its method cannot place single users)")
-                }
-            }
-        }
-        self.segmenters.store(Arc::new(segmenters));
-        *self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = members;
-        Ok(())
+        self.memberships.load(self.store.as_ref())
     }
 
     /// Notes that these users' features changed: they are re-placed in segments before their
     /// next read ([`AppState::settle`]) or by the background sweep, whichever comes first, so
     /// ingestion does not wait for it.
     pub fn mark_dirty(&self, users: impl IntoIterator<Item = String>) {
-        if self.segmenters.load().is_empty() {
-            return;
-        }
-        self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(users);
+        self.memberships.mark_dirty(users);
     }
 
     /// Re-places a user whose features changed, before their data is read (read-your-writes
     /// for segments). Cheap when nothing changed.
     pub fn settle(&self, user: &str) -> ApiResult<()> {
-        let was = self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(user);
-        if was {
+        if self.memberships.take_dirty(user) {
             self.reassign_blocking(&[user.to_string()])?;
         }
         Ok(())
@@ -475,89 +441,34 @@ impl AppState {
 
     /// Re-places every user marked dirty (the background sweep). Returns the changes.
     pub fn settle_all(&self) -> ApiResult<usize> {
-        let users: Vec<String> =
-            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-                .into_iter()
-                .collect();
+        let users = self.memberships.take_all_dirty();
         if users.is_empty() { Ok(0) } else { self.reassign_blocking(&users) }
     }
 
     /// Members per (segmentation, segment), from memory (for `/metrics`).
     pub fn segment_sizes(&self) -> HashMap<(String, String), usize> {
-        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: HashMap<(String, String), usize> = HashMap::new();
-        for by in m.values() {
-            for (segmentation, segs) in by {
-                for seg in segs {
-                    *out.entry((segmentation.clone(), seg.clone())).or_insert(0) += 1;
-                }
-            }
-        }
-        out
+        self.memberships.sizes()
     }
 
     /// A user's current segments per segmentation (from memory), by segmentation name.
     pub fn segments_by_segmentation(&self, user: &str) -> Vec<(String, Vec<String>)> {
-        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<(String, Vec<String>)> =
-            m.get(user).map(|by| by.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
-        out.sort();
-        out
+        self.memberships.by_segmentation(user)
     }
 
     /// A user's current segments in every segmentation (from memory).
     pub fn segments_of(&self, user: &str) -> Vec<String> {
-        let m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut out: Vec<String> = m.get(user).map(|by| by.values().flatten().cloned().collect()).unwrap_or_default();
-        out.sort();
-        out.dedup();
-        out
+        self.memberships.of(user)
     }
 
     /// Re-places `users` with every real-time segmentation from their updated features;
     /// changed memberships are stored (with history) and mirrored. Blocking. Returns the
     /// number of changes.
     pub fn reassign_blocking(&self, users: &[String]) -> ApiResult<usize> {
-        let segmenters = self.segmenters.load_full();
-        if segmenters.is_empty() {
-            return Ok(0);
+        let changed = self.memberships.reassign(self.store.as_ref(), &self.online, users)?;
+        for user in &changed {
+            self.cache.invalidate(&online::user_key(user));
         }
-        let now = Timestamp::now();
-        let mut changed: Vec<(String, String, Vec<String>)> = Vec::new();
-        for user in users {
-            let record = self.store.user(user)?.map(|s| s.value);
-            let key = online::user_key(user);
-            for seg in segmenters.iter() {
-                // Users without events (known by their attributes only) have empty activity.
-                let place = |act: &tailor_segment::features::Activity| {
-                    seg.assigner.place(&seg.assigner.features(user, record.as_ref(), act, now.0))
-                };
-                let placed =
-                    self.online.with(&key, |sub| place(&sub.activity)).unwrap_or_else(|| place(&Default::default()));
-                let Ok(placement) = placed else { continue };
-                let mut m = self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let by = m.entry(user.clone()).or_default();
-                if by.get(&seg.name).map_or(&[][..], Vec::as_slice) != placement.segments.as_slice() {
-                    by.insert(seg.name.clone(), placement.segments.clone());
-                    changed.push((seg.name.clone(), user.clone(), placement.segments));
-                }
-            }
-        }
-        let changes = changed.len();
-        if changes > 0 {
-            for (_, user, _) in &changed {
-                self.cache.invalidate(&online::user_key(user));
-            }
-            // Persisted in the background, many requests' changes per transaction: serving
-            // reads the memory, which is already current.
-            if self.segment_changes.send((changed, now)).is_err() {
-                tracing::error!("the segment writer has stopped; membership changes are not persisted");
-            }
-        }
-        if changes > 0 {
-            metrics::counter!("tailor_segment_reassignments_total").increment(changes as u64);
-        }
-        Ok(changes)
+        Ok(changed.len())
     }
 
     fn swap(&self, live: Live) -> ApiResult<()> {
@@ -592,7 +503,7 @@ impl AppState {
         let mut erasure = self.store.erase_user(id)?;
         self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), Timestamp::now());
         let key = online::user_key(id);
-        self.memberships.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(id);
+        self.memberships.forget(id);
         erasure.found |= self.online.remove(&key);
         self.cache.invalidate(&key);
         self.insights.forget(id);
@@ -630,30 +541,6 @@ fn model_scrubber(store: &dyn Store, registry: &registry::Registry, wakes: &std:
             }
         }
     }
-}
-
-/// Membership changes `(segmentation, user, segments)` found at one time.
-type MembershipBatch = (Vec<(String, String, Vec<String>)>, Timestamp);
-
-/// Persists membership changes: drains every queued change and stores them in one
-/// transaction (with history). Ends when the state is dropped.
-fn segment_writer(store: &dyn Store, rx: &std::sync::mpsc::Receiver<MembershipBatch>) {
-    while let Ok((mut changes, at)) = rx.recv() {
-        let mut last = at;
-        while let Ok((more, t)) = rx.try_recv() {
-            changes.extend(more);
-            last = t;
-        }
-        if let Err(e) = store.set_many_user_segments(changes, last) {
-            tracing::error!(error = %e, "persisting segment memberships failed");
-        }
-    }
-}
-
-/// A segmentation placing users in real time.
-struct Segmenter {
-    name: String,
-    assigner: tailor_segment::assign::Assigner,
 }
 
 /// What a retraining did.
