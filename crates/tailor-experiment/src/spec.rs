@@ -112,7 +112,7 @@ pub struct Variant {
     /// `bpr`, `warp`, `hybrid`, `content`); the server keeps it trained beside the chosen
     /// one. Unset: the served model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 32))]
+    #[schemars(extend("enum" = ["als", "ease", "itemknn", "bpr", "warp", "hybrid", "content", null]))]
     pub model: Option<String>,
     /// Request parameters this variant sets (e.g. `diversity = "0.3"`, `category`,
     /// `max_per_category`), as the recommendations route takes them.

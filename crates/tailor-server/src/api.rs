@@ -191,7 +191,8 @@ pub struct Recommendations {
     pub cached: bool,
 }
 
-/// [`Recommendations`] borrowed, to answer a cached list without copying it.
+/// [`Recommendations`] borrowed, to answer a cached list without copying it (a unit test
+/// checks that both serialise the same fields).
 #[derive(Serialize)]
 pub struct RecommendationsRef<'a> {
     /// See [`Recommendations`].
@@ -204,6 +205,8 @@ pub struct RecommendationsRef<'a> {
     pub strategy: &'a str,
     /// See [`Recommendations`].
     pub model_version: u64,
+    /// See [`Recommendations`].
+    pub model: &'a str,
     /// See [`Recommendations`].
     pub rec_id: &'a str,
     /// See [`Recommendations`].
@@ -225,6 +228,7 @@ impl<'a> RecommendationsRef<'a> {
             items: &r.items,
             strategy: &r.strategy,
             model_version: r.model_version,
+            model: &r.model,
             rec_id: &r.rec_id,
             variant: &r.variant,
             playbooks: &r.playbooks,
@@ -506,4 +510,33 @@ pub struct SessionItems {
     #[serde(default)]
     #[schemars(length(max = 1000))]
     pub items: Option<Vec<tailor_core::ItemId>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_answer_has_the_fields_of_a_fresh_one() {
+        let r = Recommendations {
+            user: Some("u".into()),
+            session: None,
+            items: Vec::new(),
+            strategy: "popular".into(),
+            model_version: 2,
+            model: "ease".into(),
+            rec_id: "r1".into(),
+            variant: None,
+            playbooks: Vec::new(),
+            context: None,
+            cached: false,
+        };
+        let fresh = serde_json::to_value(&r).expect("json");
+        let cached =
+            serde_json::to_value(RecommendationsRef { cached: true, ..RecommendationsRef::of(&r) }).expect("json");
+        let keys =
+            |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        assert_eq!(keys(&fresh), keys(&cached));
+        assert_eq!((cached["model"].as_str(), cached["cached"].as_bool()), (Some("ease"), Some(true)));
+    }
 }

@@ -479,6 +479,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_variant_models_are_the_servable_ones() {
+        let schema = serde_json::to_value(schemars::schema_for!(tailor_experiment::Variant)).expect("schema");
+        let listed: Vec<&str> =
+            schema["properties"]["model"]["enum"].as_array().expect("enum").iter().filter_map(|v| v.as_str()).collect();
+        let servable: Vec<&str> = SERVABLE.iter().map(|k| k.as_str()).collect();
+        assert_eq!(listed, servable);
+    }
+
+    #[test]
     fn text_settings_are_parsed_when_read() {
         let read = |json: &str| serde_json::from_str::<ServeConfig>(json).map_err(|e| e.to_string());
         let c = read(r#"{"context_fields": " country , device", "retrain_every": "30m", "als_params": "factors=8"}"#)
