@@ -63,8 +63,8 @@ pub struct AppState {
     pub live: ArcSwapOption<Live>,
     /// Recent events per user and session.
     pub online: Online,
-    /// Served lists.
-    pub cache: Cache,
+    /// Served lists (in process; a shared cache plugs in behind [`online::ListCache`]).
+    pub cache: Box<dyn online::ListCache>,
     /// Bumped on every model or catalog swap; cached lists of older generations are stale.
     pub generation: AtomicU64,
     /// Event weights (as in training).
@@ -216,7 +216,7 @@ impl AppState {
             erased: Mutex::new(HashMap::new()),
             writer,
             scrubs,
-            cache: Cache::new(ttl, config.cache_entries),
+            cache: Box::new(Cache::new(ttl, config.cache_entries)),
             guard: guard::Guard::new(&config),
             config,
             store,

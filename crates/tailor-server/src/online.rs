@@ -267,6 +267,49 @@ struct Entry {
 /// or when the models or catalog change (a new generation).
 /// At most `max_entries` lists in all: a full shard first drops what has expired, then
 /// half of its subjects.
+/// Served lists by subject and canonical query, valid for one generation of models and
+/// catalog. In this process's memory ([`Cache`]) today; several nodes will share one
+/// (Redis, the cluster issue) behind this trait.
+pub trait ListCache: Send + Sync {
+    /// Whether it stores anything (a TTL of 0 turns it off).
+    fn enabled(&self) -> bool;
+    /// A fresh entry of the current generation.
+    fn get(&self, subject: &str, query: &str, generation: u64) -> Option<std::sync::Arc<crate::api::Recommendations>>;
+    /// Stores an entry.
+    fn put(&self, subject: &str, query: &str, generation: u64, body: std::sync::Arc<crate::api::Recommendations>);
+    /// Drops a subject's entries (their events changed what they should see).
+    fn invalidate(&self, subject: &str);
+    /// Lists held now.
+    fn len(&self) -> usize;
+    /// Whether it holds none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ListCache for Cache {
+    fn enabled(&self) -> bool {
+        Cache::enabled(self)
+    }
+
+    fn get(&self, subject: &str, query: &str, generation: u64) -> Option<std::sync::Arc<crate::api::Recommendations>> {
+        Cache::get(self, subject, query, generation)
+    }
+
+    fn put(&self, subject: &str, query: &str, generation: u64, body: std::sync::Arc<crate::api::Recommendations>) {
+        Cache::put(self, subject, query, generation, body);
+    }
+
+    fn invalidate(&self, subject: &str) {
+        Cache::invalidate(self, subject);
+    }
+
+    fn len(&self) -> usize {
+        Cache::len(self)
+    }
+}
+
+/// The in-process [`ListCache`]: sharded maps with a TTL and a bound on entries.
 pub struct Cache {
     shards: Vec<Mutex<CacheShard>>,
     ttl: Duration,
