@@ -89,14 +89,15 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
                 println!("{}", serde_json::to_string(&reg)?);
             } else {
                 println!(
-                    "{:>2} {:>7}  {:<20}  {:>8}  {:>9}  {:>8}  kept",
-                    "", "version", "trained at", "seconds", "NDCG@10", "promoted"
+                    "{:>2} {:>7}  {:<9}  {:<20}  {:>8}  {:>9}  {:>8}  kept",
+                    "", "version", "model", "trained at", "seconds", "NDCG@10", "promoted"
                 );
                 for v in &reg.versions {
                     println!(
-                        "{:>2} {:>7}  {:<20}  {:>8.2}  {:>9}  {:>8}  {}",
+                        "{:>2} {:>7}  {:<9}  {:<20}  {:>8.2}  {:>9}  {:>8}  {}",
                         if reg.live == Some(v.version) { "*" } else { "" },
                         v.version,
+                        v.model,
                         v.trained_at,
                         v.train_seconds,
                         v.holdout_ndcg.map_or("-".into(), |n| format!("{n:.4}")),
