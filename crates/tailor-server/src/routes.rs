@@ -595,14 +595,14 @@ fn related_items(
     s: &AppState,
     id: &str,
     raw: Option<&str>,
-    related: impl Fn(&Live, u32, usize) -> Vec<(u32, f32)>,
+    related: impl Fn(&Live, &Catalog, u32, usize) -> Vec<(u32, f32)>,
     reason: impl Fn(u32) -> Reason,
 ) -> ApiResult<Response> {
     let k = k_param(&query_map(raw)?, 10)?;
     let catalog = s.catalog.load_full();
     let i = item_index(&catalog, id)?;
     let live = live_or_503(s)?;
-    let list: Vec<(u32, f32)> = related(&live, i, k)
+    let list: Vec<(u32, f32)> = related(&live, &catalog, i, k)
         .into_iter()
         .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
         .take(k)
@@ -614,44 +614,12 @@ fn related_items(
 }
 
 async fn similar(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let catalog = s.catalog.load_full();
-    let similar = |l: &Live, i: u32, k: usize| similar_items(l, &catalog, i, k * 2);
+    let similar = |l: &Live, c: &Catalog, i: u32, k: usize| crate::serving::similar_items(l, c, i, k * 2);
     related_items(&s, &id, raw.as_deref(), similar, |item| Reason::BecauseYouViewed { item })
 }
 
-/// Items like `item`: the model's neighbours (scores scaled to the best one), merged with
-/// the items the model has not seen (listed since it was trained) by their content cosine,
-/// so a new item is similar to its kin from its first minute; an item the model has not
-/// seen gets content neighbours only.
-pub(crate) fn similar_items(live: &Live, catalog: &Catalog, item: u32, k: usize) -> Vec<(u32, f32)> {
-    let n_model = live.scorer().map_or(0, |m| m.n_items()) as u32;
-    if item >= n_model {
-        return catalog.content.similar(item, k, |_| true);
-    }
-    let mut out = live.scorer().map(|m| m.similar_items(item, k)).unwrap_or_default();
-    let cold =
-        if (catalog.len() as u32) > n_model { catalog.content.similar(item, k, |j| j >= n_model) } else { Vec::new() };
-    if cold.is_empty() {
-        return out;
-    }
-    // Model neighbours keep their order; each gets the key of half its scaled model score
-    // and half its content cosine (never above the one before it), and the new items, by
-    // content alone, go where their cosine ranks among those keys.
-    let best = out.iter().map(|e| e.1).fold(0f32, f32::max).max(f32::MIN_POSITIVE);
-    let mut ceiling = f32::INFINITY;
-    for e in out.iter_mut() {
-        let key = 0.5 * e.1 / best + 0.5 * catalog.content.similarity(item, e.0);
-        ceiling = ceiling.min(key);
-        e.1 = ceiling;
-    }
-    out.extend(cold);
-    tailor_recommend::topk::best_first(&mut out);
-    out.truncate(k);
-    out
-}
-
 async fn bought_together(State(s): St, Path(id): Path<String>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    related_items(&s, &id, raw.as_deref(), |l, i, _| l.together.of(i), |item| Reason::AlsoBought { item })
+    related_items(&s, &id, raw.as_deref(), |l, _, i, _| l.together.of(i), |item| Reason::AlsoBought { item })
 }
 
 fn categories_param(catalog: &Catalog, q: &HashMap<String, String>) -> ApiResult<Vec<u32>> {

@@ -283,6 +283,37 @@ pub fn recommend(
     Served { items: out, source, model: scorer.map_or("none", |m| m.name()), playbooks, context: context_applied }
 }
 
+/// Items like `item`: the model's neighbours (scores scaled to the best one), merged with
+/// the items the model has not seen (listed since it was trained) by their content cosine,
+/// so a new item is similar to its kin from its first minute; an item the model has not
+/// seen gets content neighbours only.
+pub fn similar_items(live: &Live, catalog: &Catalog, item: u32, k: usize) -> Vec<(u32, f32)> {
+    let n_model = live.scorer().map_or(0, |m| m.n_items()) as u32;
+    if item >= n_model {
+        return catalog.content.similar(item, k, |_| true);
+    }
+    let mut out = live.scorer().map(|m| m.similar_items(item, k)).unwrap_or_default();
+    let cold =
+        if (catalog.len() as u32) > n_model { catalog.content.similar(item, k, |j| j >= n_model) } else { Vec::new() };
+    if cold.is_empty() {
+        return out;
+    }
+    // Model neighbours keep their order; each gets the key of half its scaled model score
+    // and half its content cosine (never above the one before it), and the new items, by
+    // content alone, go where their cosine ranks among those keys.
+    let best = out.iter().map(|e| e.1).fold(0f32, f32::max).max(f32::MIN_POSITIVE);
+    let mut ceiling = f32::INFINITY;
+    for e in out.iter_mut() {
+        let key = 0.5 * e.1 / best + 0.5 * catalog.content.similarity(item, e.0);
+        ceiling = ceiling.min(key);
+        e.1 = ceiling;
+    }
+    out.extend(cold);
+    tailor_recommend::topk::best_first(&mut out);
+    out.truncate(k);
+    out
+}
+
 /// The context model's index of the request's `context.<field>` values, with its key, when
 /// the request names at least one configured field and the value was seen in training.
 fn request_context(config: &ServeConfig, live: &Live, given: &[(String, String)]) -> Option<(String, u32)> {
