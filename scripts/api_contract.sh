@@ -48,6 +48,11 @@ PYTHONPATH="$PWD/scripts${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemath
   --seed 1 \
   "$@" || status=$?
 if [ "$status" != 0 ]; then
+  # Which routes answered slowly (a response-time failure names only the request that waited).
+  curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" |
+    awk -F'[{}]' '/^tailor_http_request_duration_seconds_bucket/ && /le="1"/ {split($0, a, " "); le1[$2] = a[2]}
+      /^tailor_http_request_duration_seconds_count/ {split($0, a, " "); n[$2] = a[2]}
+      END {for (k in le1) {r = k; sub(/,le="1"/, "", r); if (n[r] - le1[k] > 0) print "slower than 1 s:", n[r] - le1[k], "of", n[r], r}}' >&2 || true
   echo "schemathesis failed; server log: $work/serve.log" >&2
   exit "$status"
 fi

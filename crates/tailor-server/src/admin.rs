@@ -53,8 +53,8 @@ pub(crate) async fn timeseries(State(s): St, RawQuery(raw): RawQuery) -> ApiResu
 
 /// `GET /v1/admin/catalog-health`.
 pub(crate) async fn catalog_health(State(s): St) -> ApiResult<Response> {
-    let catalog = s.catalog.load_full();
-    let live = s.live.load_full();
+    let catalog = s.snapshots.catalog();
+    let live = s.snapshots.live();
     let n = catalog.len();
     let popular = live.as_ref().map(|l| l.popular.as_slice()).unwrap_or(&[]);
     let mut v = s.insights.exposure(n, popular, &catalog.names, &|i| catalog.title(i));

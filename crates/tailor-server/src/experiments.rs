@@ -669,7 +669,7 @@ fn find(s: &AppState, name: &str) -> ApiResult<Arc<Entry>> {
 /// The list changed: reload it and drop cached lists (they may carry old variants).
 fn changed(s: &AppState) -> ApiResult<()> {
     s.experiments.refresh(s.store.as_ref())?;
-    s.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    s.snapshots.bump();
     Ok(())
 }
 
@@ -699,7 +699,7 @@ pub(crate) async fn create_route(
         let path = e.path().to_string();
         ApiError::invalid(if path == "." { "body".to_string() } else { path }, e.inner().to_string())
     })?;
-    crate::routes::check_variant_params(&s.catalog.load(), &spec)?;
+    crate::routes::check_variant_params(&s.snapshots.catalog(), &spec)?;
     let state = s.clone();
     let exp = blocking(move || {
         let mut exp = create(state.store.as_ref(), spec, Some("api".into()))?;

@@ -1,9 +1,10 @@
 //! tailor's HTTP API (`tailor serve`): thin axum handlers over the library crates.
 //!
-//! - [`AppState`]: the store, the catalog and the trained models (each behind an
-//!   [`arc_swap::ArcSwap`], so a retrain or a catalog upsert swaps them atomically while
-//!   in-flight requests finish on the old ones), the real-time [`online::Online`] state and
-//!   the per-user [`online::Cache`].
+//! - [`AppState`]: the store; the catalog and the trained models ([`snapshot::Snapshots`],
+//!   each swapped whole, so a retrain or a catalog upsert swaps them atomically while
+//!   in-flight requests finish on the old ones); the real-time state
+//!   ([`online::Subjects`]) and the list cache ([`online::ListCache`]); the model
+//!   lifecycle ([`models::Models`]); keys and rate limits ([`guard::Guard`]).
 //! - [`router`]: `/v1` routes (see [`routes::ROUTES`], which also generates the OpenAPI
 //!   document), with auth by API key and scope, rate limits, body limits, CORS, timeouts
 //!   and per-route latency metrics.
@@ -22,22 +23,23 @@ pub mod guard;
 pub mod insights;
 pub mod live;
 pub mod memberships;
+pub mod models;
 pub mod online;
 pub mod openapi;
 pub mod registry;
 pub mod routes;
 pub mod segmentation;
 pub mod serving;
+pub mod snapshot;
 pub mod table;
 pub mod web;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -47,9 +49,9 @@ use tailor_core::{Event, InteractionWeights, Timestamp};
 use tailor_store::{Store, WriteBatch, WriteReport};
 
 use crate::config::ServeConfig;
-use crate::error::{ApiError, ApiResult, ServerError};
+use crate::error::{ApiError, ApiResult};
 use crate::live::{Catalog, Live};
-use crate::online::{Cache, Online, Rec};
+use crate::online::{Cache, Online, Rec, Subjects};
 
 /// Everything the handlers share.
 pub struct AppState {
@@ -57,25 +59,21 @@ pub struct AppState {
     pub config: ServeConfig,
     /// The system of record.
     pub store: Arc<dyn Store>,
-    /// The catalog, swapped on upserts.
-    pub catalog: ArcSwap<Catalog>,
-    /// The trained models, swapped on retraining (`None` until the first training).
-    pub live: ArcSwapOption<Live>,
-    /// Recent events per user and session.
-    pub online: Online,
+    /// The catalog (swapped on upserts) and the trained models (swapped on retraining),
+    /// with the generation that names them.
+    pub snapshots: snapshot::Snapshots,
+    /// Recent events per user and session (in memory; a shared profile store plugs in
+    /// behind [`online::Subjects`]).
+    pub online: Box<dyn online::Subjects>,
     /// Served lists (in process; a shared cache plugs in behind [`online::ListCache`]).
     pub cache: Box<dyn online::ListCache>,
-    /// Bumped on every model or catalog swap; cached lists of older generations are stale.
-    pub generation: AtomicU64,
     /// Event weights (as in training).
     pub weights: InteractionWeights,
-    /// Serialises retraining.
-    pub training: tokio::sync::Mutex<()>,
     /// Serialises read-modify-writes of item and user records and of the catalog (PATCH,
     /// and catalog updates after upserts or events naming new items).
     record_writes: Mutex<()>,
-    /// Registered model versions.
-    pub registry: registry::Registry,
+    /// Registered model versions, the training lock, erasures since the live version.
+    pub models: models::Models,
     /// Real-time segment memberships: the segmentations that can place one user, every
     /// user's current segments, who needs re-placing, the queue to the store.
     pub memberships: memberships::Memberships,
@@ -83,15 +81,8 @@ pub struct AppState {
     pub guard: guard::Guard,
     /// Counter mixed into recommendation ids.
     rec_counter: AtomicU64,
-    /// Set once the first models are live.
-    pub ready: AtomicBool,
-    /// Users erased since the live model was trained (their rows must not be used), with
-    /// the time of erasure.
-    erased: Mutex<HashMap<String, Timestamp>>,
     /// The group committer's queue (see [`group_writer`]).
     writer: std::sync::mpsc::SyncSender<WriteJob>,
-    /// Wakes the model scrubber after an erasure (see [`model_scrubber`]).
-    scrubs: std::sync::mpsc::Sender<()>,
     /// Prometheus exposition.
     pub metrics: PrometheusHandle,
     /// Experiments, exposures and layout bandits.
@@ -205,32 +196,20 @@ impl AppState {
             .name("tailor-event-writer".into())
             .spawn(move || group_writer(writer_store.as_ref(), &jobs))
             .map_err(|e| format!("starting the event writer: {e}"))?;
-        let registry = registry::Registry::new(models_dir);
-        let (scrubs, wakes) = std::sync::mpsc::channel();
-        let (scrub_store, scrub_registry) = (store.clone(), registry.clone());
-        std::thread::Builder::new()
-            .name("tailor-model-scrubber".into())
-            .spawn(move || model_scrubber(scrub_store.as_ref(), &scrub_registry, &wakes))
-            .map_err(|e| format!("starting the model scrubber: {e}"))?;
+        let models = models::Models::open(store.clone(), registry::Registry::new(models_dir))?;
         Ok(Self {
-            erased: Mutex::new(HashMap::new()),
+            models,
             writer,
-            scrubs,
             cache: Box::new(Cache::new(ttl, config.cache_entries)),
             guard: guard::Guard::new(&config),
             config,
             store,
-            catalog: ArcSwap::from_pointee(catalog),
-            live: ArcSwapOption::empty(),
-            online,
-            generation: AtomicU64::new(1),
+            snapshots: snapshot::Snapshots::new(catalog),
+            online: Box::new(online),
             weights,
-            training: tokio::sync::Mutex::new(()),
             record_writes: Mutex::new(()),
-            registry,
             memberships: memberships::Memberships::new(segment_changes),
             rec_counter: AtomicU64::new(0),
-            ready: AtomicBool::new(false),
             metrics: metrics_handle(),
             experiments,
             insights,
@@ -240,8 +219,12 @@ impl AppState {
     /// Serves the registered live version when there is one (a restart keeps serving what
     /// was promoted), else trains the first version. Blocking.
     pub fn start_blocking(&self) -> ApiResult<live::LiveInfo> {
-        let reg = self.registry.read()?;
-        match reg.live.filter(|&v| self.registry.has_model(v)) {
+        let reg = self.models.registry.read()?;
+        let registered = match reg.live {
+            Some(v) if self.models.registry.has_model(v)? => Some(v),
+            _ => None,
+        };
+        match registered {
             Some(v) => {
                 tracing::info!(version = v, "serving the registered model version");
                 self.reload_blocking()
@@ -254,21 +237,21 @@ impl AppState {
     /// another node's promotion): loads its model, rebuilds the lists from current data and
     /// swaps. Blocking.
     pub fn reload_blocking(&self) -> ApiResult<live::LiveInfo> {
-        let reg = self.registry.read()?;
+        let reg = self.models.registry.read()?;
         let Some(v) = reg.live else {
             return Err(ApiError::unavailable("no model version is registered yet; retrain first"));
         };
         // Users erased since this version was trained are forgotten before it loads.
-        self.registry.scrub(v, &self.store.user_names()?)?;
-        let model = self.registry.load_model(v)?;
-        let context = self.registry.load_context(v)?;
+        self.models.registry.scrub(v, &self.store.user_names()?)?;
+        let model = self.models.registry.load_model(v)?;
+        let context = self.models.registry.load_context(v)?;
         let info = reg.get(v);
         let candidates = info.map(|i| i.candidates.clone()).unwrap_or_default();
         let recorded = live::Recorded {
             model,
             holdout_ndcg: info.and_then(|i| i.holdout_ndcg),
             holdout: info.and_then(|i| i.holdout),
-            others: self.registry.load_others(v, &candidates)?,
+            others: self.models.registry.load_others(v, &candidates)?,
             candidates,
             context,
         };
@@ -312,8 +295,8 @@ impl AppState {
     /// finish on the old one) unless its holdout NDCG@10 is worse than the live version's
     /// by more than `promote_tolerance`. Blocking.
     pub fn retrain_blocking(&self) -> ApiResult<Retrain> {
-        let mut reg = self.registry.read()?;
-        let version = reg.next_version().max(self.live.load().as_ref().map_or(1, |l| l.version + 1));
+        let mut reg = self.models.registry.read()?;
+        let version = reg.next_version().max(self.snapshots.live().as_ref().map_or(1, |l| l.version + 1));
         let mut live = live::train(
             self.store.as_ref(),
             &self.weights,
@@ -326,7 +309,7 @@ impl AppState {
             &self.config.context_fields.0,
             &self.config.als_params,
         )?;
-        let current = self.live.load().as_ref().and_then(|l| l.info.holdout_ndcg);
+        let current = self.snapshots.live().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;
         let (promote, reason) = match (candidate, current) {
             (_, None) => (true, "no live version to compare with".to_string()),
@@ -351,7 +334,7 @@ impl AppState {
                     info.trained_at.clone(),
                 );
                 file.metrics.extend(info.holdout_ndcg.map(|n| ("holdout_ndcg_at_10".to_string(), n)));
-                self.registry.save_model(version, &file)?;
+                self.models.registry.save_model(version, &file)?;
                 for o in &live.others {
                     let file = tailor_recommend::file::ModelFile::with_fingerprint(
                         o.model.clone(),
@@ -360,20 +343,20 @@ impl AppState {
                         file.items.clone(),
                         info.trained_at.clone(),
                     );
-                    self.registry.save_other(version, o.kind, &file)?;
+                    self.models.registry.save_other(version, o.kind, &file)?;
                 }
                 if let Some(part) = &live.context {
-                    self.registry.save_context(version, part)?;
+                    self.models.registry.save_context(version, part)?;
                 }
                 reg.live = Some(version);
             }
             reg.versions.push(info.clone());
-            self.registry.write(&reg)?;
-            self.registry.prune(&reg, self.config.keep_versions)?;
+            self.models.registry.write(&reg)?;
+            self.models.registry.prune(&reg, self.config.keep_versions)?;
             self.swap(live)?;
         } else {
             reg.versions.push(info.clone());
-            self.registry.write(&reg)?;
+            self.models.registry.write(&reg)?;
             metrics::counter!("tailor_model_candidates_rejected_total").increment(1);
         }
         tracing::info!(version, promote, %reason, "retrained");
@@ -396,13 +379,12 @@ impl AppState {
     /// was loaded (named by events or upserted) get their index, and `items` their records.
     /// The caller holds the record-write lock (`record_writes`). Blocking.
     pub fn refresh_catalog(&self, items: Vec<tailor_core::Item>) -> ApiResult<()> {
-        let current = self.catalog.load_full();
+        let current = self.snapshots.catalog();
         let fresh = self.store.item_names_from(current.len())?;
         if fresh.is_empty() && items.is_empty() {
             return Ok(());
         }
-        self.catalog.store(Arc::new(current.updated(fresh, items)));
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.snapshots.set_catalog(current.updated(fresh, items));
         Ok(())
     }
 
@@ -411,7 +393,7 @@ impl AppState {
     /// item stored so far, these included: then no second copy of the catalog. Blocking.
     pub fn index_new_items(&self, ids: &[String]) -> ApiResult<()> {
         let _writes = self.record_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = self.catalog.load();
+        let current = self.snapshots.catalog();
         if ids.iter().any(|i| !current.index.contains_key(i.as_str())) {
             self.refresh_catalog(Vec::new())?;
         }
@@ -464,7 +446,7 @@ impl AppState {
     /// changed memberships are stored (with history) and mirrored. Blocking. Returns the
     /// number of changes.
     pub fn reassign_blocking(&self, users: &[String]) -> ApiResult<usize> {
-        let changed = self.memberships.reassign(self.store.as_ref(), &self.online, users)?;
+        let changed = self.memberships.reassign(self.store.as_ref(), self.online.as_ref(), users)?;
         for user in &changed {
             self.cache.invalidate(&online::user_key(user));
         }
@@ -474,13 +456,10 @@ impl AppState {
     fn swap(&self, live: Live) -> ApiResult<()> {
         self.load_segmenters()?;
         let info = live.info.clone();
-        self.catalog.store(Arc::new(Catalog::load(self.store.as_ref(), live.reference_time())?));
+        let catalog = Catalog::load(self.store.as_ref(), live.reference_time())?;
         let snapshot_at = live.snapshot_at;
-        self.live.store(Some(Arc::new(live)));
-        // Erasures before this version's snapshot are in its data already.
-        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|_, at| *at >= snapshot_at);
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.ready.store(true, Ordering::SeqCst);
+        self.snapshots.go_live(live, catalog);
+        self.models.went_live(snapshot_at);
         metrics::gauge!("tailor_model_version").set(info.version as f64);
         metrics::gauge!("tailor_model_train_seconds").set(info.train_seconds);
         if let Some(n) = info.holdout_ndcg {
@@ -493,24 +472,22 @@ impl AppState {
     /// The model row of user `id` in `live`, unless the user was erased since.
     pub fn user_row(&self, live: &Live, id: &str) -> Option<u32> {
         let row = live.user_rows.get(id).copied()?;
-        let erased = self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (!erased.contains_key(id)).then_some(row)
+        (!self.models.is_erased(id)).then_some(row)
     }
 
     /// Erases a user everywhere at once: the store (events, record, segments), the real-time
     /// state, cached lists and the live model's row; the next training does not see them.
     pub fn erase_user(&self, id: &str) -> ApiResult<tailor_store::Erasure> {
         let mut erasure = self.store.erase_user(id)?;
-        self.erased.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id.to_string(), Timestamp::now());
+        self.models.erased_now(id);
         let key = online::user_key(id);
         self.memberships.forget(id);
         erasure.found |= self.online.remove(&key);
         self.cache.invalidate(&key);
         self.insights.forget(id);
-        erasure.found |= self.live.load().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
-        // Kept model versions forget the user too, in the background (several erasures in
-        // a moment share one rewrite of each file); a reload scrubs its version first.
-        let _ = self.scrubs.send(());
+        erasure.found |= self.snapshots.live().as_ref().is_some_and(|l| l.user_rows.contains_key(id));
+        // Kept model versions forget the user too, in the background; a reload scrubs its
+        // version first.
         Ok(erasure)
     }
 
@@ -522,24 +499,6 @@ impl AppState {
         h.update(&n.to_le_bytes());
         h.update(&Timestamp::now().0.to_le_bytes());
         format!("r{:016x}", h.digest())
-    }
-}
-
-/// Rewrites kept model versions without the users erased since they were trained: wakes
-/// on an erasure, waits a moment for more, then scrubs every kept version once. Ends when
-/// the state is dropped.
-fn model_scrubber(store: &dyn Store, registry: &registry::Registry, wakes: &std::sync::mpsc::Receiver<()>) {
-    while wakes.recv().is_ok() {
-        std::thread::sleep(Duration::from_millis(500));
-        while wakes.try_recv().is_ok() {}
-        let outcome = store.user_names().map_err(ServerError::from).and_then(|names| registry.scrub_all(&names));
-        match outcome {
-            Ok(0) => {}
-            Ok(rows) => tracing::info!(rows, "erased users forgotten in kept model versions"),
-            Err(e) => {
-                tracing::error!(error = %e, "scrubbing kept model versions failed; retried at the next erasure")
-            }
-        }
     }
 }
 
@@ -770,7 +729,7 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
             tick.tick().await;
             loop {
                 tick.tick().await;
-                let _guard = state.training.lock().await;
+                let _guard = state.models.training().await;
                 let s = state.clone();
                 match tokio::task::spawn_blocking(move || s.retrain_blocking()).await {
                     Ok(Ok(r)) => {

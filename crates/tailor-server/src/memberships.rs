@@ -11,7 +11,7 @@ use tailor_core::Timestamp;
 use tailor_store::Store;
 
 use crate::error::ApiResult;
-use crate::online::{self, Online};
+use crate::online::{self, Subjects};
 
 /// Membership changes `(segmentation, user, segments)` found at one time.
 pub type MembershipBatch = (Vec<(String, String, Vec<String>)>, Timestamp);
@@ -143,7 +143,7 @@ impl Memberships {
     /// (their record in the store, their activity in `online`); changed memberships are
     /// mirrored here and queued for the store. Returns the user of each change (one per
     /// segmentation whose segments for them changed).
-    pub fn reassign(&self, store: &dyn Store, online: &Online, users: &[String]) -> ApiResult<Vec<String>> {
+    pub fn reassign(&self, store: &dyn Store, online: &dyn Subjects, users: &[String]) -> ApiResult<Vec<String>> {
         let segmenters = self.segmenters.load_full();
         if segmenters.is_empty() {
             return Ok(Vec::new());

@@ -187,15 +187,75 @@ impl Online {
         self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records an event; `live` marks events received now. Events come from the store
-    /// (the start-up scan, or a write's report of what it stored), so each arrives once and
-    /// memory per subject stays bounded by the cap.
-    pub fn push(&self, key: &str, rec: Rec, live: bool) {
-        self.push_event(key, rec, live, None)
+    fn shard_len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.users.len() + s.sessions.len()
+            })
+            .sum()
+    }
+}
+
+/// The real-time state of every user and session: their recent events and behaviour
+/// features. In memory on one node ([`Online`]); a shared profile store (Redis) plugs in
+/// here so that several nodes see the same subjects.
+pub trait Subjects: Send + Sync {
+    /// Records an event; `live` marks events received now, `event` the full event (with
+    /// its item's features) to fold into the behaviour features. Events come from the
+    /// store (the start-up scan, or a write's report of what it stored), so each arrives
+    /// once and the state per subject stays bounded.
+    fn push_event(
+        &self,
+        key: &str,
+        rec: Rec,
+        live: bool,
+        event: Option<(&tailor_core::Event, Option<&tailor_segment::features::ItemInfo>)>,
+    );
+
+    /// Calls `f` once with the subject's state if it is known (under whatever lock or
+    /// read the implementation needs; no copy in memory).
+    fn visit(&self, key: &str, f: &mut dyn FnMut(&Subject));
+
+    /// Forgets a subject entirely (erasure). Returns whether it was known.
+    fn remove(&self, key: &str) -> bool;
+
+    /// Number of subjects (users and sessions).
+    fn len(&self) -> usize;
+
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    /// [`Online::push`] that also folds the full event into the subject's behaviour features.
-    pub fn push_event(
+    /// [`Subjects::push_event`] without behaviour features (sessions).
+    fn push(&self, key: &str, rec: Rec, live: bool) {
+        self.push_event(key, rec, live, None)
+    }
+}
+
+impl dyn Subjects + '_ {
+    /// Runs `f` on one subject's state, if known.
+    pub fn with<R>(&self, key: &str, f: impl FnOnce(&Subject) -> R) -> Option<R> {
+        let mut f = Some(f);
+        let mut out = None;
+        self.visit(key, &mut |s| {
+            if let Some(f) = f.take() {
+                out = Some(f(s));
+            }
+        });
+        out
+    }
+
+    /// A copy of one subject's state.
+    pub fn get(&self, key: &str) -> Option<Subject> {
+        self.with(key, Subject::clone)
+    }
+}
+
+impl Subjects for Online {
+    fn push_event(
         &self,
         key: &str,
         rec: Rec,
@@ -225,35 +285,18 @@ impl Online {
         }
     }
 
-    /// Runs `f` on one subject's state under its shard's lock (no copy of the state).
-    pub fn with<R>(&self, key: &str, f: impl FnOnce(&Subject) -> R) -> Option<R> {
-        self.shard(key).get(key).map(f)
+    fn visit(&self, key: &str, f: &mut dyn FnMut(&Subject)) {
+        if let Some(s) = self.shard(key).get(key) {
+            f(s);
+        }
     }
 
-    /// A copy of one subject's state.
-    pub fn get(&self, key: &str) -> Option<Subject> {
-        self.shard(key).get(key).cloned()
-    }
-
-    /// Forgets a subject entirely (erasure). Returns whether it was known.
-    pub fn remove(&self, key: &str) -> bool {
+    fn remove(&self, key: &str) -> bool {
         self.shard(key).map(key).remove(key).is_some()
     }
 
-    /// Number of subjects (users and sessions).
-    pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                s.users.len() + s.sessions.len()
-            })
-            .sum()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn len(&self) -> usize {
+        self.shard_len()
     }
 }
 
@@ -417,7 +460,8 @@ mod tests {
 
     #[test]
     fn events_are_deduplicated_ordered_and_capped() {
-        let o = Online::new(3, 100);
+        let online = Online::new(3, 100);
+        let o: &dyn Subjects = &online;
         o.push("u:a", rec(5, EventKind::View, 20), true);
         o.push("u:a", rec(6, EventKind::Purchase, 10), false);
         o.push("u:a", rec(5, EventKind::AddToCart, 30), true);
@@ -468,7 +512,8 @@ mod tests {
 
     #[test]
     fn sessions_are_bounded_least_recently_seen_first_and_users_are_not() {
-        let o = Online::new(3, SHARDS * 4);
+        let online = Online::new(3, SHARDS * 4);
+        let o: &dyn Subjects = &online;
         for i in 0..(SHARDS * 40) as i64 {
             o.push(&session_key(&format!("s{i}")), rec(1, EventKind::View, i), false);
             o.push(&user_key(&format!("u{i}")), rec(1, EventKind::View, i), false);

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -130,7 +129,7 @@ pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ApiResult<T>
 
 /// `GET /openapi.json`: the document of this server (its limits, catalog and clock).
 async fn openapi_json(State(s): St) -> Response {
-    let catalog = s.catalog.load_full();
+    let catalog = s.snapshots.catalog();
     let ctx = crate::openapi::Context {
         config: &s.config,
         categories: Some(&catalog.categories),
@@ -141,8 +140,8 @@ async fn openapi_json(State(s): St) -> Response {
 }
 
 async fn readyz(State(s): St) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        let version = s.live.load().as_ref().map(|l| l.version);
+    if s.models.is_ready() {
+        let version = s.snapshots.live_version();
         Json(api::Health { status: "ready", model_version: version }).into_response()
     } else {
         ApiError::unavailable("no model loaded yet").into_response()
@@ -150,7 +149,7 @@ async fn readyz(State(s): St) -> Response {
 }
 
 async fn metrics(State(s): St) -> Response {
-    if let Some(l) = s.live.load().as_ref() {
+    if let Some(l) = s.snapshots.live().as_ref() {
         let age = (Timestamp::now().0 - l.trained_at.0) as f64 / 1000.0;
         metrics::gauge!("tailor_model_age_seconds").set(age);
     }
@@ -295,7 +294,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     }
     // Committed: now the in-memory side. Items new to the catalog get their index first
     // (appended to it, not reloaded).
-    let mut catalog = s.catalog.load_full();
+    let mut catalog = s.snapshots.catalog();
     let missing: Vec<String> = events
         .iter()
         .filter_map(|e| e.item.as_ref())
@@ -306,7 +305,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
     if unknown_items {
         let state = s.clone();
         blocking(move || state.index_new_items(&missing)).await?;
-        catalog = s.catalog.load_full();
+        catalog = s.snapshots.catalog();
     }
     let mut touched: Vec<String> = Vec::new();
     let feed_from = events.len().saturating_sub(20);
@@ -582,8 +581,18 @@ pub(crate) fn query_map(raw: Option<&str>) -> ApiResult<HashMap<String, String>>
     Ok(pairs.into_iter().collect())
 }
 
+fn no_model() -> ApiError {
+    ApiError::unavailable("no model trained yet; retry shortly")
+}
+
+/// The catalog and the models of one snapshot (503 before the first training).
+fn catalog_and_live(s: &AppState) -> ApiResult<(Arc<Catalog>, Arc<Live>)> {
+    let crate::snapshot::Pinned { catalog, live, .. } = s.snapshots.pin();
+    Ok((catalog, live.ok_or_else(no_model)?))
+}
+
 fn live_or_503(s: &AppState) -> ApiResult<Arc<Live>> {
-    s.live.load_full().ok_or_else(|| ApiError::unavailable("no model trained yet; retry shortly"))
+    s.snapshots.live().ok_or_else(no_model)
 }
 
 fn listing(catalog: &Catalog, list: &[(u32, f32)], reason: Option<&Reason>) -> Vec<api::ListedItem> {
@@ -599,9 +608,8 @@ fn related_items(
     reason: impl Fn(u32) -> Reason,
 ) -> ApiResult<Response> {
     let k = k_param(&query_map(raw)?, 10)?;
-    let catalog = s.catalog.load_full();
+    let (catalog, live) = catalog_and_live(s)?;
     let i = item_index(&catalog, id)?;
-    let live = live_or_503(s)?;
     let list: Vec<(u32, f32)> = related(&live, &catalog, i, k)
         .into_iter()
         .filter(|&(j, _)| catalog.view.in_stock.get(j as usize).copied().unwrap_or(false))
@@ -640,8 +648,7 @@ fn categories_param(catalog: &Catalog, q: &HashMap<String, String>) -> ApiResult
 async fn popular(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = query_map(raw.as_deref())?;
     let k = k_param(&q, 10)?;
-    let catalog = s.catalog.load_full();
-    let live = live_or_503(&s)?;
+    let (catalog, live) = catalog_and_live(&s)?;
     let (scores, reason) = match q.get("segment") {
         Some(seg) => match live.segment_popular.get(seg) {
             Some(c) => (c, Reason::PopularInSegment),
@@ -664,8 +671,7 @@ async fn popular(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
 async fn trending(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = query_map(raw.as_deref())?;
     let k = k_param(&q, 10)?;
-    let catalog = s.catalog.load_full();
-    let live = live_or_503(&s)?;
+    let (catalog, live) = catalog_and_live(&s)?;
     let req = Request { k, categories: categories_param(&catalog, &q)?, ..Request::default() };
     let list = ranked_plain(&live.trending, &catalog, &req);
     Ok(Json(api::Listing { items: listing(&catalog, &list, Some(&Reason::Trending)), model_version: live.version })
@@ -763,8 +769,7 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
     if record.is_none() && subject.is_none() && segments.is_empty() {
         return Err(ApiError::not_found(format!("user {id:?} is not known")));
     }
-    let catalog = s.catalog.load_full();
-    let live = s.live.load_full();
+    let crate::snapshot::Pinned { catalog, live, .. } = s.snapshots.pin();
     let mut activity = api::Activity::default();
     if let Some(sub) = &subject {
         let counts: std::collections::BTreeMap<String, u64> =
@@ -839,9 +844,9 @@ async fn erase_user(State(s): St, Path(id): Path<String>) -> ApiResult<Response>
 
 /// A second retraining or reload while one runs is refused rather than queued behind it.
 fn training_guard(s: &AppState) -> ApiResult<tokio::sync::MutexGuard<'_, ()>> {
-    s.training
-        .try_lock()
-        .map_err(|_| ApiError::conflict("a retraining or reload is already running; try again when it finishes"))
+    s.models
+        .try_training()
+        .ok_or_else(|| ApiError::conflict("a retraining or reload is already running; try again when it finishes"))
 }
 
 async fn reload(State(s): St) -> ApiResult<Response> {
@@ -855,7 +860,7 @@ async fn retrain(State(s): St) -> ApiResult<Response> {
     let _guard = training_guard(&s)?;
     let state = s.clone();
     let outcome = blocking(move || state.retrain_blocking()).await?;
-    let live = s.live.load().as_ref().map(|l| l.info.clone());
+    let live = s.snapshots.live().as_ref().map(|l| l.info.clone());
     Ok(Json(api::Retrained { candidate: outcome.candidate, promoted: outcome.promoted, reason: outcome.reason, live })
         .into_response())
 }
@@ -869,12 +874,12 @@ async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
     let _guard = training_guard(&s)?;
     let state = s.clone();
     let info = blocking(move || {
-        let mut reg = state.registry.read()?;
-        if !state.registry.has_model(to) {
+        let mut reg = state.models.registry.read()?;
+        if !state.models.registry.has_model(to)? {
             return Err(ApiError::not_found(format!("version {to} has no kept model file")));
         }
         reg.live = Some(to);
-        state.registry.write(&reg)?;
+        state.models.registry.write(&reg)?;
         state.reload_blocking()
     })
     .await?;
@@ -885,7 +890,7 @@ async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
 async fn models(State(s): St) -> ApiResult<Response> {
     let live = live_or_503(&s)?;
     let state = s.clone();
-    let reg = blocking(move || Ok(state.registry.read()?)).await?;
+    let reg = blocking(move || Ok(state.models.registry.read()?)).await?;
     Ok(Json(api::Models { live: live.info.clone(), registered_live: reg.live, versions: reg.versions }).into_response())
 }
 
@@ -1049,15 +1054,16 @@ async fn user_recommendations(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     let start = Instant::now();
-    let catalog = s.catalog.load_full();
-    let mut q = rec_query(&catalog, raw.as_deref())?;
+    // One view for the whole request; its generation keys the cache.
+    let pin = s.snapshots.pin();
+    let catalog = &pin.catalog;
+    let mut q = rec_query(catalog, raw.as_deref())?;
     q.shown = method != Method::HEAD;
     let key = user_key(&id);
-    let generation = s.generation.load(Ordering::SeqCst);
-    if let Some(hit) = s.cache.get(&key, &q.canonical, generation) {
+    if let Some(hit) = s.cache.get(&key, &q.canonical, pin.generation) {
         metrics::counter!("tailor_recommendation_cache_total", "result" => "hit").increment(1);
         if q.shown {
-            served_from_cache(&s, &catalog, &key, &hit, q.slot.as_deref(), start);
+            served_from_cache(&s, catalog, &key, &hit, q.slot.as_deref(), start);
         }
         // The cached list as it was, marked: serialised with one field changed, no deep copy.
         return Ok(Json(CachedList(&hit)).into_response());
@@ -1070,14 +1076,14 @@ async fn user_recommendations(
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &segments, Timestamp::now());
     let q = match &assigned {
         Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => {
-            RecQuery { shown: q.shown, ..with_variant(&catalog, raw.as_deref(), a)? }
+            RecQuery { shown: q.shown, ..with_variant(catalog, raw.as_deref(), a)? }
         }
         _ => q,
     };
-    let body = Arc::new(recommend(&s, &catalog, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
+    let body = Arc::new(recommend(&s, &pin, &key, Some(&id), &[], &segments, &q, assigned.as_ref(), start)?);
     // A HEAD's list was never shown: cached, a GET would reuse it without an exposure.
     if q.shown {
-        s.cache.put(&key, &q.canonical, generation, body.clone());
+        s.cache.put(&key, &q.canonical, pin.generation, body.clone());
     }
     Ok(Json((*body).clone()).into_response())
 }
@@ -1122,8 +1128,9 @@ async fn session_recommendations(
     body: Bytes,
 ) -> ApiResult<Response> {
     let start = Instant::now();
-    let catalog = s.catalog.load_full();
-    let q = rec_query(&catalog, raw.as_deref())?;
+    let pin = s.snapshots.pin();
+    let catalog = &pin.catalog;
+    let q = rec_query(catalog, raw.as_deref())?;
     let extra: Vec<u32> = if body.is_empty() {
         Vec::new()
     } else {
@@ -1146,12 +1153,10 @@ async fn session_recommendations(
     };
     let assigned = s.experiments.assign(&id, q.slot.as_deref(), &[], Timestamp::now());
     let q = match &assigned {
-        Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => {
-            with_variant(&catalog, raw.as_deref(), a)?
-        }
+        Some(a) if !a.entry.exp.spec.variants[a.variant].params.is_empty() => with_variant(catalog, raw.as_deref(), a)?,
         _ => q,
     };
-    let body = recommend(&s, &catalog, &session_key(&id), None, &extra, &[], &q, assigned.as_ref(), start)?;
+    let body = recommend(&s, &pin, &session_key(&id), None, &extra, &[], &q, assigned.as_ref(), start)?;
     Ok(Json(body).into_response())
 }
 
@@ -1159,7 +1164,7 @@ async fn session_recommendations(
 #[allow(clippy::too_many_arguments)]
 fn recommend(
     s: &AppState,
-    catalog: &Catalog,
+    pin: &crate::snapshot::Pinned,
     key: &str,
     user: Option<&str>,
     extra: &[u32],
@@ -1169,8 +1174,9 @@ fn recommend(
     start: Instant,
 ) -> ApiResult<api::Recommendations> {
     let variant = assigned.map(|a| &a.entry.exp.spec.variants[a.variant]);
-    let live = live_or_503(s)?;
-    let (model, recency) = crate::serving::model_of(&live, variant);
+    let catalog = &*pin.catalog;
+    let live = pin.live.as_ref().ok_or_else(no_model)?;
+    let (model, recency) = crate::serving::model_of(live, variant);
     let n_model = model.map_or(0, |m| m.as_model().n_items());
     let now = Timestamp::now();
     // What the list needs of the subject, copied out under the shard lock.
@@ -1191,11 +1197,11 @@ fn recommend(
         hidden,
         bought,
         // A row trained before the user's latest events arrived is stale: fold in instead.
-        row: user.and_then(|u| s.user_row(&live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at)),
+        row: user.and_then(|u| s.user_row(live, u)).filter(|_| updated_at.is_none_or(|t| t < live.snapshot_at)),
         segments: segments.to_vec(),
         extra: extra.to_vec(),
     };
-    let snapshot = crate::serving::Snapshot { live: &live, catalog };
+    let snapshot = crate::serving::Snapshot { live, catalog };
     let served = crate::serving::recommend(snapshot, &subject, &q.request, &q.context, variant, &s.config);
     let (out, strategy, model_name) = (&served.items, served.source.as_str(), served.model);
     let (playbooks, context_applied) = (served.playbooks.clone(), served.context.clone());

@@ -26,8 +26,10 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let state = server_state(config, store)?;
     // Load the live version first so the candidate is compared with it.
-    let reg = state.registry.read()?;
-    if reg.live.is_some_and(|v| state.registry.has_model(v)) {
+    let reg = state.models.registry.read()?;
+    if let Some(v) = reg.live
+        && state.models.registry.has_model(v)?
+    {
         state.reload_blocking().context("loading the live version")?;
     }
     let spinner = progress_bar(cli, 1);
@@ -83,6 +85,15 @@ pub(crate) fn train(cli: &Cli, config: &Config) -> Result<()> {
 pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
     let registry = tailor_server::registry::Registry::new(config.store.data_dir.join("models"));
     let mut reg = registry.read()?;
+    // Which versions still have their model file.
+    let kept: std::collections::HashSet<u64> = reg
+        .versions
+        .iter()
+        .map(|v| Ok(registry.has_model(v.version)?.then_some(v.version)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     match cmd {
         ModelCmd::List => {
             if cli.json {
@@ -102,7 +113,7 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
                         v.train_seconds,
                         v.holdout_ndcg.map_or("-".into(), |n| format!("{n:.4}")),
                         v.promoted,
-                        if registry.has_model(v.version) { "yes" } else { "no" }
+                        if kept.contains(&v.version) { "yes" } else { "no" }
                     );
                 }
             }
@@ -114,12 +125,12 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ModelCmd) -> Result<()> {
                     .versions
                     .iter()
                     .rev()
-                    .filter(|v| v.promoted && Some(v.version) < reg.live && registry.has_model(v.version))
+                    .filter(|v| v.promoted && Some(v.version) < reg.live && kept.contains(&v.version))
                     .map(|v| v.version)
                     .next()
                     .ok_or_else(|| usage("no earlier version with a kept model file to roll back to"))?,
             };
-            if !registry.has_model(target) {
+            if !registry.has_model(target)? {
                 return Err(usage(format!("version {target} has no kept model file (see `tailor model list`)")));
             }
             let from = reg.live;

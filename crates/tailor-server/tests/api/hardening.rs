@@ -151,7 +151,7 @@ async fn future_events_and_huge_numbers_are_refused() {
         call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(json!([{"id": "X1", "price": 5, "sale_price": 6}]))).await;
     assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("sale_price")), "{v}");
     // The reference clock did not move: trending still reflects the shop's own history.
-    let live = s.state.live.load_full().expect("live");
+    let live = s.state.snapshots.live().expect("live");
     assert!(live.reference_time().0 <= tailor_core::Timestamp::now().0);
 }
 
@@ -179,7 +179,7 @@ async fn patch_merges_and_put_replaces() {
         (json!("Wool coat"), json!(99.0), json!(80.0), Value::Null, json!(true)),
         "{got}"
     );
-    let catalog = s.state.catalog.load_full();
+    let catalog = s.state.snapshots.catalog();
     let i = catalog.index["P-1"] as usize;
     assert!(catalog.view.in_stock[i] && catalog.view.discounted[i], "the served catalog follows the patch");
     // A patch that breaks a rule is refused with the field; the item stays as it was.
@@ -204,12 +204,12 @@ async fn patch_merges_and_put_replaces() {
 #[tokio::test]
 async fn new_items_are_appended_to_the_catalog() {
     let s = shop();
-    let before = s.state.catalog.load_full();
+    let before = s.state.snapshots.catalog();
     let events: Vec<Value> =
         (0..50).map(|i| json!({"user": format!("n{i}"), "item": format!("NEW-{i}"), "kind": "view"})).collect();
     let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
     assert_eq!((st, v["new_items"].clone()), (StatusCode::ACCEPTED, json!(true)), "{v}");
-    let after = s.state.catalog.load_full();
+    let after = s.state.snapshots.catalog();
     assert_eq!(after.len(), before.len() + 50);
     assert_eq!(after.index["NEW-7"] as usize, before.len() + 7);
     assert_eq!(&after.names[..before.len()], &before.names[..], "existing indices never move");
@@ -217,7 +217,7 @@ async fn new_items_are_appended_to_the_catalog() {
     // A record upserted later is described in place.
     let item = json!([{"id": "NEW-7", "title": "Brand new", "category": ["Men"], "price": 10.0}]);
     assert_eq!(call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(item)).await.0, StatusCode::OK);
-    let c = s.state.catalog.load_full();
+    let c = s.state.snapshots.catalog();
     let i = c.index["NEW-7"];
     assert_eq!((c.title(i), c.view.price[i as usize]), ("Brand new".to_string(), Some(10.0)));
     // The history of the user who viewed it knows the item.
@@ -231,7 +231,7 @@ async fn new_items_are_appended_to_the_catalog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_of_new_items_are_all_indexed() {
     let s = shop();
-    let before = s.state.catalog.load_full();
+    let before = s.state.snapshots.catalog();
     let mut tasks = Vec::new();
     for b in 0..16 {
         let app = s.app.clone();
@@ -246,7 +246,7 @@ async fn concurrent_batches_of_new_items_are_all_indexed() {
         let (st, v) = t.await.expect("task");
         assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     }
-    let after = s.state.catalog.load_full();
+    let after = s.state.snapshots.catalog();
     assert_eq!(after.len(), before.len() + 80);
     for b in 0..16 {
         for i in 0..5 {
@@ -296,7 +296,7 @@ async fn erasure_reaches_kept_model_versions_and_stays() {
     // A rollback to the version trained before the erasure serves no row of theirs.
     let (st, v) = call(&s.app, "POST", "/v1/admin/rollback?to=1", Some(ADMIN), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert!(s.state.live.load().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
+    assert!(s.state.snapshots.live().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
     let (_, list) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations"), Some(READ), None).await;
     assert_eq!(list["strategy"], "popular", "{list}");
     // Their old history sent again (a re-import, a replayed stream) stays erased; a new

@@ -307,7 +307,7 @@ async fn cold_start_chain_and_playbooks() {
     assert_eq!(v["strategy"], "segment_popular", "{v}");
     assert_eq!(v["items"][0]["reason"]["kind"], "popular_in_segment");
     assert_eq!(v["playbooks"][0]["strategy"], "premium_only");
-    let catalog = s.state.catalog.load();
+    let catalog = s.state.snapshots.catalog();
     for id in ids(&v) {
         let i = catalog.index[id.as_str()] as usize;
         assert!(catalog.premium[i], "{id} is not in the premium tier");
@@ -332,7 +332,7 @@ async fn cold_start_chain_and_playbooks() {
 #[tokio::test]
 async fn filters_and_query_errors() {
     let s = shop();
-    let catalog = s.state.catalog.load();
+    let catalog = s.state.snapshots.catalog();
     let cat = catalog.categories[0].clone();
     let uri = format!("/v1/users/U00002/recommendations?k=6&category={cat}&diversity=0.5&max_per_category=6");
     let (st, v) = call(&s.app, "GET", &uri, Some(READ), None).await;
@@ -465,7 +465,7 @@ async fn hot_swap_under_concurrent_requests() {
         seen.extend(versions);
     }
     assert!(seen.iter().all(|v| (1..=4).contains(v)), "{seen:?}");
-    assert_eq!(s.state.live.load().as_ref().map(|l| l.version), Some(4));
+    assert_eq!(s.state.snapshots.live_version(), Some(4));
 }
 
 #[tokio::test]
@@ -504,7 +504,7 @@ async fn erasure_forgets_the_user_everywhere() {
     assert_eq!(left, 0);
     // The next training does not know them; erasing again finds nothing.
     assert_eq!(call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await.0, StatusCode::OK);
-    assert!(s.state.live.load().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
+    assert!(s.state.snapshots.live().as_ref().is_some_and(|l| !l.user_rows.contains_key(user)));
     let (_, after) = call(&s.app, "GET", &format!("/v1/users/{user}/recommendations?k=5"), Some(READ), None).await;
     assert_eq!(after["strategy"], "popular");
     assert_eq!(call(&s.app, "DELETE", &format!("/v1/users/{user}"), Some(ADMIN), None).await.0, StatusCode::NOT_FOUND);
@@ -527,33 +527,33 @@ async fn versions_promotion_rollback_and_restart() {
     worse.als_params = "factors=1,iterations=1".parse().expect("ALS parameters");
     worse.promote_tolerance = 0.0;
     let dyn_store: Arc<dyn Store> = s.store.clone();
-    let models = s.state.registry.dir().to_path_buf();
+    let models = s._dir.path().join("models");
     let other = AppState::open(worse, dyn_store, Default::default(), models).expect("state");
     other.start_blocking().expect("serves the registered version");
-    assert_eq!(other.live.load().as_ref().map(|l| l.version), Some(2), "a restart serves the registered version");
+    assert_eq!(other.snapshots.live_version(), Some(2), "a restart serves the registered version");
     let r = other.retrain_blocking().expect("retrain");
     assert!(!r.promoted, "{r:?}");
-    assert_eq!(other.live.load().as_ref().map(|l| l.version), Some(2));
-    let reg = s.state.registry.read().expect("registry");
+    assert_eq!(other.snapshots.live_version(), Some(2));
+    let reg = s.state.models.registry.read().expect("registry");
     assert_eq!((reg.live, reg.versions.len()), (Some(2), 3));
     // Rollback: the registry names version 1 again; reload swaps it in.
     let mut reg = reg;
     reg.live = Some(1);
-    s.state.registry.write(&reg).expect("write");
+    s.state.models.registry.write(&reg).expect("write");
     let (st, v) = call(&s.app, "POST", "/v1/admin/reload", Some(ADMIN), None).await;
     assert_eq!((st, v["live"]["version"].clone()), (StatusCode::OK, json!(1)), "{v}");
     let (_, v) = call(&s.app, "GET", "/v1/users/U00001/recommendations?k=3", Some(READ), None).await;
     assert_eq!(v["model_version"], 1);
     // The version's context model was kept with it and reloaded, not refitted.
-    assert!(s.state.registry.load_context(1).expect("read").is_some());
-    assert!(s.state.live.load().as_ref().is_some_and(|l| l.context.is_some()));
+    assert!(s.state.models.registry.load_context(1).expect("read").is_some());
+    assert!(s.state.snapshots.live().as_ref().is_some_and(|l| l.context.is_some()));
 }
 
 #[tokio::test]
 async fn context_conditions_the_list() {
     let s = shop();
     let devices: Vec<String> = {
-        let live = s.state.live.load();
+        let live = s.state.snapshots.live();
         let (_, index) = live.as_ref().and_then(|l| l.context.as_ref()).expect("a context model");
         let mut v: Vec<String> = index.keys().filter(|k| !k.is_empty()).cloned().collect();
         v.sort();
@@ -660,7 +660,7 @@ async fn error_bodies_match_their_snapshots() {
     record("POST /v1/events (malformed JSON)", (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
     {
         // A retraining already running: a second one is refused, not queued.
-        let _running = s.state.training.lock().await;
+        let _running = s.state.models.training().await;
         record(
             "POST /v1/admin/retrain (while one runs)",
             call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await,
@@ -1068,7 +1068,7 @@ async fn model_variants_are_trained_served_and_reported() {
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let (st, v) = call(&s.app, "POST", "/v1/admin/retrain", Some(ADMIN), None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let live = s.state.live.load_full().expect("live");
+    let live = s.state.snapshots.live().expect("live");
     let served = live.info.model.clone();
     let mut kept: Vec<&str> = live.others.iter().map(|o| o.kind.as_str()).collect();
     kept.sort_unstable();
@@ -1110,7 +1110,7 @@ async fn model_variants_are_trained_served_and_reported() {
     }
     // A restart serves the kept models too.
     s.state.reload_blocking().expect("reload");
-    let again = s.state.live.load_full().expect("live");
+    let again = s.state.snapshots.live().expect("live");
     assert_eq!(again.others.len(), want.len());
 }
 
@@ -1128,7 +1128,7 @@ async fn new_items_are_similar_and_recommended_before_any_retraining() {
     record["id"] = json!("SKU-NEW-1");
     record["title"] = json!(format!("{} II", record["title"].as_str().unwrap_or("item")));
     record["created_at"] = json!(tailor_core::Timestamp::now().0);
-    let trained = s.state.live.load_full().expect("live").version;
+    let trained = s.state.snapshots.live().expect("live").version;
     let (st, v) = call(&s.app, "PUT", "/v1/items", Some(WRITE), Some(json!([record]))).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v) = call(&s.app, "GET", "/v1/items/SKU-00010/similar?k=10", Some(READ), None).await;
@@ -1143,5 +1143,5 @@ async fn new_items_are_similar_and_recommended_before_any_retraining() {
     let (_, v) = call(&s.app, "GET", "/v1/users/fan-1/recommendations?k=10", Some(READ), None).await;
     assert_eq!(v["strategy"], "personalized", "{v}");
     assert!(ids(&v).contains(&"SKU-NEW-1".to_string()), "{v}");
-    assert_eq!(s.state.live.load_full().expect("live").version, trained, "no retraining happened");
+    assert_eq!(s.state.snapshots.live().expect("live").version, trained, "no retraining happened");
 }
