@@ -166,12 +166,15 @@ pub fn run(m: &mut Matrix, opts: &ClusterOptions, started: Instant) -> Result<(C
     };
     let fit_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    // The silhouette is taken over the clustered (non-noise) rows.
+    // The silhouette is taken over the clustered (non-noise) rows (copied only when it is
+    // wanted: a copy of the whole matrix otherwise).
     let mut xs = Vec::new();
     let mut ls = Vec::new();
     for (row, l) in m.x.chunks_exact(m.d).zip(&labels) {
         if let Some(l) = l {
-            xs.extend_from_slice(row);
+            if !opts.no_silhouette {
+                xs.extend_from_slice(row);
+            }
             ls.push(*l);
         }
     }
