@@ -797,16 +797,36 @@ impl AlsModel {
     /// [`AlsModel::explain`] for several items of one user: the user's system is factored
     /// once and each item costs two triangular solves (what a served list of 10 needs).
     pub fn explain_many(&self, history: History<'_>, items: &[u32]) -> Vec<Vec<(u32, f32)>> {
+        self.contributions(history, items, |mut v| {
+            crate::topk::best_first(&mut v);
+            v
+        })
+    }
+
+    /// The history item contributing most to each of `items` (the first of
+    /// [`AlsModel::explain_many`]'s lists, ties to the smaller index), without sorting the
+    /// rest: what a served list's "Because you viewed X" needs.
+    pub fn best_reasons(&self, history: History<'_>, items: &[u32]) -> Vec<Option<(u32, f32)>> {
+        self.contributions(history, items, |v| {
+            v.into_iter().reduce(|b, c| if c.1.total_cmp(&b.1).then(b.0.cmp(&c.0)).is_gt() { c } else { b })
+        })
+    }
+
+    /// Each history item's contribution to each of `items`, handed to `each` per item
+    /// (empty for an item the model does not know or a system that is not positive
+    /// definite).
+    fn contributions<T>(&self, history: History<'_>, items: &[u32], each: impl Fn(Vec<(u32, f32)>) -> T) -> Vec<T> {
         let k = self.k;
         let mut a: Vec<f64> = self.yty.iter().map(|v| f64::from(*v)).collect();
         pulp::Arch::new().dispatch(AddOuter { a: &mut a, model: self, history });
         if !cholesky_factor(&mut a, k) {
-            return vec![Vec::new(); items.len()];
+            return items.iter().map(|_| each(Vec::new())).collect();
         }
-        // W_u y_i for every item at once: the right-hand sides side by side (k × n, row-major),
-        // so the triangular solves are axpys across the items, vectorised (one item after
-        // another was a scalar loop, a quarter of a served ALS list's CPU time).
-        let n = items.len();
+        // W_u y_i for every item at once: the right-hand sides side by side (k × n, row-major,
+        // n padded to whole 8-lane vectors with zero columns), so the triangular solves are
+        // axpys across the items, vectorised (one item after another was a scalar loop, a
+        // quarter of a served ALS list's CPU time).
+        let n = items.len().div_ceil(8) * 8;
         let mut rhs = vec![0f64; k * n];
         for (c, &item) in items.iter().enumerate() {
             for (t, v) in self.item(item).into_iter().flatten().enumerate() {
@@ -819,17 +839,16 @@ impl AlsModel {
             .enumerate()
             .map(|(c, &item)| {
                 if self.item(item).is_none() {
-                    return Vec::new();
+                    return each(Vec::new());
                 }
                 let wy: Vec<f32> = (0..k).map(|t| rhs[t * n + c] as f32).collect();
-                let mut v: Vec<(u32, f32)> = history
+                let v: Vec<(u32, f32)> = history
                     .items
                     .iter()
                     .zip(history.weights)
                     .filter_map(|(&j, &w)| self.item(j).map(|yj| (j, dot(&wy, yj) * (1.0 + self.params.alpha * w))))
                     .collect();
-                crate::topk::best_first(&mut v);
-                v
+                each(v)
             })
             .collect()
     }
@@ -964,6 +983,10 @@ mod tests {
             let history = History { items: &hist, weights: &weights, recency: None };
             let targets: Vec<u32> = (0..items as u32).filter(|i| i % 2 == 1).chain([items as u32 + 5]).collect();
             let many = m.explain_many(history, &targets);
+            let best = m.best_reasons(history, &targets);
+            for (b, l) in best.iter().zip(&many) {
+                prop_assert!(b.as_ref() == l.first(), "{b:?} vs {:?}", l.first());
+            }
             // One right-hand side at a time, as before the batched solves.
             let mut a: Vec<f64> = m.yty.iter().map(|v| f64::from(*v)).collect();
             pulp::Arch::new().dispatch(AddOuter { a: &mut a, model: &m, history });

@@ -266,12 +266,12 @@ pub fn recommend(
     {
         let plain: Vec<usize> = (0..out.len()).filter(|&p| out[p].reason == Reason::Personalized).collect();
         let targets: Vec<u32> = plain.iter().map(|&p| out[p].item).collect();
-        let reasons = match als {
-            Some(als) => als.explain_many(history, &targets),
-            None => targets.iter().map(|&t| m.explain(history, t)).collect(),
+        let reasons: Vec<Option<(u32, f32)>> = match als {
+            Some(als) => als.best_reasons(history, &targets),
+            None => targets.iter().map(|&t| m.explain(history, t).first().copied()).collect(),
         };
         for (p, why) in plain.into_iter().zip(reasons) {
-            if let Some(&(h, _)) = why.first() {
+            if let Some((h, _)) = why {
                 out[p].reason = if subject.bought.contains(&h) {
                     Reason::AlsoBought { item: h }
                 } else {
