@@ -418,13 +418,13 @@ fn lloyd(x: &[f64], d: usize, mut centers: Vec<f64>, k: usize, max_iter: usize, 
     let mut totals = assign(x, d, k, &centers, None, &mut st);
     let mut moved: Option<Moved> = None;
     for it in 1..=max_iter {
-        let mut changed = totals.changed;
         if let Some(m) = &moved {
             let delta = assign(x, d, k, &centers, Some((&half_gaps(&centers, d, k), m)), &mut st);
-            changed = delta.changed;
+            // The rows this pass moved (not the running total).
+            let changed = delta.changed;
             totals = totals.merge(delta);
+            totals.changed = changed;
         }
-        totals.changed = changed;
         relocate_empty(x, d, k, &centers, &mut st, &mut totals);
         let mut new = vec![0.0; k * d];
         for j in 0..k {

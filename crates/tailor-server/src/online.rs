@@ -186,16 +186,6 @@ impl Online {
     fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[shard_of(key)].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    fn shard_len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| {
-                let s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                s.users.len() + s.sessions.len()
-            })
-            .sum()
-    }
 }
 
 /// The real-time state of every user and session: their recent events and behaviour
@@ -296,7 +286,13 @@ impl Subjects for Online {
     }
 
     fn len(&self) -> usize {
-        self.shard_len()
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                s.users.len() + s.sessions.len()
+            })
+            .sum()
     }
 }
 

@@ -182,14 +182,14 @@ impl Registry {
         Ok(Some(json))
     }
 
-    /// [`Registry::read_gz`] of a file that must be there.
-    fn read_gz_required(&self, name: &str) -> ServerResult<Vec<u8>> {
-        self.read_gz(name)?.ok_or_else(|| io(&self.blobs.locate(name), "no such model file"))
-    }
-
     fn read_model(&self, name: &str) -> ServerResult<Option<ModelFile>> {
         let Some(json) = self.read_gz(name)? else { return Ok(None) };
         ModelFile::from_json(&json).map(Some).map_err(|e| io(&self.blobs.locate(name), e))
+    }
+
+    /// [`Registry::read_model`] of a file that must be there.
+    fn required_model(&self, name: &str) -> ServerResult<ModelFile> {
+        self.read_model(name)?.ok_or_else(|| io(&self.blobs.locate(name), "no such model file"))
     }
 
     fn write_model(&self, name: &str, file: &ModelFile) -> ServerResult<()> {
@@ -266,9 +266,7 @@ impl Registry {
 
     /// A version's personalised model.
     pub fn load_model(&self, version: u64) -> ServerResult<AnyModel> {
-        let name = model_name(version);
-        let json = self.read_gz_required(&name)?;
-        Ok(ModelFile::from_json(&json).map_err(|e| io(&self.blobs.locate(&name), e))?.model)
+        Ok(self.required_model(&model_name(version))?.model)
     }
 
     /// Deletes model files of all but the newest `keep` promoted versions (never the live
@@ -304,9 +302,7 @@ impl Registry {
         let mut out = Vec::new();
         for c in candidates.iter().filter(|c| c.kept) {
             let kind: ModelKind = c.model.parse().map_err(|e| io(&self.blobs.locate(REGISTRY), e))?;
-            let name = other_name(v, kind);
-            let json = self.read_gz_required(&name)?;
-            let model = ModelFile::from_json(&json).map_err(|e| io(&self.blobs.locate(&name), e))?.model;
+            let model = self.required_model(&other_name(v, kind))?.model;
             out.push(crate::live::Other { kind, model, recency: c.recency_half_life });
         }
         Ok(out)
