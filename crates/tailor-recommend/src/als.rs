@@ -7,6 +7,7 @@
 //! step instead of `O(n_u k² + k³)`) or exactly by Cholesky. `YᵀY` is shared by all rows of
 //! a half-sweep. f32 factors, rayon over users.
 
+use pulp::Simd as _;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tailor_core::Interactions;
@@ -116,13 +117,73 @@ fn sdot<S: pulp::Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+/// Horizontal sums of four vectors at once: a dot product of 64 floats is four FMAs and
+/// then a horizontal sum, so the sums are where row-by-row dots spend their instructions.
+trait Sum4: Copy {
+    type S: pulp::Simd;
+    fn simd(self) -> Self::S;
+    fn sum4(self, v: [<Self::S as pulp::Simd>::f32s; 4]) -> [f32; 4];
+}
+
+/// Any instruction set: one horizontal sum per vector.
+#[derive(Clone, Copy)]
+struct EachSum<S>(S);
+
+impl<S: pulp::Simd> Sum4 for EachSum<S> {
+    type S = S;
+
+    #[inline(always)]
+    fn simd(self) -> S {
+        self.0
+    }
+
+    #[inline(always)]
+    fn sum4(self, v: [S::f32s; 4]) -> [f32; 4] {
+        v.map(|x| self.0.reduce_sum_f32s(x))
+    }
+}
+
+/// AVX-512: the four vectors are summed together, halving and transposing as they go
+/// (256-bit halves of pairs, then 128-bit quarters of all four, then within 128-bit lanes):
+/// 13 instructions for four sums instead of about 8 per sum.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct TransposeSum(pulp::x86::V4);
+
+#[cfg(target_arch = "x86_64")]
+impl Sum4 for TransposeSum {
+    type S = pulp::x86::V4;
+
+    #[inline(always)]
+    fn simd(self) -> pulp::x86::V4 {
+        self.0
+    }
+
+    #[inline(always)]
+    fn sum4(self, v: [pulp::f32x16; 4]) -> [f32; 4] {
+        use core::arch::x86_64::__m512;
+        let f = self.0.avx512f;
+        let [a, b, c, d] = v.map(pulp::cast::<pulp::f32x16, __m512>);
+        // Lanes 0-7 hold eight partial sums of the first vector, 8-15 of the second.
+        let ab = f._mm512_add_ps(f._mm512_shuffle_f32x4::<0x44>(a, b), f._mm512_shuffle_f32x4::<0xEE>(a, b));
+        let cd = f._mm512_add_ps(f._mm512_shuffle_f32x4::<0x44>(c, d), f._mm512_shuffle_f32x4::<0xEE>(c, d));
+        // 128-bit quarter q holds four partial sums of vector q.
+        let all = f._mm512_add_ps(f._mm512_shuffle_f32x4::<0x88>(ab, cd), f._mm512_shuffle_f32x4::<0xDD>(ab, cd));
+        let t = f._mm512_add_ps(all, f._mm512_permute_ps::<0b01_00_11_10>(all));
+        let t = f._mm512_add_ps(t, f._mm512_permute_ps::<0b10_11_00_01>(t));
+        let l = pulp::cast::<__m512, [f32; 16]>(t);
+        [l[0], l[4], l[8], l[12]]
+    }
+}
+
 /// `out[j] = f(j, rows[j] · b)` for the row-major `rows` (n × k): four rows at a time, each
 /// with two accumulators, so eight independent FMA chains hide the FMA latency that one
 /// dot product after another waits on (a lone 64-float dot is latency-bound: two chains of
 /// four FMAs, then a horizontal sum). The CG steps spend most of their time here.
 #[inline(always)]
-fn sdots<S: pulp::Simd>(simd: S, rows: &[f32], b: &[f32], k: usize, out: &mut [f32], f: impl Fn(usize, f32) -> f32) {
-    let (vb, tb) = S::as_simd_f32s(b);
+fn sdots<H: Sum4>(h: H, rows: &[f32], b: &[f32], k: usize, out: &mut [f32], f: impl Fn(usize, f32) -> f32) {
+    let simd = h.simd();
+    let (vb, tb) = <H::S as pulp::Simd>::as_simd_f32s(b);
     let nv = vb.len();
     let t0 = k - tb.len();
     let zero = simd.splat_f32s(0.0);
@@ -133,7 +194,7 @@ fn sdots<S: pulp::Simd>(simd: S, rows: &[f32], b: &[f32], k: usize, out: &mut [f
         let (r1, rest) = rest.split_at(k);
         let (r2, r3) = rest.split_at(k);
         let rs = [r0, r1, r2, r3];
-        let vs = rs.map(|r| S::as_simd_f32s(r).0);
+        let vs = rs.map(|r| <H::S as pulp::Simd>::as_simd_f32s(r).0);
         let mut acc = [[zero; 2]; 4];
         let mut v = 0;
         while v + 1 < nv {
@@ -148,8 +209,9 @@ fn sdots<S: pulp::Simd>(simd: S, rows: &[f32], b: &[f32], k: usize, out: &mut [f
                 acc[q][0] = simd.mul_add_f32s(vs[q][v], vb[v], acc[q][0]);
             }
         }
+        let sums = h.sum4(acc.map(|[a0, a1]| simd.add_f32s(a0, a1)));
         for q in 0..4 {
-            let mut d = simd.reduce_sum_f32s(simd.add_f32s(acc[q][0], acc[q][1]));
+            let mut d = sums[q];
             for (x, y) in rs[q][t0..].iter().zip(tb) {
                 d += x * y;
             }
@@ -161,6 +223,84 @@ fn sdots<S: pulp::Simd>(simd: S, rows: &[f32], b: &[f32], k: usize, out: &mut [f
         out[j] = f(j, sdot(simd, row, b));
         j += 1;
     }
+}
+
+/// `out += Σ_j f(j, rows[j] · b) · rows[j]` in one pass over the row-major `rows` (n × k):
+/// each group of four rows is loaded into registers once, dotted with `b` (held in
+/// registers), summed by [`Sum4`], and added into `out` (held in registers) while still
+/// there — what [`sdots`] then [`saccumulate`] do in two passes, reading every row twice.
+/// Only when `k` is one to four whole vectors (k = 64 under AVX-512): returns `false`, doing
+/// nothing, otherwise.
+#[inline(always)]
+fn fused_dots_accumulate<H: Sum4>(
+    h: H,
+    rows: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(usize, f32) -> f32 + Copy,
+) -> bool {
+    let lanes = size_of::<<H::S as pulp::Simd>::f32s>() / size_of::<f32>();
+    if !b.len().is_multiple_of(lanes) || out.len() != b.len() {
+        return false;
+    }
+    match b.len() / lanes {
+        1 => fused_block::<H, 1>(h, rows, b, out, f),
+        2 => fused_block::<H, 2>(h, rows, b, out, f),
+        3 => fused_block::<H, 3>(h, rows, b, out, f),
+        4 => fused_block::<H, 4>(h, rows, b, out, f),
+        _ => return false,
+    }
+    true
+}
+
+/// [`fused_dots_accumulate`] for rows of `NV` whole vectors: 4 × NV row vectors, NV of `b`
+/// and NV accumulators stay in registers (24 of AVX-512's 32 for NV = 4).
+#[inline(always)]
+fn fused_block<H: Sum4, const NV: usize>(
+    h: H,
+    rows: &[f32],
+    b: &[f32],
+    out: &mut [f32],
+    f: impl Fn(usize, f32) -> f32,
+) {
+    let simd = h.simd();
+    let k = b.len();
+    let load = |row: &[f32]| -> [<H::S as pulp::Simd>::f32s; NV] {
+        let (v, _) = <H::S as pulp::Simd>::as_simd_f32s(row);
+        std::array::from_fn(|i| v[i])
+    };
+    let dot = |r: &[<H::S as pulp::Simd>::f32s; NV], vb: &[<H::S as pulp::Simd>::f32s; NV]| {
+        let mut a = simd.mul_f32s(r[0], vb[0]);
+        for v in 1..NV {
+            a = simd.mul_add_f32s(r[v], vb[v], a);
+        }
+        a
+    };
+    let vb = load(b);
+    let (vo, _) = <H::S as pulp::Simd>::as_mut_simd_f32s(out);
+    let mut acc: [<H::S as pulp::Simd>::f32s; NV] = std::array::from_fn(|i| vo[i]);
+    let mut quads = rows.chunks_exact(4 * k);
+    let mut j = 0;
+    for quad in quads.by_ref() {
+        let r: [[<H::S as pulp::Simd>::f32s; NV]; 4] = std::array::from_fn(|q| load(&quad[q * k..(q + 1) * k]));
+        let sums = h.sum4(std::array::from_fn(|q| dot(&r[q], &vb)));
+        for (q, rq) in r.iter().enumerate() {
+            let c = simd.splat_f32s(f(j + q, sums[q]));
+            for v in 0..NV {
+                acc[v] = simd.mul_add_f32s(c, rq[v], acc[v]);
+            }
+        }
+        j += 4;
+    }
+    for row in quads.remainder().chunks_exact(k) {
+        let r = load(row);
+        let c = simd.splat_f32s(f(j, simd.reduce_sum_f32s(dot(&r, &vb))));
+        for v in 0..NV {
+            acc[v] = simd.mul_add_f32s(c, r[v], acc[v]);
+        }
+        j += 1;
+    }
+    vo[..NV].copy_from_slice(&acc);
 }
 
 /// `out += Σ_j coef[j] · rows[j]` for row-major `rows` (n × k), with the output held in
@@ -200,47 +340,62 @@ fn saccumulate_block<S: pulp::Simd, const W: usize>(
     c: usize,
     vo: &mut [S::f32s],
 ) -> usize {
-    let mut acc: [S::f32s; W] = [simd.splat_f32s(0.0); W];
+    // Even and odd rows into two sets of accumulators: 2 W independent FMA chains, enough
+    // to cover the FMA latency at two per cycle (W chains alone ran at half speed).
+    let zero = simd.splat_f32s(0.0);
+    let mut acc: [S::f32s; W] = [zero; W];
     acc.copy_from_slice(&vo[c..c + W]);
-    for (row, &a) in rows.chunks_exact(k).zip(coef) {
-        let (vr, _) = S::as_simd_f32s(&row[c * lanes..]);
+    let mut odd: [S::f32s; W] = [zero; W];
+    let n = (rows.len() / k.max(1)).min(coef.len());
+    let (rows, coef) = (&rows[..n * k], &coef[..n]);
+    let pairs = rows.chunks_exact(2 * k);
+    let last = pairs.remainder();
+    for (pair, cf) in pairs.zip(coef.chunks_exact(2)) {
+        let (r0, r1) = pair.split_at(k);
+        let (v0, _) = S::as_simd_f32s(&r0[c * lanes..]);
+        let (v1, _) = S::as_simd_f32s(&r1[c * lanes..]);
+        let (a0, a1) = (simd.splat_f32s(cf[0]), simd.splat_f32s(cf[1]));
+        for v in 0..W {
+            acc[v] = simd.mul_add_f32s(a0, v0[v], acc[v]);
+            odd[v] = simd.mul_add_f32s(a1, v1[v], odd[v]);
+        }
+    }
+    if let (false, Some(&a)) = (last.is_empty(), coef.last()) {
+        let (vr, _) = S::as_simd_f32s(&last[c * lanes..]);
         let av = simd.splat_f32s(a);
         for v in 0..W {
             acc[v] = simd.mul_add_f32s(av, vr[v], acc[v]);
         }
     }
-    vo[c..c + W].copy_from_slice(&acc);
+    for (o, (a, b)) in vo[c..c + W].iter_mut().zip(acc.iter().zip(&odd)) {
+        *o = simd.add_f32s(*a, *b);
+    }
     c + W
 }
 
 /// `YᵀY + λI` (k × k, row-major) of row-major factors: rayon over blocks of rows, each
-/// block's upper triangle summed in f32 and the blocks added in f64.
+/// block's upper triangle summed in f32 by [`GramBlock`] and the blocks added in f64.
 ///
 /// Not faer's GEMM: it keeps two L3-sized packing buffers (64 MiB here) in a thread-local
 /// of every thread that ever calls it, and a server's retrainings run on whichever
 /// blocking-pool thread is free, so each new one held another 64 MiB for good (the soak
-/// test's heap grew by that at every retraining; docs/benchmarks.md, "Soak"). The Gram
-/// matrix is `n k² / 2` multiply-adds, small beside the `n k³ / 3` of the solves.
+/// test's heap grew by that at every retraining; docs/benchmarks.md, "Soak").
 pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
     const BLOCK: usize = 1024;
     if k == 0 {
         return Vec::new();
     }
+    let arch = pulp::Arch::new();
     let sum = y
         .par_chunks(BLOCK * k)
         .fold(
             || (vec![0f64; k * k], vec![0f32; k * k]),
             |(mut total, mut block), rows| {
-                block.fill(0.0);
-                for row in rows.chunks_exact(k) {
-                    for (a, &ra) in row.iter().enumerate() {
-                        let out = &mut block[a * k + a..(a + 1) * k];
-                        for (o, &rb) in out.iter_mut().zip(&row[a..]) {
-                            *o += ra * rb;
-                        }
-                    }
+                arch.dispatch(GramBlock { rows, k, out: &mut block });
+                for a in 0..k {
+                    let (t, b) = (&mut total[a * k + a..(a + 1) * k], &block[a * k + a..(a + 1) * k]);
+                    t.iter_mut().zip(b).for_each(|(t, &b)| *t += f64::from(b));
                 }
-                total.iter_mut().zip(&block).for_each(|(t, &b)| *t += f64::from(b));
                 (total, block)
             },
         )
@@ -262,6 +417,89 @@ pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
         out[a * k + a] += reg;
     }
     out
+}
+
+/// One block's `rowsᵀ rows` on and above the diagonal, into `out` (k × k, row-major, f32;
+/// entries below the diagonal are left unspecified). Tiles of four output rows by up to four vectors of
+/// columns keep 16 accumulators in registers while the block's rows stream past (each row
+/// loaded once per tile, multiplied by four broadcasts: the loop is bound by FMAs, not by
+/// loads and stores as an element-wise triangle is); tiles start at the vector holding the
+/// diagonal, so little below it is computed.
+struct GramBlock<'a> {
+    rows: &'a [f32],
+    k: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for GramBlock<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self { rows, k, out } = self;
+        out.fill(0.0);
+        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        let nv = k / lanes;
+        let t0 = nv * lanes;
+        // 4 × W accumulators, 4 broadcasts and W loaded vectors: W = 4 fits AVX-512's 32
+        // registers, W = 2 the 16 of AVX2.
+        let widest = if lanes >= 16 { 4 } else { 2 };
+        for a0 in (0..k).step_by(4) {
+            let h = (k - a0).min(4);
+            let mut c = a0 / lanes;
+            while c < nv {
+                c = match (nv - c).min(widest) {
+                    1 => gram_tile::<S, 1>(simd, rows, k, a0, h, c, lanes, out),
+                    2 => gram_tile::<S, 2>(simd, rows, k, a0, h, c, lanes, out),
+                    3 => gram_tile::<S, 3>(simd, rows, k, a0, h, c, lanes, out),
+                    _ => gram_tile::<S, 4>(simd, rows, k, a0, h, c, lanes, out),
+                };
+            }
+            if t0 < k {
+                for row in rows.chunks_exact(k) {
+                    for i in a0..a0 + h {
+                        let ri = row[i];
+                        for (o, &rt) in out[i * k + t0.max(i)..(i + 1) * k].iter_mut().zip(&row[t0.max(i)..]) {
+                            *o += ri * rt;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output rows `a0..a0 + h` (h ≤ 4) × column vectors `c..c + W` of [`GramBlock`]; returns
+/// the next tile's first vector.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gram_tile<S: pulp::Simd, const W: usize>(
+    simd: S,
+    rows: &[f32],
+    k: usize,
+    a0: usize,
+    h: usize,
+    c: usize,
+    lanes: usize,
+    out: &mut [f32],
+) -> usize {
+    let zero = simd.splat_f32s(0.0);
+    let mut acc = [[zero; W]; 4];
+    for row in rows.chunks_exact(k) {
+        let (vr, _) = S::as_simd_f32s(&row[c * lanes..]);
+        let b: [S::f32s; 4] = std::array::from_fn(|i| simd.splat_f32s(if i < h { row[a0 + i] } else { 0.0 }));
+        for (acc, &b) in acc.iter_mut().zip(&b) {
+            for (a, &v) in acc.iter_mut().zip(&vr[..W]) {
+                *a = simd.mul_add_f32s(b, v, *a);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate().take(h) {
+        let start = (a0 + i) * k + c * lanes;
+        let (vo, _) = S::as_mut_simd_f32s(&mut out[start..start + W * lanes]);
+        vo.copy_from_slice(acc);
+    }
+    c + W
 }
 
 /// Solves `A x = b` for symmetric positive definite `A` (k × k) by Cholesky, in f64.
@@ -452,8 +690,8 @@ impl Scratch {
 /// x86-64-v3) while the binary still runs anywhere.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn solve_row<S: pulp::Simd>(
-    simd: S,
+fn solve_row<H: Sum4>(
+    h: H,
     x: &mut [f32],
     y: &[f32],
     yty: &[f32],
@@ -465,6 +703,7 @@ fn solve_row<S: pulp::Simd>(
     s: &mut Scratch,
 ) {
     let k = x.len();
+    let simd = h.simd();
     match solver {
         Solver::Cg { steps } => {
             // Gather the row's vectors once: the residual and every CG step read them.
@@ -486,8 +725,11 @@ fn solve_row<S: pulp::Simd>(
             s.r.iter_mut().for_each(|v| *v = -*v);
             s.q.resize(s.cm1.len(), 0.0);
             let cm1 = &s.cm1;
-            sdots(simd, &s.g, x, k, &mut s.q, |j, d| 1.0 + cm1[j] - cm1[j] * d);
-            saccumulate(simd, &s.g, &s.q, k, &mut s.r);
+            let residual = |j: usize, d: f32| 1.0 + cm1[j] - cm1[j] * d;
+            if !fused_dots_accumulate(h, &s.g, x, &mut s.r, residual) {
+                sdots(h, &s.g, x, k, &mut s.q, residual);
+                saccumulate(simd, &s.g, &s.q, k, &mut s.r);
+            }
             s.p.copy_from_slice(&s.r);
             let mut rsold = sdot(simd, &s.r, &s.r);
             if rsold < 1e-20 {
@@ -497,8 +739,11 @@ fn solve_row<S: pulp::Simd>(
                 s.ap.iter_mut().for_each(|v| *v = 0.0);
                 saccumulate(simd, yty, &s.p, k, &mut s.ap);
                 let cm1 = &s.cm1;
-                sdots(simd, &s.g, &s.p, k, &mut s.q, |j, d| cm1[j] * d);
-                saccumulate(simd, &s.g, &s.q, k, &mut s.ap);
+                let step = |j: usize, d: f32| cm1[j] * d;
+                if !fused_dots_accumulate(h, &s.g, &s.p, &mut s.ap, step) {
+                    sdots(h, &s.g, &s.p, k, &mut s.q, step);
+                    saccumulate(simd, &s.g, &s.q, k, &mut s.ap);
+                }
                 let pap = sdot(simd, &s.p, &s.ap);
                 if pap <= 0.0 || !pap.is_finite() {
                     break;
@@ -602,11 +847,9 @@ struct Rows<'a> {
     s: &'a mut Scratch,
 }
 
-impl pulp::WithSimd for Rows<'_> {
-    type Output = ();
-
+impl Rows<'_> {
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
+    fn solve<H: Sum4>(self, h: H) {
         let k = self.s.r.len();
         let ip = self.m.indptr();
         let (idx, data) = (self.m.indices(), self.m.data());
@@ -621,18 +864,38 @@ impl pulp::WithSimd for Rows<'_> {
                 prefetch.rows(self.y, first, k);
             }
             let (cols, weights) = (&idx[a..b], &data[a..b]);
-            solve_row(simd, xu, self.y, self.yty, cols, weights, self.p.alpha, self.p.solver, prefetch, self.s);
+            solve_row(h, xu, self.y, self.yty, cols, weights, self.p.alpha, self.p.solver, prefetch, self.s);
         }
     }
 }
 
-/// Solves every row of `x` against `y`, whose Gram matrix `YᵀY + λI` is `yty`.
+impl pulp::WithSimd for Rows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        self.solve(EachSum(simd));
+    }
+}
+
+/// Solves every row of `x` against `y`, whose Gram matrix `YᵀY + λI` is `yty`: under
+/// AVX-512 with [`TransposeSum`], elsewhere with pulp's best instruction set.
 pub(crate) fn half_sweep(x: &mut [f32], y: &[f32], yty: &[f32], m: &Interactions, k: usize, p: &AlsParams) {
     let arch = pulp::Arch::new();
+    #[cfg(target_arch = "x86_64")]
+    let v4 = pulp::x86::V4::try_new();
     x.par_chunks_mut(k * ROWS_PER_TASK).enumerate().for_each_init(
         || Scratch::new(k),
         |s, (block, xs)| {
-            arch.dispatch(Rows { xs, first: block * ROWS_PER_TASK, y, yty, m, p, s });
+            let rows = Rows { xs, first: block * ROWS_PER_TASK, y, yty, m, p, s };
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v4) = v4 {
+                return v4.vectorize(
+                    #[inline(always)]
+                    || rows.solve(TransposeSum(v4)),
+                );
+            }
+            arch.dispatch(rows);
         },
     );
 }
@@ -763,7 +1026,7 @@ impl AlsModel {
         let mut x = vec![0f32; k];
         let mut s = Scratch::new(k);
         solve_row(
-            pulp::Scalar::new(),
+            EachSum(pulp::Scalar::new()),
             &mut x,
             &self.item_factors,
             &self.yty,
@@ -919,7 +1182,7 @@ impl std::str::FromStr for AlsParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::{any, prop_assert, proptest};
+    use proptest::prelude::{Just, any, prop_assert, prop_oneof, proptest};
     use tailor_core::rng::Rng;
 
     /// Runs both SIMD kernels under the CPU's best instructions.
@@ -939,13 +1202,69 @@ mod tests {
             saccumulate(simd, self.rows, self.coef, self.k, &mut out);
             let n = self.rows.len() / self.k;
             let mut dots = vec![0.0; n];
-            sdots(simd, self.rows, self.a, self.k, &mut dots, |j, d| d * self.coef[j]);
+            sdots(EachSum(simd), self.rows, self.a, self.k, &mut dots, |j, d| d * self.coef[j]);
             let one_by_one = self.rows.chunks_exact(self.k).zip(self.coef).map(|(r, c)| sdot(simd, r, self.a) * c);
             (d, out, dots, one_by_one.collect())
         }
     }
 
+    /// The fused one-pass kernel and the two passes it replaces, under the CPU's best
+    /// instructions (and AVX-512's transposed sums where the CPU has them).
+    struct Fused<'a> {
+        rows: &'a [f32],
+        b: &'a [f32],
+        coef: &'a [f32],
+    }
+
+    impl pulp::WithSimd for Fused<'_> {
+        /// (lanes, whether the fused kernel ran, its result, the two passes' result)
+        type Output = (usize, bool, Vec<f32>, Vec<f32>);
+
+        fn with_simd<S: pulp::Simd>(self, simd: S) -> Self::Output {
+            let k = self.b.len();
+            let f = |j: usize, d: f32| 1.0 + self.coef[j] * d;
+            let mut two = self.b.to_vec();
+            let mut q = vec![0.0; self.coef.len()];
+            sdots(EachSum(simd), self.rows, self.b, k, &mut q, f);
+            saccumulate(simd, self.rows, &q, k, &mut two);
+            let mut one = self.b.to_vec();
+            let ran = fused_dots_accumulate(EachSum(simd), self.rows, self.b, &mut one, f);
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                let mut wide = self.b.to_vec();
+                if v4.vectorize(|| fused_dots_accumulate(TransposeSum(v4), self.rows, self.b, &mut wide, f)) {
+                    assert!(
+                        wide.iter().zip(&two).all(|(w, t)| (w - t).abs() <= 1e-3 * (1.0 + t.abs())),
+                        "{wide:?} vs {two:?}"
+                    );
+                }
+            }
+            (size_of::<S::f32s>() / size_of::<f32>(), ran, one, two)
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fused_dots_and_accumulate_equal_the_two_passes(
+            k in prop_oneof![Just(16usize), Just(32), Just(48), Just(64), Just(8), Just(24), 1usize..100],
+            n in 0usize..23,
+            seed in any::<u64>(),
+        ) {
+            let mut rng = Rng::new(seed);
+            let b: Vec<f32> = (0..k).map(|_| rng.normal() as f32).collect();
+            let rows: Vec<f32> = (0..n * k).map(|_| rng.normal() as f32).collect();
+            let coef: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let (lanes, ran, one, two) = pulp::Arch::new().dispatch(Fused { rows: &rows, b: &b, coef: &coef });
+            prop_assert!(ran == (k.is_multiple_of(lanes) && k / lanes <= 4), "k {k}, {lanes} lanes: ran {ran}");
+            if ran {
+                for (c, (o, t)) in one.iter().zip(&two).enumerate() {
+                    prop_assert!((o - t).abs() <= 1e-3 * (1.0 + t.abs()), "col {c}: {o} vs {t}");
+                }
+            } else {
+                prop_assert!(one == b, "a kernel that did not run leaves its output alone");
+            }
+        }
+
         #[test]
         fn simd_kernels_equal_the_naive_loops(
             k in 1usize..150,
@@ -959,6 +1278,16 @@ mod tests {
             let (d, out, dots, one_by_one) = pulp::Arch::new().dispatch(Kernels { a: &a, rows: &rows, coef: &coef, k });
             // Four rows at a time sum in the same order as one at a time: equal bits.
             prop_assert!(dots == one_by_one, "{dots:?} vs {one_by_one:?}");
+            // AVX-512's transposed sums add in another order: equal within rounding.
+            #[cfg(target_arch = "x86_64")]
+            if let Some(v4) = pulp::x86::V4::try_new() {
+                let mut fast = vec![0.0; n];
+                v4.vectorize(|| sdots(TransposeSum(v4), &rows, &a, k, &mut fast, |j, d| d * coef[j]));
+                for (j, (f, o)) in fast.iter().zip(&one_by_one).enumerate() {
+                    let scale: f32 = a.iter().zip(&rows[j * k..(j + 1) * k]).map(|(x, y)| (x * y).abs()).sum();
+                    prop_assert!((f - o).abs() <= 1e-5 * (1.0 + scale * coef[j].abs()), "row {j}: {f} vs {o}");
+                }
+            }
             let naive_d: f32 = a.iter().zip(&rows[..k]).map(|(x, y)| x * y).sum();
             prop_assert!((d - naive_d).abs() <= 1e-4 * (1.0 + naive_d.abs()), "{d} vs {naive_d}");
             for c in 0..k {
@@ -1011,8 +1340,8 @@ mod tests {
 
         #[test]
         fn gram_equals_the_naive_sum_in_f64(
-            k in 1usize..40,
-            n in 0usize..3000,
+            k in 1usize..70,
+            n in 0usize..1200,
             reg in 0f32..2.0,
             seed in any::<u64>(),
         ) {
