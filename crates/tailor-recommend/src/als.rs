@@ -391,7 +391,7 @@ pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
         .fold(
             || (vec![0f64; k * k], vec![0f32; k * k]),
             |(mut total, mut block), rows| {
-                arch.dispatch(GramBlock { rows, k, out: &mut block });
+                arch.dispatch(GramBlock { rows, weights: None, k, out: &mut block });
                 for a in 0..k {
                     let (t, b) = (&mut total[a * k + a..(a + 1) * k], &block[a * k + a..(a + 1) * k]);
                     t.iter_mut().zip(b).for_each(|(t, &b)| *t += f64::from(b));
@@ -419,46 +419,111 @@ pub(crate) fn gram(y: &[f32], k: usize, reg: f32) -> Vec<f32> {
     out
 }
 
-/// One block's `rowsᵀ rows` on and above the diagonal, into `out` (k × k, row-major, f32;
-/// entries below the diagonal are left unspecified). Tiles of four output rows by up to four vectors of
-/// columns keep 16 accumulators in registers while the block's rows stream past (each row
-/// loaded once per tile, multiplied by four broadcasts: the loop is bound by FMAs, not by
-/// loads and stores as an element-wise triangle is); tiles start at the vector holding the
-/// diagonal, so little below it is computed.
-struct GramBlock<'a> {
-    rows: &'a [f32],
-    k: usize,
-    out: &'a mut [f32],
+/// The element type of [`GramBlock`]: f32 (ALS's Gram matrix) or f64 (a user's
+/// explanation system), with the pulp operations the tiles need.
+trait TileScalar: Copy + std::ops::Mul<Output = Self> + std::ops::AddAssign + 'static {
+    const ZERO: Self;
+    type V<S: pulp::Simd>: Copy;
+    fn splat<S: pulp::Simd>(simd: S, x: Self) -> Self::V<S>;
+    fn mul_add<S: pulp::Simd>(simd: S, a: Self::V<S>, b: Self::V<S>, c: Self::V<S>) -> Self::V<S>;
+    fn as_simd<S: pulp::Simd>(x: &[Self]) -> &[Self::V<S>];
+    fn as_mut_simd<S: pulp::Simd>(x: &mut [Self]) -> &mut [Self::V<S>];
 }
 
-impl pulp::WithSimd for GramBlock<'_> {
+impl TileScalar for f32 {
+    const ZERO: Self = 0.0;
+    type V<S: pulp::Simd> = S::f32s;
+
+    #[inline(always)]
+    fn splat<S: pulp::Simd>(simd: S, x: f32) -> S::f32s {
+        simd.splat_f32s(x)
+    }
+
+    #[inline(always)]
+    fn mul_add<S: pulp::Simd>(simd: S, a: S::f32s, b: S::f32s, c: S::f32s) -> S::f32s {
+        simd.mul_add_f32s(a, b, c)
+    }
+
+    #[inline(always)]
+    fn as_simd<S: pulp::Simd>(x: &[f32]) -> &[S::f32s] {
+        S::as_simd_f32s(x).0
+    }
+
+    #[inline(always)]
+    fn as_mut_simd<S: pulp::Simd>(x: &mut [f32]) -> &mut [S::f32s] {
+        S::as_mut_simd_f32s(x).0
+    }
+}
+
+impl TileScalar for f64 {
+    const ZERO: Self = 0.0;
+    type V<S: pulp::Simd> = S::f64s;
+
+    #[inline(always)]
+    fn splat<S: pulp::Simd>(simd: S, x: f64) -> S::f64s {
+        simd.splat_f64s(x)
+    }
+
+    #[inline(always)]
+    fn mul_add<S: pulp::Simd>(simd: S, a: S::f64s, b: S::f64s, c: S::f64s) -> S::f64s {
+        simd.mul_add_f64s(a, b, c)
+    }
+
+    #[inline(always)]
+    fn as_simd<S: pulp::Simd>(x: &[f64]) -> &[S::f64s] {
+        S::as_simd_f64s(x).0
+    }
+
+    #[inline(always)]
+    fn as_mut_simd<S: pulp::Simd>(x: &mut [f64]) -> &mut [S::f64s] {
+        S::as_mut_simd_f64s(x).0
+    }
+}
+
+/// `Σ_r c_r row_r row_rᵀ` of a block of row-major rows on and above the diagonal, into
+/// `out` (k × k, row-major; entries below the diagonal are left unspecified), with
+/// `c_r = weights[r]` or 1. Tiles of four output rows by up to four vectors of columns keep
+/// 16 accumulators in registers while the rows stream past (each row loaded once per
+/// tile, multiplied by four broadcasts: the loop is bound by FMAs, not by loads and stores
+/// as element-wise rank-one updates are); tiles start at the vector holding the diagonal,
+/// so little below it is computed.
+struct GramBlock<'a, T> {
+    rows: &'a [T],
+    weights: Option<&'a [T]>,
+    k: usize,
+    out: &'a mut [T],
+}
+
+impl<T: TileScalar> pulp::WithSimd for GramBlock<'_, T> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let Self { rows, k, out } = self;
-        out.fill(0.0);
-        let lanes = size_of::<S::f32s>() / size_of::<f32>();
+        let Self { rows, weights, k, out } = self;
+        out.fill(T::ZERO);
+        let lanes = size_of::<T::V<S>>() / size_of::<T>();
         let nv = k / lanes;
         let t0 = nv * lanes;
         // 4 × W accumulators, 4 broadcasts and W loaded vectors: W = 4 fits AVX-512's 32
         // registers, W = 2 the 16 of AVX2.
-        let widest = if lanes >= 16 { 4 } else { 2 };
+        let widest = if size_of::<T::V<S>>() >= 64 { 4 } else { 2 };
         for a0 in (0..k).step_by(4) {
             let h = (k - a0).min(4);
             let mut c = a0 / lanes;
             while c < nv {
+                let tile = Tile { rows, weights, k, a0, h, c, lanes };
                 c = match (nv - c).min(widest) {
-                    1 => gram_tile::<S, 1>(simd, rows, k, a0, h, c, lanes, out),
-                    2 => gram_tile::<S, 2>(simd, rows, k, a0, h, c, lanes, out),
-                    3 => gram_tile::<S, 3>(simd, rows, k, a0, h, c, lanes, out),
-                    _ => gram_tile::<S, 4>(simd, rows, k, a0, h, c, lanes, out),
+                    1 => tile.run::<S, 1>(simd, out),
+                    2 => tile.run::<S, 2>(simd, out),
+                    3 => tile.run::<S, 3>(simd, out),
+                    _ => tile.run::<S, 4>(simd, out),
                 };
             }
             if t0 < k {
-                for row in rows.chunks_exact(k) {
+                for (r, row) in rows.chunks_exact(k).enumerate() {
+                    let w = weights.map(|w| w[r]);
                     for i in a0..a0 + h {
-                        let ri = row[i];
+                        let ri = w.map_or(row[i], |w| row[i] * w);
                         for (o, &rt) in out[i * k + t0.max(i)..(i + 1) * k].iter_mut().zip(&row[t0.max(i)..]) {
                             *o += ri * rt;
                         }
@@ -469,37 +534,44 @@ impl pulp::WithSimd for GramBlock<'_> {
     }
 }
 
-/// Output rows `a0..a0 + h` (h ≤ 4) × column vectors `c..c + W` of [`GramBlock`]; returns
-/// the next tile's first vector.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn gram_tile<S: pulp::Simd, const W: usize>(
-    simd: S,
-    rows: &[f32],
+/// Output rows `a0..a0 + h` (h ≤ 4) × column vectors from `c` of a [`GramBlock`].
+#[derive(Clone, Copy)]
+struct Tile<'a, T> {
+    rows: &'a [T],
+    weights: Option<&'a [T]>,
     k: usize,
     a0: usize,
     h: usize,
     c: usize,
     lanes: usize,
-    out: &mut [f32],
-) -> usize {
-    let zero = simd.splat_f32s(0.0);
-    let mut acc = [[zero; W]; 4];
-    for row in rows.chunks_exact(k) {
-        let (vr, _) = S::as_simd_f32s(&row[c * lanes..]);
-        let b: [S::f32s; 4] = std::array::from_fn(|i| simd.splat_f32s(if i < h { row[a0 + i] } else { 0.0 }));
-        for (acc, &b) in acc.iter_mut().zip(&b) {
-            for (a, &v) in acc.iter_mut().zip(&vr[..W]) {
-                *a = simd.mul_add_f32s(b, v, *a);
+}
+
+impl<T: TileScalar> Tile<'_, T> {
+    /// Computes `W` vectors of columns; returns the next tile's first vector.
+    #[inline(always)]
+    fn run<S: pulp::Simd, const W: usize>(self, simd: S, out: &mut [T]) -> usize {
+        let Self { rows, weights, k, a0, h, c, lanes } = self;
+        let zero = T::splat(simd, T::ZERO);
+        let mut acc = [[zero; W]; 4];
+        for (r, row) in rows.chunks_exact(k).enumerate() {
+            let vr = T::as_simd::<S>(&row[c * lanes..]);
+            let w = weights.map(|w| w[r]);
+            let b: [T::V<S>; 4] = std::array::from_fn(|i| {
+                let x = if i < h { row[a0 + i] } else { T::ZERO };
+                T::splat(simd, w.map_or(x, |w| x * w))
+            });
+            for (acc, &b) in acc.iter_mut().zip(&b) {
+                for (a, &v) in acc.iter_mut().zip(&vr[..W]) {
+                    *a = T::mul_add(simd, b, v, *a);
+                }
             }
         }
+        for (i, acc) in acc.iter().enumerate().take(h) {
+            let start = (a0 + i) * k + c * lanes;
+            T::as_mut_simd::<S>(&mut out[start..start + W * lanes]).copy_from_slice(acc);
+        }
+        c + W
     }
-    for (i, acc) in acc.iter().enumerate().take(h) {
-        let start = (a0 + i) * k + c * lanes;
-        let (vo, _) = S::as_mut_simd_f32s(&mut out[start..start + W * lanes]);
-        vo.copy_from_slice(acc);
-    }
-    c + W
 }
 
 /// Solves `A x = b` for symmetric positive definite `A` (k × k) by Cholesky, in f64.
@@ -620,35 +692,26 @@ fn cholesky_substitute(l: &[f64], b: &mut [f64], k: usize) {
     }
 }
 
-/// `a += Σ_j α w_j y_j y_jᵀ` over a history, on the lower triangle and the diagonal (f64,
-/// row prefixes so the inner loop is a plain vectorisable axpy), compiled for the CPU's best instructions: the user's system of
+/// `a += Σ_j α w_j y_j y_jᵀ` over a history, on the lower triangle and the diagonal (all
+/// the Cholesky factor reads), in f64: the history's rows are gathered and widened once,
+/// their weighted Gram matrix formed by the register-tiled [`GramBlock`] (rank-one updates
+/// of the triangle, one load and one store per multiply-add, were a seventh of an ALS
+/// server's CPU under load) and added in transposed: the user's system of
 /// [`AlsModel::explain_many`].
-struct AddOuter<'a> {
-    a: &'a mut [f64],
-    model: &'a AlsModel,
-    history: History<'a>,
-}
-
-impl pulp::WithSimd for AddOuter<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
-        let k = self.model.k;
-        let mut y = vec![0f64; k];
-        for (&j, &w) in self.history.items.iter().zip(self.history.weights) {
-            let Some(yj) = self.model.item(j) else { continue };
-            for (d, s) in y.iter_mut().zip(yj) {
-                *d = f64::from(*s);
-            }
-            let c1 = f64::from(self.model.params.alpha * w);
-            // The lower triangle and the diagonal only: all the Cholesky factor reads.
-            for (p, (row, &yp)) in self.a.chunks_exact_mut(k).zip(&y).enumerate() {
-                let cp = c1 * yp;
-                for (r, &yq) in row[..=p].iter_mut().zip(&y) {
-                    *r += cp * yq;
-                }
-            }
+fn add_history(a: &mut [f64], model: &AlsModel, history: History<'_>) {
+    let k = model.k;
+    let mut rows = Vec::with_capacity(history.items.len() * k);
+    let mut weights = Vec::with_capacity(history.items.len());
+    for (&j, &w) in history.items.iter().zip(history.weights) {
+        let Some(yj) = model.item(j) else { continue };
+        rows.extend(yj.iter().map(|v| f64::from(*v)));
+        weights.push(f64::from(model.params.alpha * w));
+    }
+    let mut g = vec![0f64; k * k];
+    pulp::Arch::new().dispatch(GramBlock { rows: &rows, weights: Some(&weights), k, out: &mut g });
+    for p in 0..k {
+        for q in p..k {
+            a[q * k + p] += g[p * k + q];
         }
     }
 }
@@ -1081,7 +1144,7 @@ impl AlsModel {
     fn contributions<T>(&self, history: History<'_>, items: &[u32], each: impl Fn(Vec<(u32, f32)>) -> T) -> Vec<T> {
         let k = self.k;
         let mut a: Vec<f64> = self.yty.iter().map(|v| f64::from(*v)).collect();
-        pulp::Arch::new().dispatch(AddOuter { a: &mut a, model: self, history });
+        add_history(&mut a, self, history);
         if !cholesky_factor(&mut a, k) {
             return items.iter().map(|_| each(Vec::new())).collect();
         }
@@ -1318,7 +1381,7 @@ mod tests {
             }
             // One right-hand side at a time, as before the batched solves.
             let mut a: Vec<f64> = m.yty.iter().map(|v| f64::from(*v)).collect();
-            pulp::Arch::new().dispatch(AddOuter { a: &mut a, model: &m, history });
+            add_history(&mut a, &m, history);
             prop_assert!(cholesky_factor(&mut a, k));
             for (&t, got) in targets.iter().zip(&many) {
                 let Some(yt) = m.item(t) else {
@@ -1335,6 +1398,40 @@ mod tests {
                     .collect();
                 crate::topk::best_first(&mut want);
                 prop_assert!(got == &want, "item {t}: {got:?} vs {want:?}");
+            }
+        }
+
+        #[test]
+        fn a_users_system_equals_the_rank_one_updates(
+            k in 1usize..70,
+            items in 1usize..40,
+            seed in any::<u64>(),
+        ) {
+            let mut rng = Rng::new(seed);
+            let params = AlsParams { factors: k, ..AlsParams::default() };
+            let y: Vec<f32> = (0..items * k).map(|_| rng.normal() as f32).collect();
+            let m = AlsModel::from_factors(params, vec![0.0; k], y).expect("model");
+            // Every other item, and one the model does not know (skipped).
+            let hist: Vec<u32> = (0..items as u32).step_by(2).chain([items as u32 + 3]).collect();
+            let weights: Vec<f32> = hist.iter().map(|_| 1.0 + rng.f64() as f32).collect();
+            let history = History { items: &hist, weights: &weights, recency: None };
+            let mut a: Vec<f64> = m.yty.iter().map(|v| f64::from(*v)).collect();
+            add_history(&mut a, &m, history);
+            for p in 0..k {
+                for q in 0..=p {
+                    let terms: Vec<f64> = hist
+                        .iter()
+                        .zip(&weights)
+                        .filter_map(|(&j, &w)| {
+                            let yj = m.item(j)?;
+                            Some(f64::from(m.params.alpha * w) * f64::from(yj[p]) * f64::from(yj[q]))
+                        })
+                        .collect();
+                    let want = f64::from(m.yty[p * k + q]) + terms.iter().sum::<f64>();
+                    let scale = 1.0 + terms.iter().map(|t| t.abs()).sum::<f64>();
+                    let got = a[p * k + q];
+                    prop_assert!((got - want).abs() <= 1e-12 * scale, "({p}, {q}): {got} vs {want}");
+                }
             }
         }
 
