@@ -23,9 +23,9 @@ pub struct Config {
     pub interactions: InteractionWeights,
     /// The demo shop.
     pub demo: DemoConfig,
-    /// Segmentation.
+    /// `[segment]`: defaults of `tailor segment run` and the server's segment sweep.
     pub segment: SegmentConfig,
-    /// Logging.
+    /// `[log]`: level and format (text or JSON lines) of the log on stderr.
     pub log: LogConfig,
     /// The HTTP API (`tailor serve`).
     pub serve: tailor_server::config::ServeConfig,
@@ -150,7 +150,7 @@ pub type Sources = BTreeMap<String, String>;
 pub struct Override {
     /// Dotted key, e.g. `store.data_dir`.
     pub key: String,
-    /// Raw value.
+    /// The value as written in the file or environment, before parsing.
     pub value: String,
     /// How the user wrote it, for messages (`env TAILOR__STORE__DATA_DIR`, `--data-dir`).
     pub origin: String,

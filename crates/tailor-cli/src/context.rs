@@ -195,7 +195,7 @@ pub struct ContextResult {
     pub hit_rate: f64,
     /// (user, context) queries scored.
     pub queries: usize,
-    /// Training time.
+    /// Wall-clock seconds of the fit.
     pub train_seconds: f64,
 }
 

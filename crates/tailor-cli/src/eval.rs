@@ -23,7 +23,7 @@ pub struct ModelResult {
     pub params: String,
     /// Metrics at K.
     pub metrics: Report,
-    /// Training time.
+    /// Wall-clock seconds of the fit.
     pub train_seconds: f64,
     /// Scoring time for every test user.
     pub recommend_seconds: f64,
@@ -46,7 +46,7 @@ pub struct ModelResult {
 pub struct SplitSpec {
     /// How the data is split (temporal, leave-last-out, random).
     pub strategy: Strategy,
-    /// Test share.
+    /// Share of each user's (or all) interactions held out for the test, in (0, 1).
     pub fraction: Fraction,
     /// Seed of the random strategies.
     pub seed: u64,

@@ -50,7 +50,7 @@ pub enum ExperimentCmd {
     Report {
         /// The experiment's name (see `tailor experiment list`).
         name: String,
-        /// Chart file.
+        /// Write the cumulative-lift chart here (`.svg` or `.png`, by the extension).
         #[arg(long)]
         chart: Option<PathBuf>,
         /// Bootstrap resamples for the money metrics (0: none).

@@ -86,7 +86,7 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
-    /// Configuration.
+    /// Show, check or write the configuration file (`config show|check|init`).
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
     /// Customer segments: clustering, RFM or rules over user features; stored with history.

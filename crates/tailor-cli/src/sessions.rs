@@ -122,7 +122,7 @@ pub struct Row {
 /// What the benchmark prints.
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// Dataset.
+    /// The dataset's name as given to `--dataset` (`yoochoose`, `diginetica`).
     pub dataset: String,
     /// Train sessions, items, clicks.
     pub train_sessions: usize,

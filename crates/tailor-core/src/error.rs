@@ -42,7 +42,7 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    /// Shorthand constructor.
+    /// [`CoreError::Invalid`] naming `field` and why its value was refused.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid { field, reason: reason.into() }
     }

@@ -153,7 +153,7 @@ impl Interactions {
         &self.indices
     }
 
-    /// Values.
+    /// The weights, aligned with [`Self::indices`].
     pub fn data(&self) -> &[f32] {
         &self.data
     }

@@ -71,7 +71,7 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
 
-    /// Milliseconds.
+    /// Milliseconds since the Unix epoch (UTC).
     pub fn millis(self) -> i64 {
         self.0
     }

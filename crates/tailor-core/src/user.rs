@@ -13,11 +13,11 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Urbanicity {
-    /// City.
+    /// Lives in a city.
     Urban,
     /// Suburb or town.
     Suburban,
-    /// Countryside.
+    /// Lives in the countryside.
     Rural,
 }
 

@@ -23,7 +23,7 @@ pub enum Policy {
     Ucb1,
     /// Explore a random arm with probability `epsilon`, else play the best mean.
     EpsilonGreedy {
-        /// Exploration probability.
+        /// Probability of a random arm, in [0, 1].
         epsilon: f64,
     },
     /// Every arm equally often, at random (the baseline bandits are compared with).

@@ -90,7 +90,7 @@ pub fn t_ppf(q: f64, df: f64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, schemars::JsonSchema)]
 #[schemars(transform = crate::nullable_numbers)]
 pub struct ChiSquare {
-    /// The statistic.
+    /// Pearson's χ² over the variants' observed vs expected counts.
     pub statistic: f64,
     /// Degrees of freedom.
     pub dof: u32,
@@ -228,7 +228,7 @@ pub fn two_proportion_z(x1: u64, n1: u64, x2: u64, n2: u64, alpha: f64) -> Resul
 /// Count, mean and unbiased variance of a sample, accumulated in one pass (Welford).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Summary {
-    /// Observations.
+    /// How many values were added (units, for a per-unit metric).
     pub n: u64,
     /// Sample mean of the metric per unit.
     pub mean: f64,
@@ -435,11 +435,11 @@ pub struct Plan {
     pub mde: f64,
     /// Significance level (two-sided).
     pub alpha: f64,
-    /// Requested power.
+    /// Probability of detecting the effect if it is real, in (0, 1).
     pub power: f64,
     /// Users (or trials) needed per variant, rounded up.
     pub per_variant: u64,
-    /// Unrounded solution.
+    /// `per_variant` before rounding up.
     pub exact: f64,
     /// Power actually reached with `per_variant`.
     pub achieved_power: f64,

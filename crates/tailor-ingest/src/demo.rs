@@ -176,7 +176,7 @@ impl Default for DemoParams {
 /// A generated shop.
 #[derive(Debug, Clone)]
 pub struct DemoShop {
-    /// Catalog.
+    /// The catalog, ids `p0001`... in order.
     pub items: Vec<Item>,
     /// Users with demographics.
     pub users: Vec<User>,

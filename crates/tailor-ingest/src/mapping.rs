@@ -16,7 +16,7 @@ pub enum Target {
     Events,
     /// Catalog items.
     Items,
-    /// Users.
+    /// User profiles (demographics and attributes).
     Users,
 }
 

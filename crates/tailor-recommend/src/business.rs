@@ -141,7 +141,7 @@ pub struct Request {
     pub min_price: Option<f32>,
     /// Upper end of the range.
     pub max_price: Option<f32>,
-    /// Lifts.
+    /// Score multipliers for items matching a field (applied before the ranking).
     pub boosts: Vec<Boost>,
     /// 0 (relevance only) to 1 (diversity only): MMR's `1 − λ`.
     pub diversity: f32,

@@ -26,7 +26,7 @@ const MAGIC: &str = "tailor-model";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AnyModel {
-    /// Popularity.
+    /// Most interacted items, the same list for everyone.
     Popular(Popularity),
     /// Trending (time-decayed popularity).
     Trending(Trending),
@@ -193,7 +193,7 @@ impl ModelFile {
         }
     }
 
-    /// Serialises.
+    /// The model as JSON bytes (what the registry gzips into a version's file).
     pub fn to_json(&self) -> Result<Vec<u8>> {
         serde_json::to_vec(self).map_err(|e| RecommendError::InvalidData(format!("cannot encode the model: {e}")))
     }

@@ -30,7 +30,7 @@ pub struct Matrix {
 pub struct ClusterReport {
     /// The algorithm (`kmeans`, `minibatch`, `ward`, `dbscan`).
     pub method: String,
-    /// Rows.
+    /// How many rows (users) were clustered.
     pub n: usize,
     /// Columns of each row.
     pub d: usize,
@@ -81,9 +81,9 @@ pub enum Method {
     },
     /// DBSCAN; `eps = None` asks for a suggestion.
     Dbscan {
-        /// Radius.
+        /// Neighbourhood radius in scaled feature units.
         eps: Option<f64>,
-        /// Core threshold.
+        /// Points within `eps` (itself included) that make a core point.
         min_samples: usize,
     },
 }

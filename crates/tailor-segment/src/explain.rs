@@ -37,7 +37,7 @@ pub struct Tree {
 /// One condition of a rule: `feature <= threshold` or `feature > threshold`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
-    /// Column.
+    /// Index of the feature column the condition tests.
     pub feature: usize,
     /// `true` for `<=`, `false` for `>`.
     pub le: bool,
@@ -325,7 +325,7 @@ pub fn standardized_centroids(x: &[f64], d: usize, labels: &[usize], k: usize) -
 pub struct SegmentSummary {
     /// The segment summarised.
     pub name: String,
-    /// Members.
+    /// How many users are in the segment.
     pub size: usize,
     /// Members / population.
     pub share: f64,

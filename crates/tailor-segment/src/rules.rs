@@ -261,11 +261,11 @@ pub enum Ast {
     Cmp(CmpOp, Box<Spanned>, Box<Spanned>),
     /// `x in [..]` or `x not in [..]` (negated).
     In(Box<Spanned>, Vec<Lit>, bool),
-    /// Conjunction.
+    /// `a and b and ...`.
     And(Vec<Spanned>),
-    /// Disjunction.
+    /// `a or b or ...`.
     Or(Vec<Spanned>),
-    /// Negation.
+    /// `not a`.
     Not(Box<Spanned>),
 }
 
@@ -529,7 +529,7 @@ enum StrE {
 /// A type-checked rule, ready to evaluate; population statistics are already computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Rule {
-    /// Constant.
+    /// `true` or `false` (a rule the checker folded to a constant).
     Const(bool),
     /// Numeric comparison.
     #[doc(hidden)]
@@ -547,7 +547,7 @@ pub enum Rule {
     And(Vec<Rule>),
     /// Any of.
     Or(Vec<Rule>),
-    /// Negation.
+    /// True where the inner rule is false.
     Not(Box<Rule>),
 }
 

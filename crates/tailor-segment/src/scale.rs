@@ -59,7 +59,7 @@ pub enum Method {
     Log1p,
     /// `(x - min) / (max - min)` into `[0, 1]`.
     MinMax,
-    /// Unchanged.
+    /// Features used as they are (when they share a unit already).
     None,
 }
 

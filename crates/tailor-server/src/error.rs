@@ -169,6 +169,9 @@ pub enum ServerError {
         /// What failed.
         reason: String,
     },
+    /// The training thread panicked in a job or has stopped.
+    #[error("the training thread: {0}")]
+    Trainer(String),
 }
 
 impl Classified for ServerError {
@@ -176,7 +179,7 @@ impl Classified for ServerError {
         match self {
             Self::Store(e) => e.kind(),
             // Parameters were validated with the configuration: a failing fit is ours.
-            Self::Model(_) | Self::File { .. } => ErrorKind::Internal,
+            Self::Model(_) | Self::File { .. } | Self::Trainer(_) => ErrorKind::Internal,
         }
     }
 }

@@ -731,12 +731,18 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                 tick.tick().await;
                 let _guard = state.models.training().await;
                 let s = state.clone();
-                match tokio::task::spawn_blocking(move || s.retrain_blocking()).await {
-                    Ok(Ok(r)) => {
+                match state
+                    .models
+                    .trainer
+                    .run(move || s.retrain_blocking())
+                    .await
+                    .map_err(ApiError::from)
+                    .and_then(|r| r)
+                {
+                    Ok(r) => {
                         tracing::info!(version = r.candidate.version, promoted = r.promoted, reason = %r.reason, "scheduled retrain")
                     }
-                    Ok(Err(e)) => tracing::error!(error = %e, "scheduled retrain failed; the live model stays"),
-                    Err(e) => tracing::error!(error = %e, "scheduled retrain panicked; the live model stays"),
+                    Err(e) => tracing::error!(error = %e, "scheduled retrain failed; the live model stays"),
                 }
             }
         });

@@ -852,14 +852,14 @@ fn training_guard(s: &AppState) -> ApiResult<tokio::sync::MutexGuard<'_, ()>> {
 async fn reload(State(s): St) -> ApiResult<Response> {
     let _guard = training_guard(&s)?;
     let state = s.clone();
-    let info = blocking(move || state.reload_blocking()).await?;
+    let info = s.models.trainer.run(move || state.reload_blocking()).await??;
     Ok(Json(api::LiveVersion { live: info }).into_response())
 }
 
 async fn retrain(State(s): St) -> ApiResult<Response> {
     let _guard = training_guard(&s)?;
     let state = s.clone();
-    let outcome = blocking(move || state.retrain_blocking()).await?;
+    let outcome = s.models.trainer.run(move || state.retrain_blocking()).await??;
     let live = s.snapshots.live().as_ref().map(|l| l.info.clone());
     Ok(Json(api::Retrained { candidate: outcome.candidate, promoted: outcome.promoted, reason: outcome.reason, live })
         .into_response())
@@ -873,16 +873,19 @@ async fn rollback(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> 
         .ok_or_else(|| ApiError::invalid("to", "to=VERSION is required (see GET /v1/admin/models)"))?;
     let _guard = training_guard(&s)?;
     let state = s.clone();
-    let info = blocking(move || {
-        let mut reg = state.models.registry.read()?;
-        if !state.models.registry.has_model(to)? {
-            return Err(ApiError::not_found(format!("version {to} has no kept model file")));
-        }
-        reg.live = Some(to);
-        state.models.registry.write(&reg)?;
-        state.reload_blocking()
-    })
-    .await?;
+    let info = s
+        .models
+        .trainer
+        .run(move || {
+            let mut reg = state.models.registry.read()?;
+            if !state.models.registry.has_model(to)? {
+                return Err(ApiError::not_found(format!("version {to} has no kept model file")));
+            }
+            reg.live = Some(to);
+            state.models.registry.write(&reg)?;
+            state.reload_blocking()
+        })
+        .await??;
     tracing::info!(version = to, "rolled back");
     Ok(Json(api::LiveVersion { live: info }).into_response())
 }

@@ -22,7 +22,7 @@ pub(crate) enum ImportCmd {
     Users(ImportArgs),
     /// A MovieLens-100K directory (u.data, u.item, u.user, u.genre).
     Movielens {
-        /// The directory.
+        /// The directory holding those files.
         dir: PathBuf,
     },
 }

@@ -50,8 +50,11 @@ pub(crate) fn serve(config: &Config, listener: std::net::TcpListener) -> Result<
     let addr = listener.local_addr()?;
     let store: std::sync::Arc<dyn tailor_store::Store> = std::sync::Arc::new(open_store(config)?);
     let start = Instant::now();
-    let state = server_state(config, store)?;
-    let info = state.start_blocking().context("loading the served models")?;
+    let state = std::sync::Arc::new(server_state(config, store)?);
+    // On the training thread, like every later training (see `tailor_server::models`).
+    let starting = state.clone();
+    let info =
+        state.models.trainer.run_blocking(move || starting.start_blocking())?.context("loading the served models")?;
     tracing::info!(seconds = start.elapsed().as_secs_f64(), version = info.version, pairs = info.pairs, "ready");
     eprintln!(
         "models ready in {:.2} s ({} users, {} items, {} pairs); listening on http://{addr}",
@@ -61,7 +64,7 @@ pub(crate) fn serve(config: &Config, listener: std::net::TcpListener) -> Result<
         info.pairs
     );
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(tailor_server::serve(std::sync::Arc::new(state), listener))?;
+    runtime.block_on(tailor_server::serve(state, listener))?;
     Ok(())
 }
 
