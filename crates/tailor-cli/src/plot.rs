@@ -8,6 +8,18 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
+/// plotters' errors carry the drawing backend's error type, which need not be `Send +
+/// Sync`: they become the CLI's error by their message, in this one place.
+trait Drawn<T> {
+    fn drawn(self) -> Result<T>;
+}
+
+impl<T, E: std::fmt::Display> Drawn<T> for std::result::Result<T, E> {
+    fn drawn(self) -> Result<T> {
+        self.map_err(|e| anyhow::anyhow!("drawing the chart: {e}"))
+    }
+}
+
 static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
@@ -103,8 +115,8 @@ where
         .label_font((FAMILY, 12))
         .position(position)
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        .drawn()?;
+    root.present().drawn()?;
     Ok(())
 }
 
@@ -117,7 +129,7 @@ fn frame<'a, DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).drawn()?;
     let (x0, x1) = bounds(points.iter().map(|p| p.0));
     let (y0, y1) = bounds(points.iter().map(|p| p.1));
     ChartBuilder::on(root)
@@ -126,7 +138,7 @@ where
         .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .drawn()
 }
 
 /// How the x axis is labelled.
@@ -155,7 +167,7 @@ where
             mesh.x_labels(n);
         }
     }
-    mesh.draw().map_err(|e| anyhow::anyhow!("{e}"))
+    mesh.draw().drawn()
 }
 
 /// The q-quantile (0..1) of finite values (linear interpolation); `None` without any.
@@ -224,14 +236,13 @@ where
     let pin = |p: (f64, f64)| (p.0.clamp(fx.0, fx.1), p.1.clamp(fy.0, fy.1));
     let inside = |p: &(f64, f64)| pin(*p) == *p;
     let pinned = s.points.iter().filter(|p| !inside(p)).count();
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("{e}");
     // Noise first, then the groups from the largest to the smallest, so small segments are
     // drawn on top, and larger.
     let noise: Vec<(f64, f64)> = s.points.iter().zip(s.groups).filter(|(_, g)| g.is_none()).map(|(p, _)| *p).collect();
     if !noise.is_empty() {
         chart
             .draw_series(noise.iter().map(|p| Circle::new(pin(*p), 2, RGBColor(200, 200, 200).filled())))
-            .map_err(e)?
+            .drawn()?
             .label(format!("noise ({})", noise.len()))
             .legend(|(x, y)| Circle::new((x + 6, y), 4, RGBColor(200, 200, 200).filled()));
     }
@@ -253,17 +264,17 @@ where
         let size = pts.len();
         chart
             .draw_series(pts.iter().filter(|p| inside(p)).map(|p| Circle::new(*p, r, colour.mix(0.6).filled())))
-            .map_err(e)?
+            .drawn()?
             .label(format!("{} ({size})", s.names[*g]))
             .legend(move |(x, y)| Circle::new((x + 6, y), 4, colour.filled()));
         chart
             .draw_series(pts.iter().filter(|p| !inside(p)).map(|p| Circle::new(pin(*p), r + 1, colour.stroke_width(1))))
-            .map_err(e)?;
+            .drawn()?;
     }
     if pinned > 0 {
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
-            .map_err(e)?
+            .drawn()?
             .label(format!("({pinned} beyond the 1st-99th percentile, pinned to the edge)"))
             .legend(|(x, y)| Circle::new((x + 6, y), 4, RGBColor(90, 90, 90).stroke_width(1)));
     }
@@ -283,12 +294,12 @@ where
         .collect();
     for ((g, name, anchor), (cx, cy)) in named.iter().zip(place_labels(&boxes, f64::from(w), f64::from(h))) {
         let colour = PALETTE[g % PALETTE.len()];
-        root.draw(&Cross::new(*anchor, 7, colour.stroke_width(3))).map_err(e)?;
+        root.draw(&Cross::new(*anchor, 7, colour.stroke_width(3))).drawn()?;
         let style = (FAMILY, font).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
             plotters::style::text_anchor::HPos::Center,
             plotters::style::text_anchor::VPos::Center,
         ));
-        root.draw(&Text::new(name.clone(), (cx as i32, cy as i32), style)).map_err(e)?;
+        root.draw(&Text::new(name.clone(), (cx as i32, cy as i32), style)).drawn()?;
     }
     legend_and_present(&mut chart, &root, SeriesLabelPosition::UpperRight)
 }
@@ -320,19 +331,15 @@ where
     let mut chart = frame(&root, l.title, l.points)?;
     axes(&mut chart, l.x_label, l.y_label, XAxis::Whole(Some(l.points.len().max(2))))?;
     let c = PALETTE[0];
-    chart
-        .draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2)))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    chart.draw_series(l.points.iter().map(|p| Circle::new(*p, 4, c.filled()))).map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.draw_series(LineSeries::new(l.points.iter().copied(), c.stroke_width(2))).drawn()?;
+    chart.draw_series(l.points.iter().map(|p| Circle::new(*p, 4, c.filled()))).drawn()?;
     if let Some((p, text)) = &l.highlight {
-        chart
-            .draw_series(std::iter::once(Circle::new(*p, 8, PALETTE[2].stroke_width(3))))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart.draw_series(std::iter::once(Circle::new(*p, 8, PALETTE[2].stroke_width(3)))).drawn()?;
         chart
             .draw_series(std::iter::once(Text::new(text.clone(), *p, (FAMILY, 14).into_font().color(&BLACK))))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .drawn()?;
     }
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().drawn()?;
     Ok(())
 }
 
@@ -365,7 +372,7 @@ where
         let c = PALETTE[n % PALETTE.len()];
         chart
             .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .drawn()?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(3)));
     }
@@ -387,7 +394,7 @@ fn bars_on<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).drawn()?;
     let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.15;
     let n = bars.len().max(1);
     let mut chart = ChartBuilder::on(&root)
@@ -396,7 +403,7 @@ where
         .x_label_area_size(40)
         .y_label_area_size(64)
         .build_cartesian_2d(0f64..n as f64, 0f64..top)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .drawn()?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -406,20 +413,20 @@ where
         .label_style((FAMILY, 12))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .drawn()?;
     for (i, (label, v)) in bars.iter().enumerate() {
         let x = i as f64;
         let colour = PALETTE[i % PALETTE.len()];
         chart
             .draw_series(std::iter::once(Rectangle::new([(x + 0.15, 0.0), (x + 0.85, *v)], colour.filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .drawn()?;
         chart
             .draw_series(std::iter::once(Text::new(
                 format!("{v:.4}"),
                 (x + 0.3, *v + top * 0.02),
                 (FAMILY, 13).into_font(),
             )))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .drawn()?;
         // About 7 px per character of 12 px text; the bar is 70% of its slot.
         let (w, _) = root.dim_in_pixel();
         let fit = ((f64::from(w) - 100.0) / n as f64 * 0.7 / 7.0).max(4.0) as usize;
@@ -434,9 +441,9 @@ where
                 (x + 0.17, top * 0.005 + v * 0.5),
                 (FAMILY, 12).into_font().color(&WHITE),
             )))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .drawn()?;
     }
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().drawn()?;
     Ok(())
 }
 
@@ -476,19 +483,15 @@ where
     let xs: Vec<f64> = all.iter().map(|p| p.0).collect();
     let (x0, x1) =
         (xs.iter().copied().fold(f64::INFINITY, f64::min), xs.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-    chart
-        .draw_series(DashedLineSeries::new([(x0, 0.0), (x1, 0.0)], 6, 4, BLACK.stroke_width(1)))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.draw_series(DashedLineSeries::new([(x0, 0.0), (x1, 0.0)], 6, 4, BLACK.stroke_width(1))).drawn()?;
     for (n, (name, points)) in b.series.iter().enumerate() {
         let c = PALETTE[n % PALETTE.len()];
         let mut outline: Vec<(f64, f64)> = points.iter().map(|&(x, _, lo, _)| (x, lo)).collect();
         outline.extend(points.iter().rev().map(|&(x, _, _, hi)| (x, hi)));
-        chart
-            .draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled())))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart.draw_series(std::iter::once(Polygon::new(outline, c.mix(0.18).filled()))).drawn()?;
         chart
             .draw_series(LineSeries::new(points.iter().map(|&(x, v, _, _)| (x, v)), c.stroke_width(2)))
-            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .drawn()?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(3)));
     }
