@@ -51,7 +51,7 @@ pub(crate) enum BenchCmd {
     },
     /// One user's top-10 over `--items` items with `--factors` f32 factors on one thread: exact scan,
     /// and the int8 index with exact re-ranking (time, recall@10 against exact); and the fold-in of a user with
-    /// `--history` items (ALS, Cholesky).
+    /// `--history` items (ALS, Cholesky) and the reasons of their top 10 (best history item of each).
     Topk {
         /// Items in the synthetic catalog.
         #[arg(long, default_value_t = 100_000)]
@@ -296,6 +296,19 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             }
             fold.sort_by(f64::total_cmp);
             v["fold_in_microseconds_median"] = serde_json::json!(fold[fold.len() / 2]);
+            // The "because you viewed" reasons of a served list: the best history item for
+            // each of 10 recommended items (the user's system, its factor, the solves).
+            let top: Vec<u32> = model.recommend(None, h, 10, &filter).iter().map(|r| r.0).collect();
+            let mut reasons = Vec::new();
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..*n {
+                    checksum = checksum.wrapping_add(model.best_reasons(std::hint::black_box(h), &top).len() as u64);
+                }
+                reasons.push(t.elapsed().as_secs_f64() * 1e6 / *n as f64);
+            }
+            reasons.sort_by(f64::total_cmp);
+            v["reasons_of_10_microseconds_median"] = serde_json::json!(reasons[reasons.len() / 2]);
             v["checksum"] = serde_json::json!(checksum);
             v
         }
