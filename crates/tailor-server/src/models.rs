@@ -27,7 +27,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// order; a job that panics answers [`ServerError::Trainer`] and the thread goes on. It ends when
 /// the last handle is dropped.
 pub struct Trainer {
-    jobs: Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Trainer {
@@ -42,7 +42,7 @@ impl Trainer {
                 }
             })
             .map_err(|e| format!("starting the training thread: {e}"))?;
-        Ok(Self { jobs: Mutex::new(jobs) })
+        Ok(Self { jobs })
     }
 
     /// Sends `f` to the thread; `answer` receives its result, or the panic as an error.
@@ -62,11 +62,7 @@ impl Trainer {
             });
             answer(out);
         });
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .send(job)
-            .map_err(|_| ServerError::Trainer("it has stopped".into()))
+        self.jobs.send(job).map_err(|_| ServerError::Trainer("it has stopped".into()))
     }
 
     /// Runs `f` on the training thread and waits for it without blocking the runtime.
