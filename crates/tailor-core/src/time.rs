@@ -112,6 +112,12 @@ impl Timestamp {
         (self.0.div_euclid(3_600_000).rem_euclid(24)) as u32
     }
 
+    /// Calendar year and month (1..=12) in UTC.
+    pub fn year_month(self) -> (i64, u32) {
+        let (y, m, _) = civil_from_days(self.0.div_euclid(86_400_000));
+        (y, m)
+    }
+
     /// Day of week, Monday = 0.
     pub fn weekday(self) -> u32 {
         // 1970-01-01 was a Thursday (index 3).
@@ -182,6 +188,19 @@ fn digits(b: &[u8]) -> Option<i64> {
         n = n * 10 + i64::from(c - b'0');
     }
     Some(n)
+}
+
+/// The proleptic Gregorian date of a day number since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -311,6 +330,19 @@ mod tests {
         assert!(t("1799-12-31").is_err());
         assert!(t("").is_err());
         assert!(t("NaN").is_err());
+    }
+
+    #[test]
+    fn year_month_matches_chrono() {
+        for ms in [0i64, -1, 951_782_400_000, 951_868_799_999, 1_709_164_800_000, -62_135_596_800_000, 4_102_444_800_000] {
+            let dt = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+            use chrono::Datelike;
+            assert_eq!(Timestamp(ms).year_month(), (i64::from(dt.year()), dt.month()), "{ms}");
+        }
+        for day in (-800_000i64..800_000).step_by(997) {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, i64::from(m), i64::from(d)), day);
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! Customer segmentation algorithms: pure functions over row-major `f64` matrices.
 //!
+//! - [`clv`]: customer lifetime value, BG/NBD and Gamma-Gamma fitted by maximum likelihood
+//!   (the `lifetimes` package's definitions),
+//! - [`cohort`]: retention and revenue by first-purchase month,
 //! - [`explain`]: CART (depth ≤ 3) rules with precision and coverage, automatic names,
 //!   per-segment summaries,
 //! - [`features`]: user features from events (RFM, behaviour, price sensitivity, devices,
@@ -31,6 +34,8 @@
 
 pub mod assign;
 pub mod cluster;
+pub mod clv;
+pub mod cohort;
 pub mod dbscan;
 pub mod error;
 pub mod explain;

@@ -1,5 +1,6 @@
 //! Golden comparisons with scikit-learn (values from `scripts/golden_clustering.py`).
 
+mod clv;
 mod ml100k;
 mod rfm_retail;
 
