@@ -33,7 +33,7 @@ use tailor_ingest::IngestError;
 use tailor_store::RedbStore;
 
 use crate::commands::{bench, cluster as cluster_cmd, config as config_cmd, demo, eval as eval_cmd, export, import};
-use crate::commands::{model, recommend as recommend_cmd, segment as segment_cmd, serve, stats};
+use crate::commands::{model, recommend as recommend_cmd, report, segment as segment_cmd, serve, stats};
 use crate::config::{Config, Override, Sources};
 
 /// tailor: personalization engine for e-commerce (segments, recommendations, serving).
@@ -86,6 +86,10 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         top: usize,
     },
+    /// Customer reports: cohorts (retention and revenue by first-purchase month) and lifetime
+    /// value (BG/NBD + Gamma-Gamma) per customer and segment.
+    #[command(subcommand)]
+    Report(report::ReportCmd),
     /// Show, check or write the configuration file (`config show|check|init`).
     #[command(subcommand)]
     Config(config_cmd::ConfigCmd),
@@ -230,6 +234,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tune(args) => eval_cmd::tune(&cli, args),
         Command::Recommend(args) => recommend_cmd::run(args),
         Command::Stats { top } => stats::run(&cli, &config, *top),
+        Command::Report(cmd) => report::run(&cli, &config, cmd),
     }
 }
 

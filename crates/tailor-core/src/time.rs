@@ -334,7 +334,9 @@ mod tests {
 
     #[test]
     fn year_month_matches_chrono() {
-        for ms in [0i64, -1, 951_782_400_000, 951_868_799_999, 1_709_164_800_000, -62_135_596_800_000, 4_102_444_800_000] {
+        for ms in
+            [0i64, -1, 951_782_400_000, 951_868_799_999, 1_709_164_800_000, -62_135_596_800_000, 4_102_444_800_000]
+        {
             let dt = DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
             use chrono::Datelike;
             assert_eq!(Timestamp(ms).year_month(), (i64::from(dt.year()), dt.month()), "{ms}");

@@ -31,6 +31,8 @@ enum EvField {
     Ts,
     Quantity,
     Price,
+    /// The line's total value: the unit price is amount / quantity.
+    Amount,
     Order,
     RecId,
     Rating,
@@ -91,6 +93,7 @@ const EVENT_FIELDS: &[&str] = &[
     "ts",
     "quantity",
     "unit_price",
+    "amount",
     "order_id",
     "rec_id",
     "rating",
@@ -198,6 +201,7 @@ fn event_field(name: &str) -> Option<Field> {
         "ts" | "timestamp" | "time" => EvField::Ts,
         "quantity" | "qty" => EvField::Quantity,
         "price" | "unit_price" => EvField::Price,
+        "amount" | "line_total" => EvField::Amount,
         "order" | "order_id" => EvField::Order,
         "rec_id" => EvField::RecId,
         "rating" => EvField::Rating,
@@ -361,6 +365,14 @@ impl Mapping {
             } else if let Some(old) = legacy.filter(|old| columns.iter().any(|c| c == old)) {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(old.to_owned()) });
             }
+        }
+        if specs.iter().any(|s| s.field == Field::Ev(EvField::Price))
+            && let Some(a) = specs.iter().find(|s| s.field == Field::Ev(EvField::Amount))
+        {
+            return Err(format!(
+                "both a unit price and a line total ({:?}) are mapped: map one (--map unit_price=COLUMN or --map amount=COLUMN)",
+                a.name
+            ));
         }
         let required: &[(&str, Field)] = match self.target {
             Target::Events => &[("ts", Field::Ev(EvField::Ts)), ("kind", Field::Ev(EvField::Kind))],
@@ -538,6 +550,7 @@ impl Resolved {
         let mut kind: Option<EventKind> = None;
         let mut ts: Option<Timestamp> = None;
         let mut quantity: Option<i64> = None;
+        let mut amount: Option<f64> = None;
         let mut item = Item::default();
         let mut user = User::default();
         let (mut has_item, mut has_user) = (false, false);
@@ -556,6 +569,7 @@ impl Resolved {
                     EvField::Ts => ts = Some(self.time(line, name, v)?),
                     EvField::Quantity => quantity = Some(int(line, name, v)?),
                     EvField::Price => e.unit_price = Some(num(line, name, v)?),
+                    EvField::Amount => amount = Some(num(line, name, v)?),
                     EvField::Order => e.order_id = Some(v.to_owned()),
                     EvField::RecId => e.rec_id = Some(v.to_owned()),
                     EvField::Rating => e.rating = Some(num(line, name, v)? as f32),
@@ -591,6 +605,9 @@ impl Resolved {
             }
             e.quantity =
                 u32::try_from(q.unsigned_abs()).map_err(|_| bad(line, "quantity", format!("{q} is too large")))?;
+        }
+        if let Some(a) = amount {
+            e.unit_price = Some(a / f64::from(e.quantity));
         }
         if let (Some(prefix), Some(order)) = (&rules.return_order_prefix, &e.order_id)
             && order.starts_with(prefix.as_str())
@@ -684,6 +701,16 @@ mod tests {
         let e = Mapping::parse(Target::Events, &["user=a,user=b".into()], &[]).expect_err("dup");
         assert_eq!(e.to_string(), "--map user=b: user is already given (user)");
         assert!(Mapping::parse(Target::Items, &["title=Name,attr.color=Colour".into()], &[]).is_ok());
+    }
+
+    #[test]
+    fn a_line_total_or_a_unit_price_but_not_both() {
+        let m = Mapping::parse(Target::Events, &["user=u,ts=t,amount=total".into()], &["kind=purchase".into()])
+            .expect("ok");
+        let cols: Vec<String> = ["u", "t", "total", "unit_price"].map(String::from).to_vec();
+        let e = m.resolve(&cols).err().unwrap_or_default();
+        assert!(e.starts_with("both a unit price and a line total (\"amount\") are mapped"), "{e}");
+        assert!(m.resolve(&cols[..3]).is_ok());
     }
 
     #[test]

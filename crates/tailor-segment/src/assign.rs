@@ -29,6 +29,9 @@ pub struct Assigner {
     pub compiled_rules: Vec<rules::Rule>,
     /// Segment names in label order.
     pub names: Vec<String>,
+    /// The population's lifetime-value models (runs stored before they existed have none).
+    #[serde(default)]
+    pub clv: Option<features::ClvModel>,
 }
 
 /// Where one user belongs.
@@ -49,7 +52,7 @@ impl Assigner {
     /// One user's feature table (a single row) as of `as_of` (ms), laid out like the run's.
     pub fn features(&self, user: &str, record: Option<&User>, act: &Activity, as_of: i64) -> FeatureTable {
         let rows = vec![(user.to_owned(), record, act)];
-        let mut t = features::table(&rows, as_of, self.top_categories.clone());
+        let mut t = features::table(&rows, as_of, self.top_categories.clone(), self.clv);
         // A lone user has no population median for a missing age: use the run's population
         // centre of the age transform when there is one.
         if record.and_then(|u| features::age_of(u, as_of)).is_none()

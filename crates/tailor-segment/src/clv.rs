@@ -19,6 +19,7 @@
 //! The fits maximise the mean log-likelihood over the log-parameters by BFGS with the
 //! analytic gradient; customers with identical (frequency, recency, t) are one weighted term.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SegmentError};
@@ -37,7 +38,7 @@ pub struct Purchase {
 }
 
 /// One customer's repeat-purchase summary.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Dense customer index.
     pub user: u32,
@@ -55,9 +56,8 @@ impl Summary {
     /// Checks the rules a summary obeys: `0 <= recency <= t`, finite values, recency 0
     /// without repeat transactions.
     pub fn validate(&self) -> Result<()> {
-        let bad = |rule: &'static str| {
-            Err(SegmentError::InvalidParam { param: "summary", value: format!("{self:?}"), rule })
-        };
+        let bad =
+            |rule: &'static str| Err(SegmentError::InvalidParam { param: "summary", value: format!("{self:?}"), rule });
         if !(self.recency.is_finite() && self.t.is_finite() && self.monetary.is_finite()) {
             return bad("recency, t and monetary are finite");
         }
@@ -127,7 +127,7 @@ pub fn summarize(purchases: &[Purchase], end_day: i64, period_days: f64) -> Resu
 }
 
 /// How a fit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FitReport {
     /// Mean log-likelihood per customer at the optimum.
     pub mean_log_likelihood: f64,
@@ -139,7 +139,7 @@ pub struct FitReport {
 
 /// A fitted BG/NBD model: purchases follow a Poisson process with rate λ ~ Gamma(r, α);
 /// after each purchase the customer drops out with probability p ~ Beta(a, b).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BgNbd {
     /// Shape of the purchase rates.
     pub r: f64,
@@ -281,7 +281,7 @@ impl BgNbd {
 
 /// A fitted Gamma-Gamma model of the value of a customer's transactions: values are
 /// Gamma(p, ν), ν ~ Gamma(q, v) across customers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GammaGamma {
     /// Shape of a transaction's value.
     pub p: f64,
@@ -361,7 +361,10 @@ pub fn clv(bg: &BgNbd, gg: &GammaGamma, c: &Summary, months: u32, monthly_discou
 
 /// Minimises `f` from `x0` by BFGS with a backtracking (Armijo) line search; returns the
 /// point, the value there and the iterations taken.
-fn bfgs<const N: usize>(mut f: impl FnMut(&[f64; N], &mut [f64; N]) -> f64, x0: [f64; N]) -> Result<([f64; N], f64, u32)> {
+fn bfgs<const N: usize>(
+    mut f: impl FnMut(&[f64; N], &mut [f64; N]) -> f64,
+    x0: [f64; N],
+) -> Result<([f64; N], f64, u32)> {
     const MAX_ITER: u32 = 1_000;
     let mut x = x0;
     let mut g = [0.0; N];
@@ -472,7 +475,8 @@ pub fn digamma(mut x: f64) -> f64 {
     }
     let inv = 1.0 / x;
     let inv2 = inv * inv;
-    acc + x.ln() - 0.5 * inv
+    acc + x.ln()
+        - 0.5 * inv
         - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 / 132.0))))
 }
 
@@ -545,7 +549,8 @@ mod tests {
         let day = |d: i64| d * DAY_MS + 3_600_000;
         let p = |user, d, amount| Purchase { user, ts: day(d), amount };
         // User 0: days 0 (two purchases), 3, 3, 10; user 1: day 5 only; user 2 starts after the end.
-        let purchases = [p(0, 0, 5.0), p(0, 0, 7.0), p(0, 3, 1.0), p(0, 3, 2.0), p(0, 10, 9.0), p(1, 5, 4.0), p(2, 30, 1.0)];
+        let purchases =
+            [p(0, 0, 5.0), p(0, 0, 7.0), p(0, 3, 1.0), p(0, 3, 2.0), p(0, 10, 9.0), p(1, 5, 4.0), p(2, 30, 1.0)];
         let s = summarize(&purchases, 20, 1.0).unwrap();
         assert_eq!(s, vec![cust(0, 2, 10.0, 20.0, 6.0), cust(1, 0, 0.0, 15.0, 0.0)]);
         let weeks = summarize(&purchases, 20, 7.0).unwrap();
@@ -623,11 +628,8 @@ mod tests {
                 let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
                 let a2 = ln_gamma(a + b) + ln_gamma(b + x) - ln_gamma(b) - ln_gamma(a + b + x);
                 let main = (-(r + x) * (alpha + c.t).ln()).exp();
-                let extra = if c.frequency > 0 {
-                    a / (b + x - 1.0) * (-(r + x) * (alpha + c.recency).ln()).exp()
-                } else {
-                    0.0
-                };
+                let extra =
+                    if c.frequency > 0 { a / (b + x - 1.0) * (-(r + x) * (alpha + c.recency).ln()).exp() } else { 0.0 };
                 total += a1 + a2 + (main + extra).ln();
             }
             total / s.len() as f64

@@ -9,13 +9,14 @@
 
 use std::collections::HashMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tailor_core::Timestamp;
 
 use crate::clv::Purchase;
 
 /// One cohort's row of the matrix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CohortRow {
     /// First-purchase month, `YYYY-MM`.
     pub month: String,
@@ -32,7 +33,7 @@ pub struct CohortRow {
 }
 
 /// The cohort × months-since matrix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Cohorts {
     /// Rows, oldest cohort first.
     pub rows: Vec<CohortRow>,

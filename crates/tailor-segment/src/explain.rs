@@ -343,6 +343,13 @@ pub struct SegmentSummary {
     pub main_device: Option<String>,
     /// Mean age of the members whose age is known.
     pub age: Option<f64>,
+    /// Mean value expected from a member in the next 90 days (BG/NBD × Gamma-Gamma; 0 when
+    /// the population had no models).
+    #[serde(default)]
+    pub clv_90d: f64,
+    /// Mean probability that a member is still active.
+    #[serde(default)]
+    pub p_alive: f64,
     /// Gender mix (share per value, largest first).
     pub gender: Vec<(String, f64)>,
     /// Urban/suburban/rural mix.
@@ -394,6 +401,8 @@ pub fn summarize(t: &crate::features::FeatureTable, segments: &[(String, Vec<usi
                 recency_days: mean(rows, col("recency_days")),
                 frequency: mean(rows, col("frequency")),
                 monetary: mean(rows, col("monetary")),
+                clv_90d: mean(rows, col("clv_90d")),
+                p_alive: mean(rows, col("p_alive")),
                 aov: if orders > 0.0 { gross / orders } else { 0.0 },
                 top_categories: cats,
                 main_device: cat("main_device").and_then(|v| mix(v, rows).into_iter().next().map(|(k, _)| k)),

@@ -31,8 +31,14 @@
 //! | `tod_night` … `tod_evening` | share of events at 0–6, 6–12, 12–18, 18–24 h UTC | share |
 //! | `weekend_share` | share of events on Saturday or Sunday | share |
 //! | `device_mobile`, `device_desktop`, `device_tablet` | share of events with a device that came from it | share |
+//! | `clv_90d` | value expected in the next 90 days: BG/NBD purchases × Gamma-Gamma value ([`crate::clv`]), fitted on the population | currency |
+//! | `p_alive` | BG/NBD probability that the customer is still active (1 for one-time buyers and non-buyers) | 0–1 |
+//! | `purchases_90d` | BG/NBD purchases (purchase days) expected in the next 90 days | purchases |
 //! | `age` | user attribute (birth year turned into age at as-of); missing → median | years |
 //! | `cat_<name>`, `cat_other` | share of item events in each of the top-N top categories | share |
+//!
+//! The three lifetime-value columns need a population to fit the models on (see
+//! [`ClvModel`]); they are 0 (and `p_alive` 1) when it has no repeat buyers to fit on.
 //!
 //! Categorical: `main_device` (most frequent device, ties → alphabetical), `gender`,
 //! `country`, `region`, `urbanicity`, `preferred_device` (user attributes).
@@ -42,6 +48,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use tailor_core::{Event, EventKind, Item, User};
 use xxhash_rust::xxh3::xxh3_64;
+
+use crate::clv::{self, BgNbd, GammaGamma, Summary};
 
 /// Longest pause inside one session.
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
@@ -91,6 +99,9 @@ defs! {
     "device_mobile", "share", "events from mobile / events with a device";
     "device_desktop", "share", "events from desktop / events with a device";
     "device_tablet", "share", "events from tablet / events with a device";
+    "clv_90d", "currency", "BG/NBD purchases in 90 days x Gamma-Gamma expected value";
+    "p_alive", "0-1", "BG/NBD probability of being active";
+    "purchases_90d", "purchases", "BG/NBD purchases (purchase days) expected in 90 days";
     "age", "years", "user attribute; missing -> population median";
 }
 
@@ -228,6 +239,9 @@ pub struct Activity {
     weekend: u32,
     price_pct_sum: f64,
     price_pct_n: u32,
+    /// Purchase value per day (UTC day number) with a purchase, for lifetime value.
+    #[serde(default)]
+    purchase_days: BTreeMap<i64, f64>,
 }
 
 /// Events that say the user engaged with an item (for category, brand, price and novelty
@@ -279,6 +293,7 @@ impl Activity {
                     self.discounted_units += u64::from(e.quantity);
                 }
                 self.last_purchase = Some(self.last_purchase.map_or(ts, |l| l.max(ts)));
+                *self.purchase_days.entry(clv::day_of(ts)).or_default() += qty * price;
                 let key = match &e.order_id {
                     Some(o) => xxh3_64(o.as_bytes()),
                     None => xxh3_64(&ts.to_le_bytes()) ^ 0x5EED,
@@ -349,6 +364,26 @@ impl Activity {
         self.categories.iter().map(|(c, n)| (c.as_str(), *n))
     }
 
+    /// The repeat-purchase summary (days) of the purchases on days up to `end_day`
+    /// (None without any), as [`clv::summarize`] computes it.
+    pub fn clv_summary(&self, end_day: i64) -> Option<Summary> {
+        let mut days = self.purchase_days.range(..=end_day);
+        let (&first, _) = days.next()?;
+        let (mut repeats, mut value, mut last) = (0u32, 0.0, first);
+        for (&d, &v) in days {
+            repeats += 1;
+            value += v;
+            last = d;
+        }
+        Some(Summary {
+            user: 0,
+            frequency: repeats,
+            recency: (last - first) as f64,
+            t: (end_day - first) as f64,
+            monetary: if repeats > 0 { value / f64::from(repeats) } else { 0.0 },
+        })
+    }
+
     /// The most frequent device (ties: alphabetical).
     pub fn main_device(&self) -> Option<&str> {
         let mut best: Option<(&str, u32)> = None;
@@ -361,8 +396,9 @@ impl Activity {
     }
 
     /// The numeric features as of `as_of` (ms), in [`NUMERIC`] order without `age` (which is
-    /// an attribute), followed by the shares of `top_categories` and `other`.
-    pub fn features(&self, as_of: i64, top_categories: &[String], out: &mut Vec<f64>) {
+    /// an attribute), followed by the shares of `top_categories` and `other`; the lifetime
+    /// values from `clv` (0, and `p_alive` 1, without a model).
+    pub fn features(&self, as_of: i64, top_categories: &[String], clv: Option<&ClvModel>, out: &mut Vec<f64>) {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         let days = |t: Option<i64>| t.map_or(0.0, |t| ((as_of - t) as f64 / DAY_MS as f64).max(0.0));
         let orders = self.orders.len() as f64;
@@ -392,6 +428,11 @@ impl Activity {
         for d in ["mobile", "desktop", "tablet"] {
             out.push(ratio(f64::from(self.devices.get(d).copied().unwrap_or(0)), f64::from(with_device)));
         }
+        let (value, alive, purchases) = match (clv, self.clv_summary(clv::day_of(as_of))) {
+            (Some(m), Some(s)) => m.predict(&s),
+            _ => (0.0, 1.0, 0.0),
+        };
+        out.extend([value, alive, purchases]);
         let mut other = item_events;
         for c in top_categories {
             let n = f64::from(self.categories.get(c).copied().unwrap_or(0));
@@ -461,7 +502,39 @@ impl Population {
         let tops = top_categories(&self.acts, top_n);
         let rows: Vec<(String, Option<&User>, &Activity)> =
             self.ids.iter().zip(&self.acts).map(|(id, a)| (id.clone(), users.get(id), a)).collect();
-        table(&rows, as_of, tops)
+        let model = ClvModel::fit(self.acts.iter(), as_of);
+        table(&rows, as_of, tops, model)
+    }
+}
+
+/// The lifetime-value models of a population, kept with a segmentation run so that one
+/// user is scored exactly as the run scored its population.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ClvModel {
+    /// Purchases and activity (days).
+    pub bg_nbd: BgNbd,
+    /// Value of a purchase day (None when too few customers bought twice with a value).
+    pub gamma_gamma: Option<GammaGamma>,
+}
+
+impl ClvModel {
+    /// Fits both models on the purchases up to the day of `as_of` (None when BG/NBD cannot be
+    /// fitted: no customer bought on two days, or the fit fails).
+    pub fn fit<'a>(acts: impl IntoIterator<Item = &'a Activity>, as_of: i64) -> Option<Self> {
+        let end = clv::day_of(as_of);
+        let summaries: Vec<Summary> = acts.into_iter().filter_map(|a| a.clv_summary(end)).collect();
+        let bg_nbd = BgNbd::fit(&summaries, 1.0).ok()?;
+        let gamma_gamma = GammaGamma::fit(&summaries).ok().filter(|g| g.q > 1.0);
+        Some(Self { bg_nbd, gamma_gamma })
+    }
+
+    /// (value expected in 90 days, P(alive), purchases expected in 90 days) of one summary;
+    /// the value is 0 without a Gamma-Gamma model.
+    pub fn predict(&self, s: &Summary) -> (f64, f64, f64) {
+        let purchases = self.bg_nbd.expected_purchases_in_days(90.0, s);
+        let value = self.gamma_gamma.map_or(0.0, |g| g.expected_value(s) * purchases);
+        let finite = |v: f64, default: f64| if v.is_finite() { v } else { default };
+        (finite(value, 0.0), finite(self.bg_nbd.p_alive(s), 1.0), finite(purchases, 0.0))
     }
 }
 
@@ -482,6 +555,8 @@ pub struct FeatureTable {
     pub age_known: Vec<bool>,
     /// The as-of time (ms).
     pub as_of: i64,
+    /// The lifetime-value models behind `clv_90d`, `p_alive` and `purchases_90d`.
+    pub clv: Option<ClvModel>,
 }
 
 impl FeatureTable {
@@ -535,15 +610,20 @@ pub fn age_of(u: &User, as_of: i64) -> Option<f64> {
 
 /// Builds the table for `users` (id, attributes if known, activity). Missing ages are filled
 /// with the median of the known ones (0 when none is known).
-pub fn table(users: &[(String, Option<&User>, &Activity)], as_of: i64, top_categories: Vec<String>) -> FeatureTable {
+pub fn table(
+    users: &[(String, Option<&User>, &Activity)],
+    as_of: i64,
+    top_categories: Vec<String>,
+    clv: Option<ClvModel>,
+) -> FeatureTable {
     let mut values = Vec::with_capacity(users.len() * (NUMERIC.len() + top_categories.len() + 1));
     let mut categorical: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(users.len()); CATEGORICAL.len()];
     let mut ages = Vec::with_capacity(users.len());
     let width = NUMERIC.len() + top_categories.len() + 1;
-    let age_col = NUMERIC.len() - 1;
+    let age_col = NUMERIC.iter().position(|d| d.name == "age").unwrap_or(NUMERIC.len() - 1);
     for (_, user, act) in users {
         let start = values.len();
-        act.features(as_of, &top_categories, &mut values);
+        act.features(as_of, &top_categories, clv.as_ref(), &mut values);
         values.insert(start + age_col, f64::NAN);
         let age = user.and_then(|u| age_of(u, as_of));
         ages.push(age);
@@ -582,6 +662,7 @@ pub fn table(users: &[(String, Option<&User>, &Activity)], as_of: i64, top_categ
         top_categories,
         age_known: ages.iter().map(Option::is_some).collect(),
         as_of,
+        clv,
     }
 }
 
@@ -631,7 +712,7 @@ mod tests {
 
     /// A direct, non-incremental computation of the features from the whole history: sort,
     /// split into sessions, count. The reference for the property test.
-    fn naive(events: &[Event], items: &ItemTable, as_of: i64, tops: &[String]) -> Vec<f64> {
+    fn naive(events: &[Event], items: &ItemTable, as_of: i64, tops: &[String], model: &ClvModel) -> Vec<f64> {
         let mut ev: Vec<&Event> = events.iter().filter(|e| counts(e.kind)).collect();
         ev.sort_by_key(|e| e.ts);
         let day = DAY_MS as f64;
@@ -726,6 +807,17 @@ mod tests {
         for d in ["mobile", "desktop", "tablet"] {
             out.push(r(devs.iter().filter(|x| *x == d).count() as f64, devs.len() as f64));
         }
+        let bought: Vec<clv::Purchase> = purchases
+            .iter()
+            .map(|e| clv::Purchase { user: 0, ts: e.ts.0, amount: f64::from(e.quantity) * price(e) })
+            .collect();
+        match clv::summarize(&bought, clv::day_of(as_of), 1.0).expect("summaries").first() {
+            Some(c) => {
+                let (v, p, n) = model.predict(c);
+                out.extend([v, p, n]);
+            }
+            None => out.extend([0.0, 1.0, 0.0]),
+        }
         let cat = |e: &&&Event| info(e).and_then(|i| i.category.clone());
         let mut in_top = 0.0;
         for c in tops {
@@ -770,6 +862,15 @@ mod tests {
             })
     }
 
+    /// A lifetime-value model with the CDNOW paper's parameters (in days).
+    fn model() -> ClvModel {
+        let fit = clv::FitReport { mean_log_likelihood: 0.0, iterations: 0, customers: 0 };
+        ClvModel {
+            bg_nbd: BgNbd { r: 0.243, alpha: 4.414 * 7.0, a: 0.793, b: 2.426, period_days: 1.0, fit },
+            gamma_gamma: Some(GammaGamma { p: 6.25, q: 3.74, v: 15.44, fit }),
+        }
+    }
+
     fn close(a: &[f64], b: &[f64]) -> bool {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-9 * (1.0 + x.abs().max(y.abs())))
     }
@@ -803,8 +904,9 @@ mod tests {
                 a.push(e, e.item.as_ref().and_then(|id| items.get(&id.0)));
             }
             let mut got = Vec::new();
-            a.features(as_of, &tops, &mut got);
-            let want = naive(&events, &items, as_of, &tops);
+            let model = model();
+            a.features(as_of, &tops, Some(&model), &mut got);
+            let want = naive(&events, &items, as_of, &tops, &model);
             prop_assert!(close(&got, &want), "\n got {got:?}\nwant {want:?}");
         }
     }
@@ -840,7 +942,7 @@ mod tests {
         let rows = vec![("u1".to_owned(), Some(&u), &a), ("u2".to_owned(), None, &b), ("u3".to_owned(), Some(&v), &c)];
         let tops = top_categories([&a, &b], 3);
         assert_eq!(tops, vec!["Shoes"]);
-        let t = table(&rows, T0 + DAY_MS, tops);
+        let t = table(&rows, T0 + DAY_MS, tops, Some(model()));
         let age = t.column("age").expect("age");
         assert_eq!(t.row(0)[age], 30.0);
         assert_eq!(t.row(2)[age], 43.0, "2023 - 1980");
@@ -851,5 +953,38 @@ mod tests {
         assert_eq!(t.row(0)[t.column("cat_shoes").expect("col")], 1.0);
         assert_eq!(t.row(0)[t.column("recency_days").expect("col")], 1.0);
         assert!(t.values.iter().all(|v| v.is_finite()));
+        // One purchase day: alive for sure, some value expected; no purchase: nothing.
+        let (clv, alive) = (t.column("clv_90d").expect("col"), t.column("p_alive").expect("col"));
+        assert!(t.row(0)[clv] > 0.0 && t.row(0)[alive] == 1.0);
+        assert_eq!((t.row(1)[clv], t.row(1)[alive]), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_population_fits_its_lifetime_value_models() {
+        // 300 customers; a third buy again every 10 days, the rest once.
+        let acts: Vec<Activity> = (0..300)
+            .map(|u| {
+                let mut a = Activity::default();
+                let repeats = if u % 3 == 0 { 1 + u % 7 } else { 0 };
+                for k in 0..=repeats {
+                    let ts = Timestamp(T0 + (u % 20) * DAY_MS + k * 10 * DAY_MS);
+                    let mut e = Event::new(Some("u"), Some("i1"), EventKind::Purchase, ts);
+                    e.unit_price = Some(10.0 + (u % 5) as f64);
+                    a.push(&e, None);
+                }
+                a
+            })
+            .collect();
+        let as_of = T0 + 120 * DAY_MS;
+        let m = ClvModel::fit(acts.iter(), as_of).expect("fits");
+        assert!(m.gamma_gamma.is_some());
+        assert_eq!(m.bg_nbd.fit.customers, 300);
+        // The steadiest buyer is worth more than a one-time buyer of the same day.
+        let (steady, once) =
+            (acts[6 * 3 * 10].clv_summary(clv::day_of(as_of)), acts[1].clv_summary(clv::day_of(as_of)));
+        let (steady, once) = (m.predict(&steady.expect("bought")), m.predict(&once.expect("bought")));
+        assert!(steady.2 > once.2, "{steady:?} {once:?}");
+        // Nobody bought twice: no model, and the features say so.
+        assert!(ClvModel::fit(acts.iter().skip(1).step_by(3), as_of).is_none());
     }
 }

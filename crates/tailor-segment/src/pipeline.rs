@@ -241,6 +241,7 @@ mod tests {
             top_categories: vec![],
             age_known: vec![true; 3],
             as_of: 0,
+            clv: None,
         };
         let choices = parse_choices("monetary,age:none*0.5,urbanicity*2").expect("parses");
         let e = Encoder::fit(&choices, &t).expect("fits");

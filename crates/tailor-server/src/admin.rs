@@ -147,6 +147,33 @@ pub(crate) async fn segment_insights(State(s): St) -> ApiResult<Response> {
     Ok(Json(v).into_response())
 }
 
+/// `GET /v1/admin/cohorts`.
+pub(crate) async fn cohorts(State(s): St) -> ApiResult<Response> {
+    let state = s.clone();
+    let c = blocking(move || Ok(crate::lifetime::cohorts(state.store.as_ref())?)).await?;
+    Ok(Json(c).into_response())
+}
+
+/// `GET /v1/admin/clv`.
+pub(crate) async fn clv(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    only(&q, &["months", "discount", "top", "through"])?;
+    let number = |key: &str, default: f64| -> ApiResult<f64> {
+        q.get(key).map_or(Ok(default), |v| {
+            v.parse::<f64>().map_err(|_| ApiError::invalid(key.to_string(), format!("{key}={v}: expected a number")))
+        })
+    };
+    let o = crate::lifetime::ClvOptions {
+        through: time_param(&q, "through")?.map(Timestamp),
+        months: number("months", 3.0)? as u32,
+        monthly_discount: number("discount", 0.0)?,
+        top: number("top", 10.0)? as usize,
+    };
+    let state = s.clone();
+    let r = blocking(move || Ok(crate::lifetime::clv_report(state.store.as_ref(), &o)?)).await?;
+    Ok(Json(r).into_response())
+}
+
 /// The part of [`segment_insights`] for one segmentation (`runs` oldest first).
 fn segmentation_insight(
     name: &str,

@@ -21,6 +21,7 @@ pub mod error;
 pub mod experiments;
 pub mod guard;
 pub mod insights;
+pub mod lifetime;
 pub mod live;
 pub mod memberships;
 pub mod models;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
 use tailor_core::Timestamp;
+use tailor_segment::features::ClvModel;
 use tailor_store::Store;
 
 use crate::error::ApiResult;
@@ -44,6 +45,8 @@ pub struct Memberships {
     current: Mutex<HashMap<String, HashMap<String, Vec<String>>>>,
     dirty: Mutex<HashSet<String>>,
     changes: std::sync::mpsc::Sender<MembershipBatch>,
+    /// The lifetime-value models of the newest run that has them (profiles show them).
+    clv: ArcSwap<Option<ClvModel>>,
 }
 
 impl Memberships {
@@ -54,6 +57,7 @@ impl Memberships {
             current: Mutex::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
             changes,
+            clv: ArcSwap::from_pointee(None),
         }
     }
 
@@ -64,12 +68,19 @@ impl Memberships {
             latest.insert(run.name.clone(), run);
         }
         let mut segmenters = Vec::new();
+        let mut clv: Option<(i64, ClvModel)> = None;
         let mut members: HashMap<String, HashMap<String, Vec<String>>> = HashMap::new();
         for run in latest.into_values() {
             for seg in &run.segments {
                 for u in store.segment_members(&run.name, &seg.name)? {
                     members.entry(u).or_default().entry(run.name.clone()).or_default().push(seg.name.clone());
                 }
+            }
+            let as_of = run.record.get("as_of").and_then(serde_json::Value::as_i64).unwrap_or(i64::MIN);
+            if let Some(Ok(m)) = run.record.get("clv").map(|v| serde_json::from_value::<ClvModel>(v.clone()))
+                && clv.is_none_or(|(t, _)| as_of > t)
+            {
+                clv = Some((as_of, m));
             }
             match serde_json::from_value::<tailor_segment::assign::Assigner>(run.record.clone()) {
                 Ok(a) if a.can_assign() => segmenters.push(Segmenter { name: run.name.clone(), assigner: a }),
@@ -79,8 +90,14 @@ impl Memberships {
             }
         }
         self.segmenters.store(Arc::new(segmenters));
+        self.clv.store(Arc::new(clv.map(|(_, m)| m)));
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = members;
         Ok(())
+    }
+
+    /// The lifetime-value models of the newest segmentation run that has them.
+    pub fn clv_model(&self) -> Option<ClvModel> {
+        **self.clv.load()
     }
 
     /// Notes that these users' features changed (nothing to note without a segmentation

@@ -111,6 +111,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/admin/feed") => get(crate::admin::feed),
         ("GET", "/v1/admin/bandits") => get(crate::admin::bandits),
         ("GET", "/v1/admin/segments") => get(crate::admin::segment_insights),
+        ("GET", "/v1/admin/cohorts") => get(crate::admin::cohorts),
+        ("GET", "/v1/admin/clv") => get(crate::admin::clv),
         ("GET", "/v1/experiments") => get(crate::experiments::list),
         ("POST", "/v1/experiments") => post(crate::experiments::create_route),
         ("GET", "/v1/experiments/{name}") => get(crate::experiments::show),
@@ -804,9 +806,10 @@ async fn profile(State(s): St, Path(id): Path<String>) -> ApiResult<Response> {
     // The behaviour and demographic features segment rules see, as of now.
     let features = {
         let record_ref = record.as_ref().map(|r| &r.value);
+        let clv = s.memberships.clv_model();
         let table = |act: &tailor_segment::features::Activity| {
             let rows = vec![(id.clone(), record_ref, act)];
-            tailor_segment::features::table(&rows, Timestamp::now().0, Vec::new())
+            tailor_segment::features::table(&rows, Timestamp::now().0, Vec::new(), clv)
         };
         let t = s.online.with(&user_key(&id), |sub| table(&sub.activity)).unwrap_or_else(|| table(&Default::default()));
         let mut f = std::collections::BTreeMap::new();

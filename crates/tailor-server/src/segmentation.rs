@@ -131,6 +131,10 @@ pub struct Record {
     /// The 2-D PCA map of (a sample of) the users, for the dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<SegmentMap>,
+    /// The population's lifetime-value models behind `clv_90d`, `p_alive` and
+    /// `purchases_90d`, for placing one user as the run did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clv: Option<tailor_segment::features::ClvModel>,
 }
 
 /// Users on the first two principal components of the run's space (the clustering's
@@ -627,6 +631,7 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
         summaries,
         timings: Timings::default(),
         map: None,
+        clv: t.clv,
     };
     if n > 1 {
         // A map is a nicety: a run whose features have no spread still stores.
@@ -745,6 +750,7 @@ fn assigner(rec: &Record) -> tailor_segment::assign::Assigner {
         centroids: rec.centroids.clone(),
         compiled_rules: rec.compiled_rules.clone(),
         names: rec.names.clone(),
+        clv: rec.clv,
     }
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod export;
 pub(crate) mod import;
 pub(crate) mod model;
 pub(crate) mod recommend;
+pub(crate) mod report;
 pub(crate) mod segment;
 pub(crate) mod serve;
 pub(crate) mod stats;

@@ -5,6 +5,7 @@ mod crash;
 mod dashboard;
 mod experiment;
 mod recommend;
+mod report;
 mod segment;
 mod serve;
 mod served;
@@ -33,6 +34,15 @@ pub fn stdout(o: &Output) -> String {
 /// Stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `tailor --json ARGS` as JSON (the command must succeed).
+pub fn json(data: &Path, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let o = tailor(data, &all);
+    assert!(o.status.success(), "tailor {args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("tailor {args:?}: {e}: {}", stdout(&o)))
 }
 
 /// `tailor stats --json` as JSON.

@@ -4,15 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::{stderr, stdout, tailor};
-
-fn json(data: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let o = tailor(data, &all);
-    assert!(o.status.success(), "tailor {args:?}: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("tailor {args:?}: {e}: {}", stdout(&o)))
-}
+use crate::{json, stderr, stdout, tailor};
 
 fn members(data: &Path, seg: &str, segmentation: &str) -> Vec<String> {
     let v = json(data, &["segment", "users", seg, "-s", segmentation]);

@@ -1145,3 +1145,60 @@ async fn new_items_are_similar_and_recommended_before_any_retraining() {
     assert!(ids(&v).contains(&"SKU-NEW-1".to_string()), "{v}");
     assert_eq!(s.state.snapshots.live().expect("live").version, trained, "no retraining happened");
 }
+
+/// Cohorts and lifetime value as the dashboard reads them; a segmentation run carries its
+/// lifetime-value models, and profiles show a user's value once it is loaded.
+#[tokio::test]
+async fn cohorts_and_lifetime_value_over_the_admin_api() {
+    let s = shop();
+    let (st, c) = call(&s.app, "GET", "/v1/admin/cohorts", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let want = tailor_server::lifetime::cohorts(s.store.as_ref()).expect("cohorts");
+    assert_eq!(c, serde_json::to_value(&want).expect("json"));
+    let rows = c["rows"].as_array().expect("rows");
+    let sizes: u64 = rows.iter().map(|r| r["size"].as_u64().expect("size")).sum();
+    assert!(sizes > 50 && sizes == c["customers"].as_u64().expect("customers"), "{c}");
+    assert!(rows.iter().all(|r| r["retention"][0] == 1.0), "{c}");
+
+    let (st, v) = call(&s.app, "GET", "/v1/admin/clv?top=3", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["customers"].as_u64(), Some(sizes));
+    assert_eq!(v["top"].as_array().map(Vec::len), Some(3));
+    assert!(v["bg_nbd"]["r"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+    let bargain = v["segments"].as_array().expect("segments").iter().find(|s| s["segment"] == "Bargain hunters");
+    assert!(bargain.is_some_and(|b| b["customers"].as_u64().is_some_and(|n| n > 0 && n <= 41)), "{v}");
+    let (_, six) = call(&s.app, "GET", "/v1/admin/clv?months=6&discount=0.01", Some(ADMIN), None).await;
+    assert!(six["total_clv"].as_f64() > v["total_clv"].as_f64(), "{six}");
+    for (uri, field) in [
+        ("/v1/admin/clv?months=0", "months"),
+        ("/v1/admin/clv?discount=2", "discount"),
+        ("/v1/admin/clv?through=someday", "through"),
+        ("/v1/admin/clv?horizon=3", "horizon"),
+        ("/v1/admin/cohorts?x=1", "x"),
+    ] {
+        let (st, v) = call(&s.app, "GET", uri, Some(ADMIN), None).await;
+        assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!(field)), "{uri}: {v}");
+    }
+    let (st, v) = call(&s.app, "GET", "/v1/admin/clv?discount=1", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    for uri in ["/v1/admin/cohorts", "/v1/admin/clv"] {
+        assert_eq!(call(&s.app, "GET", uri, Some(READ), None).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
+
+    // An RFM run stores the population's models; the profile scores the user with them.
+    let (_, before) = call(&s.app, "GET", "/v1/users/U00001/profile", Some(READ), None).await;
+    assert_eq!(
+        (before["features"]["clv_90d"].clone(), before["features"]["p_alive"].clone()),
+        (json!(0.0), json!(1.0))
+    );
+    let o = tailor_server::segmentation::RunOptions {
+        method: tailor_server::segmentation::SegmentMethod::Rfm,
+        ..Default::default()
+    };
+    let run = tailor_server::segmentation::run(s.store.as_ref(), &o).expect("rfm");
+    assert!(run.record.clv.is_some());
+    s.state.memberships.load(s.store.as_ref()).expect("load");
+    let buyer = six["top"][0]["user"].as_str().expect("a top customer");
+    let (_, after) = call(&s.app, "GET", &format!("/v1/users/{buyer}/profile"), Some(READ), None).await;
+    assert!(after["features"]["clv_90d"].as_f64().is_some_and(|x| x > 0.0), "{after}");
+}
