@@ -308,6 +308,50 @@
     return g + "</svg>";
   }
 
+  // A heat map: opt.rows [{name, cells: [{value, text, tip}]}] (value null: no cell), opt.x
+  // and opt.y (axis titles), opt.max (the value of the darkest cell), opt.columns (names of
+  // the columns, e.g. months since). Each cell keeps its figures in a tooltip.
+  function heatMap(opt) {
+    var cols = opt.columns.length;
+    var L = 150,
+      T = 58,
+      rowH = 24;
+    // The width of the other charts, so that text keeps its size however few the columns.
+    var cell = Math.max(22, Math.min(48, Math.floor((860 - L - 20) / Math.max(cols, 1))));
+    var W = Math.max(860, L + cols * cell + 20);
+    var H = T + opt.rows.length * rowH + 50;
+    var max = opt.max > 0 ? opt.max : 1;
+    var g = '<svg class="chart heat" viewBox="0 0 ' + W + " " + H + '" role="img" aria-label="' + esc(opt.title) + '">';
+    g += title(W, opt.title);
+    opt.columns.forEach(function (c, j) {
+      g += '<text x="' + (L + j * cell + cell / 2) + '" y="' + (T - 8) + '" text-anchor="middle">' + esc(c) + "</text>";
+    });
+    g += '<text x="' + (L + (cols * cell) / 2) + '" y="' + (T - 28) + '" text-anchor="middle">' + esc(opt.x) + "</text>";
+    opt.rows.forEach(function (r, i) {
+      var y = T + i * rowH;
+      g += '<text x="' + (L - 8) + '" y="' + (y + 16) + '" text-anchor="end">' + esc(r.name) + "</text>";
+      r.cells.forEach(function (c, j) {
+        if (c == null || c.value == null) return;
+        var share = Math.max(0, Math.min(1, c.value / max));
+        // From near white to the palette's blue.
+        var mix = function (lo, hi) {
+          return Math.round(lo + (hi - lo) * share);
+        };
+        var fill = "rgb(" + mix(240, 31) + "," + mix(244, 74) + "," + mix(250, 140) + ")";
+        g += '<rect class="cell" x="' + (L + j * cell) + '" y="' + y + '" width="' + (cell - 1) + '" height="';
+        g += rowH - 1 + '" fill="' + fill + '"><title>' + esc(c.tip) + "</title></rect>";
+        if (cell >= 30 && c.text) {
+          g += '<text x="' + (L + j * cell + cell / 2) + '" y="' + (y + 16) + '" text-anchor="middle" style="font-size:11px';
+          g += share > 0.55 ? ";fill:#fff" : "";
+          g += '">' + esc(c.text) + "</text>";
+        }
+      });
+    });
+    g += '<text transform="translate(14,' + (T + (opt.rows.length * rowH) / 2) + ') rotate(-90)" text-anchor="middle">';
+    g += esc(opt.y) + "</text>";
+    return g + "</svg>";
+  }
+
   // A map of users: opt.points [[x, y, group]] (group -1: in none), opt.names by group.
   // Framed on robust quantiles (outliers pinned to the edge as open circles, counted in a
   // note); small groups drawn last and larger, so a 57-user segment stays visible; each
@@ -452,5 +496,6 @@
     lineChart: lineChart,
     barChart: barChart,
     scatter: scatter,
+    heatMap: heatMap,
   };
 })();

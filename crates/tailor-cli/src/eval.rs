@@ -39,6 +39,9 @@ pub struct ModelResult {
     /// Metrics per user group (`--groups`), by group name.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<(String, Report)>,
+    /// Calibrated re-ranking per λ (`--genres`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<CalibrationPoint>,
 }
 
 /// How `--input` is split.
@@ -228,7 +231,25 @@ pub fn score(
         rmse,
         curve: None,
         groups: by_group,
+        calibration: Vec::new(),
     })
+}
+
+/// Prints each model's calibration sweep.
+pub fn print_calibration(results: &[ModelResult]) {
+    for r in results.iter().filter(|r| !r.calibration.is_empty()) {
+        println!(
+            "calibrated re-ranking of {} (Steck 2018; miscalibration = mean KL of list genres to history genres)",
+            r.model
+        );
+        println!("{:>8}{:>10}{:>10}{:>10}{:>16}", "lambda", "ndcg", "recall", "coverage", "miscalibration");
+        for c in &r.calibration {
+            println!(
+                "{:>8.2}{:>10.4}{:>10.4}{:>10.4}{:>16.4}",
+                c.lambda, c.metrics.ndcg, c.metrics.recall, c.metrics.coverage, c.miscalibration
+            );
+        }
+    }
 }
 
 /// Prints the comparison table.
@@ -425,4 +446,119 @@ pub fn tune(
     let best = trials.first().map(|t| t.params.clone()).unwrap_or_default();
     let result = score(train_rows, test_rows, model, &best, k, None)?;
     Ok((trials, result))
+}
+
+/// Reads `item<TAB>genre|genre|...` (header optional when its first field is `item`): the
+/// genres calibration follows (ml-100k's, a shop's categories).
+pub fn read_genres(path: &Path) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let text = fs_err::read_to_string(path)?;
+    let mut out = std::collections::HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || (n == 0 && line.split('\t').next() == Some("item")) {
+            continue;
+        }
+        let (item, genres) = line
+            .split_once('\t')
+            .ok_or_else(|| crate::usage(format!("{}:{}: expected item<TAB>genre|genre|...", path.display(), n + 1)))?;
+        let genres: Vec<String> =
+            genres.split('|').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
+        out.insert(item.trim().to_owned(), genres);
+    }
+    if out.is_empty() {
+        return Err(crate::usage(format!("{}: no item with genres", path.display())));
+    }
+    Ok(out)
+}
+
+/// One λ of a calibration sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationPoint {
+    /// Model name.
+    pub model: String,
+    /// Weight of calibration (0: the model's own order).
+    pub lambda: f64,
+    /// NDCG, recall and the rest at k of the re-ranked lists.
+    pub metrics: Report,
+    /// Mean C_KL(history genres, list genres) over users with a genre in their history.
+    pub miscalibration: f64,
+}
+
+/// Trains `model` once, takes its `pool` best candidates per test user, and scores the
+/// lists re-ranked by [`tailor_recommend::calibration::calibrate`] for each λ.
+#[allow(clippy::too_many_arguments)]
+pub fn calibration_sweep(
+    train_rows: &[Row],
+    test_rows: &[Row],
+    model: &str,
+    spec: &str,
+    k: usize,
+    genres: &std::collections::HashMap<String, Vec<String>>,
+    lambdas: &[f64],
+    pool: usize,
+) -> Result<Vec<CalibrationPoint>> {
+    use tailor_recommend::calibration::{self, Genres};
+    let set = TrainSet::from_rows(train_rows)?;
+    let spec_opt = (!spec.is_empty()).then_some(spec);
+    let trained = train(model, spec_opt, &set.matrix, &set.times, None)?;
+    let mut names: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let per_item: Vec<Vec<u32>> = (0..set.matrix.n_items() as u32)
+        .map(|i| {
+            let g = set.items.name(i).and_then(|n| genres.get(n)).map(Vec::as_slice).unwrap_or(&[]);
+            g.iter()
+                .map(|g| {
+                    let next = names.len() as u32;
+                    *names.entry(g.as_str()).or_insert(next)
+                })
+                .collect()
+        })
+        .collect();
+    let table = Genres::new(&per_item);
+    let mut users: Vec<String> = test_rows.iter().map(|r| r.user.clone()).collect();
+    users.sort();
+    users.dedup();
+    let known: Vec<(u32, tailor_recommend::History<'_>)> = users
+        .iter()
+        .filter_map(|u| set.users.get(u))
+        .map(|row| (row, History::of(&set.matrix, tailor_core::UserIdx(row))))
+        .collect();
+    let batch: Vec<(Option<u32>, History<'_>)> = known.iter().map(|(r, h)| (Some(*r), *h)).collect();
+    let candidates = trained.as_model().recommend_batch(&batch, pool, &tailor_recommend::Filter::default());
+    let history: Vec<Vec<f64>> = known.iter().map(|(_, h)| table.distribution(h.items.iter().copied())).collect();
+    let mut out = Vec::new();
+    for &lambda in lambdas {
+        use rayon::prelude::*;
+        let lists: Vec<Vec<u32>> = candidates
+            .par_iter()
+            .zip(&history)
+            .map(|(c, p)| calibration::calibrate(c, k, lambda, &table, p).into_iter().map(|x| x.0).collect())
+            .collect();
+        let calibrated: Vec<f64> = lists
+            .iter()
+            .zip(&history)
+            .filter(|(_, p)| p.iter().any(|x| *x > 0.0))
+            .map(|(l, p)| calibration::miscalibration(&table, p, l))
+            .collect();
+        let rows: Vec<(&str, &str, f64)> = known
+            .iter()
+            .zip(&lists)
+            .flat_map(|((row, _), l)| {
+                let (users, items) = (&set.users, &set.items);
+                let user = users.name(*row).unwrap_or_default();
+                l.iter().enumerate().map(move |(r, i)| (user, items.name(*i).unwrap_or_default(), (r + 1) as f64))
+            })
+            .collect();
+        let metrics = evaluate(
+            train_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())),
+            test_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())),
+            rows.iter().copied(),
+            k,
+        );
+        out.push(CalibrationPoint {
+            model: model.to_owned(),
+            lambda,
+            metrics,
+            miscalibration: calibrated.iter().sum::<f64>() / calibrated.len().max(1) as f64,
+        });
+    }
+    Ok(out)
 }

@@ -14,6 +14,7 @@
 //! - [`context`]: iTALS, context-aware tensor factorisation by ALS,
 //! - [`together`]: frequently bought together,
 //! - [`business`]: filters, boosts, diversity and reasons on any model's scores,
+//! - [`calibration`]: calibrated re-ranking (Steck 2018) of a list to the genre mix of the user's history,
 //! - [`quantized`]: an int8 index for fast approximate top-k, re-ranked exactly,
 //! - [`validation`]: validation carves, NDCG, early stopping,
 //! - [`mod@file`]: versioned model files (ids, data fingerprint, metrics),
@@ -27,6 +28,7 @@ pub mod als;
 pub mod biases;
 pub mod bpr;
 pub mod business;
+pub mod calibration;
 pub mod content;
 pub mod context;
 pub mod ease;

@@ -60,6 +60,16 @@ pub(crate) struct EvalArgs {
     /// Training curves (test NDCG@K after each ALS iteration / BPR epoch) as a line chart (.svg or .png).
     #[arg(long)]
     pub(crate) curves: Option<PathBuf>,
+    /// Calibrated re-ranking (Steck 2018) to these genres: an `item<TAB>genre|genre` file;
+    /// each model's lists are re-ranked for every --calibration weight.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) genres: Option<PathBuf>,
+    /// Calibration weights λ in [0, 1), comma separated (with --genres).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,0.99")]
+    pub(crate) calibration: Vec<f64>,
+    /// Candidates re-ranked per user for calibration.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) calibration_pool: usize,
 }
 
 #[derive(Args, Debug)]
@@ -119,6 +129,13 @@ pub(crate) struct TuneArgs {
 pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
     let (train, test) = a.split.load()?;
     let groups = a.groups.as_deref().map(eval::read_groups).transpose()?;
+    let genres = a.genres.as_deref().map(eval::read_genres).transpose()?;
+    if let Some(bad) = a.calibration.iter().find(|l| !(0.0..1.0).contains(*l)) {
+        return Err(usage(format!("--calibration {bad}: a weight in [0, 1)")));
+    }
+    if a.calibration_pool < a.split.k || a.calibration_pool > 10_000 {
+        return Err(usage(format!("--calibration-pool {}: between K ({}) and 10000", a.calibration_pool, a.split.k)));
+    }
     let mut results = Vec::new();
     for m in a.models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let (name, spec) = m.split_once(':').unwrap_or((m, ""));
@@ -126,6 +143,10 @@ pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
         let mut r = eval::score(&train, &test, name, &spec, a.split.k, groups.as_ref())?;
         if a.curves.is_some() {
             r.curve = eval::curve(&train, &test, name, &spec, a.split.k)?;
+        }
+        if let Some(g) = &genres {
+            r.calibration =
+                eval::calibration_sweep(&train, &test, name, &spec, a.split.k, g, &a.calibration, a.calibration_pool)?;
         }
         results.push(r);
     }
@@ -150,6 +171,7 @@ pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
         );
         eval::print_table(&results);
         eval::print_groups(&results);
+        eval::print_calibration(&results);
     }
     Ok(())
 }

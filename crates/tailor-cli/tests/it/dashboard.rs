@@ -108,6 +108,12 @@ async fn demo_dashboard_pages_render_the_demo_data() {
             "var p=document.getElementById('report-panel'); var b=document.querySelector('.bandit'); return !!p && p.textContent.indexOf('collaborative-vs-hybrid') >= 0 && !!b && b.querySelectorAll('svg rect').length === 3 && b.querySelectorAll('svg circle').length >= 1",
         ),
         (
+            // The demo's cohorts as a heat map, lifetime value per segment of both
+            // segmentations, the ten most valuable customers.
+            "customers",
+            "return document.querySelectorAll('#cohorts svg.heat rect.cell').length >= 3 && document.querySelectorAll('#cohorts svg polyline').length >= 2 && document.querySelectorAll('#top-customers tr').length === 11 && document.querySelectorAll('#clv svg rect').length >= 5",
+        ),
+        (
             "catalog",
             "return document.querySelectorAll('#exposure tr').length === 8 && document.querySelectorAll('svg polyline').length === 3 && document.querySelectorAll('svg rect').length >= 10",
         ),

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `tailor` binary.
 
+mod calibration;
 mod cli;
 mod crash;
 mod dashboard;

@@ -14,7 +14,7 @@ fn golden() -> Value {
 
 fn data(name: &str) -> Option<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/cdnow").join(name);
-    std::fs::read_to_string(&path).ok()
+    path.exists().then(|| fs_err::read_to_string(&path).expect("readable"))
 }
 
 /// Days since 1970-01-01 of `YYYYMMDD`.
