@@ -8,9 +8,12 @@
 //!    the wanted categories/brands/price range), the best `k × 5` by model score;
 //! 2. scores normalised to `[0, 1]` over those candidates, then each boost that applies adds
 //!    its weight (so a boost of 0.2 lifts an item past others up to 20% of the range better);
-//! 3. diversity: MMR on item similarity (`diversity` = 1 − λ), then at most
+//! 3. calibration (Steck 2018, [`crate::calibration`]): with `calibration` = λ > 0 the
+//!    candidates are re-ordered so that the list's categories (full paths, else top-level)
+//!    follow the mix of `calibration_history`'s;
+//! 4. diversity: MMR on item similarity (`diversity` = 1 − λ), then at most
 //!    `max_per_category` items per top-level category;
-//! 4. a [`Reason`] per item: the boost that moved it, else the history item that contributed
+//! 5. a [`Reason`] per item: the boost that moved it, else the history item that contributed
 //!    most ("because you viewed X"), else the model's own kind of reason.
 
 use std::collections::BTreeMap;
@@ -26,6 +29,9 @@ use crate::topk::top_k;
 pub struct CatalogView {
     /// Top-level category id per item.
     pub category: Vec<Option<u32>>,
+    /// Full category path id per item (what calibration follows; empty: the top level).
+    #[serde(default)]
+    pub path: Vec<Option<u32>>,
     /// Brand id per item.
     pub brand: Vec<Option<u32>>,
     /// Current (sale) price per item.
@@ -47,6 +53,7 @@ impl CatalogView {
     pub fn open(n: usize) -> Self {
         Self {
             category: vec![None; n],
+            path: vec![None; n],
             brand: vec![None; n],
             price: vec![None; n],
             in_stock: vec![true; n],
@@ -147,6 +154,13 @@ pub struct Request {
     pub diversity: f32,
     /// At most this many items per top-level category.
     pub max_per_category: Option<usize>,
+    /// Calibration weight λ in [0, 1) (0: off): the list's categories follow those of
+    /// `calibration_history`.
+    #[serde(default)]
+    pub calibration: f32,
+    /// The items whose category mix the list is calibrated to (the user's history).
+    #[serde(default)]
+    pub calibration_history: Vec<u32>,
 }
 
 /// One recommended item.
@@ -303,7 +317,20 @@ pub fn rank(
         })
         .collect();
     boosted.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let ranked: Vec<(u32, f32)> = boosted.iter().map(|&(i, s, _)| (i, s)).collect();
+    let mut ranked: Vec<(u32, f32)> = boosted.iter().map(|&(i, s, _)| (i, s)).collect();
+    if request.calibration > 0.0 && !request.calibration_history.is_empty() {
+        use crate::calibration::{OneGenre, calibrate, distribution};
+        let ids = if catalog.path.len() == catalog.len() { &catalog.path } else { &catalog.category };
+        let genres = OneGenre(ids);
+        let n = request
+            .calibration_history
+            .iter()
+            .filter_map(|&i| ids.get(i as usize).copied().flatten())
+            .max()
+            .map_or(0, |c| c as usize + 1);
+        let p = distribution(&genres, n, request.calibration_history.iter().copied());
+        ranked = calibrate(&ranked, ranked.len(), f64::from(request.calibration.min(0.999)), &genres, &p);
+    }
     let diverse = if request.diversity > 0.0 {
         mmr(&ranked, ranked.len(), 1.0 - request.diversity.clamp(0.0, 1.0), &similarity)
     } else {
@@ -382,6 +409,22 @@ mod tests {
             rank(&SCORES, &catalog(), &Request { k: 4, diversity: 0.9, ..base }, same, |_| None, Reason::Personalized);
         let cats: Vec<u32> = d.iter().map(|r| r.item % 2).collect();
         assert_ne!(cats[0], cats[1], "{d:?}");
+    }
+
+    #[test]
+    fn calibration_follows_the_historys_categories() {
+        // Base top 4: 0, 3, 4, 5 (categories 0, 1, 0, 1). A history all in category 0 pulls
+        // category-0 items forward; without a history or at λ = 0 nothing changes.
+        let base = Request { k: 4, ..Request::default() };
+        assert_eq!(run(&base), vec![0, 3, 4, 5]);
+        let to_zero = Request { calibration: 0.9, calibration_history: vec![2, 4, 6], ..base.clone() };
+        let got = run(&to_zero);
+        assert_eq!(got.iter().filter(|&&i| i % 2 == 0).count(), 4, "{got:?}");
+        assert_eq!(run(&Request { calibration_history: vec![2, 4, 6], ..base.clone() }), vec![0, 3, 4, 5]);
+        assert_eq!(run(&Request { calibration: 0.9, ..base.clone() }), vec![0, 3, 4, 5]);
+        // A mixed history keeps a mixed list.
+        let mixed = run(&Request { calibration: 0.9, calibration_history: vec![0, 1], ..base });
+        assert_eq!(mixed.iter().filter(|&&i| i % 2 == 1).count(), 2, "{mixed:?}");
     }
 
     #[test]

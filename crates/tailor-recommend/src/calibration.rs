@@ -13,6 +13,56 @@
 /// Steck's α: the share of p mixed into q.
 pub const ALPHA: f64 = 0.01;
 
+/// Where calibration reads an item's genres (dense ids).
+pub trait GenreOf {
+    /// The genres of `item` (empty: none known).
+    fn genres_of(&self, item: u32) -> &[u32];
+}
+
+/// Every item's one top-level category as its genre (the serving catalog's).
+pub struct OneGenre<'a>(pub &'a [Option<u32>]);
+
+impl GenreOf for OneGenre<'_> {
+    fn genres_of(&self, item: u32) -> &[u32] {
+        match self.0.get(item as usize) {
+            Some(Some(c)) => std::slice::from_ref(c),
+            _ => &[],
+        }
+    }
+}
+
+/// Adds `item`'s genre distribution to `mass` (genres beyond it are left out: they carry no
+/// weight of p, so they change only the count); whether it has any genre.
+fn add(genres: &(impl GenreOf + ?Sized), item: u32, mass: &mut [f64]) -> bool {
+    let g = genres.genres_of(item);
+    if g.is_empty() {
+        return false;
+    }
+    let share = 1.0 / g.len() as f64;
+    for &x in g {
+        if let Some(m) = mass.get_mut(x as usize) {
+            *m += share;
+        }
+    }
+    true
+}
+
+/// The genre distribution (over `n` genres) of `items`, each weighing the same; items
+/// without genres are left out; all zeros when none has one.
+pub fn distribution(genres: &(impl GenreOf + ?Sized), n: usize, items: impl IntoIterator<Item = u32>) -> Vec<f64> {
+    let mut mass = vec![0.0; n];
+    let mut count = 0usize;
+    for i in items {
+        count += usize::from(add(genres, i, &mut mass));
+    }
+    if count > 0 {
+        for m in &mut mass {
+            *m /= count as f64;
+        }
+    }
+    mass
+}
+
 /// Genres of each item (dense genre ids), in item order.
 #[derive(Debug, Clone, Default)]
 pub struct Genres {
@@ -49,33 +99,15 @@ impl Genres {
         }
     }
 
-    /// Adds item `i`'s genre distribution (weight `w`) to `mass`.
-    fn add(&self, item: u32, w: f64, mass: &mut [f64]) -> bool {
-        let g = self.of(item);
-        if g.is_empty() {
-            return false;
-        }
-        let share = w / g.len() as f64;
-        for &x in g {
-            mass[x as usize] += share;
-        }
-        true
-    }
-
-    /// The genre distribution of `items` (each weighing the same; items without genres are
-    /// left out); all zeros when none has a genre.
+    /// The genre distribution of `items` over this table's genres ([`distribution`]).
     pub fn distribution(&self, items: impl IntoIterator<Item = u32>) -> Vec<f64> {
-        let mut mass = vec![0.0; self.n];
-        let mut n = 0usize;
-        for i in items {
-            n += usize::from(self.add(i, 1.0, &mut mass));
-        }
-        if n > 0 {
-            for m in &mut mass {
-                *m /= n as f64;
-            }
-        }
-        mass
+        distribution(self, self.n, items)
+    }
+}
+
+impl GenreOf for Genres {
+    fn genres_of(&self, item: u32) -> &[u32] {
+        self.of(item)
     }
 }
 
@@ -85,13 +117,20 @@ pub fn kl(p: &[f64], q: &[f64]) -> f64 {
 }
 
 /// Miscalibration of `list` for a user whose history has the genre distribution `p`.
-pub fn miscalibration(genres: &Genres, p: &[f64], list: &[u32]) -> f64 {
-    kl(p, &genres.distribution(list.iter().copied()))
+pub fn miscalibration(genres: &(impl GenreOf + ?Sized), p: &[f64], list: &[u32]) -> f64 {
+    kl(p, &distribution(genres, p.len(), list.iter().copied()))
 }
 
 /// The `k` candidates (item, score; any order) re-ranked for calibration to `p` with weight
-/// `lambda` in [0, 1]; scores are returned unchanged.
-pub fn calibrate(candidates: &[(u32, f32)], k: usize, lambda: f64, genres: &Genres, p: &[f64]) -> Vec<(u32, f32)> {
+/// `lambda` in [0, 1] (p over the genres `genres` names; higher ids are ignored); scores
+/// are returned unchanged.
+pub fn calibrate(
+    candidates: &[(u32, f32)],
+    k: usize,
+    lambda: f64,
+    genres: &(impl GenreOf + ?Sized),
+    p: &[f64],
+) -> Vec<(u32, f32)> {
     let mut left: Vec<(u32, f32)> = candidates.to_vec();
     left.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let k = k.min(left.len());
@@ -104,18 +143,18 @@ pub fn calibrate(candidates: &[(u32, f32)], k: usize, lambda: f64, genres: &Genr
     let scaled = |s: f32| if span > 0.0 { f64::from(s - lo) / span } else { 1.0 };
     let mut picked = Vec::with_capacity(k);
     // Genre mass of the picked items with genres, and their count.
-    let mut mass = vec![0.0; genres.n];
+    let mut mass = vec![0.0; p.len()];
     let mut with_genres = 0usize;
-    let mut trial = vec![0.0; genres.n];
+    let mut trial = vec![0.0; p.len()];
     while picked.len() < k {
         let mut best = (f64::NEG_INFINITY, 0usize);
         for (pos, &(item, score)) in left.iter().enumerate() {
             // KL of the list with `item` added: q = (mass + p(·|item)) / count.
             trial.copy_from_slice(&mass);
-            let has = genres.add(item, 1.0, &mut trial);
+            let has = add(genres, item, &mut trial);
             let count = with_genres + usize::from(has);
             let divergence = if count == 0 {
-                kl(p, &vec![0.0; genres.n])
+                kl(p, &vec![0.0; p.len()])
             } else {
                 let inv = 1.0 / count as f64;
                 p.iter()
@@ -131,7 +170,7 @@ pub fn calibrate(candidates: &[(u32, f32)], k: usize, lambda: f64, genres: &Genr
             }
         }
         let chosen = left.remove(best.1);
-        if genres.add(chosen.0, 1.0, &mut mass) {
+        if add(genres, chosen.0, &mut mass) {
             with_genres += 1;
         }
         picked.push(chosen);

@@ -133,6 +133,10 @@ pub struct ServeConfig {
     pub experiments: Vec<tailor_experiment::ExperimentSpec>,
     /// Layout bandits, one per slot (`[[serve.bandits]]`).
     pub bandits: Vec<crate::experiments::BanditConfig>,
+    /// Calibration weight per slot (`[serve.calibration] home = 0.5`): that slot's lists
+    /// follow the category mix of the user's history (Steck 2018) unless a request sets
+    /// `calibration` itself; 0 to below 1.
+    pub calibration: std::collections::BTreeMap<String, f32>,
     /// Input bounds: the top-level `[limits]` section, which imports share (set by the CLI).
     #[serde(skip)]
     pub limits: tailor_core::Limits,
@@ -168,6 +172,7 @@ impl Default for ServeConfig {
             playbooks: Vec::new(),
             experiments: Vec::new(),
             bandits: Vec::new(),
+            calibration: std::collections::BTreeMap::new(),
             limits: tailor_core::Limits::default(),
         }
     }
@@ -383,6 +388,11 @@ impl ServeConfig {
             }
             if !(p.weight >= 0.0 && p.weight <= 10.0) {
                 return Err(format!("serve.playbooks[{i}].weight = {}: expected 0 to 10", p.weight));
+            }
+        }
+        for (slot, l) in &self.calibration {
+            if !(0.0..1.0).contains(l) {
+                return Err(format!("serve.calibration.{slot} = {l}: expected 0 to below 1"));
             }
         }
         for (i, e) in self.experiments.iter().enumerate() {

@@ -45,6 +45,9 @@ pub struct Catalog {
     pub brands: Vec<String>,
     category_index: HashMap<String, u32>,
     brand_index: HashMap<String, u32>,
+    /// Full category paths (`Women > Shoes`); `view.path` holds indices into this.
+    paths: Vec<String>,
+    path_index: HashMap<String, u32>,
     /// In the top fifth of its category's prices (the premium tier).
     pub premium: Vec<bool>,
     /// What user features need to know of items (category, brand, price percentile...).
@@ -138,6 +141,8 @@ impl Catalog {
     fn describe(&mut self, i: usize, item: &Item) {
         let v = &mut self.view;
         v.category[i] = item.category.first().map(|c| intern(&mut self.categories, &mut self.category_index, c));
+        v.path[i] = (!item.category.is_empty())
+            .then(|| intern(&mut self.paths, &mut self.path_index, &item.category.join(" > ")));
         v.brand[i] = item.brand.as_deref().map(|b| intern(&mut self.brands, &mut self.brand_index, b));
         v.price[i] = item.effective_price().map(|p| p as f32);
         v.in_stock[i] = item.in_stock;
@@ -166,6 +171,7 @@ impl Catalog {
             c.premium.push(false);
             let v = &mut c.view;
             v.category.push(None);
+            v.path.push(None);
             v.brand.push(None);
             v.price.push(None);
             v.in_stock.push(true);

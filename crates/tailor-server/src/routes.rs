@@ -914,6 +914,8 @@ struct RecQuery {
     /// Whether the list is shown (false for HEAD, which sends no body): only a shown list
     /// is an exposure, a bandit decision's list or a served list on the dashboard.
     shown: bool,
+    /// Whether the request (or its variant) set `calibration` (else the slot's default).
+    calibration_given: bool,
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -980,6 +982,7 @@ pub(crate) fn check_variant_params(catalog: &Catalog, spec: &tailor_experiment::
 fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult<RecQuery> {
     let mut req = Request { k: 10, ..Request::default() };
     let (mut slot, mut context, mut decision) = (None, Vec::new(), None);
+    let mut calibration_given = false;
     let float = |k: &str, v: &str| -> ApiResult<f32> {
         v.parse::<f32>()
             .ok()
@@ -1017,6 +1020,14 @@ fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult
                 }
                 req.diversity = d;
             }
+            "calibration" => {
+                let l = float(k, v)?;
+                if !(0.0..1.0).contains(&l) {
+                    return Err(ApiError::invalid("calibration", format!("calibration={v}: expected 0 to below 1")));
+                }
+                req.calibration = l;
+                calibration_given = true;
+            }
             "max_per_category" => {
                 req.max_per_category = Some(v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                     ApiError::invalid("max_per_category", format!("max_per_category={v}: expected a whole number >= 1"))
@@ -1050,7 +1061,7 @@ fn rec_query_pairs(catalog: &Catalog, pairs: Vec<(String, String)>) -> ApiResult
     let mut canon = pairs.clone();
     canon.sort();
     let canonical = serde_urlencoded::to_string(&canon).unwrap_or_default();
-    Ok(RecQuery { request: req, slot, decision, context, canonical, shown: true })
+    Ok(RecQuery { request: req, slot, decision, context, canonical, shown: true, calibration_given })
 }
 
 async fn user_recommendations(
@@ -1208,7 +1219,19 @@ fn recommend(
         extra: extra.to_vec(),
     };
     let snapshot = crate::serving::Snapshot { live, catalog };
-    let served = crate::serving::recommend(snapshot, &subject, &q.request, &q.context, variant, &s.config);
+    let slot_default = (!q.calibration_given)
+        .then(|| q.slot.as_ref().and_then(|slot| s.config.calibration.get(slot)))
+        .flatten()
+        .copied();
+    let with_default;
+    let request = match slot_default {
+        Some(l) => {
+            with_default = Request { calibration: l, ..q.request.clone() };
+            &with_default
+        }
+        None => &q.request,
+    };
+    let served = crate::serving::recommend(snapshot, &subject, request, &q.context, variant, &s.config);
     let (out, strategy, model_name) = (&served.items, served.source.as_str(), served.model);
     let (playbooks, context_applied) = (served.playbooks.clone(), served.context.clone());
     let mut rec_id = s.next_rec_id(key);

@@ -162,8 +162,11 @@ pub fn recommend(
         weights: &h.weights,
         recency: (!h.recency.is_empty()).then_some(h.recency.as_slice()),
     };
-    // History items are never recommended back.
+    // History items are never recommended back; calibration follows their categories.
     request.exclude.extend_from_slice(items);
+    if request.calibration > 0.0 {
+        request.calibration_history.clone_from(items);
+    }
     // The request's context, when the context model knows it and the user's trained row is
     // current: the list is conditioned on it (iTALS).
     let context = request_context(config, live, context);

@@ -267,6 +267,11 @@ const REC_QUERY: &[Param] = &[
     q("exclude", "item ids never to return (comma-separated)", Kind::Ids),
     q("diversity", "0 (relevance only) to 1 (diversity only)", Kind::Share),
     q("max_per_category", "at most this many items per top-level category", K),
+    q(
+        "calibration",
+        "0 (off) to below 1: the list's categories follow the mix of the user's history (Steck 2018); default: serve.calibration of the slot",
+        Kind::Share,
+    ),
     q("context.device", CONTEXT, NAME),
     q("context.country", CONTEXT, NAME),
     q("context.region", CONTEXT, NAME),

@@ -1202,3 +1202,55 @@ async fn cohorts_and_lifetime_value_over_the_admin_api() {
     let (_, after) = call(&s.app, "GET", &format!("/v1/users/{buyer}/profile"), Some(READ), None).await;
     assert!(after["features"]["clv_90d"].as_f64().is_some_and(|x| x > 0.0), "{after}");
 }
+
+/// `calibration=λ` (or the slot's `serve.calibration`) makes a list's categories follow the
+/// mix of the user's history: a shopper who viewed two categories gets a list no further
+/// from that mix than the plain one, and mostly of those two.
+#[tokio::test]
+async fn calibrated_lists_follow_the_historys_categories() {
+    let mut cfg = config();
+    cfg.calibration = std::collections::BTreeMap::from([("home".to_string(), 0.95)]);
+    let s = shop_with(cfg);
+    let mut by_cat: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    s.store
+        .for_each_item(&mut |_, it| {
+            if !it.value.category.is_empty() {
+                by_cat.entry(it.value.category.join(" > ")).or_default().push(it.value.id.0.clone());
+            }
+        })
+        .expect("items");
+    let mut cats: Vec<(&String, &Vec<String>)> = by_cat.iter().collect();
+    cats.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    let (a, b) = (cats[0].0.clone(), cats[1].0.clone());
+    let viewed: Vec<&String> = cats[0].1.iter().take(3).chain(cats[1].1.iter().take(3)).collect();
+    let events: Vec<Value> = viewed.iter().map(|i| json!({"user": "calibrated", "item": i, "kind": "view"})).collect();
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let list = |v: &Value| -> Vec<String> {
+        v["items"].as_array().expect("items").iter().map(|i| i["category"].as_str().unwrap_or("").to_string()).collect()
+    };
+    let miscalibration = |l: &[String]| {
+        // History: half a, half b; KL with Steck's α = 0.01.
+        let q = |c: &str| l.iter().filter(|x| *x == c).count() as f64 / l.len() as f64;
+        [&a, &b].iter().map(|c| 0.5 * (0.5 / (0.99 * q(c) + 0.01 * 0.5)).ln()).sum::<f64>()
+    };
+    let (_, plain) = call(&s.app, "GET", "/v1/users/calibrated/recommendations?k=10", Some(READ), None).await;
+    let (st, calibrated) =
+        call(&s.app, "GET", "/v1/users/calibrated/recommendations?k=10&calibration=0.95", Some(READ), None).await;
+    assert_eq!(st, StatusCode::OK, "{calibrated}");
+    let (p, c) = (list(&plain), list(&calibrated));
+    assert_eq!(c.len(), 10);
+    assert!(miscalibration(&c) <= miscalibration(&p) + 1e-12, "plain {p:?}, calibrated {c:?}");
+    // The candidate pool (5 × k by score) bounds how many of the mix it can find.
+    let in_mix = |l: &[String]| l.iter().filter(|x| **x == a || **x == b).count();
+    assert!(in_mix(&c) >= in_mix(&p).max(6) && c.contains(&a) && c.contains(&b), "plain {p:?}, calibrated {c:?}");
+    // The home slot's default is the same calibration; an explicit 0 turns it off.
+    let (_, home) = call(&s.app, "GET", "/v1/users/calibrated/recommendations?k=10&slot=home", Some(READ), None).await;
+    assert_eq!(list(&home), c);
+    let (_, off) =
+        call(&s.app, "GET", "/v1/users/calibrated/recommendations?k=10&slot=home&calibration=0", Some(READ), None)
+            .await;
+    assert_eq!(list(&off), p);
+    let (st, v) = call(&s.app, "GET", "/v1/users/calibrated/recommendations?calibration=1", Some(READ), None).await;
+    assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("calibration")), "{v}");
+}
