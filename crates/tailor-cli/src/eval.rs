@@ -42,6 +42,9 @@ pub struct ModelResult {
     /// Calibrated re-ranking per λ (`--genres`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub calibration: Vec<CalibrationPoint>,
+    /// Fairness and popularity bias (`--report fairness`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fairness: Option<tailor_eval::fairness::FairnessReport>,
 }
 
 /// How `--input` is split.
@@ -159,8 +162,15 @@ fn auc(set: &TrainSet, model: &dyn Model, test_rows: &[Row]) -> Option<f64> {
     (users > 0).then(|| total / users as f64)
 }
 
+/// What `--report fairness` needs besides the lists: item → provider (brand).
+pub struct FairnessAsk<'a> {
+    /// Item → provider, when known.
+    pub providers: Option<&'a std::collections::HashMap<String, String>>,
+}
+
 /// Trains `model` with `spec` on `train` and scores it on `test` at `k` (and per group of
-/// `groups`, when given).
+/// `groups`, and the fairness report, when asked).
+#[allow(clippy::too_many_arguments)]
 pub fn score(
     train_rows: &[Row],
     test_rows: &[Row],
@@ -168,6 +178,7 @@ pub fn score(
     spec: &str,
     k: usize,
     groups: Option<&std::collections::HashMap<String, String>>,
+    fairness: Option<&FairnessAsk<'_>>,
 ) -> Result<ModelResult> {
     let set = TrainSet::from_rows(train_rows)?;
     let spec_opt = (!spec.is_empty()).then_some(spec);
@@ -211,6 +222,24 @@ pub fn score(
             }
         }
     }
+    let fairness = fairness.map(|f| {
+        let train: Vec<(&str, &str)> = train_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())).collect();
+        let test: Vec<(&str, &str)> = test_rows.iter().map(|r| (r.user.as_str(), r.item.as_str())).collect();
+        let lists: Vec<(&str, Vec<&str>)> = users
+            .iter()
+            .zip(&recs)
+            .map(|(u, (items, _))| (u.as_str(), items.iter().map(String::as_str).collect()))
+            .collect();
+        tailor_eval::fairness::report(&tailor_eval::fairness::Input {
+            train: &train,
+            test: &test,
+            lists: &lists,
+            catalog: &[],
+            groups,
+            providers: f.providers,
+            k,
+        })
+    });
     let auc = auc(&set, trained.as_model(), test_rows);
     let rmse = match &trained {
         // An item or user unknown in train contributes no bias (`predict` of an index it
@@ -232,7 +261,48 @@ pub fn score(
         curve: None,
         groups: by_group,
         calibration: Vec::new(),
+        fairness,
     })
+}
+
+/// Prints each model's fairness report.
+pub fn print_fairness(results: &[ModelResult]) {
+    for r in results {
+        if let Some(f) = &r.fairness {
+            print_fairness_of(&r.model, f);
+        }
+    }
+}
+
+/// Prints one fairness report (of a model, or of the served lists).
+pub fn print_fairness_of(model: &str, f: &tailor_eval::fairness::FairnessReport) {
+    println!("fairness of {model} at k = {}: ARP {:.1}, APLT {:.3}", f.k, f.arp, f.aplt);
+    if !f.groups.is_empty() {
+        println!("  {:<40}{:>8}{:>10}{:>10}", "user group", "users", "ndcg", "recall");
+        for g in &f.groups {
+            println!("  {:<40}{:>8}{:>10.4}{:>10.4}", g.group, g.users, g.ndcg, g.recall);
+        }
+        if let (Some(gap), Some(mad)) = (f.ndcg_gap, f.user_mad_ranking) {
+            println!("  NDCG gap (max - min) {gap:.4}, UserMADranking {mad:.4}");
+        }
+    }
+    let table = |title: &str, rows: &[tailor_eval::fairness::Exposure]| {
+        println!(
+            "  {title:<24}{:>10}{:>10}{:>13}{:>8}{:>9}{:>9}",
+            "exposure", "catalog", "interactions", "test", "parity", "opport."
+        );
+        for e in rows {
+            let eo = e.equal_opportunity.map_or("-".to_owned(), |v| format!("{v:.2}"));
+            println!(
+                "  {:<24}{:>10.4}{:>10.4}{:>13.4}{:>8.4}{:>+9.4}{:>9}",
+                e.name, e.exposure_share, e.catalog_share, e.interaction_share, e.test_share, e.statistical_parity, eo
+            );
+        }
+    };
+    table("popularity band", &f.popularity_bands);
+    if !f.providers.is_empty() {
+        table("provider", &f.providers[..f.providers.len().min(15)]);
+    }
 }
 
 /// Prints each model's calibration sweep.
@@ -439,12 +509,12 @@ pub fn tune(
             })
             .collect();
         let spec = parts.join(",");
-        let r = score(&fit, &val, model, &spec, k, None)?;
+        let r = score(&fit, &val, model, &spec, k, None, None)?;
         trials.push(Trial { params: spec, validation_ndcg: r.metrics.ndcg });
     }
     trials.sort_by(|a, b| b.validation_ndcg.total_cmp(&a.validation_ndcg));
     let best = trials.first().map(|t| t.params.clone()).unwrap_or_default();
-    let result = score(train_rows, test_rows, model, &best, k, None)?;
+    let result = score(train_rows, test_rows, model, &best, k, None, None)?;
     Ok((trials, result))
 }
 

@@ -3,5 +3,6 @@
 //! computed inside tailor (tuning, training curves, CI regressions) are the numbers peers
 //! are compared on.
 
+pub mod fairness;
 pub mod metrics;
 pub mod split;

@@ -154,6 +154,20 @@ pub(crate) async fn cohorts(State(s): St) -> ApiResult<Response> {
     Ok(Json(c).into_response())
 }
 
+/// `GET /v1/admin/fairness`.
+pub(crate) async fn fairness(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    only(&q, &["by", "segmentation"])?;
+    let by = crate::fairness::GroupBy::parse(
+        q.get("by").map_or("segment", String::as_str),
+        q.get("segmentation").map(String::as_str),
+    )
+    .map_err(|e| ApiError::invalid("by", e.to_string()))?;
+    let state = s.clone();
+    let r = blocking(move || Ok(crate::fairness::served(state.store.as_ref(), &by)?)).await?;
+    Ok(Json(r).into_response())
+}
+
 /// `GET /v1/admin/clv`.
 pub(crate) async fn clv(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = query_map(raw.as_deref())?;

@@ -19,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod experiments;
+pub mod fairness;
 pub mod guard;
 pub mod insights;
 pub mod lifetime;

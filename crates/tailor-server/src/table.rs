@@ -651,6 +651,19 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "GET",
+        path: "/v1/admin/fairness",
+        scope: Some(Scope::Admin),
+        summary: "Fairness of the served lists (impressions sharing a rec_id; relevant: the clicks and purchases carrying it): NDCG per user group (a segmentation's segments, gender, age band, region or country) and the gap, exposure by brand and popularity band against catalog and interaction shares (statistical parity, equal opportunity), ARP and APLT; 404 for an unknown segmentation, 422 when none is stored",
+        body: Body::None,
+        query: &[
+            q("by", "segment (default), gender, age, region or country", NAME),
+            q("segmentation", "with by=segment: which stored segmentation (default: the first by name)", NAME),
+        ],
+        reply: json::<crate::fairness::ServedFairness>(),
+        errors: &[404, 422, 503],
+    },
+    RouteDoc {
+        method: "GET",
         path: "/v1/admin/clv",
         scope: Some(Scope::Admin),
         summary: "Customer lifetime value: BG/NBD (purchase days) and Gamma-Gamma (their value) fitted on the stored purchases, the most valuable customers and the value of every segment of the stored segmentations; 422 when there are no purchases or too few repeat buyers to fit on",

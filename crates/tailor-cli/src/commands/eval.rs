@@ -70,6 +70,20 @@ pub(crate) struct EvalArgs {
     /// Candidates re-ranked per user for calibration.
     #[arg(long, default_value_t = 100)]
     pub(crate) calibration_pool: usize,
+    /// Extra reports: `fairness` (NDCG per --groups group and their gap, exposure by
+    /// --providers and popularity band against catalog, interaction and test shares, ARP, APLT).
+    #[arg(long, value_enum)]
+    pub(crate) report: Vec<EvalReport>,
+    /// Item providers for the fairness report: an `item<TAB>provider` file (e.g. brands).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) providers: Option<PathBuf>,
+}
+
+/// Extra reports of `tailor eval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EvalReport {
+    /// Fairness and popularity bias.
+    Fairness,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +144,12 @@ pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
     let (train, test) = a.split.load()?;
     let groups = a.groups.as_deref().map(eval::read_groups).transpose()?;
     let genres = a.genres.as_deref().map(eval::read_genres).transpose()?;
+    let providers = a.providers.as_deref().map(eval::read_groups).transpose()?;
+    let fairness =
+        a.report.contains(&EvalReport::Fairness).then_some(eval::FairnessAsk { providers: providers.as_ref() });
+    if providers.is_some() && fairness.is_none() {
+        return Err(usage("--providers is for --report fairness"));
+    }
     if let Some(bad) = a.calibration.iter().find(|l| !(0.0..1.0).contains(*l)) {
         return Err(usage(format!("--calibration {bad}: a weight in [0, 1)")));
     }
@@ -140,7 +160,7 @@ pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
     for m in a.models.split(',').map(str::trim).filter(|m| !m.is_empty()) {
         let (name, spec) = m.split_once(':').unwrap_or((m, ""));
         let spec = spec.replace(';', ",");
-        let mut r = eval::score(&train, &test, name, &spec, a.split.k, groups.as_ref())?;
+        let mut r = eval::score(&train, &test, name, &spec, a.split.k, groups.as_ref(), fairness.as_ref())?;
         if a.curves.is_some() {
             r.curve = eval::curve(&train, &test, name, &spec, a.split.k)?;
         }
@@ -172,6 +192,7 @@ pub(crate) fn eval(cli: &Cli, a: &EvalArgs) -> Result<()> {
         eval::print_table(&results);
         eval::print_groups(&results);
         eval::print_calibration(&results);
+        eval::print_fairness(&results);
     }
     Ok(())
 }

@@ -21,6 +21,20 @@ pub(crate) enum ReportCmd {
     /// Customer lifetime value: BG/NBD purchases × Gamma-Gamma value, fitted on the stored
     /// purchases; per customer (--out), the most valuable (--top) and per stored segment.
     Clv(ClvArgs),
+    /// Fairness of the served lists (impressions by rec_id, clicks and purchases as
+    /// outcomes): NDCG per user group and the gap, exposure by brand and popularity band,
+    /// ARP, APLT.
+    Fairness(FairnessArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct FairnessArgs {
+    /// Group users by: segment, gender, age, region or country.
+    #[arg(long, default_value = "segment")]
+    by: String,
+    /// With --by segment: which stored segmentation (default: the first by name).
+    #[arg(long)]
+    segmentation: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -67,6 +81,19 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ReportCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 print_cohorts(&c, a.revenue);
+            }
+        }
+        ReportCmd::Fairness(a) => {
+            let by = tailor_server::fairness::GroupBy::parse(&a.by, a.segmentation.as_deref())?;
+            let r = tailor_server::fairness::served(&store, &by)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} served lists ({} impressions, {} with a click or purchase), grouped by {}; {:.3} s",
+                    r.lists, r.impressions, r.lists_with_outcome, r.grouped_by, r.seconds
+                );
+                crate::eval::print_fairness_of("the served lists", &r.report);
             }
         }
         ReportCmd::Clv(a) => {

@@ -48,6 +48,38 @@ fn calibration_lowers_miscalibration_monotonically_on_ml100k() {
     let ndcg = |k: usize| sweep[k]["metrics"]["ndcg"].as_f64().expect("ndcg");
     assert!(ndcg(1) > 0.95 * ndcg(0), "a little calibration costs little accuracy");
 
+    // The fairness report on the same split, by gender (u.user: id|age|gender|...).
+    let users = fs_err::read_to_string(base.join("u.user")).expect("u.user");
+    let groups: String = users
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.len() > 2).then(|| format!("{}\t{}\n", f[0], f[2]))
+        })
+        .collect();
+    let group_file = dir.path().join("gender.tsv");
+    fs_err::write(&group_file, groups).expect("groups");
+    let r = json(
+        dir.path(),
+        &[
+            "eval",
+            "--input",
+            i,
+            "--models",
+            "popular",
+            "--report",
+            "fairness",
+            "--groups",
+            group_file.to_str().expect("utf8"),
+        ],
+    );
+    let f = &r[0]["fairness"];
+    let names: Vec<&str> = f["groups"].as_array().expect("groups").iter().filter_map(|g| g["group"].as_str()).collect();
+    assert_eq!(names, ["F", "M"]);
+    // Popularity recommends the head: no list is mostly long tail.
+    assert!(f["aplt"].as_f64().is_some_and(|a| a < 0.5), "{f}");
+    assert!(f["popularity_bands"][0]["statistical_parity"].as_f64().is_some_and(|p| p > 0.0), "{f}");
+
     let o = tailor(dir.path(), &["eval", "--input", i, "--models", "als", "--genres", g, "--calibration", "1.5"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--calibration 1.5"), "{}", stderr(&o));

@@ -127,6 +127,12 @@ fn an_empty_store_has_no_lifetime_value() {
     assert!(stderr(&o).contains("no purchase is stored"), "{}", stderr(&o));
     let c = json(&data, &["report", "cohorts"]);
     assert_eq!(c["customers"], 0);
+    let f = json(&data, &["report", "fairness", "--by", "gender"]);
+    assert_eq!((f["lists"].as_u64(), f["grouped_by"].as_str()), (Some(0), Some("gender")));
+    let o = tailor(&data, &["report", "fairness", "--by", "shoe_size"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = tailor(&data, &["report", "fairness"]);
+    assert!(stderr(&o).contains("no segmentation is stored"), "{}", stderr(&o));
 }
 
 fn same_cohorts(got: &Value, want: &Value, what: &str) {

@@ -55,6 +55,10 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
     // TAILOR_SOAK_WRAPPER runs the server under a profiler (`heaptrack -o /tmp/soak`).
     let wrapper = std::env::var("TAILOR_SOAK_WRAPPER").unwrap_or_default();
+    // TAILOR_SOAK_PAUSE_MS paces the two list readers (a pause after each request), so that
+    // CI can compile beside the soak without the readers taking every core.
+    let pause =
+        Duration::from_millis(std::env::var("TAILOR_SOAK_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
     let mut words = wrapper.split_whitespace();
     let mut server = match words.next() {
         Some(w) => {
@@ -110,6 +114,9 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
                 let method = if n.is_multiple_of(5) { "POST" } else { "GET" };
                 if tally.answer(&path, http(port, method, &path, "")).is_some_and(|(st, _)| st == 200) {
                     lists.fetch_add(1, Ordering::Relaxed);
+                }
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
                 }
             }
         }));

@@ -1254,3 +1254,51 @@ async fn calibrated_lists_follow_the_historys_categories() {
     let (st, v) = call(&s.app, "GET", "/v1/users/calibrated/recommendations?calibration=1", Some(READ), None).await;
     assert_eq!((st, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("calibration")), "{v}");
 }
+
+/// The served log's fairness: lists are the impressions sharing a rec_id; groups by
+/// segment, gender or age band.
+#[tokio::test]
+async fn fairness_of_the_served_lists() {
+    let s = shop();
+    let mut rec_ids = std::collections::HashSet::new();
+    s.store
+        .scan_events(tailor_store::EventFilter::default(), &mut |_, e| {
+            if e.kind == tailor_core::EventKind::Impression
+                && e.item.is_some()
+                && let Some(r) = &e.rec_id
+            {
+                rec_ids.insert(r.clone());
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .expect("scan");
+    assert!(!rec_ids.is_empty(), "the demo history has recommendation traffic");
+    let (st, v) = call(&s.app, "GET", "/v1/admin/fairness", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["lists"].as_u64(), Some(rec_ids.len() as u64));
+    assert_eq!(v["grouped_by"], "segment: rules");
+    let groups = v["report"]["groups"].as_array().expect("groups");
+    assert!(groups.iter().all(|g| g["group"] == "Bargain hunters" || g["group"] == "Quiet"), "{v}");
+    let bands: Vec<&str> =
+        v["report"]["popularity_bands"].as_array().expect("bands").iter().filter_map(|b| b["name"].as_str()).collect();
+    assert_eq!(bands, ["head", "middle", "tail"]);
+    let share: f64 = v["report"]["providers"]
+        .as_array()
+        .expect("providers")
+        .iter()
+        .map(|p| p["exposure_share"].as_f64().expect("share"))
+        .sum();
+    assert!((share - 1.0).abs() < 1e-9, "brand exposure shares add up to 1: {share}");
+    let (st, g) = call(&s.app, "GET", "/v1/admin/fairness?by=gender", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    assert!(g["report"]["groups"].as_array().is_some_and(|a| a.len() >= 2), "{g}");
+    assert!(g["report"]["user_mad_ranking"].as_f64().is_some(), "{g}");
+    for (uri, status) in [
+        ("/v1/admin/fairness?by=shoe_size", StatusCode::UNPROCESSABLE_ENTITY),
+        ("/v1/admin/fairness?segmentation=nope", StatusCode::NOT_FOUND),
+        ("/v1/admin/fairness?k=3", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        assert_eq!(call(&s.app, "GET", uri, Some(ADMIN), None).await.0, status, "{uri}");
+    }
+    assert_eq!(call(&s.app, "GET", "/v1/admin/fairness", Some(READ), None).await.0, StatusCode::FORBIDDEN);
+}
