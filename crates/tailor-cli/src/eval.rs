@@ -232,6 +232,7 @@ pub fn score(
             .collect();
         tailor_eval::fairness::report(&tailor_eval::fairness::Input {
             train: &train,
+            train_counts: None,
             test: &test,
             lists: &lists,
             catalog: &[],

@@ -79,6 +79,8 @@ pub struct FairnessReport {
 pub struct Input<'a> {
     /// Training interactions (user, item).
     pub train: &'a [(&'a str, &'a str)],
+    /// Or, instead, their count per item (what the report reads of them).
+    pub train_counts: Option<&'a HashMap<String, u64>>,
     /// Test interactions (user, item).
     pub test: &'a [(&'a str, &'a str)],
     /// Each user's list, best first.
@@ -103,6 +105,9 @@ pub fn report(inp: &Input<'_>) -> FairnessReport {
     let mut pop: HashMap<&str, u64> = HashMap::new();
     for &(_, i) in inp.train {
         *pop.entry(i).or_default() += 1;
+    }
+    for (i, &n) in inp.train_counts.into_iter().flatten() {
+        *pop.entry(i.as_str()).or_default() += n;
     }
     let mut relevant: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut test_count: HashMap<&str, u64> = HashMap::new();
@@ -272,6 +277,7 @@ mod tests {
         let catalog = ["a", "b", "c", "d", "e"];
         let r = report(&Input {
             train: &train,
+            train_counts: None,
             test: &test,
             lists: &lists,
             catalog: &catalog,

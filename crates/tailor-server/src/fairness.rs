@@ -133,7 +133,7 @@ pub fn served(store: &dyn Store, by: &GroupBy) -> Result<ServedFairness> {
     };
     // rec_id → (user, shown items); interactions for popularity; outcomes by rec_id.
     let mut lists: HashMap<String, (Option<String>, Vec<String>)> = HashMap::new();
-    let mut interactions: Vec<(String, String)> = Vec::new();
+    let mut interactions: HashMap<String, u64> = HashMap::new();
     let mut outcomes: Vec<(String, String)> = Vec::new();
     let mut impressions = 0usize;
     store.scan_events(EventFilter::default(), &mut |_, e| {
@@ -152,7 +152,12 @@ pub fn served(store: &dyn Store, by: &GroupBy) -> Result<ServedFairness> {
                     if let (EventKind::Click | EventKind::Purchase, Some(r)) = (kind, rec) {
                         outcomes.push((r.clone(), item.0.clone()));
                     }
-                    interactions.push((e.user.as_ref().map_or_else(String::new, |u| u.0.clone()), item.0.clone()));
+                    match interactions.get_mut(item.0.as_str()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            interactions.insert(item.0.clone(), 1);
+                        }
+                    }
                 }
             }
         }
@@ -168,13 +173,13 @@ pub fn served(store: &dyn Store, by: &GroupBy) -> Result<ServedFairness> {
         .collect();
     let k = lists.values().map(|l| l.1.len()).max().unwrap_or(1);
     let with_outcome: std::collections::HashSet<&str> = outcomes.iter().map(|(r, _)| r.as_str()).collect();
-    let train: Vec<(&str, &str)> = interactions.iter().map(|(u, i)| (u.as_str(), i.as_str())).collect();
     let test: Vec<(&str, &str)> = outcomes.iter().map(|(r, i)| (r.as_str(), i.as_str())).collect();
     let served: Vec<(&str, Vec<&str>)> =
         lists.iter().map(|(r, (_, items))| (r.as_str(), items.iter().map(String::as_str).collect())).collect();
     let catalog: Vec<&str> = catalog.iter().map(String::as_str).collect();
     let report = fairness::report(&fairness::Input {
-        train: &train,
+        train: &[],
+        train_counts: Some(&interactions),
         test: &test,
         lists: &served,
         catalog: &catalog,

@@ -111,7 +111,12 @@ async fn demo_dashboard_pages_render_the_demo_data() {
             // The demo's cohorts as a heat map, lifetime value per segment of both
             // segmentations, the ten most valuable customers.
             "customers",
-            "return document.querySelectorAll('#cohorts svg.heat rect.cell').length >= 3 && document.querySelectorAll('#cohorts svg polyline').length >= 2 && document.querySelectorAll('#top-customers tr').length === 11 && document.querySelectorAll('#clv svg rect').length >= 5",
+            "return document.querySelectorAll('#cohorts svg.heat rect.cell').length >= 3 && document.querySelectorAll('#cohorts svg polyline').length >= 2 && document.querySelectorAll('#top-customers tr').length === 11 && document.querySelectorAll('#clv svg rect').length >= 5 && document.querySelectorAll('#fairness svg rect').length >= 5 && document.querySelectorAll('#bands tr').length === 4",
+        ),
+        (
+            // The served lists by gender: two groups.
+            "customers/gender",
+            "return document.querySelectorAll('#fairness .tabs a.on').length === 1 && document.querySelectorAll('#fairness svg rect').length >= 2",
         ),
         (
             "catalog",
@@ -127,6 +132,12 @@ async fn demo_dashboard_pages_render_the_demo_data() {
         c.goto(&format!("{base}/dashboard?page={name}#/{view}")).await.expect("open");
         let tab = view.split('/').next().unwrap_or(view);
         kit::until(c, &format!("return document.body.dataset.view === '{tab}'"), 20).await;
+        if tab == "customers" {
+            // The served-log fairness panel fills in after the page is drawn.
+            kit::until(c, "return !!document.body.dataset.fairnessAt", 20).await;
+            let at = kit::js(c, "return parseFloat(document.body.dataset.fairnessAt)").await;
+            println!("demo dashboard {view}: fairness panel drawn at {at} ms");
+        }
         let ok = kit::js(c, check).await;
         assert_eq!(
             ok,
