@@ -6,6 +6,7 @@
 pub mod assign;
 pub mod bandit;
 pub mod error;
+pub mod monitor;
 pub mod report;
 pub mod sequential;
 pub mod simulate;

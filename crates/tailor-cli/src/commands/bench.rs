@@ -97,6 +97,23 @@ pub(crate) enum BenchCmd {
         #[arg(long, default_value_t = 1.0)]
         recency: f32,
     },
+    /// The CTR-drop alert (binomial CUSUM on a seasonal baseline) on simulated shops with
+    /// daily and weekly seasonality: false alarms per 30 stable days and the delay to detect
+    /// a `--drop` relative fall, per traffic level (impressions per 5 minutes).
+    Alerts {
+        /// Simulated shops per traffic level.
+        #[arg(long, default_value_t = 20)]
+        runs: u64,
+        /// Relative drop injected.
+        #[arg(long, default_value_t = 0.2)]
+        drop: f64,
+        /// Mean CTR.
+        #[arg(long, default_value_t = 0.05)]
+        ctr: f64,
+        /// Traffic levels: mean impressions per 5 minutes, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "20,100,500,2000")]
+        impressions: Vec<f64>,
+    },
     /// Read every stored event into the CSR interaction matrix `--repeat` times.
     Csr {
         /// Timed repetitions (the median is reported).
@@ -339,6 +356,51 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
                         r.mrr,
                         r.fit_seconds,
                         r.micros_per_list
+                    );
+                }
+            }
+            return Ok(());
+        }
+        BenchCmd::Alerts { runs, drop, ctr, impressions } => {
+            let params = tailor_experiment::monitor::RateDropParams::default();
+            params.validate().map_err(crate::usage)?;
+            if !(*drop > 0.0 && *drop < 1.0 && *ctr > 0.0 && *ctr < 1.0) {
+                return Err(crate::usage("--drop and --ctr: shares in (0, 1)"));
+            }
+            let t = Instant::now();
+            let outcomes: Vec<_> = impressions
+                .iter()
+                .map(|&n| {
+                    let traffic = tailor_experiment::monitor::Traffic { impressions: n, rate: *ctr };
+                    tailor_experiment::monitor::simulate(&params, traffic, *drop, *runs, 7)
+                })
+                .collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"bench": "alerts", "params": params, "drop": drop, "outcomes": outcomes, "seconds": t.elapsed().as_secs_f64()})
+                );
+            } else {
+                println!(
+                    "CTR {ctr}, {:.0}% drop, threshold h = {:.2} (≤ {} false alarm per 30 days by Lorden's bound), {} shops per level",
+                    drop * 100.0,
+                    params.threshold(),
+                    params.false_alarms_per_30_days,
+                    runs
+                );
+                println!(
+                    "{:>14}{:>16}{:>12}{:>14}{:>14}",
+                    "impr./5 min", "false alarms", "per 30 d", "detected", "delay p50/p90"
+                );
+                let h = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.1}"));
+                for o in &outcomes {
+                    println!(
+                        "{:>14}{:>16}{:>12.2}{:>14}{:>14}",
+                        o.traffic.impressions,
+                        o.false_alarms,
+                        o.false_alarms_per_30_days,
+                        format!("{}/{}", o.detected, o.drops),
+                        format!("{}/{} h", h(o.median_delay_hours), h(o.p90_delay_hours))
                     );
                 }
             }
