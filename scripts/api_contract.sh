@@ -61,3 +61,9 @@ curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/v1/users/U00001
 curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$port/metrics" > "$work/metrics.txt"
 promtool check metrics < "$work/metrics.txt"
 echo "promtool check metrics: ok ($(grep -c '^# HELP' "$work/metrics.txt") metric families with HELP)"
+# The shipped alerting rules (issue #19) parse and name metrics the server exports.
+promtool check rules deploy/prometheus/alerts.yml
+for m in $(grep -oE 'tailor_[a-z_]+' deploy/prometheus/alerts.yml | sed -E 's/_(bucket|count)$//' | sort -u); do
+  grep -q "\"$m\"" crates/tailor-server/src/lib.rs || { echo "error: deploy/prometheus/alerts.yml names $m, which the server does not describe" >&2; exit 1; }
+done
+echo "promtool check rules: ok"

@@ -127,9 +127,13 @@ impl RateDrop {
         hour + if weekday >= 5 { 24 } else { 0 }
     }
 
-    /// The learnt rate of the slot `ts` falls in (None before it has trials).
+    /// The learnt rate of the slot `ts` falls in; of all slots together while that one has
+    /// no trials yet (a young shop); None before any.
     fn rate_at(&self, ts: i64) -> Option<f64> {
-        let (x, n, _) = self.slots[Self::slot(ts)];
+        let (mut x, mut n, _) = self.slots[Self::slot(ts)];
+        if n <= 0.0 {
+            (x, n) = self.slots.iter().fold((0.0, 0.0), |(a, b), s| (a + s.0, b + s.1));
+        }
         (n > 0.0).then(|| ((x + 0.5) / (n + 1.0)).clamp(1e-6, 1.0 - 1e-6))
     }
 

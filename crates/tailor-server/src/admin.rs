@@ -147,6 +147,12 @@ pub(crate) async fn segment_insights(State(s): St) -> ApiResult<Response> {
     Ok(Json(v).into_response())
 }
 
+/// `GET /v1/alerts`.
+pub(crate) async fn alerts(State(s): St) -> ApiResult<Response> {
+    let (alerts, history) = s.alerts.snapshot();
+    Ok(Json(crate::api::AlertsOut { alerts, history }).into_response())
+}
+
 /// `GET /v1/admin/cohorts`.
 pub(crate) async fn cohorts(State(s): St) -> ApiResult<Response> {
     let state = s.clone();

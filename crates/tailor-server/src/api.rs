@@ -445,6 +445,15 @@ pub struct ExperimentChanged {
     pub warnings: Vec<String>,
 }
 
+/// `GET /v1/alerts`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AlertsOut {
+    /// Every configured alert and its state.
+    pub alerts: Vec<crate::alerts::AlertState>,
+    /// Transitions (firing, resolved), oldest first, the last 1,000.
+    pub history: Vec<crate::alerts::AlertEvent>,
+}
+
 /// A JSON object the dashboard reads whose inner layout is described in the route's
 /// summary (`GET /v1/admin/timeseries`, `catalog-health`, `feed`, `bandits`, `segments`).
 #[derive(Debug, Serialize, JsonSchema)]

@@ -137,6 +137,10 @@ pub struct ServeConfig {
     /// follow the category mix of the user's history (Steck 2018) unless a request sets
     /// `calibration` itself; 0 to below 1.
     pub calibration: std::collections::BTreeMap<String, f32>,
+    /// Alerts the server raises itself (`[[serve.alerts]]`: `name`, `kind = "ctr_drop" |
+    /// "no_events"`, `drop`, `false_alarms_per_30_days`, `every`, `warm_up`, `window`,
+    /// `webhook`).
+    pub alerts: Vec<crate::alerts::AlertConfig>,
     /// Input bounds: the top-level `[limits]` section, which imports share (set by the CLI).
     #[serde(skip)]
     pub limits: tailor_core::Limits,
@@ -173,13 +177,14 @@ impl Default for ServeConfig {
             experiments: Vec::new(),
             bandits: Vec::new(),
             calibration: std::collections::BTreeMap::new(),
+            alerts: Vec::new(),
             limits: tailor_core::Limits::default(),
         }
     }
 }
 
 /// A default written as text; the defaults are checked by a test.
-fn parsed<T: std::str::FromStr>(text: &str) -> Parsed<T>
+pub(crate) fn parsed<T: std::str::FromStr>(text: &str) -> Parsed<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -390,6 +395,12 @@ impl ServeConfig {
                 return Err(format!("serve.playbooks[{i}].weight = {}: expected 0 to 10", p.weight));
             }
         }
+        for (i, a) in self.alerts.iter().enumerate() {
+            a.validate().map_err(|e| format!("serve.alerts[{i}] ({}): {e}", a.name))?;
+            if self.alerts[..i].iter().any(|o| o.name == a.name) {
+                return Err(format!("serve.alerts[{i}]: a second alert named {:?}", a.name));
+            }
+        }
         for (slot, l) in &self.calibration {
             if !(0.0..1.0).contains(l) {
                 return Err(format!("serve.calibration.{slot} = {l}: expected 0 to below 1"));
@@ -446,6 +457,22 @@ pub fn check_origin(o: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alerts_are_checked() {
+        let alert = |toml: &str| -> Result<(), String> {
+            let c: ServeConfig = toml::from_str(&format!("[[alerts]]\n{toml}")).map_err(|e| e.to_string())?;
+            c.validate()
+        };
+        assert!(alert("name = \"ctr\"\nkind = \"ctr_drop\"").is_ok());
+        assert!(alert("name = \"quiet\"\nkind = \"no_events\"\nwindow = \"10m\"").is_ok());
+        let e = alert("name = \"ctr\"\nkind = \"ctr_drop\"\ndrop = 1.5").unwrap_err();
+        assert!(e.starts_with("serve.alerts[0] (ctr): drop = 1.5"), "{e}");
+        let e = alert("name = \"ctr\"\nkind = \"ctr_drop\"\nwebhook = \"ftp://x\"").unwrap_err();
+        assert!(e.contains("an http:// URL"), "{e}");
+        assert!(alert("name = \"ctr\"\nkind = \"ctr_spike\"").is_err());
+        assert!(alert("name = \"ctr\"\nkind = \"ctr_drop\"\nevry = \"1s\"").is_err(), "unknown keys are refused");
+    }
 
     #[test]
     fn bad_settings_are_refused_with_the_key() {

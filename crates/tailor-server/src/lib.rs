@@ -15,6 +15,7 @@
 //! version from start to end; a purchase hides the item from that user's next list.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod error;
@@ -79,6 +80,8 @@ pub struct AppState {
     /// Real-time segment memberships: the segmentations that can place one user, every
     /// user's current segments, who needs re-placing, the queue to the store.
     pub memberships: memberships::Memberships,
+    /// The configured alerts, the counters events feed them, their history.
+    pub alerts: alerts::Alerts,
     /// Who may call what, and how often: API keys with scopes and the per-key rate limit.
     pub guard: guard::Guard,
     /// Counter mixed into recommendation ids.
@@ -144,6 +147,9 @@ fn describe_metrics() {
         "Retrained candidates not promoted (holdout NDCG@10 too low)"
     );
     describe_counter!("tailor_segment_reassignments_total", "Users placed in other segments in real time");
+    describe_counter!("tailor_rec_impressions_total", "Impression events carrying a rec_id (recommendations shown)");
+    describe_counter!("tailor_rec_clicks_total", "Click events carrying a rec_id (recommendations clicked)");
+    describe_gauge!("tailor_alert_firing", "1 while the server's own alert fires, by alertname");
     describe_gauge!("tailor_model_version", "The served model version");
     describe_gauge!("tailor_model_train_seconds", Unit::Seconds, "Training time of the served model version");
     describe_gauge!("tailor_model_holdout_ndcg_at_10", "Holdout NDCG@10 of the served model version");
@@ -199,7 +205,9 @@ impl AppState {
             .spawn(move || group_writer(writer_store.as_ref(), &jobs))
             .map_err(|e| format!("starting the event writer: {e}"))?;
         let models = models::Models::open(store.clone(), registry::Registry::new(models_dir))?;
+        let alerts = alerts::Alerts::new(&config.alerts, Timestamp::now());
         Ok(Self {
+            alerts,
             models,
             writer,
             cache: Box::new(Cache::new(ttl, config.cache_entries)),
@@ -720,6 +728,27 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                     && let Err(e) = state.experiments.bandits.persist()
                 {
                     tracing::error!(error = %e, "saving the bandit state failed");
+                }
+            }
+        });
+    }
+    if !state.alerts.is_empty() {
+        // Alerts are judged every second (each at its own `every`); webhooks go out beside.
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                for (mut event, payload) in state.alerts.tick(Timestamp::now()) {
+                    tracing::warn!(alert = %event.name, status = %event.status, detail = %event.detail, "alert");
+                    if let Some((url, body)) = payload {
+                        let ok = alerts::deliver(&url, &body).await;
+                        if !ok {
+                            tracing::error!(alert = %event.name, %url, "the alert webhook did not take the alert");
+                        }
+                        event.delivered = Some(ok);
+                    }
+                    state.alerts.record(event);
                 }
             }
         });

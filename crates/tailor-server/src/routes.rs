@@ -112,6 +112,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/admin/bandits") => get(crate::admin::bandits),
         ("GET", "/v1/admin/segments") => get(crate::admin::segment_insights),
         ("GET", "/v1/admin/cohorts") => get(crate::admin::cohorts),
+        ("GET", "/v1/alerts") => get(crate::admin::alerts),
         ("GET", "/v1/admin/fairness") => get(crate::admin::fairness),
         ("GET", "/v1/admin/clv") => get(crate::admin::clv),
         ("GET", "/v1/experiments") => get(crate::experiments::list),
@@ -325,6 +326,7 @@ async fn post_events(State(s): St, body: Bytes) -> ApiResult<Response> {
         {
             // The feed shows the last rows of a batch only.
             s.insights.event(e, item, at >= feed_from);
+            s.alerts.event(e);
             s.cache.invalidate(&key);
             if let Some(u) = &e.user {
                 touched.push(u.as_str().to_string());

@@ -641,6 +641,16 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "GET",
+        path: "/v1/alerts",
+        scope: Some(Scope::Admin),
+        summary: "The configured alerts ([[serve.alerts]]: recommendation CTR drops judged by a CUSUM with a stated false-alarm rate, no events for a while) with their state (firing, ok, warming_up), statistic and baseline, and the history of their transitions; each transition also goes to the alert's webhook as an Alertmanager payload (version 4)",
+        body: Body::None,
+        query: &[],
+        reply: json::<api::AlertsOut>(),
+        errors: &[503],
+    },
+    RouteDoc {
+        method: "GET",
         path: "/v1/admin/cohorts",
         scope: Some(Scope::Admin),
         summary: "Cohorts by first-purchase month (UTC): per cohort and month since, the customers buying, the share of the cohort they are, the cohort's revenue and its cumulative revenue per customer",

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `tailor` binary.
 
+mod alerts;
 mod calibration;
 mod cli;
 mod crash;

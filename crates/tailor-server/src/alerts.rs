@@ -1,0 +1,371 @@
+//! Alerts a running server raises itself (`[[serve.alerts]]`): a drop of the
+//! recommendations' click-through rate (impressions and clicks carrying a `rec_id`), judged by
+//! [`tailor_experiment::monitor::RateDrop`] (a CUSUM with a stated false-alarm rate, not a
+//! raw threshold), and no events for a while (freshness). Each alert fires and resolves with
+//! hysteresis; both transitions are kept in a bounded history (`GET /v1/alerts`) and sent
+//! to the alert's webhook as an Alertmanager payload (version 4).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::PoisonError;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tailor_core::{Event, EventKind, Parsed, Timestamp};
+use tailor_experiment::monitor::{RateDrop, RateDropParams, Transition};
+
+use crate::config::Period;
+
+/// Transitions kept for `GET /v1/alerts`.
+pub const HISTORY: usize = 1_000;
+
+/// What an alert watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Click-through rate of recommendations (clicks / impressions with a rec_id) falls.
+    CtrDrop,
+    /// No event stored for `window`.
+    NoEvents,
+}
+
+/// One `[[serve.alerts]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Name (the Alertmanager `alertname`).
+    pub name: String,
+    /// What it watches.
+    pub kind: AlertKind,
+    /// `ctr_drop`: relative drop to detect (default 0.2).
+    #[serde(default = "default_drop")]
+    pub drop: f64,
+    /// `ctr_drop`: false alarms allowed per 30 days of stable traffic (default 1).
+    #[serde(default = "default_false_alarms")]
+    pub false_alarms_per_30_days: f64,
+    /// How often it is judged: the bucket of `ctr_drop` (default 5 minutes).
+    #[serde(default = "default_bucket")]
+    #[schemars(with = "String")]
+    pub every: Parsed<Period>,
+    /// `ctr_drop`: data before it may fire (default 7 days).
+    #[serde(default = "default_warm_up")]
+    #[schemars(with = "String")]
+    pub warm_up: Parsed<Period>,
+    /// `no_events`: how long without events fires (default 30 minutes).
+    #[serde(default = "default_window")]
+    #[schemars(with = "String")]
+    pub window: Parsed<Period>,
+    /// Where transitions are POSTed (an Alertmanager-compatible receiver; `http://` only).
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+fn default_drop() -> f64 {
+    0.2
+}
+fn default_false_alarms() -> f64 {
+    1.0
+}
+fn default_bucket() -> Parsed<Period> {
+    crate::config::parsed("5m")
+}
+fn default_warm_up() -> Parsed<Period> {
+    crate::config::parsed("7d")
+}
+fn default_window() -> Parsed<Period> {
+    crate::config::parsed("30m")
+}
+
+impl AlertConfig {
+    fn every_ms(&self) -> i64 {
+        self.every.0.map_or(300_000, |d| d.as_millis() as i64)
+    }
+
+    fn params(&self) -> RateDropParams {
+        RateDropParams {
+            drop: self.drop,
+            false_alarms_per_30_days: self.false_alarms_per_30_days,
+            bucket_ms: self.every_ms(),
+            warm_up_days: self.warm_up.0.map_or(7.0, |d| d.as_secs_f64() / 86_400.0),
+            ..RateDropParams::default()
+        }
+    }
+
+    /// Checks the entry (`serve.alerts[i]` prefixes the message).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() || self.name.len() > 100 {
+            return Err("name: 1 to 100 characters".into());
+        }
+        if self.every.0.is_none_or(|d| d.as_secs() < 1 || d.as_secs() > 86_400) {
+            return Err("every: between 1s and 1d".into());
+        }
+        if let Some(url) = &self.webhook
+            && !(url.starts_with("http://") && url.len() <= 2_000)
+        {
+            return Err(format!("webhook {url:?}: an http:// URL (at most 2,000 characters)"));
+        }
+        match self.kind {
+            AlertKind::CtrDrop => {
+                let mut p = self.params();
+                // The warm-up may be short for tests; the detector's own rule is a day.
+                p.warm_up_days = p.warm_up_days.max(1.0);
+                p.validate()
+            }
+            AlertKind::NoEvents => {
+                if self.window.0.is_none_or(|d| d.as_secs() < 1) {
+                    Err("window: at least 1s".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+/// A transition, as `GET /v1/alerts` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct AlertEvent {
+    /// The alert.
+    pub name: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// When (RFC 3339).
+    pub at: String,
+    /// What was seen (the rate and its baseline, or the quiet time).
+    pub detail: String,
+    /// Whether the webhook took it (None without a webhook).
+    pub delivered: Option<bool>,
+}
+
+/// One alert's current state.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct AlertState {
+    /// Its configuration.
+    pub config: AlertConfig,
+    /// `firing`, `ok` or `warming_up`.
+    pub state: String,
+    /// Since when it fires (RFC 3339).
+    pub since: Option<String>,
+    /// `ctr_drop`: the CUSUM statistic and the threshold it fires above.
+    pub statistic: Option<f64>,
+    /// `ctr_drop`: the threshold.
+    pub threshold: Option<f64>,
+    /// `ctr_drop`: the expected rate of the latest bucket.
+    pub baseline: Option<f64>,
+}
+
+struct Watched {
+    config: AlertConfig,
+    detector: Option<RateDrop>,
+    firing_since: Option<Timestamp>,
+    next_at: i64,
+    started: i64,
+}
+
+/// Every configured alert, the counters the event path feeds, the history.
+pub struct Alerts {
+    watched: Mutex<Vec<Watched>>,
+    history: Mutex<VecDeque<AlertEvent>>,
+    impressions: AtomicU64,
+    clicks: AtomicU64,
+    last_event_ms: AtomicI64,
+}
+
+impl Alerts {
+    /// The configured alerts, starting now.
+    pub fn new(configs: &[AlertConfig], now: Timestamp) -> Self {
+        let watched = configs
+            .iter()
+            .map(|c| Watched {
+                detector: (c.kind == AlertKind::CtrDrop).then(|| RateDrop::new(c.params())),
+                config: c.clone(),
+                firing_since: None,
+                next_at: now.0 + c.every_ms(),
+                started: now.0,
+            })
+            .collect();
+        Self {
+            watched: Mutex::new(watched),
+            history: Mutex::new(VecDeque::new()),
+            impressions: AtomicU64::new(0),
+            clicks: AtomicU64::new(0),
+            last_event_ms: AtomicI64::new(now.0),
+        }
+    }
+
+    /// Whether any alert is configured.
+    pub fn is_empty(&self) -> bool {
+        self.watched.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+
+    /// Counts a stored event.
+    pub fn event(&self, e: &Event) {
+        self.last_event_ms.store(Timestamp::now().0, Ordering::Relaxed);
+        if e.rec_id.is_some() {
+            match e.kind {
+                EventKind::Impression => {
+                    self.impressions.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("tailor_rec_impressions_total").increment(1);
+                }
+                EventKind::Click => {
+                    self.clicks.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("tailor_rec_clicks_total").increment(1);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Judges every alert due at `now`; returns the transitions (with the webhook to send
+    /// each to). Buckets of `ctr_drop` alerts share the counters: each due alert takes what
+    /// arrived since its last look.
+    pub fn tick(&self, now: Timestamp) -> Vec<(AlertEvent, Option<(String, Value)>)> {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let due = watched.iter().any(|w| now.0 >= w.next_at);
+        if !due {
+            return Vec::new();
+        }
+        let (n, x) = (self.impressions.swap(0, Ordering::Relaxed), self.clicks.swap(0, Ordering::Relaxed));
+        let quiet_ms = now.0 - self.last_event_ms.load(Ordering::Relaxed);
+        let mut out = Vec::new();
+        for w in watched.iter_mut().filter(|w| now.0 >= w.next_at) {
+            let every = w.config.every_ms();
+            let bucket_start = w.next_at - every;
+            w.next_at += every * (1 + (now.0 - w.next_at) / every);
+            let (transition, detail) = match &mut w.detector {
+                Some(d) => {
+                    // The detector learns from every bucket and fires only after its warm-up.
+                    let t = d.push(bucket_start, n, x);
+                    let rate = if n > 0 { x as f64 / n as f64 } else { 0.0 };
+                    (t, format!("CTR {:.4} over {n} impressions; expected {:.4}", rate, d.baseline.unwrap_or(0.0)))
+                }
+                None => {
+                    let window = w.config.window.0.map_or(1_800_000, |d| d.as_millis() as i64);
+                    let t = match (quiet_ms >= window, w.firing_since.is_some()) {
+                        (true, false) => Transition::Fired,
+                        (false, true) => Transition::Resolved,
+                        _ => Transition::None,
+                    };
+                    (t, format!("no event for {} s", quiet_ms / 1000))
+                }
+            };
+            let status = match transition {
+                Transition::None => continue,
+                Transition::Fired => {
+                    w.firing_since = Some(now);
+                    "firing"
+                }
+                Transition::Resolved => "resolved",
+            };
+            metrics::gauge!("tailor_alert_firing", "alertname" => w.config.name.clone())
+                .set(if transition == Transition::Fired { 1.0 } else { 0.0 });
+            let starts = w.firing_since.unwrap_or(now);
+            if transition == Transition::Resolved {
+                w.firing_since = None;
+            }
+            let event = AlertEvent {
+                name: w.config.name.clone(),
+                status: status.into(),
+                at: now.to_rfc3339(),
+                detail: detail.clone(),
+                delivered: None,
+            };
+            let payload =
+                w.config.webhook.clone().map(|url| (url, alertmanager(&w.config, status, starts, now, &detail)));
+            out.push((event, payload));
+        }
+        out
+    }
+
+    /// Notes a transition in the history.
+    pub fn record(&self, event: AlertEvent) {
+        let mut h = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        if h.len() == HISTORY {
+            h.pop_front();
+        }
+        h.push_back(event);
+    }
+
+    /// Every alert's state and the history, newest last.
+    pub fn snapshot(&self) -> (Vec<AlertState>, Vec<AlertEvent>) {
+        let watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Timestamp::now().0;
+        let states = watched
+            .iter()
+            .map(|w| {
+                let warming = w
+                    .detector
+                    .as_ref()
+                    .is_some_and(|d| (now - w.started) < (d.params.warm_up_days * 86_400_000.0) as i64);
+                AlertState {
+                    config: w.config.clone(),
+                    state: if w.firing_since.is_some() {
+                        "firing"
+                    } else if warming {
+                        "warming_up"
+                    } else {
+                        "ok"
+                    }
+                    .into(),
+                    since: w.firing_since.map(Timestamp::to_rfc3339),
+                    statistic: w.detector.as_ref().map(|d| d.s),
+                    threshold: w.detector.as_ref().map(|d| d.params.threshold()),
+                    baseline: w.detector.as_ref().and_then(|d| d.baseline),
+                }
+            })
+            .collect();
+        (states, self.history.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect())
+    }
+}
+
+/// An Alertmanager webhook payload (version 4) for one alert's transition.
+pub fn alertmanager(c: &AlertConfig, status: &str, starts: Timestamp, now: Timestamp, detail: &str) -> Value {
+    let labels = json!({"alertname": c.name, "kind": c.kind, "severity": "warning", "service": "tailor"});
+    let summary = match c.kind {
+        AlertKind::CtrDrop => format!("Recommendation CTR fell by {:.0}% or more", c.drop * 100.0),
+        AlertKind::NoEvents => "No events are arriving".to_owned(),
+    };
+    let annotations = json!({"summary": summary, "description": detail});
+    let ends = if status == "resolved" { now.to_rfc3339() } else { "0001-01-01T00:00:00Z".to_owned() };
+    json!({
+        "version": "4",
+        "groupKey": format!("{{}}:{{alertname=\"{}\"}}", c.name),
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": "tailor",
+        "groupLabels": {"alertname": c.name},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": "",
+        "alerts": [{
+            "status": status,
+            "labels": labels,
+            "annotations": annotations,
+            "startsAt": starts.to_rfc3339(),
+            "endsAt": ends,
+            "generatorURL": "",
+            "fingerprint": format!("{:016x}", xxhash_rust::xxh3::xxh3_64(c.name.as_bytes())),
+        }],
+    })
+}
+
+/// POSTs `payload` to `url` (http:// only); whether a 2xx came back within 5 s.
+pub async fn deliver(url: &str, payload: &Value) -> bool {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let client: Client<_, Full<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let Ok(req) = axum::http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(payload.to_string())))
+    else {
+        return false;
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), client.request(req)).await {
+        Ok(Ok(resp)) => resp.status().is_success(),
+        _ => false,
+    }
+}
