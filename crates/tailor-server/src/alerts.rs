@@ -1,5 +1,6 @@
 //! Alerts a running server raises itself (`[[serve.alerts]]`): a drop of the
-//! recommendations' click-through rate (impressions and clicks carrying a `rec_id`), judged by
+//! recommendations' click-through rate (impressions and clicks carrying a `rec_id`) or of
+//! their conversion (purchases per click), judged by
 //! [`tailor_experiment::monitor::RateDrop`] (a CUSUM with a stated false-alarm rate, not a
 //! raw threshold), and no events for a while (freshness). Each alert fires and resolves with
 //! hysteresis; both transitions are kept in a bounded history (`GET /v1/alerts`) and sent
@@ -27,6 +28,8 @@ pub const HISTORY: usize = 1_000;
 pub enum AlertKind {
     /// Click-through rate of recommendations (clicks / impressions with a rec_id) falls.
     CtrDrop,
+    /// Conversion of recommendations (purchases / clicks with a rec_id) falls.
+    ConversionDrop,
     /// No event stored for `window`.
     NoEvents,
 }
@@ -107,7 +110,7 @@ impl AlertConfig {
             return Err(format!("webhook {url:?}: an http:// URL (at most 2,000 characters)"));
         }
         match self.kind {
-            AlertKind::CtrDrop => {
+            AlertKind::CtrDrop | AlertKind::ConversionDrop => {
                 let mut p = self.params();
                 // The warm-up may be short for tests; the detector's own rule is a day.
                 p.warm_up_days = p.warm_up_days.max(1.0);
@@ -170,6 +173,7 @@ pub struct Alerts {
     history: Mutex<VecDeque<AlertEvent>>,
     impressions: AtomicU64,
     clicks: AtomicU64,
+    purchases: AtomicU64,
     last_event_ms: AtomicI64,
 }
 
@@ -179,7 +183,7 @@ impl Alerts {
         let watched = configs
             .iter()
             .map(|c| Watched {
-                detector: (c.kind == AlertKind::CtrDrop).then(|| RateDrop::new(c.params())),
+                detector: (c.kind != AlertKind::NoEvents).then(|| RateDrop::new(c.params())),
                 config: c.clone(),
                 firing_since: None,
                 next_at: now.0 + c.every_ms(),
@@ -191,6 +195,7 @@ impl Alerts {
             history: Mutex::new(VecDeque::new()),
             impressions: AtomicU64::new(0),
             clicks: AtomicU64::new(0),
+            purchases: AtomicU64::new(0),
             last_event_ms: AtomicI64::new(now.0),
         }
     }
@@ -213,6 +218,10 @@ impl Alerts {
                     self.clicks.fetch_add(1, Ordering::Relaxed);
                     metrics::counter!("tailor_rec_clicks_total").increment(1);
                 }
+                EventKind::Purchase => {
+                    self.purchases.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("tailor_rec_purchases_total").increment(1);
+                }
                 _ => {}
             }
         }
@@ -227,7 +236,11 @@ impl Alerts {
         if !due {
             return Vec::new();
         }
-        let (n, x) = (self.impressions.swap(0, Ordering::Relaxed), self.clicks.swap(0, Ordering::Relaxed));
+        let (impressions, clicks, purchases) = (
+            self.impressions.swap(0, Ordering::Relaxed),
+            self.clicks.swap(0, Ordering::Relaxed),
+            self.purchases.swap(0, Ordering::Relaxed),
+        );
         let quiet_ms = now.0 - self.last_event_ms.load(Ordering::Relaxed);
         let mut out = Vec::new();
         for w in watched.iter_mut().filter(|w| now.0 >= w.next_at) {
@@ -236,10 +249,14 @@ impl Alerts {
             w.next_at += every * (1 + (now.0 - w.next_at) / every);
             let (transition, detail) = match &mut w.detector {
                 Some(d) => {
+                    let (n, x, what, over) = match w.config.kind {
+                        AlertKind::ConversionDrop => (clicks, purchases, "conversion", "clicks"),
+                        _ => (impressions, clicks, "CTR", "impressions"),
+                    };
                     // The detector learns from every bucket and fires only after its warm-up.
                     let t = d.push(bucket_start, n, x);
                     let rate = if n > 0 { x as f64 / n as f64 } else { 0.0 };
-                    (t, format!("CTR {:.4} over {n} impressions; expected {:.4}", rate, d.baseline.unwrap_or(0.0)))
+                    (t, format!("{what} {rate:.4} over {n} {over}; expected {:.4}", d.baseline.unwrap_or(0.0)))
                 }
                 None => {
                     let window = w.config.window.0.map_or(1_800_000, |d| d.as_millis() as i64);
@@ -325,6 +342,7 @@ pub fn alertmanager(c: &AlertConfig, status: &str, starts: Timestamp, now: Times
     let labels = json!({"alertname": c.name, "kind": c.kind, "severity": "warning", "service": "tailor"});
     let summary = match c.kind {
         AlertKind::CtrDrop => format!("Recommendation CTR fell by {:.0}% or more", c.drop * 100.0),
+        AlertKind::ConversionDrop => format!("Conversion of recommendations fell by {:.0}% or more", c.drop * 100.0),
         AlertKind::NoEvents => "No events are arriving".to_owned(),
     };
     let annotations = json!({"summary": summary, "description": detail});

@@ -138,7 +138,7 @@ pub struct ServeConfig {
     /// `calibration` itself; 0 to below 1.
     pub calibration: std::collections::BTreeMap<String, f32>,
     /// Alerts the server raises itself (`[[serve.alerts]]`: `name`, `kind = "ctr_drop" |
-    /// "no_events"`, `drop`, `false_alarms_per_30_days`, `every`, `warm_up`, `window`,
+    /// "conversion_drop" | "no_events"`, `drop`, `false_alarms_per_30_days`, `every`, `warm_up`, `window`,
     /// `webhook`).
     pub alerts: Vec<crate::alerts::AlertConfig>,
     /// Input bounds: the top-level `[limits]` section, which imports share (set by the CLI).

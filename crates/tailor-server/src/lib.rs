@@ -149,6 +149,7 @@ fn describe_metrics() {
     describe_counter!("tailor_segment_reassignments_total", "Users placed in other segments in real time");
     describe_counter!("tailor_rec_impressions_total", "Impression events carrying a rec_id (recommendations shown)");
     describe_counter!("tailor_rec_clicks_total", "Click events carrying a rec_id (recommendations clicked)");
+    describe_counter!("tailor_rec_purchases_total", "Purchase events carrying a rec_id (recommendations bought)");
     describe_gauge!("tailor_alert_firing", "1 while the server's own alert fires, by alertname");
     describe_gauge!("tailor_model_version", "The served model version");
     describe_gauge!("tailor_model_train_seconds", Unit::Seconds, "Training time of the served model version");

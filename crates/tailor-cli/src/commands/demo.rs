@@ -81,6 +81,18 @@ pub(crate) fn preset(config: &Config) -> Config {
             per_segment: true,
         }];
     }
+    if config.serve.alerts.is_empty() {
+        // The server's own alerts, with their defaults: a 20% CTR drop (at most one false
+        // alarm a month, after a week of learning) and ten quiet minutes.
+        let alert = |text: &str| toml::from_str::<tailor_server::alerts::AlertConfig>(text);
+        config.serve.alerts = [
+            "name = \"recommendation-ctr\"\nkind = \"ctr_drop\"",
+            "name = \"no-events\"\nkind = \"no_events\"\nwindow = \"10m\"",
+        ]
+        .iter()
+        .filter_map(|t| alert(t).ok())
+        .collect();
+    }
     config
 }
 
