@@ -60,9 +60,51 @@ pub struct AlertConfig {
     #[serde(default = "default_window")]
     #[schemars(with = "String")]
     pub window: Parsed<Period>,
-    /// Where transitions are POSTed (an Alertmanager-compatible receiver; `http://` only).
+    /// Where transitions are POSTed (`http://` only).
     #[serde(default)]
     pub webhook: Option<String>,
+    /// The payload: `alertmanager` (version 4, the default) or `signed` (tailor's own JSON,
+    /// `{alert, kind, status, at, starts_at, detail}`, with `X-Tailor-Signature: sha256=HEX`,
+    /// the HMAC-SHA256 of the body under `secret`).
+    #[serde(default)]
+    pub format: WebhookFormat,
+    /// The key of `signed` webhooks (at least 16 characters).
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+/// How a webhook's payload is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookFormat {
+    /// Alertmanager's webhook payload, version 4.
+    #[default]
+    Alertmanager,
+    /// tailor's JSON, signed with HMAC-SHA256.
+    Signed,
+}
+
+/// What goes to a webhook: where, the body, and the signature header (signed format).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The URL.
+    pub url: String,
+    /// The JSON body, as sent.
+    pub body: String,
+    /// `sha256=HEX` of the body (signed format).
+    pub signature: Option<String>,
+}
+
+/// `sha256=HEX` of HMAC-SHA256(key, body).
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    let Ok(mut mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+        unreachable!("HMAC takes keys of any length")
+    };
+    mac.update(body);
+    let out = mac.finalize().into_bytes();
+    let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
 }
 
 fn default_drop() -> f64 {
@@ -108,6 +150,9 @@ impl AlertConfig {
             && !(url.starts_with("http://") && url.len() <= 2_000)
         {
             return Err(format!("webhook {url:?}: an http:// URL (at most 2,000 characters)"));
+        }
+        if self.format == WebhookFormat::Signed && self.secret.as_ref().is_none_or(|s| s.len() < 16) {
+            return Err("format = \"signed\" needs a secret of at least 16 characters".into());
         }
         match self.kind {
             AlertKind::CtrDrop | AlertKind::ConversionDrop => {
@@ -205,9 +250,14 @@ impl Alerts {
         self.watched.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
     }
 
-    /// Counts a stored event.
+    /// Counts a stored event (stored now).
     pub fn event(&self, e: &Event) {
-        self.last_event_ms.store(Timestamp::now().0, Ordering::Relaxed);
+        self.event_at(e, Timestamp::now());
+    }
+
+    /// Counts an event stored at `now`.
+    pub fn event_at(&self, e: &Event, now: Timestamp) {
+        self.last_event_ms.fetch_max(now.0, Ordering::Relaxed);
         if e.rec_id.is_some() {
             match e.kind {
                 EventKind::Impression => {
@@ -230,7 +280,7 @@ impl Alerts {
     /// Judges every alert due at `now`; returns the transitions (with the webhook to send
     /// each to). Buckets of `ctr_drop` alerts share the counters: each due alert takes what
     /// arrived since its last look.
-    pub fn tick(&self, now: Timestamp) -> Vec<(AlertEvent, Option<(String, Value)>)> {
+    pub fn tick(&self, now: Timestamp) -> Vec<(AlertEvent, Option<Delivery>)> {
         let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
         let due = watched.iter().any(|w| now.0 >= w.next_at);
         if !due {
@@ -289,8 +339,25 @@ impl Alerts {
                 detail: detail.clone(),
                 delivered: None,
             };
-            let payload =
-                w.config.webhook.clone().map(|url| (url, alertmanager(&w.config, status, starts, now, &detail)));
+            let payload = w.config.webhook.clone().map(|url| {
+                let c = &w.config;
+                match c.format {
+                    WebhookFormat::Alertmanager => Delivery {
+                        url,
+                        body: alertmanager(c, status, starts, now, &detail).to_string(),
+                        signature: None,
+                    },
+                    WebhookFormat::Signed => {
+                        let body = json!({
+                            "alert": c.name, "kind": c.kind, "status": status, "at": now.to_rfc3339(),
+                            "starts_at": starts.to_rfc3339(), "detail": detail,
+                        })
+                        .to_string();
+                        let key = c.secret.as_deref().unwrap_or_default().as_bytes();
+                        Delivery { signature: Some(signature(key, body.as_bytes())), url, body }
+                    }
+                }
+            });
             out.push((event, payload));
         }
         out
@@ -369,21 +436,64 @@ pub fn alertmanager(c: &AlertConfig, status: &str, starts: Timestamp, now: Times
     })
 }
 
-/// POSTs `payload` to `url` (http:// only); whether a 2xx came back within 5 s.
-pub async fn deliver(url: &str, payload: &Value) -> bool {
+/// POSTs the delivery (http:// only); whether a 2xx came back within 5 s.
+pub async fn deliver(d: &Delivery) -> bool {
     use http_body_util::Full;
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
     let client: Client<_, Full<bytes::Bytes>> =
         Client::builder(TokioExecutor::new()).build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let Ok(req) = axum::http::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(bytes::Bytes::from(payload.to_string())))
-    else {
+    let mut req = axum::http::Request::post(d.url.as_str()).header("content-type", "application/json");
+    if let Some(sig) = &d.signature {
+        req = req.header("x-tailor-signature", sig.as_str());
+    }
+    let Ok(req) = req.body(Full::new(bytes::Bytes::from(d.body.clone()))) else {
         return false;
     };
     match tokio::time::timeout(std::time::Duration::from_secs(5), client.request(req)).await {
         Ok(Ok(resp)) => resp.status().is_success(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn a_quiet_shop_fires_no_events_then_resolves() {
+        let c: AlertConfig = toml::from_str(
+            "name = \"quiet\"\nkind = \"no_events\"\nevery = \"1s\"\nwindow = \"10s\"\nwebhook = \"http://127.0.0.1:9/x\"\n\
+             format = \"signed\"\nsecret = \"0123456789abcdef\"",
+        )
+        .expect("config");
+        assert!(c.validate().is_ok());
+        let t0 = Timestamp::now();
+        let a = Alerts::new(std::slice::from_ref(&c), t0);
+        assert!(a.tick(Timestamp(t0.0 + 5_000)).is_empty(), "5 s of quiet is within the window");
+        let fired = a.tick(Timestamp(t0.0 + 11_000));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].0.status, "firing");
+        let d = fired[0].1.as_ref().expect("a webhook");
+        assert_eq!(d.signature.as_deref(), Some(signature(b"0123456789abcdef", d.body.as_bytes()).as_str()));
+        let body: Value = serde_json::from_str(&d.body).expect("json");
+        assert_eq!((body["alert"].as_str(), body["status"].as_str()), (Some("quiet"), Some("firing")));
+        assert!(a.tick(Timestamp(t0.0 + 12_000)).is_empty(), "fires once");
+        a.event_at(&Event::new(Some("u"), Some("i"), EventKind::View, t0), Timestamp(t0.0 + 12_500));
+        let resolved = a.tick(Timestamp(t0.0 + 13_000));
+        assert_eq!(resolved.iter().map(|r| r.0.status.as_str()).collect::<Vec<_>>(), ["resolved"]);
+        // A signed webhook needs a secret.
+        let bad: AlertConfig =
+            toml::from_str("name = \"q\"\nkind = \"no_events\"\nformat = \"signed\"").expect("config");
+        assert!(bad.validate().is_err());
     }
 }

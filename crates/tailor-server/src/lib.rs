@@ -742,10 +742,10 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                 tick.tick().await;
                 for (mut event, payload) in state.alerts.tick(Timestamp::now()) {
                     tracing::warn!(alert = %event.name, status = %event.status, detail = %event.detail, "alert");
-                    if let Some((url, body)) = payload {
-                        let ok = alerts::deliver(&url, &body).await;
+                    if let Some(d) = payload {
+                        let ok = alerts::deliver(&d).await;
                         if !ok {
-                            tracing::error!(alert = %event.name, %url, "the alert webhook did not take the alert");
+                            tracing::error!(alert = %event.name, url = %d.url, "the alert webhook did not take the alert");
                         }
                         event.delivered = Some(ok);
                     }
