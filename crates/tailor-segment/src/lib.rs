@@ -3,6 +3,7 @@
 //! - [`clv`]: customer lifetime value, BG/NBD and Gamma-Gamma fitted by maximum likelihood
 //!   (the `lifetimes` package's definitions),
 //! - [`cohort`]: retention and revenue by first-purchase month,
+//! - [`drift`]: population stability index of features and segment shares against a snapshot,
 //! - [`explain`]: CART (depth ≤ 3) rules with precision and coverage, automatic names,
 //!   per-segment summaries,
 //! - [`features`]: user features from events (RFM, behaviour, price sensitivity, devices,
@@ -37,6 +38,7 @@ pub mod cluster;
 pub mod clv;
 pub mod cohort;
 pub mod dbscan;
+pub mod drift;
 pub mod error;
 pub mod explain;
 pub mod features;

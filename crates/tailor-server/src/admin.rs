@@ -160,6 +160,16 @@ pub(crate) async fn cohorts(State(s): St) -> ApiResult<Response> {
     Ok(Json(c).into_response())
 }
 
+/// `GET /v1/admin/drift`.
+pub(crate) async fn drift(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = query_map(raw.as_deref())?;
+    only(&q, &["segmentation"])?;
+    let segmentation = q.get("segmentation").cloned();
+    let state = s.clone();
+    let r = blocking(move || Ok(crate::drift::report(state.store.as_ref(), segmentation.as_deref())?)).await?;
+    Ok(Json(r).into_response())
+}
+
 /// `GET /v1/admin/fairness`.
 pub(crate) async fn fairness(State(s): St, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = query_map(raw.as_deref())?;

@@ -32,6 +32,10 @@ pub enum AlertKind {
     ConversionDrop,
     /// No event stored for `window`.
     NoEvents,
+    /// A segmentation's features or segment shares drifted from its latest run: the largest
+    /// population stability index above `threshold` (judged at `every`; each look reads
+    /// the store's events, so `every = "1h"` or so).
+    FeatureDrift,
 }
 
 /// One `[[serve.alerts]]` entry.
@@ -71,6 +75,17 @@ pub struct AlertConfig {
     /// The key of `signed` webhooks (at least 16 characters).
     #[serde(default)]
     pub secret: Option<String>,
+    /// `feature_drift`: the segmentation (default: the first by name).
+    #[serde(default)]
+    pub segmentation: Option<String>,
+    /// `feature_drift`: the PSI that fires (default 0.25, a major shift); it resolves
+    /// below 0.8 × this.
+    #[serde(default = "default_psi")]
+    pub threshold: f64,
+}
+
+fn default_psi() -> f64 {
+    0.25
 }
 
 /// How a webhook's payload is laid out.
@@ -160,6 +175,13 @@ impl AlertConfig {
                 // The warm-up may be short for tests; the detector's own rule is a day.
                 p.warm_up_days = p.warm_up_days.max(1.0);
                 p.validate()
+            }
+            AlertKind::FeatureDrift => {
+                if self.threshold > 0.0 && self.threshold <= 10.0 {
+                    Ok(())
+                } else {
+                    Err(format!("threshold = {}: a PSI in (0, 10]", self.threshold))
+                }
             }
             AlertKind::NoEvents => {
                 if self.window.0.is_none_or(|d| d.as_secs() < 1) {
@@ -293,7 +315,7 @@ impl Alerts {
         );
         let quiet_ms = now.0 - self.last_event_ms.load(Ordering::Relaxed);
         let mut out = Vec::new();
-        for w in watched.iter_mut().filter(|w| now.0 >= w.next_at) {
+        for w in watched.iter_mut().filter(|w| now.0 >= w.next_at && w.config.kind != AlertKind::FeatureDrift) {
             let every = w.config.every_ms();
             let bucket_start = w.next_at - every;
             w.next_at += every * (1 + (now.0 - w.next_at) / every);
@@ -318,49 +340,42 @@ impl Alerts {
                     (t, format!("no event for {} s", quiet_ms / 1000))
                 }
             };
-            let status = match transition {
-                Transition::None => continue,
-                Transition::Fired => {
-                    w.firing_since = Some(now);
-                    "firing"
-                }
-                Transition::Resolved => "resolved",
-            };
-            metrics::gauge!("tailor_alert_firing", "alertname" => w.config.name.clone())
-                .set(if transition == Transition::Fired { 1.0 } else { 0.0 });
-            let starts = w.firing_since.unwrap_or(now);
-            if transition == Transition::Resolved {
-                w.firing_since = None;
+            if let Some(e) = emit(w, transition, detail, now) {
+                out.push(e);
             }
-            let event = AlertEvent {
-                name: w.config.name.clone(),
-                status: status.into(),
-                at: now.to_rfc3339(),
-                detail: detail.clone(),
-                delivered: None,
-            };
-            let payload = w.config.webhook.clone().map(|url| {
-                let c = &w.config;
-                match c.format {
-                    WebhookFormat::Alertmanager => Delivery {
-                        url,
-                        body: alertmanager(c, status, starts, now, &detail).to_string(),
-                        signature: None,
-                    },
-                    WebhookFormat::Signed => {
-                        let body = json!({
-                            "alert": c.name, "kind": c.kind, "status": status, "at": now.to_rfc3339(),
-                            "starts_at": starts.to_rfc3339(), "detail": detail,
-                        })
-                        .to_string();
-                        let key = c.secret.as_deref().unwrap_or_default().as_bytes();
-                        Delivery { signature: Some(signature(key, body.as_bytes())), url, body }
-                    }
-                }
-            });
-            out.push((event, payload));
         }
         out
+    }
+
+    /// The `feature_drift` alerts due at `now` (name, segmentation); their next look is
+    /// scheduled.
+    pub fn due_drift(&self, now: Timestamp) -> Vec<(String, Option<String>)> {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = Vec::new();
+        for w in watched.iter_mut().filter(|w| w.config.kind == AlertKind::FeatureDrift && now.0 >= w.next_at) {
+            let every = w.config.every_ms();
+            w.next_at += every * (1 + (now.0 - w.next_at) / every);
+            out.push((w.config.name.clone(), w.config.segmentation.clone()));
+        }
+        out
+    }
+
+    /// Judges a `feature_drift` alert on the largest PSI just measured.
+    pub fn judge_drift(
+        &self,
+        name: &str,
+        max_psi: f64,
+        detail: String,
+        now: Timestamp,
+    ) -> Option<(AlertEvent, Option<Delivery>)> {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = watched.iter_mut().find(|w| w.config.name == name)?;
+        let t = match (w.firing_since.is_some(), max_psi) {
+            (false, p) if p > w.config.threshold => Transition::Fired,
+            (true, p) if p < 0.8 * w.config.threshold => Transition::Resolved,
+            _ => Transition::None,
+        };
+        emit(w, t, detail, now)
     }
 
     /// Notes a transition in the history.
@@ -404,6 +419,54 @@ impl Alerts {
     }
 }
 
+/// The event and webhook delivery of a transition (None for no change).
+fn emit(
+    w: &mut Watched,
+    transition: Transition,
+    detail: String,
+    now: Timestamp,
+) -> Option<(AlertEvent, Option<Delivery>)> {
+    let status = match transition {
+        Transition::None => return None,
+        Transition::Fired => {
+            w.firing_since = Some(now);
+            "firing"
+        }
+        Transition::Resolved => "resolved",
+    };
+    metrics::gauge!("tailor_alert_firing", "alertname" => w.config.name.clone())
+        .set(if transition == Transition::Fired { 1.0 } else { 0.0 });
+    let starts = w.firing_since.unwrap_or(now);
+    if transition == Transition::Resolved {
+        w.firing_since = None;
+    }
+    let event = AlertEvent {
+        name: w.config.name.clone(),
+        status: status.into(),
+        at: now.to_rfc3339(),
+        detail: detail.clone(),
+        delivered: None,
+    };
+    let payload = w.config.webhook.clone().map(|url| {
+        let c = &w.config;
+        match c.format {
+            WebhookFormat::Alertmanager => {
+                Delivery { url, body: alertmanager(c, status, starts, now, &detail).to_string(), signature: None }
+            }
+            WebhookFormat::Signed => {
+                let body = json!({
+                    "alert": c.name, "kind": c.kind, "status": status, "at": now.to_rfc3339(),
+                    "starts_at": starts.to_rfc3339(), "detail": detail,
+                })
+                .to_string();
+                let key = c.secret.as_deref().unwrap_or_default().as_bytes();
+                Delivery { signature: Some(signature(key, body.as_bytes())), url, body }
+            }
+        }
+    });
+    Some((event, payload))
+}
+
 /// An Alertmanager webhook payload (version 4) for one alert's transition.
 pub fn alertmanager(c: &AlertConfig, status: &str, starts: Timestamp, now: Timestamp, detail: &str) -> Value {
     let labels = json!({"alertname": c.name, "kind": c.kind, "severity": "warning", "service": "tailor"});
@@ -411,6 +474,9 @@ pub fn alertmanager(c: &AlertConfig, status: &str, starts: Timestamp, now: Times
         AlertKind::CtrDrop => format!("Recommendation CTR fell by {:.0}% or more", c.drop * 100.0),
         AlertKind::ConversionDrop => format!("Conversion of recommendations fell by {:.0}% or more", c.drop * 100.0),
         AlertKind::NoEvents => "No events are arriving".to_owned(),
+        AlertKind::FeatureDrift => {
+            format!("Users drifted from the segmentation's snapshot (PSI above {})", c.threshold)
+        }
     };
     let annotations = json!({"summary": summary, "description": detail});
     let ends = if status == "resolved" { now.to_rfc3339() } else { "0001-01-01T00:00:00Z".to_owned() };
@@ -459,6 +525,26 @@ pub async fn deliver(d: &Delivery) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drift_fires_above_the_threshold_and_resolves_below_four_fifths() {
+        let c: AlertConfig =
+            toml::from_str("name = \"drift\"\nkind = \"feature_drift\"\nevery = \"1h\"\nthreshold = 0.2")
+                .expect("config");
+        assert!(c.validate().is_ok());
+        let t0 = Timestamp::now();
+        let a = Alerts::new(std::slice::from_ref(&c), t0);
+        assert!(a.due_drift(Timestamp(t0.0 + 1_000)).is_empty());
+        assert_eq!(a.due_drift(Timestamp(t0.0 + 3_600_000)), vec![("drift".to_string(), None)]);
+        assert!(a.due_drift(Timestamp(t0.0 + 3_601_000)).is_empty(), "scheduled an hour on");
+        let judge = |psi: f64| a.judge_drift("drift", psi, format!("psi {psi}"), t0).map(|e| e.0.status);
+        assert_eq!(judge(0.15), None);
+        assert_eq!(judge(0.21).as_deref(), Some("firing"));
+        assert_eq!(judge(0.3), None, "fires once");
+        assert_eq!(judge(0.17), None, "hysteresis: above 0.8 × 0.2");
+        assert_eq!(judge(0.15).as_deref(), Some("resolved"));
+        assert!(a.tick(Timestamp(t0.0 + 7_200_000)).is_empty(), "drift alerts are not judged by tick");
+    }
 
     #[test]
     fn signatures_are_hmac_sha256() {

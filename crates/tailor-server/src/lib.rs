@@ -18,6 +18,7 @@ pub mod admin;
 pub mod alerts;
 pub mod api;
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod experiments;
 pub mod fairness;
@@ -750,6 +751,40 @@ pub async fn serve(state: Arc<AppState>, listener: std::net::TcpListener) -> std
                         event.delivered = Some(ok);
                     }
                     state.alerts.record(event);
+                }
+                for (name, segmentation) in state.alerts.due_drift(Timestamp::now()) {
+                    let s = state.clone();
+                    let report =
+                        tokio::task::spawn_blocking(move || drift::report(s.store.as_ref(), segmentation.as_deref()))
+                            .await;
+                    let (psi, detail) = match report {
+                        Ok(Ok(r)) => {
+                            let top =
+                                r.features.first().map_or(String::new(), |f| format!("; {} {:.3}", f.feature, f.psi));
+                            (
+                                r.max_psi,
+                                format!(
+                                    "{}: max PSI {:.3} (segments {:.3}{top})",
+                                    r.segmentation, r.max_psi, r.segment_psi
+                                ),
+                            )
+                        }
+                        Ok(Err(e)) => {
+                            tracing::error!(alert = %name, error = %e, "measuring drift failed");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(alert = %name, error = %e, "measuring drift panicked");
+                            continue;
+                        }
+                    };
+                    if let Some((mut event, payload)) = state.alerts.judge_drift(&name, psi, detail, Timestamp::now()) {
+                        tracing::warn!(alert = %event.name, status = %event.status, detail = %event.detail, "alert");
+                        if let Some(d) = payload {
+                            event.delivered = Some(alerts::deliver(&d).await);
+                        }
+                        state.alerts.record(event);
+                    }
                 }
             }
         });

@@ -114,6 +114,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/admin/cohorts") => get(crate::admin::cohorts),
         ("GET", "/v1/alerts") => get(crate::admin::alerts),
         ("GET", "/v1/admin/fairness") => get(crate::admin::fairness),
+        ("GET", "/v1/admin/drift") => get(crate::admin::drift),
         ("GET", "/v1/admin/clv") => get(crate::admin::clv),
         ("GET", "/v1/experiments") => get(crate::experiments::list),
         ("POST", "/v1/experiments") => post(crate::experiments::create_route),

@@ -135,6 +135,10 @@ pub struct Record {
     /// `purchases_90d`, for placing one user as the run did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clv: Option<tailor_segment::features::ClvModel>,
+    /// Decile bins of every numeric feature over the run's population: the snapshot that
+    /// feature drift (PSI) is measured against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feature_bins: Vec<tailor_segment::drift::Bins>,
 }
 
 /// Users on the first two principal components of the run's space (the clustering's
@@ -632,6 +636,9 @@ pub fn run(store: &dyn Store, o: &RunOptions) -> Result<Outcome> {
         timings: Timings::default(),
         map: None,
         clv: t.clv,
+        feature_bins: (0..t.width())
+            .filter_map(|c| tailor_segment::drift::Bins::fit(&t.names[c], &t.select(&[c])))
+            .collect(),
     };
     if n > 1 {
         // A map is a nicety: a run whose features have no spread still stores.

@@ -661,6 +661,16 @@ pub const ROUTES: &[RouteDoc] = &[
     },
     RouteDoc {
         method: "GET",
+        path: "/v1/admin/drift",
+        scope: Some(Scope::Admin),
+        summary: "Drift of the users from a segmentation's latest run: the population stability index of every numeric feature (the run's decile bins against the features computed now) and of the segment shares (the run's sizes against today's members), the largest first; 404 for an unknown segmentation, 422 when none is stored or it predates the snapshots",
+        body: Body::None,
+        query: &[q("segmentation", "which stored segmentation (default: the first by name)", NAME)],
+        reply: json::<crate::drift::DriftReport>(),
+        errors: &[404, 422, 503],
+    },
+    RouteDoc {
+        method: "GET",
         path: "/v1/admin/fairness",
         scope: Some(Scope::Admin),
         summary: "Fairness of the served lists (impressions sharing a rec_id; relevant: the clicks and purchases carrying it): NDCG per user group (a segmentation's segments, gender, age band, region or country) and the gap, exposure by brand and popularity band against catalog and interaction shares (statistical parity, equal opportunity), ARP and APLT; 404 for an unknown segmentation, 422 when none is stored",

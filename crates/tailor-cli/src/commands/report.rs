@@ -25,6 +25,13 @@ pub(crate) enum ReportCmd {
     /// outcomes): NDCG per user group and the gap, exposure by brand and popularity band,
     /// ARP, APLT.
     Fairness(FairnessArgs),
+    /// Drift of the users from a segmentation's latest run: PSI of every feature and of the
+    /// segment shares.
+    Drift {
+        /// The segmentation (default: the first by name).
+        #[arg(long)]
+        segmentation: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +88,28 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ReportCmd) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 print_cohorts(&c, a.revenue);
+            }
+        }
+        ReportCmd::Drift { segmentation } => {
+            let r = tailor_server::drift::report(&store, segmentation.as_deref())?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{}: run at {} over {} users; {} users now; segment shares PSI {:.4}; max PSI {:.4} ({:.3} s)",
+                    r.segmentation, r.run_at, r.users_then, r.users_now, r.segment_psi, r.max_psi, r.seconds
+                );
+                println!("{:<28}{:>10}", "feature", "PSI");
+                for f in &r.features {
+                    let flag = if f.psi > 0.25 {
+                        "  major shift"
+                    } else if f.psi > 0.1 {
+                        "  moderate"
+                    } else {
+                        ""
+                    };
+                    println!("{:<28}{:>10.4}{flag}", f.feature, f.psi);
+                }
             }
         }
         ReportCmd::Fairness(a) => {

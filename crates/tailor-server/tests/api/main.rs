@@ -1302,3 +1302,43 @@ async fn fairness_of_the_served_lists() {
     }
     assert_eq!(call(&s.app, "GET", "/v1/admin/fairness", Some(READ), None).await.0, StatusCode::FORBIDDEN);
 }
+
+/// Drift from a segmentation's snapshot: none right after the run; buyers appearing out of
+/// nowhere shift the purchase features.
+#[tokio::test]
+async fn drift_from_the_runs_snapshot() {
+    let s = shop();
+    let o = tailor_server::segmentation::RunOptions {
+        method: tailor_server::segmentation::SegmentMethod::Rfm,
+        ..Default::default()
+    };
+    tailor_server::segmentation::run(s.store.as_ref(), &o).expect("rfm");
+    let (st, before) = call(&s.app, "GET", "/v1/admin/drift?segmentation=rfm", Some(ADMIN), None).await;
+    assert_eq!(st, StatusCode::OK, "{before}");
+    assert!(before["max_psi"].as_f64().is_some_and(|p| p < 0.05), "{before}");
+    // 150 new customers, each buying on three days.
+    let mut events = Vec::new();
+    for u in 0..150 {
+        for d in 0..3 {
+            events
+                .push(json!({"user": format!("drifter-{u}"), "item": "P0001", "kind": "purchase", "unit_price": 500.0,
+                "ts": format!("2026-11-{:02}T10:00:00Z", 20 + d)}));
+        }
+    }
+    let (st, v) = call(&s.app, "POST", "/v1/events", Some(WRITE), Some(json!(events))).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let (_, after) = call(&s.app, "GET", "/v1/admin/drift?segmentation=rfm", Some(ADMIN), None).await;
+    let psi = |v: &Value, f: &str| {
+        v["features"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["feature"] == f))
+            .and_then(|x| x["psi"].as_f64())
+            .expect(f)
+    };
+    assert!(psi(&after, "monetary") > psi(&before, "monetary") + 0.05, "{after}");
+    assert!(after["users_now"].as_u64() > before["users_now"].as_u64());
+    assert_eq!(
+        call(&s.app, "GET", "/v1/admin/drift?segmentation=nope", Some(ADMIN), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
