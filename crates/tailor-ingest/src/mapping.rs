@@ -366,7 +366,8 @@ impl Mapping {
                 specs.push(Spec { field, name: name.to_owned(), src: Src::Column(old.to_owned()) });
             }
         }
-        if specs.iter().any(|s| s.field == Field::Ev(EvField::Price))
+        if !open_schema
+            && specs.iter().any(|s| s.field == Field::Ev(EvField::Price))
             && let Some(a) = specs.iter().find(|s| s.field == Field::Ev(EvField::Amount))
         {
             return Err(format!(
@@ -607,6 +608,9 @@ impl Resolved {
                 u32::try_from(q.unsigned_abs()).map_err(|_| bad(line, "quantity", format!("{q} is too large")))?;
         }
         if let Some(a) = amount {
+            if e.unit_price.is_some() {
+                return Err(bad(line, "amount", "the row gives both unit_price and amount (a line total); give one"));
+            }
             e.unit_price = Some(a / f64::from(e.quantity));
         }
         if let (Some(prefix), Some(order)) = (&rules.return_order_prefix, &e.order_id)

@@ -320,7 +320,8 @@ pub fn rank(
     let mut ranked: Vec<(u32, f32)> = boosted.iter().map(|&(i, s, _)| (i, s)).collect();
     if request.calibration > 0.0 && !request.calibration_history.is_empty() {
         use crate::calibration::{OneGenre, calibrate, distribution};
-        let ids = if catalog.path.len() == catalog.len() { &catalog.path } else { &catalog.category };
+        let has_path = |i: &u32| catalog.path.get(*i as usize).copied().flatten().is_some();
+        let ids = if request.calibration_history.iter().any(has_path) { &catalog.path } else { &catalog.category };
         let genres = OneGenre(ids);
         let n = request
             .calibration_history
