@@ -120,10 +120,12 @@ pub struct ClvReport {
     pub customers: usize,
     /// Customers who bought on more than one day.
     pub repeat_customers: usize,
-    /// Purchase model (days).
-    pub bg_nbd: BgNbd,
-    /// Value model.
-    pub gamma_gamma: GammaGamma,
+    /// Purchase model (days); None when the data cannot be fitted (see `reason`).
+    pub bg_nbd: Option<BgNbd>,
+    /// Value model; None when the data cannot be fitted.
+    pub gamma_gamma: Option<GammaGamma>,
+    /// Why there are no models (no purchases, too few repeat buyers); None when fitted.
+    pub reason: Option<String>,
     /// Seconds to fit both models (summaries included).
     pub fit_seconds: f64,
     /// Summed lifetime value of every customer.
@@ -149,20 +151,47 @@ pub fn clv_report(store: &dyn Store, o: &ClvOptions) -> Result<ClvReport> {
     }
     let until = o.through.map(|t| Timestamp((clv::day_of(t.0) + 1) * 86_400_000));
     let p = purchases(store, until)?;
+    let unfitted = |through: String, customers: usize, reason: String| ClvReport {
+        through,
+        months: o.months,
+        monthly_discount: o.monthly_discount,
+        customers,
+        repeat_customers: 0,
+        bg_nbd: None,
+        gamma_gamma: None,
+        reason: Some(reason),
+        fit_seconds: 0.0,
+        total_clv: 0.0,
+        total_expected_purchases: 0.0,
+        top: Vec::new(),
+        segments: Vec::new(),
+        all: Vec::new(),
+    };
+    let day_text = |d: i64| Timestamp(d * 86_400_000).to_rfc3339().chars().take(10).collect::<String>();
     let Some(last) = p.lines.iter().map(|l| l.ts).max() else {
-        return Err(Error::Data("no purchase is stored; lifetime value needs purchases".into()));
+        let through = o.through.map_or_else(String::new, |t| day_text(clv::day_of(t.0)));
+        return Ok(unfitted(through, 0, "no purchase is stored; lifetime value needs purchases".into()));
     };
     let end_day = clv::day_of(o.through.map_or(last, |t| t.0));
     let started = Instant::now();
     let summaries = clv::summarize(&p.lines, end_day, 1.0).map_err(|e| Error::Data(e.to_string()))?;
-    let bg = BgNbd::fit(&summaries, 1.0).map_err(|e| Error::Data(format!("BG/NBD: {e}")))?;
-    let gg = GammaGamma::fit(&summaries).map_err(|e| Error::Data(format!("Gamma-Gamma: {e}")))?;
-    if gg.q <= 1.0 {
-        return Err(Error::Data(format!(
-            "Gamma-Gamma: q = {:.3} <= 1, the mean value of a purchase is not finite on this data",
-            gg.q
-        )));
-    }
+    let fitted = BgNbd::fit(&summaries, 1.0)
+        .map_err(|e| format!("BG/NBD: {e}"))
+        .and_then(|bg| GammaGamma::fit(&summaries).map(|gg| (bg, gg)).map_err(|e| format!("Gamma-Gamma: {e}")))
+        .and_then(|(bg, gg)| {
+            if gg.q > 1.0 {
+                Ok((bg, gg))
+            } else {
+                Err(format!(
+                    "Gamma-Gamma: q = {:.3} <= 1, the mean value of a purchase is not finite on this data",
+                    gg.q
+                ))
+            }
+        });
+    let (bg, gg) = match fitted {
+        Ok(m) => m,
+        Err(reason) => return Ok(unfitted(day_text(end_day), summaries.len(), reason)),
+    };
     let fit_seconds = started.elapsed().as_secs_f64();
     let value = |s: &Summary| CustomerValue {
         user: p.users[s.user as usize].clone(),
@@ -207,13 +236,14 @@ pub fn clv_report(store: &dyn Store, o: &ClvOptions) -> Result<ClvReport> {
         }
     }
     Ok(ClvReport {
-        through: Timestamp(end_day * 86_400_000).to_rfc3339().chars().take(10).collect(),
+        through: day_text(end_day),
         months: o.months,
         monthly_discount: o.monthly_discount,
         customers: all.len(),
         repeat_customers: summaries.iter().filter(|s| s.frequency > 0).count(),
-        bg_nbd: bg,
-        gamma_gamma: gg,
+        bg_nbd: Some(bg),
+        gamma_gamma: Some(gg),
+        reason: None,
         fit_seconds,
         total_clv: all.iter().map(|c| c.clv).sum(),
         total_expected_purchases: all.iter().map(|c| c.expected_purchases).sum(),

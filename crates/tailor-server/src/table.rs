@@ -83,6 +83,8 @@ pub enum Kind {
     Instant,
     /// `hour` or `day`.
     Bucket,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
     /// Comma-separated top-level category names of the catalog (checked by the route).
     Categories,
     /// Comma-separated brand names of the catalog (checked by the route).
@@ -110,6 +112,7 @@ impl Kind {
             Kind::Share => json_schema!({"type": "number", "minimum": 0, "maximum": 1}),
             Kind::Instant => tailor_core::schema::timestamp_between(0, tailor_core::time::MAX_MILLIS),
             Kind::Bucket => json_schema!({"type": "string", "enum": ["hour", "day"]}),
+            Kind::OneOf(words) => json_schema!({"type": "string", "enum": words}),
             Kind::Categories => {
                 json_schema!({"type": "string", "minLength": 1, "maxLength": MAX_LIST_CHARS, "x-tailor-values": "categories"})
             }
@@ -159,6 +162,13 @@ impl Kind {
                 "hour" | "day" => Ok(()),
                 _ => bad("hour or day"),
             },
+            Kind::OneOf(words) => {
+                if words.contains(&v) {
+                    Ok(())
+                } else {
+                    Err(format!("{v:?}: expected one of {}", words.join(", ")))
+                }
+            }
             Kind::Categories | Kind::Brands => {
                 if v.is_empty() || v.chars().count() > MAX_LIST_CHARS {
                     bad("1 to 2000 characters of comma-separated names")
@@ -676,7 +686,11 @@ pub const ROUTES: &[RouteDoc] = &[
         summary: "Fairness of the served lists (impressions sharing a rec_id; relevant: the clicks and purchases carrying it): NDCG per user group (a segmentation's segments, gender, age band, region or country) and the gap, exposure by brand and popularity band against catalog and interaction shares (statistical parity, equal opportunity), ARP and APLT; 404 for an unknown segmentation, 422 when none is stored",
         body: Body::None,
         query: &[
-            q("by", "segment (default), gender, age, region or country", NAME),
+            q(
+                "by",
+                "segment (default), gender, age, region or country",
+                Kind::OneOf(&["segment", "gender", "age", "region", "country"]),
+            ),
             q("segmentation", "with by=segment: which stored segmentation (default: the first by name)", NAME),
         ],
         reply: json::<crate::fairness::ServedFairness>(),
@@ -686,7 +700,7 @@ pub const ROUTES: &[RouteDoc] = &[
         method: "GET",
         path: "/v1/admin/clv",
         scope: Some(Scope::Admin),
-        summary: "Customer lifetime value: BG/NBD (purchase days) and Gamma-Gamma (their value) fitted on the stored purchases, the most valuable customers and the value of every segment of the stored segmentations; 422 when there are no purchases or too few repeat buyers to fit on",
+        summary: "Customer lifetime value: BG/NBD (purchase days) and Gamma-Gamma (their value) fitted on the stored purchases, the most valuable customers and the value of every segment of the stored segmentations; without purchases or repeat buyers to fit on, the models are null and `reason` says why; 422 for a discount of 1 or more",
         body: Body::None,
         query: &[
             q("months", "months (of 30 days) of future value to add up (default 3)", Kind::Int(1, 120)),

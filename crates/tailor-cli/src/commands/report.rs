@@ -133,6 +133,9 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &ReportCmd) -> Result<()> {
                 top: a.top,
             };
             let r = lifetime::clv_report(&store, &o)?;
+            if let Some(why) = &r.reason {
+                anyhow::bail!("{why}");
+            }
             if let Some(p) = &a.out {
                 write_customers(p, &r)?;
             }
@@ -201,7 +204,7 @@ fn cohort_chart(path: &std::path::Path, c: &Cohorts) -> Result<()> {
 }
 
 fn print_clv(r: &ClvReport) {
-    let (b, g) = (&r.bg_nbd, &r.gamma_gamma);
+    let (Some(b), Some(g)) = (&r.bg_nbd, &r.gamma_gamma) else { return };
     println!(
         "{} customers ({} repeat) through {}; fitted in {:.3} s",
         r.customers, r.repeat_customers, r.through, r.fit_seconds
