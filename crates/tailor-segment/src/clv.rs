@@ -439,45 +439,14 @@ fn bfgs<const N: usize>(
     Err(SegmentError::InvalidData(format!("the fit did not converge in {MAX_ITER} iterations")))
 }
 
-/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms; relative error ~1e-15).
+/// ln Γ(x) for x > 0 (statrs, as the experiment statistics use).
 pub fn ln_gamma(x: f64) -> f64 {
-    const G: f64 = 7.0;
-    const C: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    if x < 0.5 {
-        // Reflection: Γ(x) Γ(1 − x) = π / sin(πx).
-        return (std::f64::consts::PI / (std::f64::consts::PI * x).sin()).ln() - ln_gamma(1.0 - x);
-    }
-    let x = x - 1.0;
-    let mut sum = C[0];
-    for (i, c) in C.iter().enumerate().skip(1) {
-        sum += c / (x + i as f64);
-    }
-    let t = x + G + 0.5;
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+    statrs::function::gamma::ln_gamma(x)
 }
 
-/// ψ(x) = d ln Γ(x) / dx for x > 0 (recurrence up to 10, then the asymptotic series).
-pub fn digamma(mut x: f64) -> f64 {
-    let mut acc = 0.0;
-    while x < 10.0 {
-        acc -= 1.0 / x;
-        x += 1.0;
-    }
-    let inv = 1.0 / x;
-    let inv2 = inv * inv;
-    acc + x.ln()
-        - 0.5 * inv
-        - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 / 132.0))))
+/// ψ(x) = d ln Γ(x) / dx for x > 0 (statrs).
+pub fn digamma(x: f64) -> f64 {
+    statrs::function::gamma::digamma(x)
 }
 
 /// The Gauss hypergeometric function ₂F₁(a, b; c; z) for 0 <= z < 1 and c > 0, by its
