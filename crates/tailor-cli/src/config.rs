@@ -39,11 +39,18 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Page cache of the embedded store, MiB (1..=65536).
     pub cache_mb: u32,
+    /// How many of the newest stored events make a later event with the same id a duplicate
+    /// whatever its timestamp (1..=100,000,000; about 50 bytes of memory each).
+    pub recent_ids: usize,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./tailor-data"), cache_mb: (tailor_store::DEFAULT_CACHE_BYTES >> 20) as u32 }
+        Self {
+            data_dir: PathBuf::from("./tailor-data"),
+            cache_mb: (tailor_store::DEFAULT_CACHE_BYTES >> 20) as u32,
+            recent_ids: tailor_store::DEFAULT_RECENT_IDS,
+        }
     }
 }
 
@@ -279,6 +286,13 @@ impl Config {
                 "store.cache_mb = {} ({}): must be in [1, 65536]",
                 self.store.cache_mb,
                 src("store.cache_mb")
+            ));
+        }
+        if !(1..=100_000_000).contains(&self.store.recent_ids) {
+            return Err(format!(
+                "store.recent_ids = {} ({}): must be in [1, 100000000]",
+                self.store.recent_ids,
+                src("store.recent_ids")
             ));
         }
         if self.import.max_line_bytes < 1024 {

@@ -239,7 +239,9 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn open_store(config: &Config) -> Result<RedbStore> {
-    RedbStore::open_with_cache(&config.store.data_dir, (config.store.cache_mb as usize) << 20)
+    let tuning =
+        tailor_store::Tuning { cache_bytes: (config.store.cache_mb as usize) << 20, recent_ids: config.store.recent_ids };
+    RedbStore::open_tuned(&config.store.data_dir, tuning)
         .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
 }
 

@@ -29,7 +29,7 @@ use tailor_core::{
 
 pub use codec::ChunkView;
 pub use error::{Result, StoreError};
-pub use redb_store::{DEFAULT_CACHE_BYTES, RedbStore, SCHEMA_VERSION};
+pub use redb_store::{DEFAULT_CACHE_BYTES, DEFAULT_RECENT_IDS, RedbStore, SCHEMA_VERSION, Tuning};
 
 /// How upserts treat an existing record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -235,22 +235,43 @@ struct Names {
     items: Interner,
 }
 
-/// Events whose id alone (whatever their timestamp) makes a later event a duplicate: the
-/// most recently stored ones. Older events are matched by (timestamp, id) in `event_keys`.
-pub const RECENT_IDS: usize = 1_000_000;
+/// How many of the most recently stored events make a later event with the same id a
+/// duplicate whatever its timestamp (a retried batch without timestamps gets new ones).
+/// Older events are matched by (timestamp, id) in `event_keys`. Each id costs about 50
+/// bytes of memory (the set and the queue), so the default window holds ~50 MB when full.
+pub const DEFAULT_RECENT_IDS: usize = 1_000_000;
 
-/// Ids of the last [`RECENT_IDS`] stored events, oldest first, with a set for lookups.
-#[derive(Default)]
+/// Memory bounds of an opened store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Page cache, bytes (at least 1 MiB is used).
+    pub cache_bytes: usize,
+    /// The duplicate window by id alone, events (at least 1 is kept).
+    pub recent_ids: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { cache_bytes: DEFAULT_CACHE_BYTES, recent_ids: DEFAULT_RECENT_IDS }
+    }
+}
+
+/// Ids of the last `cap` stored events, oldest first, with a set for lookups.
 struct RecentIds {
+    cap: usize,
     set: foldhash::HashSet<u128>,
     order: std::collections::VecDeque<u128>,
 }
 
 impl RecentIds {
+    fn new(cap: usize) -> Self {
+        Self { cap: cap.max(1), set: foldhash::HashSet::default(), order: std::collections::VecDeque::new() }
+    }
+
     fn push(&mut self, id: u128) {
         if self.set.insert(id) {
             self.order.push_back(id);
-            if self.order.len() > RECENT_IDS
+            if self.order.len() > self.cap
                 && let Some(old) = self.order.pop_front()
             {
                 self.set.remove(&old);
@@ -267,6 +288,8 @@ pub struct RedbStore {
     writer: Mutex<()>,
     /// Loaded at the first write (reads need none of it).
     recent: Mutex<Option<RecentIds>>,
+    /// Length of the id window ([`Tuning::recent_ids`]).
+    recent_cap: usize,
     /// The erased-user table in memory ([`crate::erasure_key`] → erased at, ms).
     erased: RwLock<HashMap<u128, i64>>,
 }
@@ -283,17 +306,18 @@ impl<T, E: Into<redb::Error>> Ctx<T> for std::result::Result<T, E> {
 
 impl RedbStore {
     /// Opens (creating if needed) the store in `data_dir`, migrating an older schema, with
-    /// a page cache of [`DEFAULT_CACHE_BYTES`].
+    /// the default [`Tuning`].
     pub fn open(data_dir: &Path) -> Result<Self> {
-        Self::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+        Self::open_tuned(data_dir, Tuning::default())
     }
 
-    /// [`RedbStore::open`] with a page cache of at most `cache_bytes` (redb's own default is
-    /// 1 GiB, which a long-running server would fill with pages of old events).
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Self> {
+    /// [`RedbStore::open`] with other memory bounds: a page cache of at most
+    /// `tuning.cache_bytes` (redb's own default is 1 GiB, which a long-running server would
+    /// fill with pages of old events) and an id window of `tuning.recent_ids` events.
+    pub fn open_tuned(data_dir: &Path, tuning: Tuning) -> Result<Self> {
         fs_err::create_dir_all(data_dir).map_err(|e| StoreError::Io { path: data_dir.to_owned(), source: e })?;
         let path = data_dir.join("tailor.redb");
-        let db = match Database::builder().set_cache_size(cache_bytes.max(1 << 20)).create(&path) {
+        let db = match Database::builder().set_cache_size(tuning.cache_bytes.max(1 << 20)).create(&path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::Locked { path }),
             Err(e) => return Err(e).ctx(&path),
@@ -304,6 +328,7 @@ impl RedbStore {
             names: RwLock::new(Names::default()),
             writer: Mutex::new(()),
             recent: Mutex::new(None),
+            recent_cap: tuning.recent_ids.max(1),
             erased: RwLock::new(HashMap::new()),
         };
         store.migrate()?;
@@ -330,7 +355,7 @@ impl RedbStore {
         Ok(())
     }
 
-    /// The ids of the last [`RECENT_IDS`] stored events, read from the newest chunks.
+    /// The ids of the last [`Tuning::recent_ids`] stored events, read from the newest chunks.
     fn load_recent(&self) -> Result<RecentIds> {
         let p = &self.path;
         let txn = self.db.begin_read().ctx(p)?;
@@ -340,12 +365,12 @@ impl RedbStore {
             let (_, v) = entry.ctx(p)?;
             let view = ChunkView::new(v.value()).map_err(|e| self.corrupt(e.0))?;
             newest_first.extend((0..view.len()).rev().map(|i| view.id_bits(i)));
-            if newest_first.len() >= RECENT_IDS {
+            if newest_first.len() >= self.recent_cap {
                 break;
             }
         }
-        newest_first.truncate(RECENT_IDS);
-        let mut recent = RecentIds::default();
+        newest_first.truncate(self.recent_cap);
+        let mut recent = RecentIds::new(self.recent_cap);
         for id in newest_first.into_iter().rev() {
             recent.push(id);
         }
@@ -1293,6 +1318,36 @@ mod tests {
         assert_eq!((erased.events, erased.exposures), (1, 2));
         assert_eq!(scan("a"), ["bob:3"]);
         assert_eq!(scan("b"), ["bob:2"]);
+    }
+
+    #[test]
+    fn the_id_window_holds_the_configured_number_of_newest_events() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ev = |id: &str, ts: i64| {
+            let mut e = Event::new(Some("u"), Some("i"), tailor_core::EventKind::View, Timestamp(ts));
+            e.id = Some(tailor_core::EventId::from_given(id));
+            e
+        };
+        let tuning = Tuning { recent_ids: 2, ..Tuning::default() };
+        let write = |s: &RedbStore, events: Vec<Event>| {
+            let r = s.write(WriteBatch { events, ..WriteBatch::default() }).expect("write");
+            (r.events_added, r.events_duplicate)
+        };
+        {
+            let s = RedbStore::open_tuned(dir.path(), tuning).expect("open");
+            assert_eq!(write(&s, vec![ev("a", 1), ev("b", 2), ev("c", 3)]), (3, 0));
+            // "a" left the two-event window: with another timestamp it is a new event; "c"
+            // is still in it.
+            assert_eq!(write(&s, vec![ev("c", 30)]), (0, 1));
+            assert_eq!(write(&s, vec![ev("a", 10)]), (1, 0));
+            // The same id and timestamp stays a duplicate outside the window.
+            assert_eq!(write(&s, vec![ev("b", 2)]), (0, 1));
+        }
+        // Reopened, the window is the newest two stored events ("c", then "a" again).
+        let s = RedbStore::open_tuned(dir.path(), tuning).expect("reopen");
+        assert_eq!(write(&s, vec![ev("a", 11), ev("c", 31)]), (0, 2));
+        assert_eq!(write(&s, vec![ev("b", 20)]), (1, 0));
+        assert_eq!(s.counts().expect("counts").events, 5);
     }
 
     #[test]

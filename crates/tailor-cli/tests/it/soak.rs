@@ -1,6 +1,6 @@
 //! A bounded soak of one `tailor serve` (slow suite): mixed traffic for
-//! `TAILOR_SOAK_SECONDS` (default 600) — recommendations, event batches, item upserts and
-//! patches, experiment reads, a retraining every 2 minutes, one erasure per second. After
+//! `TAILOR_SOAK_SECONDS` (default 600) — recommendations, event batches, item upserts (80
+//! new items during the warm-up, then updates of them) and patches, experiment reads, a retraining every 2 minutes, one erasure per second. After
 //! a warm-up (a fifth of the run) the process's RSS grows by less than 10%, no request is
 //! answered 5xx, and every acknowledged event is stored exactly once. The figures are
 //! printed (`--nocapture`) for docs/benchmarks.md.
@@ -74,10 +74,14 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
         .args(["--conf", &format!("serve.addr=127.0.0.1:{port}")])
         .args(["--conf", "serve.als_params=factors=16,iterations=5", "--conf", "serve.retrain_every=2m"])
         // Small bounded memories, so that they fill during the warm-up and any growth
-        // after it is a leak: 16 MiB of store pages, 50 events per user, 20 000 lists.
+        // after it is a leak: 16 MiB of store pages, an id window of 100 000 events (the
+        // default million would fill only after ~30 minutes of this traffic), 50 events per
+        // user, 20 000 lists.
         .args([
             "--conf",
             "store.cache_mb=16",
+            "--conf",
+            "store.recent_ids=100000",
             "--conf",
             "serve.history_per_user=50",
             "--conf",
@@ -161,8 +165,12 @@ fn soak_mixed_traffic_keeps_memory_flat_and_every_event() {
                     format!(r#"[{{"id":"{item}","price":{}.0,"in_stock":{}}}]"#, 20 + n % 50, !n.is_multiple_of(7));
                 tally.answer("PATCH /v1/items", http(port, "PATCH", "/v1/items", &patch));
                 if n.is_multiple_of(5) {
-                    let new =
-                        format!(r#"[{{"id":"SOAK-{n}","title":"Soak item {n}","category":["Soak"],"price":9.5}}]"#);
+                    // 80 new items during the warm-up, then upserts of the same ones (a
+                    // catalog that doubled would be more data, not a leak).
+                    let new = format!(
+                        r#"[{{"id":"SOAK-{}","title":"Soak item {n}","category":["Soak"],"price":9.5}}]"#,
+                        (n / 5) % 80
+                    );
                     tally.answer("PUT /v1/items", http(port, "PUT", "/v1/items", &new));
                 }
                 if n.is_multiple_of(4) {
