@@ -465,8 +465,10 @@ struct WriteState<'a> {
     users: PendingNames<'a>,
     items: PendingNames<'a>,
     report: WriteReport,
-    /// Ids stored by this transaction so far.
+    /// Ids stored by this transaction so far (and ids of its duplicates).
     seen: foldhash::HashSet<u128>,
+    /// Ids stored by this transaction, in the order stored (the id window's order).
+    stored: Vec<u128>,
     recent: &'a RecentIds,
     now: Timestamp,
 }
@@ -551,6 +553,7 @@ impl RedbStore {
             }
             let user = e.user.as_ref().map_or(codec::NONE, |u| st.users.intern(u.as_str()).0);
             let item = e.item.as_ref().map_or(codec::NONE, |i| st.items.intern(i.as_str()).0);
+            st.stored.push(id.0);
             fresh.push(EncodedEvent { id, user, item, event: e });
         }
         let mut sorted: Vec<(i64, u128)> = fresh.iter().map(|e| (e.event.ts.0, e.id.0)).collect();
@@ -663,6 +666,7 @@ impl RedbStore {
             items: PendingNames::new(&names.items),
             report: WriteReport::default(),
             seen: foldhash::HashSet::default(),
+            stored: Vec::new(),
             recent,
             now: Timestamp::now(),
         };
@@ -685,10 +689,10 @@ impl RedbStore {
         state.users.persist(&txn, USER_IDS, USER_NAMES).ctx(p)?;
         state.items.persist(&txn, ITEM_IDS, ITEM_NAMES).ctx(p)?;
         txn.commit().ctx(p)?;
-        let WriteState { users, items, report, seen, .. } = state;
+        let WriteState { users, items, report, stored, .. } = state;
         let (new_users, new_items) = (users.added, items.added);
         if let Some(recent) = guard.as_mut() {
-            for id in seen {
+            for id in stored {
                 recent.push(id);
             }
         }
