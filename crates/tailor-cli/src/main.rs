@@ -239,8 +239,10 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 pub(crate) fn open_store(config: &Config) -> Result<RedbStore> {
-    let tuning =
-        tailor_store::Tuning { cache_bytes: (config.store.cache_mb as usize) << 20, recent_ids: config.store.recent_ids };
+    let tuning = tailor_store::Tuning {
+        cache_bytes: (config.store.cache_mb as usize) << 20,
+        recent_ids: config.store.recent_ids,
+    };
     RedbStore::open_tuned(&config.store.data_dir, tuning)
         .with_context(|| format!("opening the store in {}", config.store.data_dir.display()))
 }

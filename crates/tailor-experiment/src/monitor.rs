@@ -1,5 +1,6 @@
-//! Watching a rate (CTR, conversion) for sudden drops without crying wolf: a binomial CUSUM
-//! against a seasonal baseline, with a stated false-alarm rate and hysteresis.
+//! Watching a rate (CTR, conversion; or the share of fallback lists, errors, slow requests;
+//! or events per bucket) for sudden changes without crying wolf: a CUSUM against a seasonal
+//! baseline, with a stated false-alarm rate and hysteresis.
 //!
 //! Traffic arrives in buckets (e.g. 5 minutes): `n` trials (impressions), `x` successes
 //! (clicks). The baseline rate p₀ of a bucket is learnt per hour of the day and weekday /
@@ -18,19 +19,59 @@
 //! the false-alarm rate; the baseline's own estimation error is why the simulated rate is
 //! measured too (`tailor bench alerts`). While S is above h / 2 or the alert fires the
 //! baseline is not updated (a drop must not teach itself as normal). A firing alert resolves
-//! when the mirror CUSUM (p₀ against p₁) passes h / 2: the rate is back to normal with
-//! evidence, not by one good bucket.
+//! when the mirror CUSUM (p₀ against p₁) passes h: the rate is back to normal with the
+//! same evidence that fired it, so a firing alert does not flap at low volume (at h / 2 a
+//! doubled fallback share of 25 lists a bucket resolved and fired again within hours).
+//!
+//! Variants: [`Direction::Rise`] watches for p₁ = p₀ (1 + `drop`) (capped below 1) instead,
+//! for rates that should stay low (fallback lists, 5xx answers); [`RateDropParams::expected`]
+//! fixes p₀ (an objective such as "1% of requests slower than 50 ms", i.e. a p99) instead of
+//! learning it, and needs no warm-up; [`Counts::Poisson`] reads `x` as events in `n` units of
+//! exposure (buckets) with LLR = x ln(λ₁ / λ₀) − n (λ₁ − λ₀), for an ingest rate.
 
 use serde::{Deserialize, Serialize};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
+/// Which way the watched rate moves when something is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// It falls (click-through rate, conversion, ingest).
+    #[default]
+    Drop,
+    /// It rises (fallback share, error share, slow requests).
+    Rise,
+}
+
+/// What the counts of a bucket are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counts {
+    /// `x` successes of `n` trials (clicks of impressions).
+    #[default]
+    Binomial,
+    /// `x` events in `n` units of exposure (one per bucket): a Poisson rate.
+    Poisson,
+}
+
 /// How the detector is set.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RateDropParams {
-    /// Relative drop to detect (0.2: a fifth of the rate).
+    /// Relative change to detect: 0.2 is a fifth of the rate lost ([`Direction::Drop`],
+    /// in (0, 1)) or gained ([`Direction::Rise`], in (0, 100]).
     pub drop: f64,
+    /// Which way is wrong.
+    #[serde(default)]
+    pub direction: Direction,
+    /// What the counts are.
+    #[serde(default)]
+    pub counts: Counts,
+    /// A fixed expected rate (an objective) instead of the learnt one; binomial only, in
+    /// (0, 1).
+    #[serde(default)]
+    pub expected: Option<f64>,
     /// False alarms allowed per 30 days of stable traffic (sets h).
     pub false_alarms_per_30_days: f64,
     /// Length of a bucket (ms).
@@ -43,16 +84,37 @@ pub struct RateDropParams {
 
 impl Default for RateDropParams {
     fn default() -> Self {
-        Self { drop: 0.2, false_alarms_per_30_days: 1.0, bucket_ms: 5 * 60_000, half_life_days: 7.0, warm_up_days: 7.0 }
+        Self {
+            drop: 0.2,
+            direction: Direction::Drop,
+            counts: Counts::Binomial,
+            expected: None,
+            false_alarms_per_30_days: 1.0,
+            bucket_ms: 5 * 60_000,
+            half_life_days: 7.0,
+            warm_up_days: 7.0,
+        }
     }
 }
 
 impl RateDropParams {
-    /// Checks the ranges: drop in (0, 1), a positive false-alarm rate and bucket, a
-    /// half-life of at least a day, a warm-up of at least a day.
+    /// Checks the ranges: a drop in (0, 1) or a rise in (0, 100], a positive false-alarm
+    /// rate and bucket, a half-life of at least a day, a warm-up of at least a day, an
+    /// expected rate in (0, 1) of binomial counts.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.drop > 0.0 && self.drop < 1.0) {
-            return Err(format!("drop = {}: a share in (0, 1)", self.drop));
+        match self.direction {
+            Direction::Drop if !(self.drop > 0.0 && self.drop < 1.0) => {
+                return Err(format!("drop = {}: a share in (0, 1)", self.drop));
+            }
+            Direction::Rise if !(self.drop > 0.0 && self.drop <= 100.0) => {
+                return Err(format!("rise = {}: a relative rise in (0, 100]", self.drop));
+            }
+            _ => {}
+        }
+        if let Some(e) = self.expected
+            && !(self.counts == Counts::Binomial && e > 0.0 && e < 1.0)
+        {
+            return Err(format!("expected = {e}: a rate in (0, 1) of binomial counts"));
         }
         if !(self.false_alarms_per_30_days > 0.0 && self.false_alarms_per_30_days.is_finite()) {
             return Err(format!("false_alarms_per_30_days = {}: a positive number", self.false_alarms_per_30_days));
@@ -130,11 +192,33 @@ impl RateDrop {
     /// The learnt rate of the slot `ts` falls in; of all slots together while that one has
     /// no trials yet (a young shop); None before any.
     fn rate_at(&self, ts: i64) -> Option<f64> {
+        if let Some(e) = self.params.expected {
+            return Some(e);
+        }
         let (mut x, mut n, _) = self.slots[Self::slot(ts)];
         if n <= 0.0 {
             (x, n) = self.slots.iter().fold((0.0, 0.0), |(a, b), s| (a + s.0, b + s.1));
         }
-        (n > 0.0).then(|| ((x + 0.5) / (n + 1.0)).clamp(1e-6, 1.0 - 1e-6))
+        (n > 0.0).then(|| match self.params.counts {
+            Counts::Binomial => ((x + 0.5) / (n + 1.0)).clamp(1e-6, 1.0 - 1e-6),
+            // Events per bucket: half an event when none was ever seen.
+            Counts::Poisson => x.max(0.5) / n,
+        })
+    }
+
+    /// The log-likelihood ratio of one bucket, the alternative against the baseline `p0`.
+    fn llr(&self, p0: f64, n: f64, x: f64) -> f64 {
+        let p1 = match self.params.direction {
+            Direction::Drop => p0 * (1.0 - self.params.drop),
+            Direction::Rise => p0 * (1.0 + self.params.drop),
+        };
+        match self.params.counts {
+            Counts::Binomial => {
+                let p1 = p1.min(1.0 - 1e-9);
+                x * (p1 / p0).ln() + (n - x) * ((1.0 - p1) / (1.0 - p0)).ln()
+            }
+            Counts::Poisson => x * (p1 / p0).ln() - n * (p1 - p0),
+        }
     }
 
     fn learn(&mut self, ts: i64, n: u64, x: u64) {
@@ -145,11 +229,11 @@ impl RateDrop {
     }
 
     /// Feeds one bucket starting at `ts` (ms; buckets in time order) with `n` trials and
-    /// `x` successes (x ≤ n).
+    /// `x` successes (x ≤ n), or [`Counts::Poisson`] `x` events in `n` buckets.
     pub fn push(&mut self, ts: i64, n: u64, x: u64) -> Transition {
-        let x = x.min(n);
+        let x = if self.params.counts == Counts::Binomial { x.min(n) } else { x };
         let first = *self.first.get_or_insert(ts);
-        let warm = (ts - first) as f64 >= self.params.warm_up_days * DAY_MS as f64;
+        let warm = self.params.expected.is_some() || (ts - first) as f64 >= self.params.warm_up_days * DAY_MS as f64;
         let h = self.params.threshold();
         let mut out = Transition::None;
         if let Some(p0) = self.rate_at(ts)
@@ -157,13 +241,11 @@ impl RateDrop {
             && n > 0
         {
             self.baseline = Some(p0);
-            let p1 = p0 * (1.0 - self.params.drop);
-            let (n, x) = (n as f64, x as f64);
-            let llr = x * (p1 / p0).ln() + (n - x) * ((1.0 - p1) / (1.0 - p0)).ln();
+            let llr = self.llr(p0, n as f64, x as f64);
             self.s = (self.s + llr).max(0.0);
             if self.firing {
                 self.recovery = (self.recovery - llr).max(0.0);
-                if self.recovery > h / 2.0 {
+                if self.recovery > h {
                     self.firing = false;
                     self.s = 0.0;
                     self.recovery = 0.0;
@@ -322,6 +404,88 @@ mod tests {
             assert_eq!(o.detected, o.drops, "{o:?}");
             assert!(o.median_delay_hours.is_some_and(|h| h < if impressions > 100.0 { 6.0 } else { 48.0 }), "{o:?}");
         }
+    }
+
+    /// A rate that should stay low (fallback lists at 5%, 300 lists an hour in 5-minute
+    /// buckets) doubles for a day: it fires once in that day, never in the two stable
+    /// weeks, and resolves after.
+    #[test]
+    fn a_rise_fires_once_and_resolves() {
+        let params = RateDropParams { direction: Direction::Rise, drop: 1.0, ..RateDropParams::default() };
+        let per_hour = HOUR_MS / params.bucket_ms;
+        let mut d = RateDrop::new(params);
+        let mut rng = Rng::new(5);
+        let (mut fired, mut resolved) = (Vec::new(), Vec::new());
+        for b in 0..(24 * 21 * per_hour) {
+            let hour = b / per_hour;
+            let p = if (24 * 14..24 * 15).contains(&hour) { 0.10 } else { 0.05 };
+            match d.push(b * params.bucket_ms, 25, binomial(&mut rng, 25, p)) {
+                Transition::Fired => fired.push(hour),
+                Transition::Resolved => resolved.push(hour),
+                Transition::None => {}
+            }
+        }
+        assert_eq!(fired.len(), 1, "fired at hours {fired:?}");
+        assert!((24 * 14..24 * 15).contains(&fired[0]), "fired at hour {}", fired[0]);
+        assert!(resolved.len() == 1 && resolved[0] > 24 * 15, "resolved at hours {resolved:?}");
+        // A drop of the same rate is no alarm for a rise detector.
+        let mut d = RateDrop::new(params);
+        for b in 0..(24 * 21 * per_hour) {
+            let p = if b >= 24 * 14 * per_hour { 0.01 } else { 0.05 };
+            assert_eq!(d.push(b * params.bucket_ms, 25, binomial(&mut rng, 25, p)), Transition::None, "bucket {b}");
+        }
+    }
+
+    /// An objective instead of a baseline: 1% of requests may be slower than the limit (a
+    /// p99). At 1% it stays quiet from the first bucket (no warm-up); at 3% it fires within
+    /// the first buckets.
+    #[test]
+    fn a_fixed_objective_needs_no_warm_up() {
+        let params = RateDropParams {
+            direction: Direction::Rise,
+            drop: 1.0,
+            expected: Some(0.01),
+            bucket_ms: 60_000,
+            ..RateDropParams::default()
+        };
+        let mut rng = Rng::new(8);
+        let mut d = RateDrop::new(params);
+        for m in 0..(60 * 24 * 3) {
+            assert_eq!(d.push(m * 60_000, 1_000, binomial(&mut rng, 1_000, 0.01)), Transition::None, "minute {m}");
+        }
+        let mut d = RateDrop::new(params);
+        let first = (0..60).find(|m| d.push(m * 60_000, 1_000, binomial(&mut rng, 1_000, 0.03)) == Transition::Fired);
+        assert!(first.is_some_and(|m| m < 3), "fired at minute {first:?}");
+        assert_eq!(d.baseline, Some(0.01));
+        assert!(RateDropParams { expected: Some(1.5), ..params }.validate().is_err());
+        assert!(RateDropParams { expected: Some(0.01), counts: Counts::Poisson, ..params }.validate().is_err());
+        assert!(RateDropParams { drop: 150.0, ..params }.validate().is_err());
+        assert!(params.validate().is_ok());
+    }
+
+    /// Events per 5-minute bucket, Poisson around a daily curve (quiet nights): 30 stable
+    /// days raise no alarm at a halving detector; then half the events go missing and it
+    /// fires within the hour.
+    #[test]
+    fn an_ingest_rate_that_halves_fires_and_a_seasonal_one_does_not() {
+        let params = RateDropParams { counts: Counts::Poisson, drop: 0.5, ..RateDropParams::default() };
+        let mut d = RateDrop::new(params);
+        let mut rng = Rng::new(13);
+        let traffic = Traffic { impressions: 200.0, rate: 0.0 };
+        let bucket = params.bucket_ms;
+        let start = 4 * DAY_MS;
+        let stable = start + 37 * DAY_MS;
+        let mut ts = start;
+        while ts < stable {
+            let n = u64::from(rng.poisson(traffic.at(ts).0));
+            assert_eq!(d.push(ts, 1, n), Transition::None, "day {:.2}", (ts - start) as f64 / DAY_MS as f64);
+            ts += bucket;
+        }
+        let fired = (0..48).find(|k| {
+            let t = stable + k * bucket;
+            d.push(t, 1, u64::from(rng.poisson(traffic.at(t).0 * 0.4))) == Transition::Fired
+        });
+        assert!(fired.is_some_and(|k| k < 12), "fired after {fired:?} buckets");
     }
 
     /// Hourly buckets, 200 impressions each, CTR 5%: two weeks stable, then 20% lower for a

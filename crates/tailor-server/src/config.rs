@@ -138,8 +138,9 @@ pub struct ServeConfig {
     /// `calibration` itself; 0 to below 1.
     pub calibration: std::collections::BTreeMap<String, f32>,
     /// Alerts the server raises itself (`[[serve.alerts]]`: `name`, `kind = "ctr_drop" |
-    /// "conversion_drop" | "no_events"`, `drop`, `false_alarms_per_30_days`, `every`, `warm_up`, `window`,
-    /// `webhook`).
+    /// "conversion_drop" | "fallback_rate" | "zero_results" | "error_rate" | "latency" |
+    /// "ingest_drop" | "no_events" | "feature_drift" | "model_regression"`, and the settings
+    /// of `crate::alerts::AlertConfig`).
     pub alerts: Vec<crate::alerts::AlertConfig>,
     /// Input bounds: the top-level `[limits]` section, which imports share (set by the CLI).
     #[serde(skip)]
@@ -395,6 +396,13 @@ impl ServeConfig {
                 return Err(format!("serve.playbooks[{i}].weight = {}: expected 0 to 10", p.weight));
             }
         }
+        let latency = self.alerts.iter().filter(|a| a.kind == crate::alerts::AlertKind::Latency).count();
+        if latency > crate::alerts::MAX_LATENCY_ALERTS {
+            return Err(format!(
+                "serve.alerts: {latency} latency alerts; at most {}",
+                crate::alerts::MAX_LATENCY_ALERTS
+            ));
+        }
         for (i, a) in self.alerts.iter().enumerate() {
             a.validate().map_err(|e| format!("serve.alerts[{i}] ({}): {e}", a.name))?;
             if self.alerts[..i].iter().any(|o| o.name == a.name) {
@@ -471,6 +479,17 @@ mod tests {
         let e = alert("name = \"ctr\"\nkind = \"ctr_drop\"\nwebhook = \"ftp://x\"").unwrap_err();
         assert!(e.contains("an http:// URL"), "{e}");
         assert!(alert("name = \"ctr\"\nkind = \"ctr_spike\"").is_err());
+        assert!(alert("name = \"p99\"\nkind = \"latency\"\nlatency_ms = 50").is_ok());
+        let e = alert("name = \"p99\"\nkind = \"latency\"\nquantile = 1.0").unwrap_err();
+        assert!(e.contains("quantile = 1"), "{e}");
+        let e = alert("name = \"e\"\nkind = \"error_rate\"\ndrop = 0.5").unwrap_err();
+        assert!(e.contains("drop: not a setting of errorrate"), "{e}");
+        assert!(alert("name = \"e\"\nkind = \"error_rate\"\nrise = 3\nexpected = 0.001").is_ok());
+        assert!(alert("name = \"i\"\nkind = \"ingest_drop\"\nexpected = 0.1").is_err(), "a Poisson rate");
+        assert!(alert("name = \"m\"\nkind = \"model_regression\"\ndrop = 0.1").is_ok());
+        let many: String = (0..9).map(|i| format!("[[alerts]]\nname = \"l{i}\"\nkind = \"latency\"\n")).collect();
+        let c: ServeConfig = toml::from_str(&many).expect("toml");
+        assert!(c.validate().is_err_and(|e| e.contains("at most 8")));
         assert!(alert("name = \"ctr\"\nkind = \"ctr_drop\"\nevry = \"1s\"").is_err(), "unknown keys are refused");
     }
 

@@ -138,6 +138,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
             tracing::warn!(%method, %route, status = code.as_u16(), error = cause, "request not served");
         }
     }
+    let read = doc.is_some_and(|d| d.scope == Some(crate::config::Scope::Read));
+    state.alerts.answered(code.is_server_error(), read, start.elapsed());
     let status = code.as_u16().to_string();
     metrics::histogram!("tailor_http_request_duration_seconds", "route" => route.clone(), "method" => method.to_string(), "status" => status)
         .record(start.elapsed().as_secs_f64());

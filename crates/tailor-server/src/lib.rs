@@ -323,6 +323,7 @@ impl AppState {
         )?;
         let current = self.snapshots.live().as_ref().and_then(|l| l.info.holdout_ndcg);
         let candidate = live.info.holdout_ndcg;
+        self.alerts.model_judged(candidate, current, Timestamp::now());
         let (promote, reason) = match (candidate, current) {
             (_, None) => (true, "no live version to compare with".to_string()),
             (Some(c), Some(l)) if c + self.config.promote_tolerance >= l => {

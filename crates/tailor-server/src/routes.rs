@@ -23,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::experiments::Assigned;
 use crate::live::{Catalog, Live};
 use crate::online::{Rec, session_key, user_key};
+use crate::serving::Source;
 use tailor_experiment::report::Exposure;
 
 type St = State<Arc<AppState>>;
@@ -1130,6 +1131,7 @@ fn served_from_cache(
 ) {
     let ids: Vec<&str> = v.items.iter().map(|x| x.id.as_str()).collect();
     let indices: Vec<u32> = ids.iter().filter_map(|i| catalog.index.get(*i).copied()).collect();
+    s.alerts.list_served(v.strategy != Source::Personalized.as_str(), ids.is_empty());
     s.insights.served(&crate::insights::Served {
         subject: key,
         items: &indices,
@@ -1266,6 +1268,7 @@ fn recommend(
     metrics::counter!("tailor_recommendations_served_total", "strategy" => strategy).increment(1);
     let indices: Vec<u32> = out.iter().map(|r| r.item).collect();
     if q.shown {
+        s.alerts.list_served(served.source != Source::Personalized, out.is_empty());
         s.insights.served(&crate::insights::Served {
             subject: key,
             items: &indices,

@@ -134,3 +134,91 @@ fn a_ctr_drop_fires_one_webhook_and_recovery_resolves_it() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// The serving hooks end to end: a `fallback_rate` alert against an objective of 20%
+/// fallback lists, judged every second. Lists for known users (personalised) keep it quiet;
+/// a burst of lists for unknown users (popular fallbacks) fires one webhook; personalised
+/// lists again resolve it. A `latency` alert on the same server stays `ok` (every answer is
+/// far below 10 s) and shows its objective as the baseline.
+#[test]
+#[ignore = "slow: 15 s of live traffic against a server (run with --ignored; CI does)"]
+fn a_burst_of_fallback_lists_fires_and_personal_lists_resolve_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let o = tailor(&data, &["demo", "--no-serve", "--users", "300", "--items", "200", "--days", "14"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hook = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || receiver(listener, tx));
+    let port = free_port();
+    let config = dir.path().join("tailor.toml");
+    fs_err::write(
+        &config,
+        format!(
+            "[serve]\naddr = \"127.0.0.1:{port}\"\nals_params = \"factors=8,iterations=3\"\n\n\
+             [[serve.alerts]]\nname = \"fallbacks\"\nkind = \"fallback_rate\"\nexpected = 0.2\nevery = \"1s\"\n\
+             webhook = \"http://127.0.0.1:{hook}/hook\"\n\n\
+             [[serve.alerts]]\nname = \"p99\"\nkind = \"latency\"\nlatency_ms = 10000\nevery = \"1s\"\n"
+        ),
+    )
+    .expect("config");
+    let mut server = start_with(&data, port, &["--config", config.to_str().expect("utf8")]);
+    let strategy = |path: &str| -> String {
+        let (st, body) = http(port, "GET", path, "").expect("list");
+        assert_eq!(st, 200, "{body}");
+        serde_json::from_str::<Value>(&body).expect("json")["strategy"].as_str().unwrap_or("").to_owned()
+    };
+    let known: Vec<String> = (1..=300)
+        .map(|u| format!("/v1/users/U{u:05}/recommendations?k=5"))
+        .filter(|p| strategy(p) == "personalized")
+        .take(20)
+        .collect();
+    assert_eq!(known.len(), 20, "demo users with personalised lists");
+    let personal_second = || {
+        for p in &known {
+            assert_eq!(strategy(p), "personalized");
+        }
+        std::thread::sleep(Duration::from_millis(1_000));
+    };
+    for _ in 0..3 {
+        personal_second();
+    }
+    assert!(rx.try_recv().is_err(), "an alert fired on personalised lists");
+    let t = Instant::now();
+    let mut n = 0;
+    let fired = loop {
+        for _ in 0..20 {
+            n += 1;
+            assert_ne!(strategy(&format!("/v1/users/new-shopper-{n}/recommendations?k=5")), "personalized");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        if let Ok(v) = rx.try_recv() {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(20), "no alert within 20 s of the fallbacks");
+    };
+    assert_eq!(
+        (fired["status"].as_str(), fired["alerts"][0]["labels"]["alertname"].as_str()),
+        (Some("firing"), Some("fallbacks"))
+    );
+    let description = fired["alerts"][0]["annotations"]["description"].as_str().unwrap_or("");
+    assert!(description.starts_with("fallback share "), "{fired}");
+    let t = Instant::now();
+    let resolved = loop {
+        personal_second();
+        if let Ok(v) = rx.try_recv() {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "not resolved within 30 s of personalised lists");
+    };
+    assert_eq!(resolved["status"], "resolved");
+    let (_, body) = http(port, "GET", "/v1/alerts", "").expect("alerts");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let p99 = v["alerts"].as_array().expect("alerts").iter().find(|a| a["config"]["name"] == "p99").cloned();
+    let p99 = p99.expect("the latency alert");
+    assert_eq!(p99["state"], "ok", "{p99}");
+    assert!(p99["baseline"].as_f64().is_some_and(|b| (b - 0.01).abs() < 1e-9), "{p99}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
