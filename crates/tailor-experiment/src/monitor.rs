@@ -308,8 +308,9 @@ pub struct SimulationOutcome {
 }
 
 /// Runs `runs` seeded shops: each `warm_up + 30` stable days (false alarms counted after the
-/// warm-up), then a relative drop of `drop` from day `warm_up + 30` plus a random hour,
-/// detected (or not) within 7 days.
+/// warm-up), then a relative change of `drop` from day `warm_up + 30` plus a random hour
+/// (the rate falls, or rises for [`Direction::Rise`]; for [`Counts::Poisson`] the volume
+/// itself changes and the detector sees events per bucket), detected (or not) within 7 days.
 pub fn simulate(params: &RateDropParams, traffic: Traffic, drop: f64, runs: u64, seed: u64) -> SimulationOutcome {
     let mut false_alarms = 0u64;
     let mut delays: Vec<f64> = Vec::new();
@@ -340,9 +341,19 @@ pub fn simulate(params: &RateDropParams, traffic: Traffic, drop: f64, runs: u64,
         let mut ts = start;
         while ts < end {
             let (volume, rate) = traffic.at(ts);
-            let rate = if ts >= drop_at { rate * (1.0 - drop) } else { rate };
-            let n = draw(&mut rng, volume * params.bucket_ms as f64 / (5.0 * 60_000.0));
-            let fired = d.push(ts, n, clicks(&mut rng, n, rate)) == Transition::Fired;
+            let change = match (ts >= drop_at, params.direction) {
+                (false, _) => 1.0,
+                (true, Direction::Drop) => 1.0 - drop,
+                (true, Direction::Rise) => 1.0 + drop,
+            };
+            let volume = volume * params.bucket_ms as f64 / (5.0 * 60_000.0);
+            let fired = match params.counts {
+                Counts::Binomial => {
+                    let n = draw(&mut rng, volume);
+                    d.push(ts, n, clicks(&mut rng, n, (rate * change).min(1.0)))
+                }
+                Counts::Poisson => d.push(ts, 1, draw(&mut rng, volume * change)),
+            } == Transition::Fired;
             if fired && ts < drop_at && ts >= start + warm * DAY_MS {
                 false_alarms += 1;
             }

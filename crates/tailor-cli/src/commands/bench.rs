@@ -12,6 +12,17 @@ use tailor_store::{RedbStore, Store};
 use crate::config::Config;
 use crate::{Cli, experiment, open_store, segment};
 
+/// What `tailor bench alerts` simulates.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A click-through rate that falls.
+    Drop,
+    /// A share that should stay low and rises.
+    Rise,
+    /// Events per bucket that fall (a Poisson rate).
+    Volume,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum BenchCmd {
     /// Import a file into a fresh temporary store `--repeat` times (end to end, durable).
@@ -104,13 +115,19 @@ pub(crate) enum BenchCmd {
         /// Simulated shops per traffic level.
         #[arg(long, default_value_t = 20)]
         runs: u64,
-        /// Relative drop injected.
+        /// What is watched: `drop` (a CTR falls: ctr_drop, conversion_drop), `rise` (a share
+        /// that should stay low rises: fallback_rate, zero_results, error_rate), `volume`
+        /// (events per bucket fall: ingest_drop).
+        #[arg(long, value_enum, default_value_t = Shape::Drop)]
+        shape: Shape,
+        /// Relative change injected and detected (rise: in (0, 100]).
         #[arg(long, default_value_t = 0.2)]
         drop: f64,
-        /// Mean CTR.
+        /// Mean rate (CTR, or the share that rises); unused for `volume`.
         #[arg(long, default_value_t = 0.05)]
         ctr: f64,
-        /// Traffic levels: mean impressions per 5 minutes, comma separated.
+        /// Traffic levels: mean impressions (lists, answers, events) per 5 minutes, comma
+        /// separated.
         #[arg(long, value_delimiter = ',', default_value = "20,100,500,2000")]
         impressions: Vec<f64>,
     },
@@ -361,11 +378,17 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
             }
             return Ok(());
         }
-        BenchCmd::Alerts { runs, drop, ctr, impressions } => {
-            let params = tailor_experiment::monitor::RateDropParams::default();
-            params.validate().map_err(crate::usage)?;
-            if !(*drop > 0.0 && *drop < 1.0 && *ctr > 0.0 && *ctr < 1.0) {
-                return Err(crate::usage("--drop and --ctr: shares in (0, 1)"));
+        BenchCmd::Alerts { runs, shape, drop, ctr, impressions } => {
+            use tailor_experiment::monitor::{Counts, Direction, RateDropParams};
+            let params = RateDropParams {
+                drop: *drop,
+                direction: if *shape == Shape::Rise { Direction::Rise } else { Direction::Drop },
+                counts: if *shape == Shape::Volume { Counts::Poisson } else { Counts::Binomial },
+                ..RateDropParams::default()
+            };
+            params.validate().map_err(|e| crate::usage(format!("--drop: {e}")))?;
+            if !(*ctr > 0.0 && *ctr < 1.0) {
+                return Err(crate::usage("--ctr: a share in (0, 1)"));
             }
             let t = Instant::now();
             let outcomes: Vec<_> = impressions
@@ -381,9 +404,13 @@ pub(crate) fn run(cli: &Cli, config: &Config, cmd: &BenchCmd) -> Result<()> {
                     serde_json::json!({"bench": "alerts", "params": params, "drop": drop, "outcomes": outcomes, "seconds": t.elapsed().as_secs_f64()})
                 );
             } else {
+                let what = match shape {
+                    Shape::Drop => format!("CTR {ctr}, {:.0}% drop", drop * 100.0),
+                    Shape::Rise => format!("share {ctr}, {:.0}% rise", drop * 100.0),
+                    Shape::Volume => format!("events per bucket, {:.0}% drop", drop * 100.0),
+                };
                 println!(
-                    "CTR {ctr}, {:.0}% drop, threshold h = {:.2} (≤ {} false alarm per 30 days by Lorden's bound), {} shops per level",
-                    drop * 100.0,
+                    "{what}, threshold h = {:.2} (≤ {} false alarm per 30 days by Lorden's bound), {} shops per level",
                     params.threshold(),
                     params.false_alarms_per_30_days,
                     runs

@@ -83,11 +83,15 @@ pub(crate) fn preset(config: &Config) -> Config {
     }
     if config.serve.alerts.is_empty() {
         // The server's own alerts, with their defaults: a 20% CTR drop (at most one false
-        // alarm a month, after a week of learning) and ten quiet minutes.
+        // alarm a month, after a week of learning), ten quiet minutes, fallback lists
+        // doubling, a p99 above 50 ms on the read routes, and a retrained model 20% worse.
         let alert = |text: &str| toml::from_str::<tailor_server::alerts::AlertConfig>(text);
         config.serve.alerts = [
             "name = \"recommendation-ctr\"\nkind = \"ctr_drop\"",
             "name = \"no-events\"\nkind = \"no_events\"\nwindow = \"10m\"",
+            "name = \"fallback-lists\"\nkind = \"fallback_rate\"",
+            "name = \"p99-latency\"\nkind = \"latency\"\nlatency_ms = 50",
+            "name = \"model-regression\"\nkind = \"model_regression\"",
         ]
         .iter()
         .filter_map(|t| alert(t).ok())
@@ -291,4 +295,17 @@ pub(crate) fn write_truth(path: &Path, shop: &tailor_ingest::demo::DemoShop) -> 
     }
     w.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_configures_every_alert_it_names() {
+        let c = preset(&Config::default());
+        let names: Vec<&str> = c.serve.alerts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["recommendation-ctr", "no-events", "fallback-lists", "p99-latency", "model-regression"]);
+        assert_eq!(c.serve.validate(), Ok(()));
+    }
 }

@@ -338,3 +338,22 @@ fn demo_history_ends_now_with_experiment_data_and_reruns_reuse_the_shop() {
     assert!(o.status.success() && log.contains("INFO") && !log.contains('\u{1b}'), "{log}");
     assert_eq!(stats(&data)["events"], before);
 }
+
+/// `tailor bench alerts` for each watched shape: every injected change is found, false
+/// alarms stay within the stated one per 30 days, and a change out of range is a usage error.
+#[test]
+fn bench_alerts_simulates_drops_rises_and_volume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    for (shape, drop) in [("drop", "0.2"), ("rise", "1.0"), ("volume", "0.5")] {
+        let args = ["bench", "alerts", "--runs", "5", "--shape", shape, "--drop", drop, "--impressions", "500"];
+        let v = crate::json(&data, &args);
+        let o = &v["outcomes"][0];
+        assert_eq!(o["detected"], o["drops"], "{shape}: {v}");
+        assert!(o["false_alarms_per_30_days"].as_f64().is_some_and(|f| f <= 1.0), "{shape}: {v}");
+    }
+    let o = tailor(&data, &["bench", "alerts", "--shape", "drop", "--drop", "1.5"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--drop: drop = 1.5"), "{}", stderr(&o));
+    assert!(tailor(&data, &["bench", "alerts", "--shape", "rise", "--drop", "1.5", "--runs", "1"]).status.success());
+}
