@@ -87,7 +87,7 @@ async fn demo_dashboard_pages_render_the_demo_data() {
             // demo's 60 days (its history has recommendation traffic), lists, cache and
             // latency from the requests above, and the strategy bars.
             "overview",
-            "return document.querySelectorAll('#overview-charts svg').length === 8 && document.querySelectorAll('#overview-charts svg polyline').length >= 12 && document.querySelectorAll('#overview-charts p.note').length === 0 && document.querySelectorAll('#alerts tr').length === 3",
+            "return document.querySelectorAll('#overview-charts svg').length === 8 && document.querySelectorAll('#overview-charts svg polyline').length >= 12 && document.querySelectorAll('#overview-charts p.note').length === 0 && document.querySelectorAll('#alerts tr').length === 6",
         ),
         (
             // Both stored segmentations; the k-means one first: sizes, five profiles, the
