@@ -263,13 +263,20 @@ impl BgNbd {
         let x = f64::from(c.frequency);
         let (ha, hb, hc) = (r + x, b + x, a + b + x - 1.0);
         let z = periods / (alpha + c.t + periods);
-        let mut ln_hyp = hyp2f1(ha, hb, hc, z).ln();
-        if !ln_hyp.is_finite() {
+        // ₂F₁ · ((α + T) / (α + T + t))^(r + x), by logarithms of magnitudes (either factor
+        // may overflow alone) with the sign kept: with a + b + x < 1 the series' third
+        // argument is negative and ₂F₁ may be too (`lifetimes` answers NaN there).
+        let ln_scale = (r + x) * ((alpha + c.t) / (alpha + periods + c.t)).ln();
+        let direct = hyp2f1(ha, hb, hc, z);
+        let (sign, ln_hyp) = if direct.is_finite() {
+            (direct.signum(), direct.abs().ln())
+        } else {
             // Euler's transformation, as `lifetimes` does when the direct series overflows.
-            ln_hyp = hyp2f1(hc - ha, hc - hb, hc, z).ln() + (hc - ha - hb) * (1.0 - z).ln();
-        }
+            let e = hyp2f1(hc - ha, hc - hb, hc, z);
+            (e.signum(), e.abs().ln() + (hc - ha - hb) * (1.0 - z).ln())
+        };
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let second = 1.0 - (ln_hyp + (r + x) * ((alpha + c.t) / (alpha + periods + c.t)).ln()).exp();
+        let second = 1.0 - sign * (ln_hyp + ln_scale).exp();
         first * second / (1.0 + self.ln_dead_odds(c).exp())
     }
 
@@ -452,7 +459,8 @@ pub fn digamma(x: f64) -> f64 {
 /// The Gauss hypergeometric function ₂F₁(a, b; c; z) for 0 <= z < 1 and c > 0, by its
 /// series (NaN when it does not converge in a million terms).
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
-    if !(0.0..1.0).contains(&z) || c <= 0.0 {
+    // A pole where c is 0, -1, -2...; any other c (negative too) has a convergent series.
+    if !(0.0..1.0).contains(&z) || (c <= 0.0 && c.fract() == 0.0) {
         return f64::NAN;
     }
     let mut term = 1.0;
@@ -496,6 +504,17 @@ mod tests {
         let z = 0.7;
         assert!((hyp2f1(1.0, 1.0, 2.0, z) + (1.0 - z).ln() / z).abs() < 1e-13);
         assert!(hyp2f1(1.0, 1.0, 2.0, 1.0).is_nan());
+        assert!(hyp2f1(1.0, 1.0, -2.0, 0.5).is_nan(), "a pole");
+        // A negative third argument (a + b < 1, x = 0): scipy.special.hyp2f1 gives
+        // -213850.08523999908, and the expected purchases by the formula with it
+        // 10.122026916257015 (lifetimes 0.11.3 answers NaN: it takes the log of ₂F₁).
+        let (r, alpha, a, b) = (45.35975827377872, 367.78047204616024, 0.014039447026061264, 0.29810571207653525);
+        let h = hyp2f1(r, b, a + b - 1.0, 90.0 / (alpha + 11.0 + 90.0));
+        assert!((h / -213_850.085_239_999_08 - 1.0).abs() < 1e-10, "{h}");
+        let fit = FitReport { mean_log_likelihood: 0.0, iterations: 0, customers: 1 };
+        let m = BgNbd { r, alpha, a, b, period_days: 1.0, fit };
+        let e = m.expected_purchases(90.0, &cust(1, 0, 0.0, 11.0, 0.0));
+        assert!((e / 10.122_026_916_257_015 - 1.0).abs() < 1e-8, "{e}");
     }
 
     proptest! {
